@@ -1,0 +1,129 @@
+// Package bridge is the core of OneChat Bridge: the vocabulary shared by adapters and the store,
+// the Adapter and Store interfaces, and the Core that routes messages between platform users and
+// their OneChat conversations.
+//
+// The core never imports a platform SDK or a database driver: adapters/* implement Adapter and
+// bridge/postgres implements Store.
+package bridge
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// Platform names a chat platform. It is stored as text and appears in contact identifiers.
+type Platform string
+
+// Platforms the bridge knows.
+const (
+	Telegram Platform = "telegram"
+	Discord  Platform = "discord"
+)
+
+// UserRef identifies a user on a platform. ID is the platform's own user id as text
+// (decimal for Telegram and Discord).
+type UserRef struct {
+	Platform Platform `json:"platform"`
+	ID       string   `json:"id"`
+}
+
+// Identifier is the OneChat contact identifier of the user, e.g. "telegram:123456789".
+func (u UserRef) Identifier() string { return string(u.Platform) + ":" + u.ID }
+
+// String returns the same as Identifier.
+func (u UserRef) String() string { return u.Identifier() }
+
+// ChatRef identifies the chat on a platform where the bridge answers a user: a Telegram private
+// chat, a Discord DM channel or a ticket thread.
+type ChatRef struct {
+	Platform Platform `json:"platform"`
+	ID       string   `json:"id"`
+}
+
+// String returns "platform:id".
+func (c ChatRef) String() string { return string(c.Platform) + ":" + c.ID }
+
+// Inbound is one message a platform user wrote, as an adapter hands it to the core.
+type Inbound struct {
+	User UserRef `json:"user"`
+	// Chat is where replies to this user go.
+	Chat ChatRef `json:"chat"`
+	// MessageID is the platform's id of the message, unique within Chat. Together with Chat it
+	// makes a replayed update a no-op.
+	MessageID string `json:"message_id"`
+	// DisplayName is the user's name as the platform shows it; it becomes the contact name.
+	DisplayName string `json:"display_name,omitempty"`
+	// Username is the user's handle on the platform, without '@', if any.
+	Username string `json:"username,omitempty"`
+	// Text is the message text in Markdown as the agent should see it.
+	Text string `json:"text,omitempty"`
+	// ReplyTo is the platform message id the user replied to, if any.
+	ReplyTo string `json:"reply_to,omitempty"`
+	// SentAt is when the platform says the message was sent.
+	SentAt time.Time `json:"sent_at"`
+}
+
+// DedupKey is the key that makes a replayed inbound message a no-op.
+func (m Inbound) DedupKey() string { return m.Chat.String() + ":" + m.MessageID }
+
+// Outbound is one agent message on its way to a platform user.
+type Outbound struct {
+	Chat ChatRef `json:"chat"`
+	// ConversationID is the OneChat conversation (display id) the message belongs to.
+	ConversationID int64 `json:"conversation_id"`
+	// MessageID is the OneChat message id.
+	MessageID int64 `json:"message_id"`
+	// Text is the message content as OneChat stores it (Markdown).
+	Text string `json:"text,omitempty"`
+	// AgentName is the name of the agent who wrote it, if known.
+	AgentName string `json:"agent_name,omitempty"`
+	// ReplyTo is the platform message id this message answers, when the agent quoted a message
+	// the bridge has mapped.
+	ReplyTo string `json:"reply_to,omitempty"`
+}
+
+// Cursor is a named, monotonic position an adapter or the core keeps in the store, such as the
+// Telegram update offset. A cursor never moves backwards.
+type Cursor struct {
+	Name     string
+	Position int64
+}
+
+// Adapter connects one platform to the core.
+type Adapter interface {
+	// Platform names the platform this adapter serves.
+	Platform() Platform
+	// Run receives from the platform until ctx is cancelled and hands every message to in
+	// before acknowledging it to the platform. It returns only after all goroutines it started
+	// have exited; it returns nil when ctx was cancelled.
+	Run(ctx context.Context, in Inbox) error
+	// Send delivers m to its chat and returns the platform ids of the messages it created.
+	// Errors are classified with Permanent and RateLimited; anything else is retried.
+	// Send is called concurrently for different chats, never concurrently for one chat.
+	Send(ctx context.Context, m Outbound) ([]string, error)
+}
+
+// Inbox is what the core offers adapters.
+type Inbox interface {
+	// Deliver durably stores the messages (a message stored before is a no-op) and, in the same
+	// transaction, moves cur forward when cur.Name is not empty. When it returns nil, the
+	// adapter may acknowledge the messages to the platform.
+	Deliver(ctx context.Context, cur Cursor, msgs ...Inbound) error
+	// Cursor returns the stored position of the named cursor, or 0 if it was never stored.
+	Cursor(ctx context.Context, name string) (int64, error)
+}
+
+// ContactIdentifier builds the OneChat contact identifier for a platform user id.
+func ContactIdentifier(p Platform, userID string) string {
+	return UserRef{Platform: p, ID: userID}.Identifier()
+}
+
+// ParseIdentifier splits a contact identifier into its platform and user id.
+func ParseIdentifier(id string) (UserRef, bool) {
+	p, u, ok := strings.Cut(id, ":")
+	if !ok || p == "" || u == "" {
+		return UserRef{}, false
+	}
+	return UserRef{Platform: Platform(p), ID: u}, true
+}

@@ -1,0 +1,58 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrNotFound is returned by a Store when the thing asked for does not exist.
+var ErrNotFound = errors.New("not found")
+
+// PermanentError marks a failure that retrying cannot fix: the user blocked the bot, the
+// message is malformed, OneChat rejected it with 422. The queue marks the message failed with
+// Reason and moves on.
+type PermanentError struct {
+	// Reason is a short, secret-free explanation for operators, e.g. "user blocked the bot".
+	Reason string
+	// Unreachable is set when the user can no longer be reached on the platform at all.
+	Unreachable bool
+	Err         error
+}
+
+func (e *PermanentError) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err as a PermanentError with the given reason.
+func Permanent(reason string, err error) error {
+	return &PermanentError{Reason: reason, Err: err}
+}
+
+// Unreachable wraps err as a PermanentError that also marks the user unreachable.
+func Unreachable(reason string, err error) error {
+	return &PermanentError{Reason: reason, Unreachable: true, Err: err}
+}
+
+// RateLimitedError says the other side asked us to wait. The queue waits exactly RetryAfter
+// before the next attempt and does not count the attempt.
+type RateLimitedError struct {
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("rate limited, retry after %s: %v", e.RetryAfter, e.Err)
+}
+
+func (e *RateLimitedError) Unwrap() error { return e.Err }
+
+// RateLimited wraps err as a RateLimitedError.
+func RateLimited(after time.Duration, err error) error {
+	return &RateLimitedError{RetryAfter: after, Err: err}
+}

@@ -1,0 +1,137 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Customer is a platform user the bridge knows, and their OneChat contact session.
+type Customer struct {
+	// ID is the store's own id.
+	ID   int64
+	User UserRef
+	// Chat is where agent replies to this user go.
+	Chat ChatRef
+	// Identifier is the OneChat contact identifier, e.g. "telegram:123".
+	Identifier string
+	// SourceID is the OneChat contact session id. It is a credential: it is random, never
+	// derived from the user id, and never logged. Empty until the contact is created.
+	SourceID string
+	// PubsubToken is the session's cable token. Empty until the contact is created.
+	PubsubToken string
+	// ContactID is OneChat's contact id, 0 until the contact is created.
+	ContactID   int64
+	DisplayName string
+	Username    string
+	// ConversationID is the customer's current OneChat conversation (display id), 0 if none.
+	ConversationID int64
+	// ConversationStatus is the current conversation's last known status
+	// (open, resolved, pending, snoozed).
+	ConversationStatus string
+	// UnreachableReason is set when the platform said the user cannot be reached.
+	UnreachableReason string
+}
+
+// Direction is the direction of a queued message.
+type Direction string
+
+// Queue directions.
+const (
+	// In is user → OneChat; the queue key is the platform user.
+	In Direction = "in"
+	// Out is OneChat → user; the queue key is the platform chat.
+	Out Direction = "out"
+)
+
+// NewJob is a message to put in the queue.
+type NewJob struct {
+	Direction Direction
+	// Key orders jobs: only the oldest unfinished job of a key is eligible to run.
+	Key string
+	// Dedup makes the job unique within its direction: enqueueing a job whose Dedup exists is a
+	// no-op, whatever state the existing job is in.
+	Dedup   string
+	Payload json.RawMessage
+}
+
+// Job is a claimed queue row.
+type Job struct {
+	ID        int64
+	Direction Direction
+	Key       string
+	Dedup     string
+	Payload   json.RawMessage
+	// Attempts counts earlier attempts that failed (rate-limit waits are not counted).
+	Attempts  int
+	CreatedAt time.Time
+}
+
+// Job states as the store records them.
+const (
+	JobPending = "pending"
+	JobRunning = "running"
+	JobDone    = "done"
+	JobFailed  = "failed"
+)
+
+// MessageLink maps a OneChat message to one platform message.
+type MessageLink struct {
+	OneChatMessageID  int64
+	ConversationID    int64
+	Chat              ChatRef
+	PlatformMessageID string
+	Direction         Direction
+}
+
+// Store is the bridge's durable state. bridge/postgres implements it; every method is safe for
+// concurrent use, and several bridge processes may share one store.
+type Store interface {
+	// Customer returns the customer for the platform user, or ErrNotFound.
+	Customer(ctx context.Context, u UserRef) (Customer, error)
+	// CustomerByConversation returns the customer whose current or past conversation has this
+	// OneChat id, or ErrNotFound.
+	CustomerByConversation(ctx context.Context, conversationID int64) (Customer, error)
+	// CustomerByPubsubToken returns the customer with this cable token, or ErrNotFound.
+	CustomerByPubsubToken(ctx context.Context, token string) (Customer, error)
+	// SaveCustomer inserts or updates the customer keyed by c.User and returns it with ID set.
+	// It updates Chat, Identifier, SourceID, PubsubToken, ContactID, DisplayName, Username and
+	// UnreachableReason; the conversation fields are changed only by SetConversation.
+	SaveCustomer(ctx context.Context, c Customer) (Customer, error)
+	// Customers returns every customer that has a contact session (SourceID set).
+	Customers(ctx context.Context) ([]Customer, error)
+	// SetConversation makes conversationID the customer's current conversation with the given
+	// status, remembering that the conversation belongs to the customer.
+	SetConversation(ctx context.Context, customerID, conversationID int64, status string) error
+	// SetConversationStatus records a new status for a known conversation. It returns
+	// ErrNotFound when the bridge does not own the conversation.
+	SetConversationStatus(ctx context.Context, conversationID int64, status string) error
+
+	// Enqueue stores the jobs (skipping those whose Dedup exists) and moves cur forward
+	// (when cur.Name is not empty), in one transaction. It returns how many jobs were new.
+	Enqueue(ctx context.Context, cur Cursor, jobs ...NewJob) (int, error)
+	// Claim takes the oldest eligible job of the direction: the head of its key, pending and
+	// due, or running with an expired lease (its worker died). The job is leased for lease.
+	// It returns (nil, nil) when no job is eligible.
+	Claim(ctx context.Context, dir Direction, lease time.Duration) (*Job, error)
+	// Complete marks the job done and records the message links, in one transaction.
+	Complete(ctx context.Context, jobID int64, links ...MessageLink) error
+	// Retry makes the job pending again, due at `at`. countAttempt is false for rate-limit
+	// waits. reason is kept as the job's last error.
+	Retry(ctx context.Context, jobID int64, at time.Time, countAttempt bool, reason string) error
+	// Fail marks the job failed with reason; the key moves on to its next job.
+	Fail(ctx context.Context, jobID int64, reason string) error
+	// NextDue returns when the next pending job of the direction becomes due; ok is false when
+	// there is none.
+	NextDue(ctx context.Context, dir Direction) (at time.Time, ok bool, err error)
+	// JobState returns the state and last error of the job with this dedup key, or ErrNotFound.
+	JobState(ctx context.Context, dir Direction, dedup string) (state, lastError string, err error)
+
+	// Cursor returns the named cursor's position, 0 if it was never stored.
+	Cursor(ctx context.Context, name string) (int64, error)
+
+	// LinkByOneChat returns the links of a OneChat message (empty when unknown).
+	LinkByOneChat(ctx context.Context, oneChatMessageID int64) ([]MessageLink, error)
+	// LinkByPlatform returns the link of a platform message, or ErrNotFound.
+	LinkByPlatform(ctx context.Context, chat ChatRef, platformMessageID string) (MessageLink, error)
+}
