@@ -69,6 +69,8 @@ func (m Inbound) DedupKey() string { return m.Chat.String() + ":" + m.MessageID 
 
 // Outbound is one agent message on its way to a platform user.
 type Outbound struct {
+	// User is the platform user the message is for.
+	User UserRef `json:"user"`
 	Chat ChatRef `json:"chat"`
 	// ConversationID is the OneChat conversation (display id) the message belongs to.
 	ConversationID int64 `json:"conversation_id"`
@@ -78,8 +80,10 @@ type Outbound struct {
 	Text string `json:"text,omitempty"`
 	// AgentName is the name of the agent who wrote it, if known.
 	AgentName string `json:"agent_name,omitempty"`
-	// ReplyTo is the platform message id this message answers, when the agent quoted a message
-	// the bridge has mapped.
+	// InReplyTo is the OneChat message id the agent quoted, 0 if none.
+	InReplyTo int64 `json:"in_reply_to,omitempty"`
+	// ReplyTo is the platform message id this message answers: the core fills it from InReplyTo
+	// when the quoted message was bridged to the same chat.
 	ReplyTo string `json:"reply_to,omitempty"`
 }
 

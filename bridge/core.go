@@ -1,0 +1,236 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/onechat/onechat-bridge/onechat"
+)
+
+// ResolvedPolicy says what the user's next message does after an agent resolved the
+// conversation.
+type ResolvedPolicy string
+
+// Resolved policies.
+const (
+	// NewConversation opens a new conversation, as OneChat's own messaging channels do.
+	NewConversation ResolvedPolicy = "new"
+	// ReopenConversation posts into the resolved conversation, which reopens it.
+	ReopenConversation ResolvedPolicy = "reopen"
+)
+
+// Options configure a Core. Store, OneChat, CableURL and at least one adapter are required.
+type Options struct {
+	Store    Store
+	OneChat  *onechat.Client
+	Adapters []Adapter
+	// CableURL is the OneChat ActionCable endpoint, e.g. wss://chat.example.com/cable.
+	CableURL string
+	// Cable tunes the cable client; nil means defaults.
+	Cable *onechat.CableOptions
+	// Logger receives the core's logs; nil means none.
+	Logger *zap.Logger
+
+	// OnResolved is the resolved-conversation policy; empty means NewConversation.
+	OnResolved ResolvedPolicy
+	// InboundWorkers and OutboundWorkers bound the parallelism per direction (across users;
+	// one user's messages are always sent one at a time, in order). Default 8 each.
+	InboundWorkers, OutboundWorkers int
+	// JobTimeout bounds one attempt at one message. Default 60 s.
+	JobTimeout time.Duration
+	// ShutdownGrace is how long in-flight messages may still finish after Run's context is
+	// cancelled; then they are returned to the queue. Default 8 s.
+	ShutdownGrace time.Duration
+	// MaxOutboundAttempts bounds retries of transient failures towards a platform; after
+	// that the message is marked failed. Inbound messages are retried until they succeed.
+	// Default 12.
+	MaxOutboundAttempts int
+	// MinBackoff and MaxBackoff bound the exponential retry delay. Defaults 1 s and 5 min.
+	MinBackoff, MaxBackoff time.Duration
+	// IdlePoll is how often idle workers look at the queue without being signalled, which
+	// only matters when another process shares the database. Default 2 s.
+	IdlePoll time.Duration
+}
+
+// Core routes messages between adapters and OneChat. It implements Inbox for adapters and
+// onechat.CableHandler for the cable.
+type Core struct {
+	opts     Options
+	store    Store
+	oc       *onechat.Client
+	cable    *onechat.Cable
+	log      *zap.Logger
+	adapters map[Platform]Adapter
+
+	wake [2]*signal // indexed by dirIndex
+
+	catchupMu      sync.Mutex
+	catchupPending map[string]struct{} // pubsub tokens waiting for a REST catch-up
+	catchupWake    *signal
+}
+
+// New checks opts and builds a Core. Nothing runs until Run.
+func New(opts Options) (*Core, error) {
+	if opts.Store == nil {
+		return nil, errors.New("bridge: no store")
+	}
+	if opts.OneChat == nil {
+		return nil, errors.New("bridge: no onechat client")
+	}
+	if opts.CableURL == "" {
+		return nil, errors.New("bridge: no cable url")
+	}
+	if len(opts.Adapters) == 0 {
+		return nil, errors.New("bridge: no adapter")
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.OnResolved == "" {
+		opts.OnResolved = NewConversation
+	}
+	if opts.OnResolved != NewConversation && opts.OnResolved != ReopenConversation {
+		return nil, fmt.Errorf("bridge: unknown resolved policy %q", opts.OnResolved)
+	}
+	setDefault(&opts.InboundWorkers, 8)
+	setDefault(&opts.OutboundWorkers, 8)
+	setDefault(&opts.MaxOutboundAttempts, 12)
+	setDefault(&opts.JobTimeout, 60*time.Second)
+	setDefault(&opts.ShutdownGrace, 8*time.Second)
+	setDefault(&opts.MinBackoff, time.Second)
+	setDefault(&opts.MaxBackoff, 5*time.Minute)
+	setDefault(&opts.IdlePoll, 2*time.Second)
+
+	c := &Core{
+		opts:           opts,
+		store:          opts.Store,
+		oc:             opts.OneChat,
+		log:            opts.Logger,
+		adapters:       make(map[Platform]Adapter),
+		wake:           [2]*signal{newSignal(), newSignal()},
+		catchupPending: make(map[string]struct{}),
+		catchupWake:    newSignal(),
+	}
+	for _, a := range opts.Adapters {
+		if _, dup := c.adapters[a.Platform()]; dup {
+			return nil, fmt.Errorf("bridge: two adapters for %s", a.Platform())
+		}
+		c.adapters[a.Platform()] = a
+	}
+	cableOpts := onechat.CableOptions{}
+	if opts.Cable != nil {
+		cableOpts = *opts.Cable
+	}
+	if cableOpts.Logger == nil {
+		cableOpts.Logger = opts.Logger.Named("cable")
+	}
+	c.cable = onechat.NewCable(opts.CableURL, c, &cableOpts)
+	return c, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Cable returns the core's cable client, for health checks.
+func (c *Core) Cable() *onechat.Cable { return c.cable }
+
+// Run runs the adapters, the cable, the queue workers and the catch-up loop until ctx is
+// cancelled, then drains in-flight messages for up to ShutdownGrace. It returns only after
+// every goroutine it started has exited. An adapter that fails stops the whole core.
+func (c *Core) Run(ctx context.Context) error {
+	// work is cancelled ShutdownGrace after ctx, so in-flight messages can finish.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopGrace := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(c.opts.ShutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelWork()
+		case <-work.Done():
+		}
+	})
+	defer stopGrace()
+
+	if err := c.subscribeKnown(ctx); err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.cable.Run(gctx) })
+	for _, a := range c.opts.Adapters {
+		g.Go(func() error {
+			if err := a.Run(gctx, c); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("%s adapter: %w", a.Platform(), err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { return c.catchupLoop(gctx) })
+
+	var workers sync.WaitGroup
+	for i := 0; i < c.opts.InboundWorkers; i++ {
+		workers.Go(func() { c.work(gctx, work, In, c.handleInbound) })
+	}
+	for i := 0; i < c.opts.OutboundWorkers; i++ {
+		workers.Go(func() { c.work(gctx, work, Out, c.handleOutbound) })
+	}
+	err := g.Wait()
+	workers.Wait()
+	return err
+}
+
+// subscribeKnown subscribes the cable to every customer with a contact session, so agent
+// replies reach users who wrote before a restart.
+func (c *Core) subscribeKnown(ctx context.Context) error {
+	customers, err := c.store.Customers(ctx)
+	if err != nil {
+		return fmt.Errorf("load customers: %w", err)
+	}
+	for _, cu := range customers {
+		if cu.PubsubToken != "" {
+			c.cable.Subscribe(cu.PubsubToken)
+		}
+	}
+	c.log.Info("subscribed known customers", zap.Int("customers", len(customers)))
+	return nil
+}
+
+// Deliver implements Inbox: it stores the messages in the inbound queue, keyed by user so each
+// user's messages reach OneChat in order, and wakes the inbound workers.
+func (c *Core) Deliver(ctx context.Context, cur Cursor, msgs ...Inbound) error {
+	jobs := make([]NewJob, 0, len(msgs))
+	for _, m := range msgs {
+		if m.User.Platform == "" || m.User.ID == "" || m.Chat.ID == "" || m.MessageID == "" {
+			return fmt.Errorf("deliver: inbound message without user, chat or message id")
+		}
+		payload, err := jsonMarshal(m)
+		if err != nil {
+			return fmt.Errorf("deliver: %w", err)
+		}
+		jobs = append(jobs, NewJob{Direction: In, Key: m.User.Identifier(), Dedup: m.DedupKey(), Payload: payload})
+	}
+	n, err := c.store.Enqueue(ctx, cur, jobs...)
+	if err != nil {
+		return fmt.Errorf("deliver: %w", err)
+	}
+	if n > 0 {
+		c.wake[dirIndex(In)].notify()
+	}
+	return nil
+}
+
+// Cursor implements Inbox.
+func (c *Core) Cursor(ctx context.Context, name string) (int64, error) {
+	return c.store.Cursor(ctx, name)
+}
