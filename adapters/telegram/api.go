@@ -1,0 +1,164 @@
+package telegram
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/onechat/onechat-bridge/bridge"
+)
+
+// maxResponseBytes bounds how much of a Bot API response is read. A full getUpdates batch of
+// 100 text messages is far below it.
+const maxResponseBytes = 16 << 20
+
+// redacted replaces the bot token wherever it would otherwise appear.
+const redacted = "<redacted>"
+
+// APIError is an error reply of the Bot API:
+// {"ok":false,"error_code":…,"description":…,"parameters":{"retry_after":…}}. Telegram's
+// descriptions do not contain the token, so the error is safe to log.
+type APIError struct {
+	// Method is the Bot API method that failed, e.g. "sendMessage".
+	Method string
+	// Code is Telegram's error_code, which mirrors the HTTP status: 400, 401, 403, 409, 429, 5xx.
+	Code int
+	// Description is Telegram's explanation, e.g. "Forbidden: bot was blocked by the user".
+	Description string
+	// RetryAfter is parameters.retry_after: how long Telegram asks us to wait before the next call.
+	RetryAfter time.Duration
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("telegram %s: %d %s", e.Method, e.Code, e.Description)
+}
+
+// envelope is the shape of every Bot API response.
+type envelope struct {
+	OK          bool            `json:"ok"`
+	Result      json.RawMessage `json:"result"`
+	ErrorCode   int             `json:"error_code"`
+	Description string          `json:"description"`
+	Parameters  *struct {
+		RetryAfter int `json:"retry_after"`
+	} `json:"parameters"`
+}
+
+// call POSTs params as JSON to the Bot API method and decodes the result into dest (unless dest
+// is nil). It is our own instead of go-telegram/bot's because that library has no public raw
+// request for getUpdates, drops the error code of unlisted errors, and builds every body in a
+// goroutine behind an io.Pipe. Every error it returns has the token redacted; a Bot API error
+// reply is an *APIError.
+func (a *Adapter) call(ctx context.Context, method string, params, dest any) error {
+	body, err := json.Marshal(params)
+	if err != nil {
+		return fmt.Errorf("telegram %s: encode request: %w", method, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint+method, bytes.NewReader(body))
+	if err != nil {
+		return a.redact(fmt.Errorf("telegram %s: build request: %w", method, err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return a.redact(fmt.Errorf("telegram %s: %w", method, err))
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return a.redact(fmt.Errorf("telegram %s: read response: %w", method, err))
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil || (!env.OK && env.ErrorCode == 0) {
+		// Not the Bot API talking, e.g. a proxy's error page. The status alone decides; such
+		// a failure is always worth retrying, so it is deliberately not an *APIError.
+		return fmt.Errorf("telegram %s: unexpected response with HTTP status %d", method, resp.StatusCode)
+	}
+	if !env.OK {
+		apiErr := &APIError{Method: method, Code: env.ErrorCode, Description: a.redactString(env.Description)}
+		if env.Parameters != nil && env.Parameters.RetryAfter > 0 {
+			apiErr.RetryAfter = time.Duration(env.Parameters.RetryAfter) * time.Second
+		}
+		return apiErr
+	}
+	if dest == nil {
+		return nil
+	}
+	if err := json.Unmarshal(env.Result, dest); err != nil {
+		return fmt.Errorf("telegram %s: decode result: %w", method, err)
+	}
+	return nil
+}
+
+// redact removes the token from err. The token is part of every request URL, so it shows up in
+// *url.Error (network errors, timeouts, redirects) and in URL parse errors. The *url.Error is
+// fixed in place, so code that unwraps to it does not see the token either; the chain stays
+// intact for errors.Is(err, context.Canceled) and the like.
+func (a *Adapter) redact(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = a.redactString(ue.URL)
+	}
+	if msg := err.Error(); strings.Contains(msg, a.token) {
+		return &redactedError{msg: a.redactString(msg), err: err}
+	}
+	return err
+}
+
+func (a *Adapter) redactString(s string) string {
+	return strings.ReplaceAll(s, a.token, redacted)
+}
+
+// redactedError carries an error whose message had to be rewritten to hide the token.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// classify turns a Bot API failure into the bridge's error classes, so the outbound queue
+// knows whether to retry, wait or give up.
+func classify(err error) error {
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) {
+		return err // network, timeout, unexpected response: retried
+	}
+	switch {
+	case apiErr.Code == http.StatusForbidden:
+		// "bot was blocked by the user", "user is deactivated", "bot can't initiate
+		// conversation with a user": in every case nothing we send will arrive.
+		reason := "user blocked the bot"
+		if !strings.Contains(apiErr.Description, "blocked") {
+			reason = "user unreachable: " + apiErr.Description
+		}
+		return bridge.Unreachable(reason, err)
+	case apiErr.Code == http.StatusTooManyRequests:
+		after := apiErr.RetryAfter
+		if after <= 0 {
+			after = time.Second
+		}
+		return bridge.RateLimited(after, err)
+	case apiErr.Code == http.StatusBadRequest:
+		reason := apiErr.Description
+		if reason == "" {
+			reason = "bad request"
+		}
+		return bridge.Permanent(reason, err)
+	default:
+		// 401 and 404 are configuration problems that an operator can fix, 409 and 5xx pass:
+		// none of them says anything about this message, so it is retried.
+		return err
+	}
+}
