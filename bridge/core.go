@@ -53,6 +53,10 @@ type Options struct {
 	MaxOutboundAttempts int
 	// MinBackoff and MaxBackoff bound the exponential retry delay. Defaults 1 s and 5 min.
 	MinBackoff, MaxBackoff time.Duration
+	// OneChatRetryAfter is how long to wait after a OneChat 429, which says "Retry later"
+	// without a Retry-After header (its default window is one minute); the per-conversation
+	// flood limit waits twice as long. Default 10 s.
+	OneChatRetryAfter time.Duration
 	// IdlePoll is how often idle workers look at the queue without being signalled, which
 	// only matters when another process shares the database. Default 2 s.
 	IdlePoll time.Duration
@@ -106,6 +110,7 @@ func New(opts Options) (*Core, error) {
 	setDefault(&opts.MinBackoff, time.Second)
 	setDefault(&opts.MaxBackoff, 5*time.Minute)
 	setDefault(&opts.IdlePoll, 2*time.Second)
+	setDefault(&opts.OneChatRetryAfter, 10*time.Second)
 
 	c := &Core{
 		opts:           opts,

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -16,13 +15,6 @@ import (
 
 // conversationGone is the status the core records for a conversation OneChat no longer has.
 const conversationGone = "gone"
-
-// oneChatRetryAfter is how long the core waits after a OneChat 429, which says "Retry later"
-// without a Retry-After header; its default window is one minute.
-const oneChatRetryAfter = 10 * time.Second
-
-// floodRetryAfter is how long the core waits after OneChat's per-conversation flood limit.
-const floodRetryAfter = 20 * time.Second
 
 // handleInbound brings one user message into OneChat: it makes sure the user has a contact
 // session and a conversation that is not resolved (per policy), then posts the message.
@@ -39,7 +31,7 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 	for range 3 {
 		cu, err := c.ensureContact(ctx, m)
 		if err != nil {
-			return nil, classifyOneChat(err)
+			return nil, c.classifyOneChat(err)
 		}
 		cu, err = c.ensureConversation(ctx, cu)
 		if onechat.IsNotFound(err) {
@@ -50,7 +42,7 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 			continue
 		}
 		if err != nil {
-			return nil, classifyOneChat(err)
+			return nil, c.classifyOneChat(err)
 		}
 		msg, err := c.oc.CreateMessage(ctx, cu.SourceID, cu.ConversationID, onechat.MessageParams{
 			Content: m.Text,
@@ -64,7 +56,7 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 			continue
 		}
 		if err != nil {
-			return nil, classifyOneChat(err)
+			return nil, c.classifyOneChat(err)
 		}
 		log.Debug("message reached OneChat", zap.Int64("conversation_id", cu.ConversationID), zap.Int64("message_id", msg.ID))
 		return []MessageLink{{
@@ -187,14 +179,14 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer) (Customer, e
 // classifyOneChat maps a OneChat failure onto the queue's classes: 422 is permanent, 429 is a
 // rate limit, everything else (network, 5xx, and the HMAC misconfiguration, which an operator
 // can fix without losing messages) is retried.
-func classifyOneChat(err error) error {
+func (c *Core) classifyOneChat(err error) error {
 	var apiErr *onechat.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.StatusCode {
 		case 422:
 			if strings.Contains(apiErr.Message, "Too many messages") {
 				// The per-conversation flood limit (200/min by default) frees up within a minute.
-				return RateLimited(floodRetryAfter, err)
+				return RateLimited(2*c.opts.OneChatRetryAfter, err)
 			}
 			reason := "OneChat rejected the message"
 			if apiErr.Message != "" {
@@ -202,7 +194,7 @@ func classifyOneChat(err error) error {
 			}
 			return Permanent(reason, err)
 		case 429:
-			return RateLimited(oneChatRetryAfter, err)
+			return RateLimited(c.opts.OneChatRetryAfter, err)
 		}
 	}
 	return err
