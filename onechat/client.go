@@ -1,0 +1,322 @@
+package onechat
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Route templates, used in errors and logs instead of real paths, which contain credentials.
+const (
+	routeInbox         = "/public/api/v1/inboxes/{inbox}"
+	routeContacts      = routeInbox + "/contacts"
+	routeContact       = routeContacts + "/{source_id}"
+	routeConversations = routeContact + "/conversations"
+	routeConversation  = routeConversations + "/{conversation_id}"
+	routeMessages      = routeConversation + "/messages"
+)
+
+const (
+	defaultHTTPTimeout = 30 * time.Second
+	// maxBodyBytes caps a success body. Conversation payloads embed every message, so this is
+	// generous; an error body is read only up to maxErrorBodyBytes.
+	maxBodyBytes      = 32 << 20
+	maxErrorBodyBytes = 64 << 10
+)
+
+// Options configures a Client. The zero value (or nil) is usable.
+type Options struct {
+	// HTTPClient sends the requests. nil means a client with a 30 s timeout.
+	HTTPClient *http.Client
+	// HMACToken is the inbox's HMAC token. When set, contact create and show add
+	// identifier_hash = IdentifierHash(HMACToken, identifier).
+	HMACToken string
+	// Logger receives debug lines per request (route template, status, duration; never paths).
+	// nil means zap.NewNop().
+	Logger *zap.Logger
+}
+
+// Client calls the OneChat Client API of one inbox. It is safe for concurrent use.
+type Client struct {
+	base      string // scheme://host[/prefix], no trailing slash
+	inboxPath string // "/public/api/v1/inboxes/<escaped identifier>"
+	http      *http.Client
+	hmacToken string
+	log       *zap.Logger
+}
+
+// NewClient returns a client for the inbox inboxIdentifier of the OneChat at baseURL (for
+// example "https://chat.example.com"). opts may be nil.
+func NewClient(baseURL, inboxIdentifier string, opts *Options) *Client {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return &Client{
+		base:      strings.TrimRight(baseURL, "/"),
+		inboxPath: "/public/api/v1/inboxes/" + url.PathEscape(inboxIdentifier),
+		http:      o.HTTPClient,
+		hmacToken: o.HMACToken,
+		log:       o.Logger,
+	}
+}
+
+// IdentifierHash returns the identifier_hash OneChat expects for identifier: the lowercase hex
+// HMAC-SHA256 of identifier keyed with the inbox's HMAC token.
+func IdentifierHash(token, identifier string) string {
+	h := hmac.New(sha256.New, []byte(token))
+	h.Write([]byte(identifier))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Inbox returns the inbox's public details. A 404 means the inbox identifier is wrong (or the
+// inbox is not an API inbox).
+func (c *Client) Inbox(ctx context.Context) (*Inbox, error) {
+	var in Inbox
+	err := c.do(ctx, call{op: "get inbox", method: http.MethodGet, route: routeInbox, path: c.inboxPath}, &in)
+	if err != nil {
+		return nil, err
+	}
+	return &in, nil
+}
+
+// CreateContact creates a contact session. Every call without SourceID creates a new session
+// (new source_id and pubsub_token), even for a known identifier; with a SourceID that exists,
+// the existing session is returned unchanged.
+func (c *Client) CreateContact(ctx context.Context, p ContactParams) (*Contact, error) {
+	body := map[string]any{}
+	setIf := func(k, v string) {
+		if v != "" {
+			body[k] = v
+		}
+	}
+	setIf("identifier", p.Identifier)
+	setIf("name", p.Name)
+	setIf("email", p.Email)
+	setIf("phone_number", p.PhoneNumber)
+	setIf("avatar_url", p.AvatarURL)
+	setIf("source_id", p.SourceID)
+	if len(p.CustomAttributes) > 0 {
+		body["custom_attributes"] = p.CustomAttributes
+	}
+	if c.hmacToken != "" {
+		// OneChat hashes identifier.to_s, so a missing identifier is hashed as "".
+		body["identifier_hash"] = IdentifierHash(c.hmacToken, p.Identifier)
+	}
+	var ct Contact
+	err := c.do(ctx, call{op: "create contact", method: http.MethodPost, route: routeContacts,
+		path: c.inboxPath + "/contacts", body: body, contactRoute: true}, &ct)
+	if err != nil {
+		return nil, err
+	}
+	return &ct, nil
+}
+
+// GetContact shows the contact session sourceID. When an HMAC token is configured, identifier
+// and its hash go in the query, which also marks the session verified; identifier is unused
+// otherwise.
+func (c *Client) GetContact(ctx context.Context, sourceID, identifier string) (*Contact, error) {
+	path := c.contactPath(sourceID)
+	if c.hmacToken != "" {
+		q := url.Values{}
+		q.Set("identifier", identifier)
+		q.Set("identifier_hash", IdentifierHash(c.hmacToken, identifier))
+		path += "?" + q.Encode()
+	}
+	var ct Contact
+	err := c.do(ctx, call{op: "get contact", method: http.MethodGet, route: routeContact, path: path,
+		contactRoute: true}, &ct)
+	if err != nil {
+		return nil, err
+	}
+	return &ct, nil
+}
+
+// CreateConversation starts a new conversation for the session. With the inbox's
+// lock_to_single_conversation the server returns the last existing one instead, in any
+// status: compare the returned ID.
+func (c *Client) CreateConversation(ctx context.Context, sourceID string) (*Conversation, error) {
+	var cv Conversation
+	err := c.do(ctx, call{op: "create conversation", method: http.MethodPost, route: routeConversations,
+		path: c.contactPath(sourceID) + "/conversations", body: map[string]any{}}, &cv)
+	if err != nil {
+		return nil, err
+	}
+	return &cv, nil
+}
+
+// GetConversation shows one conversation of the session by its display id.
+func (c *Client) GetConversation(ctx context.Context, sourceID string, conversationID int64) (*Conversation, error) {
+	var cv Conversation
+	err := c.do(ctx, call{op: "get conversation", method: http.MethodGet, route: routeConversation,
+		path: c.conversationPath(sourceID, conversationID)}, &cv)
+	if err != nil {
+		return nil, err
+	}
+	return &cv, nil
+}
+
+// CreateMessage posts an incoming message as the contact. A message to a resolved
+// conversation reopens it.
+func (c *Client) CreateMessage(ctx context.Context, sourceID string, conversationID int64, p MessageParams) (*Message, error) {
+	body := map[string]any{"content": p.Content}
+	if p.EchoID != "" {
+		body["echo_id"] = p.EchoID
+	}
+	var m Message
+	err := c.do(ctx, call{op: "create message", method: http.MethodPost, route: routeMessages,
+		path: c.conversationPath(sourceID, conversationID) + "/messages", body: body}, &m)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// ListMessages returns up to 20 messages of the conversation in ascending order: the latest
+// 20 when before is 0, else the 20 just before message id before. Private notes and activity
+// messages are never included. A page shorter than 20 is the last one.
+func (c *Client) ListMessages(ctx context.Context, sourceID string, conversationID int64, before int64) ([]Message, error) {
+	path := c.conversationPath(sourceID, conversationID) + "/messages"
+	if before > 0 {
+		path += "?before=" + strconv.FormatInt(before, 10)
+	}
+	var ms flexList[Message]
+	err := c.do(ctx, call{op: "list messages", method: http.MethodGet, route: routeMessages, path: path}, &ms)
+	if err != nil {
+		return nil, err
+	}
+	return ms, nil
+}
+
+func (c *Client) contactPath(sourceID string) string {
+	return c.inboxPath + "/contacts/" + url.PathEscape(sourceID)
+}
+
+func (c *Client) conversationPath(sourceID string, conversationID int64) string {
+	return c.contactPath(sourceID) + "/conversations/" + strconv.FormatInt(conversationID, 10)
+}
+
+// call describes one request. path is the real (secret-bearing) path and query; route is the
+// template that stands in for it in errors and logs.
+type call struct {
+	op     string
+	method string
+	route  string
+	path   string
+	body   any // JSON-encoded when non-nil
+	// contactRoute marks the routes where OneChat checks HMAC, and so where a 500 while we
+	// send an identifier_hash means ErrHMAC.
+	contactRoute bool
+}
+
+// do sends the request and decodes a 2xx JSON body into out (when out is non-nil and the body
+// is not empty).
+func (c *Client) do(ctx context.Context, cl call, out any) error {
+	var rdr io.Reader
+	if cl.body != nil {
+		b, err := json.Marshal(cl.body)
+		if err != nil {
+			return fmt.Errorf("%s: encode request: %w", cl.op, err)
+		}
+		rdr = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, c.base+cl.path, rdr)
+	if err != nil {
+		// The error text of a bad URL contains the URL; keep only the route.
+		return fmt.Errorf("%s: build request for %s: invalid base URL", cl.op, cl.route)
+	}
+	req.Header.Set("Accept", "application/json")
+	if rdr != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.log.Debug("onechat request failed", zap.String("op", cl.op), zap.String("route", cl.route),
+			zap.Duration("duration", time.Since(start)))
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fmt.Errorf("%s: %w", cl.op, ctx.Err())
+		}
+		return fmt.Errorf("%s: %w", cl.op, &transportError{err: redactURLError(err, c.base+cl.route)})
+	}
+	defer resp.Body.Close()
+	c.log.Debug("onechat request", zap.String("op", cl.op), zap.String("route", cl.route),
+		zap.Int("status", resp.StatusCode), zap.Duration("duration", time.Since(start)))
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return c.apiError(cl, resp)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	if err != nil {
+		return fmt.Errorf("%s: read response: %w", cl.op, &transportError{err: redactURLError(err, c.base+cl.route)})
+	}
+	if len(b) > maxBodyBytes {
+		return fmt.Errorf("%s: response larger than %d bytes", cl.op, maxBodyBytes)
+	}
+	if out == nil || len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s: decode response: %w", cl.op, err)
+	}
+	return nil
+}
+
+// apiError builds the *APIError for a non-2xx response. Bodies are opaque except for the
+// "message" of a 422, which is the validation text operators need.
+func (c *Client) apiError(cl call, resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
+	ae := &APIError{StatusCode: resp.StatusCode, Op: cl.op}
+	switch resp.StatusCode {
+	case http.StatusUnprocessableEntity:
+		var body struct {
+			Message flexString `json:"message"`
+		}
+		if json.Unmarshal(b, &body) == nil {
+			ae.Message = string(body.Message)
+		}
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		ae.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+	case http.StatusInternalServerError:
+		if cl.contactRoute && c.hmacToken != "" {
+			ae.err = ErrHMAC
+		}
+	}
+	return ae
+}
+
+// parseRetryAfter reads a Retry-After in seconds or as an HTTP date; 0 when absent or bad.
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}

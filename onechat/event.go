@@ -1,0 +1,112 @@
+package onechat
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Event names a contact stream receives. Others (forks add some) may arrive too; ignore what
+// you do not know.
+const (
+	EventMessageCreated            = "message.created"
+	EventMessageUpdated            = "message.updated"
+	EventConversationCreated       = "conversation.created"
+	EventConversationStatusChanged = "conversation.status_changed"
+	EventConversationUpdated       = "conversation.updated"
+	EventTypingOn                  = "conversation.typing_on"
+	EventTypingOff                 = "conversation.typing_off"
+	EventPresenceUpdate            = "presence.update"
+)
+
+// Event is one broadcast on a subscription: Token is the pubsub token it arrived for (a
+// credential: never log it), Name the OneChat event name and Data its raw payload.
+type Event struct {
+	Token string
+	Name  string
+	Data  json.RawMessage
+}
+
+// Message decodes the payload of a message.created or message.updated event. Cable payloads
+// carry more than REST: Private, EchoID (the echo of our own message), Status, SenderType,
+// InboxID and ContactSourceID.
+func (e Event) Message() (*Message, error) {
+	var m Message
+	if err := json.Unmarshal(e.Data, &m); err != nil {
+		return nil, fmt.Errorf("decode %s payload: %w", e.Name, err)
+	}
+	return &m, nil
+}
+
+// ConversationEvent is the part of a conversation.* payload the bridge needs.
+type ConversationEvent struct {
+	// ID is the conversation's display_id.
+	ID     int64
+	Status string
+	// ContactSourceID is contact_inbox.source_id: the session the conversation belongs to.
+	// Verified sessions receive other sessions' conversations, so compare it. A credential:
+	// never log it.
+	ContactSourceID string
+	InboxID         int64
+}
+
+// Conversation decodes the conversation of a conversation.created, .status_changed or
+// .updated payload. For typing events it decodes the embedded data.conversation.
+func (e Event) Conversation() (*ConversationEvent, error) {
+	var w struct {
+		conversationWire
+		Conversation flexRef[conversationWire] `json:"conversation"`
+	}
+	if err := json.Unmarshal(e.Data, &w); err != nil {
+		return nil, fmt.Errorf("decode %s payload: %w", e.Name, err)
+	}
+	cw := w.conversationWire
+	if cw.ID == 0 && w.Conversation.v != nil {
+		cw = *w.Conversation.v
+	}
+	return cw.event(), nil
+}
+
+type conversationWire struct {
+	ID           flexInt    `json:"id"`
+	Status       flexString `json:"status"`
+	InboxID      flexInt    `json:"inbox_id"`
+	ContactInbox flexRef[struct {
+		SourceID flexString `json:"source_id"`
+	}] `json:"contact_inbox"`
+}
+
+func (w conversationWire) event() *ConversationEvent {
+	ev := &ConversationEvent{ID: int64(w.ID), Status: string(w.Status), InboxID: int64(w.InboxID)}
+	if w.ContactInbox.v != nil {
+		ev.ContactSourceID = string(w.ContactInbox.v.SourceID)
+	}
+	return ev
+}
+
+// TypingEvent is a conversation.typing_on or typing_off payload.
+type TypingEvent struct {
+	// On is true for typing_on.
+	On bool
+	// Private is true when the agent is typing a private note: never show that to the user.
+	Private      bool
+	Conversation ConversationEvent
+	// User is who types (an agent), when present.
+	User *Sender
+}
+
+// Typing decodes a conversation.typing_on or typing_off payload.
+func (e Event) Typing() (*TypingEvent, error) {
+	var w struct {
+		Conversation flexRef[conversationWire] `json:"conversation"`
+		User         flexRef[Sender]           `json:"user"`
+		IsPrivate    flexBool                  `json:"is_private"`
+	}
+	if err := json.Unmarshal(e.Data, &w); err != nil {
+		return nil, fmt.Errorf("decode %s payload: %w", e.Name, err)
+	}
+	t := &TypingEvent{On: e.Name == EventTypingOn, Private: bool(w.IsPrivate), User: w.User.v}
+	if w.Conversation.v != nil {
+		t.Conversation = *w.Conversation.v.event()
+	}
+	return t, nil
+}
