@@ -8,6 +8,7 @@ package bridge
 
 import (
 	"context"
+	"io"
 	"strings"
 	"time"
 )
@@ -60,8 +61,66 @@ type Inbound struct {
 	Text string `json:"text,omitempty"`
 	// ReplyTo is the platform message id the user replied to, if any.
 	ReplyTo string `json:"reply_to,omitempty"`
+	// ReplyToText is the text of the message replied to, when the platform includes it; the
+	// core quotes it for the agent, since a contact cannot set in_reply_to in OneChat.
+	ReplyToText string `json:"reply_to_text,omitempty"`
+	// EditOf is set when this is an edit: the platform id of the message edited. MessageID is
+	// then an id unique to this edit (e.g. "<id>.edit.<unix time>").
+	EditOf string `json:"edit_of,omitempty"`
+	// DeletedOf is set when the user deleted a message: its platform id.
+	DeletedOf string `json:"deleted_of,omitempty"`
+	// Attachments are files the user sent. The core streams them to OneChat through the
+	// adapter's AttachmentOpener.
+	Attachments []Attachment `json:"attachments,omitempty"`
+	// Notes are short visible lines for the agent about what could not be bridged as is,
+	// e.g. "📎 video.mp4 (31 MB) is larger than the bot may download".
+	Notes []string `json:"notes,omitempty"`
+	// Choice is set when the user pressed a button of an interactive agent message.
+	Choice *Choice `json:"choice,omitempty"`
 	// SentAt is when the platform says the message was sent.
 	SentAt time.Time `json:"sent_at"`
+}
+
+// Choice is a button the user pressed on an interactive message the bridge sent.
+type Choice struct {
+	// MessageID is the platform id of the message that carried the buttons.
+	MessageID string `json:"message_id"`
+	// Title and Value are the option chosen (for CSAT, Value is the rating "1".."5").
+	Title string `json:"title"`
+	Value string `json:"value"`
+}
+
+// AttachmentKind says how a platform shows a file.
+type AttachmentKind string
+
+// Attachment kinds. OneChat itself only distinguishes image, audio, video and file (by MIME
+// type); the finer kinds let adapters send a voice note as a voice note.
+const (
+	KindImage     AttachmentKind = "image"
+	KindAudio     AttachmentKind = "audio"
+	KindVoice     AttachmentKind = "voice"
+	KindVideo     AttachmentKind = "video"
+	KindAnimation AttachmentKind = "animation"
+	KindSticker   AttachmentKind = "sticker"
+	KindFile      AttachmentKind = "file"
+)
+
+// Attachment is a file on its way through the bridge. Its bytes are never held in the queue:
+// Ref says where they are (a Telegram file_id, a Discord attachment, a OneChat data_url) and
+// Open streams them when the message is sent.
+type Attachment struct {
+	Kind AttachmentKind `json:"kind"`
+	// Name is the file name shown to the receiver.
+	Name string `json:"name,omitempty"`
+	// MIME is the media type; OneChat decides image/audio/video/file from it.
+	MIME string `json:"mime,omitempty"`
+	// Size in bytes, 0 when unknown.
+	Size int64 `json:"size,omitempty"`
+	// Ref locates the bytes for whoever opens them.
+	Ref string `json:"ref"`
+	// Open streams the bytes. The core sets it before handing a message on; every call
+	// returns a fresh reader, so a retry can read again.
+	Open func(ctx context.Context) (io.ReadCloser, error) `json:"-"`
 }
 
 // DedupKey is the key that makes a replayed inbound message a no-op.
@@ -85,6 +144,24 @@ type Outbound struct {
 	// ReplyTo is the platform message id this message answers: the core fills it from InReplyTo
 	// when the quoted message was bridged to the same chat.
 	ReplyTo string `json:"reply_to,omitempty"`
+	// ContentType is OneChat's content type: text, input_select, input_csat, cards, article, …
+	ContentType string `json:"content_type,omitempty"`
+	// Items are the options of an input_select, or the cards/articles of cards and article.
+	Items []Item `json:"items,omitempty"`
+	// Attachments are the agent's files; Open streams them from OneChat.
+	Attachments []Attachment `json:"attachments,omitempty"`
+	// Parts are the platform message ids an earlier Send of this message returned; the core
+	// sets them for Editor.Edit and Deleter.Delete.
+	Parts []string `json:"parts,omitempty"`
+}
+
+// Item is one option, card or article of an interactive OneChat message.
+type Item struct {
+	Title       string `json:"title,omitempty"`
+	Value       string `json:"value,omitempty"`
+	Description string `json:"description,omitempty"`
+	Link        string `json:"link,omitempty"`
+	MediaURL    string `json:"media_url,omitempty"`
 }
 
 // Cursor is a named, monotonic position an adapter or the core keeps in the store, such as the
@@ -130,4 +207,27 @@ func ParseIdentifier(id string) (UserRef, bool) {
 		return UserRef{}, false
 	}
 	return UserRef{Platform: Platform(p), ID: u}, true
+}
+
+// AttachmentOpener is implemented by adapters whose users send files: it streams an inbound
+// attachment's bytes from the platform (Telegram getFile, a fresh Discord CDN link).
+type AttachmentOpener interface {
+	OpenAttachment(ctx context.Context, a Attachment) (io.ReadCloser, error)
+}
+
+// Editor is implemented by adapters that can change a message they sent: m carries the new
+// content and, in Parts, the platform ids Send returned for it.
+type Editor interface {
+	Edit(ctx context.Context, m Outbound) error
+}
+
+// Deleter is implemented by adapters that can delete a message they sent (m.Parts).
+type Deleter interface {
+	Delete(ctx context.Context, m Outbound) error
+}
+
+// Typer is implemented by adapters that can show the agent typing in a chat. The adapter keeps
+// the indicator alive while on is true and stops it on false (or after 30 s without news).
+type Typer interface {
+	Typing(ctx context.Context, chat ChatRef, on bool) error
 }
