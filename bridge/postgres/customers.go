@@ -1,0 +1,169 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/onechat/onechat-bridge/bridge"
+)
+
+// customerColumns selects a bridge.Customer from customers c joined with its current
+// conversation v; scanCustomer reads them in this order.
+const customerColumns = `
+	c.id, c.platform, c.platform_user_id, c.chat_id, c.identifier, c.source_id, c.pubsub_token,
+	c.contact_id, c.display_name, c.username, c.unreachable_reason,
+	COALESCE(c.conversation_id, 0), COALESCE(v.status, '')`
+
+const selectCustomer = `SELECT ` + customerColumns + `
+	FROM customers c LEFT JOIN conversations v ON v.id = c.conversation_id`
+
+func scanCustomer(row pgx.Row) (bridge.Customer, error) {
+	var c bridge.Customer
+	var platform, chatID string
+	err := row.Scan(&c.ID, &platform, &c.User.ID, &chatID, &c.Identifier, &c.SourceID,
+		&c.PubsubToken, &c.ContactID, &c.DisplayName, &c.Username, &c.UnreachableReason,
+		&c.ConversationID, &c.ConversationStatus)
+	if err != nil {
+		return bridge.Customer{}, notFound(err)
+	}
+	c.User.Platform = bridge.Platform(platform)
+	if chatID != "" {
+		c.Chat = bridge.ChatRef{Platform: c.User.Platform, ID: chatID}
+	}
+	return c, nil
+}
+
+// Customer returns the customer for the platform user, or bridge.ErrNotFound.
+func (s *Store) Customer(ctx context.Context, u bridge.UserRef) (bridge.Customer, error) {
+	c, err := scanCustomer(s.pool.QueryRow(ctx,
+		selectCustomer+` WHERE c.platform = $1 AND c.platform_user_id = $2`, string(u.Platform), u.ID))
+	if err != nil {
+		return bridge.Customer{}, fmt.Errorf("customer %s: %w", u, err)
+	}
+	return c, nil
+}
+
+// CustomerByConversation returns the customer whose current or past conversation has this
+// OneChat id, or bridge.ErrNotFound.
+func (s *Store) CustomerByConversation(ctx context.Context, conversationID int64) (bridge.Customer, error) {
+	c, err := scanCustomer(s.pool.QueryRow(ctx,
+		selectCustomer+` WHERE c.id = (SELECT customer_id FROM conversations WHERE id = $1)`, conversationID))
+	if err != nil {
+		return bridge.Customer{}, fmt.Errorf("customer of conversation %d: %w", conversationID, err)
+	}
+	return c, nil
+}
+
+// CustomerByPubsubToken returns the customer with this cable token, or bridge.ErrNotFound. An
+// empty token matches nobody. The token is a credential, so errors do not quote it.
+func (s *Store) CustomerByPubsubToken(ctx context.Context, token string) (bridge.Customer, error) {
+	if token == "" {
+		return bridge.Customer{}, fmt.Errorf("customer by pubsub token: empty token: %w", bridge.ErrNotFound)
+	}
+	c, err := scanCustomer(s.pool.QueryRow(ctx, selectCustomer+` WHERE c.pubsub_token = $1`, token))
+	if err != nil {
+		return bridge.Customer{}, fmt.Errorf("customer by pubsub token: %w", err)
+	}
+	return c, nil
+}
+
+// SaveCustomer inserts or updates the customer keyed by c.User and returns it as stored, with
+// ID and the conversation fields (which only SetConversation changes) filled in. The chat is
+// stored by id only, so c.Chat must be on the user's platform.
+func (s *Store) SaveCustomer(ctx context.Context, c bridge.Customer) (bridge.Customer, error) {
+	if c.User.Platform == "" || c.User.ID == "" {
+		return bridge.Customer{}, fmt.Errorf("save customer: incomplete user %q", c.User.String())
+	}
+	if c.Chat.Platform != "" && c.Chat.Platform != c.User.Platform {
+		return bridge.Customer{}, fmt.Errorf("save customer %s: chat %s is on another platform", c.User, c.Chat)
+	}
+	saved, err := scanCustomer(s.pool.QueryRow(ctx, `
+		WITH c AS (
+			INSERT INTO customers (platform, platform_user_id, chat_id, identifier, source_id,
+				pubsub_token, contact_id, display_name, username, unreachable_reason)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			ON CONFLICT (platform, platform_user_id) DO UPDATE SET
+				chat_id = EXCLUDED.chat_id,
+				identifier = EXCLUDED.identifier,
+				source_id = EXCLUDED.source_id,
+				pubsub_token = EXCLUDED.pubsub_token,
+				contact_id = EXCLUDED.contact_id,
+				display_name = EXCLUDED.display_name,
+				username = EXCLUDED.username,
+				unreachable_reason = EXCLUDED.unreachable_reason,
+				updated_at = now()
+			RETURNING *
+		)
+		SELECT `+customerColumns+` FROM c LEFT JOIN conversations v ON v.id = c.conversation_id`,
+		string(c.User.Platform), c.User.ID, c.Chat.ID, c.Identifier, c.SourceID, c.PubsubToken,
+		c.ContactID, c.DisplayName, c.Username, c.UnreachableReason))
+	if err != nil {
+		return bridge.Customer{}, fmt.Errorf("save customer %s: %w", c.User, err)
+	}
+	return saved, nil
+}
+
+// Customers returns every customer that has a contact session (SourceID set), in id order.
+func (s *Store) Customers(ctx context.Context) ([]bridge.Customer, error) {
+	rows, err := s.pool.Query(ctx, selectCustomer+` WHERE c.source_id <> '' ORDER BY c.id`)
+	if err != nil {
+		return nil, fmt.Errorf("list customers: %w", err)
+	}
+	defer rows.Close()
+	var out []bridge.Customer
+	for rows.Next() {
+		c, err := scanCustomer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list customers: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list customers: %w", err)
+	}
+	return out, nil
+}
+
+// SetConversation makes conversationID the customer's current conversation with the given
+// status, remembering that the conversation belongs to the customer. It returns
+// bridge.ErrNotFound when the customer does not exist.
+func (s *Store) SetConversation(ctx context.Context, customerID, conversationID int64, status string) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// Lock the customer first: it proves it exists and orders concurrent switches.
+		var id int64
+		if err := tx.QueryRow(ctx, `SELECT id FROM customers WHERE id = $1 FOR UPDATE`, customerID).Scan(&id); err != nil {
+			return notFound(err)
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO conversations (id, customer_id, status) VALUES ($1, $2, $3)
+			ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id,
+				status = EXCLUDED.status, updated_at = now()`,
+			conversationID, customerID, status); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx,
+			`UPDATE customers SET conversation_id = $2, updated_at = now() WHERE id = $1`,
+			customerID, conversationID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set conversation %d of customer %d: %w", conversationID, customerID, err)
+	}
+	return nil
+}
+
+// SetConversationStatus records a new status for a known conversation. It returns
+// bridge.ErrNotFound when the bridge does not own the conversation.
+func (s *Store) SetConversationStatus(ctx context.Context, conversationID int64, status string) error {
+	tag, err := s.pool.Exec(ctx,
+		`UPDATE conversations SET status = $2, updated_at = now() WHERE id = $1`, conversationID, status)
+	if err != nil {
+		return fmt.Errorf("set status of conversation %d: %w", conversationID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("set status of conversation %d: %w", conversationID, bridge.ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+package postgres_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/bridge/postgres/pgtest"
+)
+
+func newCustomer(id string) bridge.Customer {
+	u := bridge.UserRef{Platform: bridge.Telegram, ID: id}
+	return bridge.Customer{
+		User:        u,
+		Chat:        bridge.ChatRef{Platform: bridge.Telegram, ID: id},
+		Identifier:  u.Identifier(),
+		DisplayName: "User " + id,
+		Username:    "user" + id,
+	}
+}
+
+func TestSaveAndLoadCustomer(t *testing.T) {
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+
+	if _, err := s.Customer(ctx, bridge.UserRef{Platform: bridge.Telegram, ID: "1"}); !errors.Is(err, bridge.ErrNotFound) {
+		t.Fatalf("Customer of an unknown user: err = %v, want ErrNotFound", err)
+	}
+
+	c := newCustomer("1")
+	saved, err := s.SaveCustomer(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.ID == 0 {
+		t.Fatal("SaveCustomer returned no ID")
+	}
+	c.ID = saved.ID
+	if saved != c {
+		t.Errorf("SaveCustomer returned %+v, want %+v", saved, c)
+	}
+	got, err := s.Customer(ctx, c.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != c {
+		t.Errorf("Customer = %+v, want %+v", got, c)
+	}
+
+	// A customer without a session is not listed.
+	list, err := s.Customers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 0 {
+		t.Errorf("Customers without sessions = %+v, want none", list)
+	}
+
+	// Updating keeps the ID and leaves the conversation alone.
+	if err := s.SetConversation(ctx, c.ID, 77, "open"); err != nil {
+		t.Fatal(err)
+	}
+	c.SourceID, c.PubsubToken, c.ContactID = "src-1", "tok-1", 501
+	c.DisplayName, c.UnreachableReason = "Renamed", "blocked the bot"
+	c.ConversationID, c.ConversationStatus = 999, "resolved" // ignored by SaveCustomer
+	saved, err = s.SaveCustomer(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ConversationID, c.ConversationStatus = 77, "open"
+	if saved != c {
+		t.Errorf("updated customer = %+v, want %+v", saved, c)
+	}
+	if got, _ := s.Customer(ctx, c.User); got != c {
+		t.Errorf("Customer after update = %+v, want %+v", got, c)
+	}
+
+	byToken, err := s.CustomerByPubsubToken(ctx, "tok-1")
+	if err != nil || byToken != c {
+		t.Errorf("CustomerByPubsubToken = %+v, %v; want %+v", byToken, err, c)
+	}
+	for _, tok := range []string{"", "tok-2"} {
+		if _, err := s.CustomerByPubsubToken(ctx, tok); !errors.Is(err, bridge.ErrNotFound) {
+			t.Errorf("CustomerByPubsubToken(%q): err = %v, want ErrNotFound", tok, err)
+		}
+	}
+
+	other, err := s.SaveCustomer(ctx, newCustomer("2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.ID == c.ID {
+		t.Fatal("two users share an ID")
+	}
+	list, err = s.Customers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0] != c {
+		t.Errorf("Customers = %+v, want only %+v", list, c)
+	}
+}
+
+func TestSaveCustomerRejectsBadInput(t *testing.T) {
+	s := pgtest.NewStore(t)
+	c := newCustomer("1")
+	c.Chat.Platform = bridge.Discord
+	if _, err := s.SaveCustomer(t.Context(), c); err == nil {
+		t.Error("SaveCustomer accepted a chat on another platform")
+	}
+	if _, err := s.SaveCustomer(t.Context(), bridge.Customer{}); err == nil {
+		t.Error("SaveCustomer accepted a customer without a user")
+	}
+}
+
+func TestConversations(t *testing.T) {
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	c, err := s.SaveCustomer(ctx, newCustomer("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := s.CustomerByConversation(ctx, 10); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("CustomerByConversation of an unknown conversation: err = %v, want ErrNotFound", err)
+	}
+	if err := s.SetConversationStatus(ctx, 10, "resolved"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("SetConversationStatus of an unknown conversation: err = %v, want ErrNotFound", err)
+	}
+	if err := s.SetConversation(ctx, c.ID+100, 10, "open"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("SetConversation of an unknown customer: err = %v, want ErrNotFound", err)
+	}
+
+	if err := s.SetConversation(ctx, c.ID, 10, "open"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.CustomerByConversation(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != c.ID || got.ConversationID != 10 || got.ConversationStatus != "open" {
+		t.Errorf("CustomerByConversation(10) = %+v", got)
+	}
+
+	if err := s.SetConversationStatus(ctx, 10, "resolved"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Customer(ctx, c.User); got.ConversationStatus != "resolved" {
+		t.Errorf("status after SetConversationStatus = %q, want resolved", got.ConversationStatus)
+	}
+
+	// A new conversation becomes current; the old one still finds its customer and keeps
+	// its own status.
+	if err := s.SetConversation(ctx, c.ID, 11, "pending"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Customer(ctx, c.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ConversationID != 11 || got.ConversationStatus != "pending" {
+		t.Errorf("current conversation = %d %q, want 11 pending", got.ConversationID, got.ConversationStatus)
+	}
+	for _, id := range []int64{10, 11} {
+		got, err := s.CustomerByConversation(ctx, id)
+		if err != nil || got.ID != c.ID {
+			t.Errorf("CustomerByConversation(%d) = %+v, %v", id, got, err)
+		}
+	}
+	// Updating the old conversation does not touch the current one's status.
+	if err := s.SetConversationStatus(ctx, 10, "open"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Customer(ctx, c.User); got.ConversationStatus != "pending" {
+		t.Errorf("current status = %q after changing an old conversation, want pending", got.ConversationStatus)
+	}
+	// Going back to an old conversation (reopen policy) works too.
+	if err := s.SetConversation(ctx, c.ID, 10, "open"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Customer(ctx, c.User); got.ConversationID != 10 || got.ConversationStatus != "open" {
+		t.Errorf("after reopening 10: %d %q", got.ConversationID, got.ConversationStatus)
+	}
+}

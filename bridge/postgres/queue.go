@@ -1,0 +1,302 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/onechat/onechat-bridge/bridge"
+)
+
+// The queue keeps one row per job. Within (direction, key) the unfinished row with the lowest id
+// is the head, and only the head may run. Two things make that hold with several processes:
+//
+//   - Enqueue takes a transaction-level advisory lock per (direction, key) before inserting, so
+//     jobs of one key get their ids in commit order. Without it a job could commit after a
+//     later-numbered job of the same key had already been claimed, and both would run at once.
+//   - Claim locks its candidate with FOR UPDATE SKIP LOCKED and repeats the eligibility test in
+//     that query, so Postgres re-checks it against the newest row version. A stale snapshot can
+//     only make the head test more conservative: finished rows never become unfinished again.
+
+// Enqueue stores the jobs (skipping those whose Dedup exists, also within jobs) and moves cur
+// forward when cur.Name is not empty, in one transaction. It returns how many jobs were new.
+// Payloads are stored as jsonb, so Claim returns them re-encoded (same value, maybe other
+// spacing); an empty payload is stored as JSON null, and escaped NUL characters, which jsonb
+// cannot hold, become U+FFFD rather than making a user's message impossible to store.
+func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.NewJob) (int, error) {
+	n := len(jobs)
+	dirs, keys, dedups := make([]string, n), make([]string, n), make([]string, n)
+	payloads := make([]string, n)
+	lockIDs := make([]int64, 0, n)
+	for i, j := range jobs {
+		if err := validDirection(j.Direction); err != nil {
+			return 0, fmt.Errorf("enqueue: %w", err)
+		}
+		if j.Key == "" || j.Dedup == "" {
+			return 0, fmt.Errorf("enqueue: %s job %d has an empty key or dedup", j.Direction, i)
+		}
+		p := j.Payload
+		if len(p) == 0 {
+			p = json.RawMessage("null")
+		}
+		if !json.Valid(p) {
+			return 0, fmt.Errorf("enqueue: %s job %q: payload is not valid JSON", j.Direction, j.Dedup)
+		}
+		dirs[i], keys[i], dedups[i], payloads[i] = string(j.Direction), j.Key, j.Dedup, replaceNUL(p)
+		lockIDs = append(lockIDs, keyLockID(j.Direction, j.Key))
+	}
+	if n == 0 && cur.Name == "" {
+		return 0, nil
+	}
+	// Lock keys in one global order so that two enqueuers cannot deadlock.
+	slices.Sort(lockIDs)
+	lockIDs = slices.Compact(lockIDs)
+
+	var added int
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		if len(lockIDs) > 0 {
+			b.Queue(`SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n`, lockIDs)
+		}
+		if n > 0 {
+			b.Queue(`
+				INSERT INTO queue (direction, key, dedup, payload)
+				SELECT d, k, u, p::jsonb
+				FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS j(d, k, u, p, n)
+				ORDER BY n
+				ON CONFLICT (direction, dedup) DO NOTHING`,
+				dirs, keys, dedups, payloads).Exec(func(tag pgconn.CommandTag) error {
+				added = int(tag.RowsAffected())
+				return nil
+			})
+		}
+		if cur.Name != "" {
+			b.Queue(`
+				INSERT INTO cursors (name, position) VALUES ($1, $2)
+				ON CONFLICT (name) DO UPDATE SET
+					position = GREATEST(cursors.position, EXCLUDED.position), updated_at = now()`,
+				cur.Name, cur.Position)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("enqueue %d jobs: %w", n, err)
+	}
+	return added, nil
+}
+
+// keyLockID is the advisory lock id that serialises enqueues of one queue key. Collisions only
+// serialise unrelated keys a little.
+func keyLockID(dir bridge.Direction, key string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("onechat-bridge queue\x00" + string(dir) + "\x00" + key))
+	return int64(h.Sum64()) //nolint:gosec // wrapping is fine for a lock id
+}
+
+// replaceNUL returns the valid JSON text p with every \u0000 escape replaced by \ufffd. In valid
+// JSON every backslash starts an escape, so skipping escapes pairwise finds exactly the NULs.
+func replaceNUL(p []byte) string {
+	if !bytes.Contains(p, []byte(`\u0000`)) {
+		return string(p)
+	}
+	out := slices.Clone(p)
+	for i := 0; i < len(out)-1; i++ {
+		if out[i] != '\\' {
+			continue
+		}
+		if out[i+1] == 'u' && i+6 <= len(out) && string(out[i+2:i+6]) == "0000" {
+			copy(out[i+2:i+6], "fffd")
+		}
+		i++ // skip the escaped character
+	}
+	return string(out)
+}
+
+func validDirection(d bridge.Direction) error {
+	if d != bridge.In && d != bridge.Out {
+		return fmt.Errorf("unknown direction %q", d)
+	}
+	return nil
+}
+
+// Claim takes the oldest eligible job of the direction and leases it for lease: the head of its
+// key, pending and due, or running with an expired lease (its worker died). Taking over an
+// expired lease counts as a failed attempt, so that a job that kills its worker every time is
+// visible in Attempts. It returns (nil, nil) when no job is eligible.
+func (s *Store) Claim(ctx context.Context, dir bridge.Direction, lease time.Duration) (*bridge.Job, error) {
+	if err := validDirection(dir); err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	if lease < time.Microsecond {
+		return nil, fmt.Errorf("claim %s job: lease %s is too short", dir, lease)
+	}
+	var j bridge.Job
+	var d string
+	var payload []byte
+	err := s.pool.QueryRow(ctx, `
+		UPDATE queue SET
+			state = 'running',
+			attempts = attempts + CASE WHEN state = 'running' THEN 1 ELSE 0 END,
+			last_error = CASE WHEN state = 'running' THEN 'lease expired' ELSE last_error END,
+			locked_until = now() + $2::bigint * interval '1 microsecond',
+			updated_at = now()
+		WHERE id = (
+			SELECT q.id FROM queue q
+			WHERE q.direction = $1
+			  AND q.state IN ('pending', 'running')
+			  AND ((q.state = 'pending' AND q.run_at <= now())
+			    OR (q.state = 'running' AND q.locked_until < now()))
+			  AND NOT EXISTS (
+				SELECT 1 FROM queue p
+				WHERE p.direction = q.direction AND p.key = q.key
+				  AND p.state IN ('pending', 'running') AND p.id < q.id)
+			ORDER BY q.id
+			LIMIT 1
+			FOR UPDATE SKIP LOCKED)
+		RETURNING id, direction, key, dedup, payload, attempts, created_at`,
+		string(dir), lease.Microseconds()).Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim %s job: %w", dir, err)
+	}
+	j.Direction = bridge.Direction(d)
+	j.Payload = json.RawMessage(payload)
+	return &j, nil
+}
+
+// Complete marks the job done and records the message links, in one transaction. Links that
+// exist already are kept as they are. Completing a finished job again is allowed (a worker whose
+// lease expired may finish after another one); it returns bridge.ErrNotFound for unknown jobs.
+func (s *Store) Complete(ctx context.Context, jobID int64, links ...bridge.MessageLink) error {
+	n := len(links)
+	oc, conv, plat, chat, pm, dir := make([]int64, n), make([]int64, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n)
+	for i, l := range links {
+		if err := validDirection(l.Direction); err != nil {
+			return fmt.Errorf("complete job %d: link %d: %w", jobID, i, err)
+		}
+		oc[i], conv[i], plat[i], chat[i], pm[i], dir[i] = l.OneChatMessageID, l.ConversationID,
+			string(l.Chat.Platform), l.Chat.ID, l.PlatformMessageID, string(l.Direction)
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE queue SET state = 'done', locked_until = NULL,
+				done_at = COALESCE(done_at, now()), updated_at = now()
+			WHERE id = $1`, jobID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return bridge.ErrNotFound
+		}
+		if n == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `
+			INSERT INTO message_map (onechat_message_id, conversation_id, platform, chat_id,
+				platform_message_id, direction)
+			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
+			ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING`,
+			oc, conv, plat, chat, pm, dir)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("complete job %d: %w", jobID, err)
+	}
+	return nil
+}
+
+// Retry makes the job pending again, due at `at`. countAttempt is false for rate-limit waits.
+// reason is kept as the job's last error. A finished job stays finished: Retry then returns an
+// error, and bridge.ErrNotFound for unknown jobs.
+func (s *Store) Retry(ctx context.Context, jobID int64, at time.Time, countAttempt bool, reason string) error {
+	inc := 0
+	if countAttempt {
+		inc = 1
+	}
+	err := s.finish(ctx, jobID, `
+		UPDATE queue SET state = 'pending', run_at = $2, attempts = attempts + $3,
+			last_error = $4, locked_until = NULL, updated_at = now()
+		WHERE id = $1 AND state IN ('pending', 'running')`, jobID, at, inc, reason)
+	if err != nil {
+		return fmt.Errorf("retry job %d: %w", jobID, err)
+	}
+	return nil
+}
+
+// Fail marks the job failed with reason; the key moves on to its next job. A finished job stays
+// as it is: Fail then returns an error, and bridge.ErrNotFound for unknown jobs.
+func (s *Store) Fail(ctx context.Context, jobID int64, reason string) error {
+	err := s.finish(ctx, jobID, `
+		UPDATE queue SET state = 'failed', last_error = $2, locked_until = NULL,
+			done_at = now(), updated_at = now()
+		WHERE id = $1 AND state IN ('pending', 'running')`, jobID, reason)
+	if err != nil {
+		return fmt.Errorf("fail job %d: %w", jobID, err)
+	}
+	return nil
+}
+
+// finish runs an update of one unfinished job and explains why it changed nothing.
+func (s *Store) finish(ctx context.Context, jobID int64, sql string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var state string
+	if err := s.pool.QueryRow(ctx, `SELECT state FROM queue WHERE id = $1`, jobID).Scan(&state); err != nil {
+		return notFound(err)
+	}
+	return fmt.Errorf("job is already %s", state)
+}
+
+// NextDue returns when the next job of the direction becomes eligible: the earliest run_at of a
+// pending head, or the lease end of a running head (when its worker may have died). Jobs
+// waiting behind their key's head are ignored, so a worker never wakes for a job it cannot
+// claim. ok is false when no job is unfinished.
+func (s *Store) NextDue(ctx context.Context, dir bridge.Direction) (time.Time, bool, error) {
+	if err := validDirection(dir); err != nil {
+		return time.Time{}, false, fmt.Errorf("next due: %w", err)
+	}
+	var at *time.Time
+	err := s.pool.QueryRow(ctx, `
+		SELECT min(CASE WHEN state = 'pending' THEN run_at ELSE locked_until END)
+		FROM (
+			SELECT DISTINCT ON (key) state, run_at, locked_until
+			FROM queue
+			WHERE direction = $1 AND state IN ('pending', 'running')
+			ORDER BY key, id
+		) heads`, string(dir)).Scan(&at)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next due %s job: %w", dir, err)
+	}
+	if at == nil {
+		return time.Time{}, false, nil
+	}
+	return *at, true, nil
+}
+
+// JobState returns the state and last error of the job with this dedup key, or
+// bridge.ErrNotFound.
+func (s *Store) JobState(ctx context.Context, dir bridge.Direction, dedup string) (string, string, error) {
+	var state, lastError string
+	err := s.pool.QueryRow(ctx, `SELECT state, last_error FROM queue WHERE direction = $1 AND dedup = $2`,
+		string(dir), dedup).Scan(&state, &lastError)
+	if err != nil {
+		return "", "", fmt.Errorf("state of %s job %q: %w", dir, dedup, notFound(err))
+	}
+	return state, lastError, nil
+}

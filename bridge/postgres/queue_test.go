@@ -1,0 +1,537 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/bridge/postgres"
+	"github.com/onechat/onechat-bridge/bridge/postgres/pgtest"
+)
+
+const offsetCursor = "telegram.update_offset"
+
+func job(dir bridge.Direction, key, dedup string) bridge.NewJob {
+	return bridge.NewJob{Direction: dir, Key: key, Dedup: dedup, Payload: json.RawMessage(`{"dedup":"` + dedup + `"}`)}
+}
+
+func enqueue(t *testing.T, s *postgres.Store, jobs ...bridge.NewJob) {
+	t.Helper()
+	if _, err := s.Enqueue(t.Context(), bridge.Cursor{}, jobs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// claim claims a job and fails the test unless it has the given dedup ("" means none).
+func claim(t *testing.T, s *postgres.Store, dir bridge.Direction, lease time.Duration, want string) *bridge.Job {
+	t.Helper()
+	j, err := s.Claim(t.Context(), dir, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case j == nil && want != "":
+		t.Fatalf("Claim(%s) = nil, want %s", dir, want)
+	case j != nil && j.Dedup != want:
+		t.Fatalf("Claim(%s) = %s, want %q", dir, j.Dedup, want)
+	}
+	return j
+}
+
+func cursor(t *testing.T, s *postgres.Store) int64 {
+	t.Helper()
+	n, err := s.Cursor(t.Context(), offsetCursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func state(t *testing.T, s *postgres.Store, dir bridge.Direction, dedup string) (string, string) {
+	t.Helper()
+	st, reason, err := s.JobState(t.Context(), dir, dedup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, reason
+}
+
+func TestEnqueueDedupAndCursor(t *testing.T) {
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+
+	n, err := s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: 10},
+		job(bridge.In, "u1", "m1"), job(bridge.In, "u1", "m2"))
+	if err != nil || n != 2 {
+		t.Fatalf("Enqueue = %d, %v; want 2", n, err)
+	}
+	if got := cursor(t, s); got != 10 {
+		t.Errorf("cursor = %d, want 10", got)
+	}
+
+	// A replay adds only what is new, and an older position never moves the cursor back.
+	n, err = s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: 5},
+		job(bridge.In, "u1", "m1"), job(bridge.In, "u1", "m2"), job(bridge.In, "u1", "m3"), job(bridge.In, "u1", "m3"))
+	if err != nil || n != 1 {
+		t.Fatalf("replayed Enqueue = %d, %v; want 1", n, err)
+	}
+	if got := cursor(t, s); got != 10 {
+		t.Errorf("cursor moved back to %d", got)
+	}
+
+	// Dedup is per direction, and a finished job still deduplicates.
+	j := claim(t, s, bridge.In, time.Minute, "m1")
+	if err := s.Complete(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	n, err = s.Enqueue(ctx, bridge.Cursor{}, job(bridge.Out, "c1", "m1"), job(bridge.In, "u1", "m1"))
+	if err != nil || n != 1 {
+		t.Fatalf("Enqueue across directions = %d, %v; want 1", n, err)
+	}
+
+	// A cursor alone can move.
+	if n, err := s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: 20}); err != nil || n != 0 {
+		t.Fatalf("cursor-only Enqueue = %d, %v", n, err)
+	}
+	if got := cursor(t, s); got != 20 {
+		t.Errorf("cursor = %d, want 20", got)
+	}
+
+	// A job the database rejects (an index entry this large cannot exist) rolls everything back.
+	huge := make([]byte, 8000)
+	_, _ = rand.Read(huge)
+	_, err = s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: 30},
+		job(bridge.In, "u2", "ok"), job(bridge.In, "u2", hex.EncodeToString(huge)))
+	if err == nil {
+		t.Fatal("Enqueue of an oversized dedup succeeded")
+	}
+	if got := cursor(t, s); got != 20 {
+		t.Errorf("cursor = %d after a failed Enqueue, want 20", got)
+	}
+	if _, _, err := s.JobState(ctx, bridge.In, "ok"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("job of a failed Enqueue: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestEnqueueRejectsBadJobs(t *testing.T) {
+	s := pgtest.NewStore(t)
+	for name, j := range map[string]bridge.NewJob{
+		"direction": {Direction: "sideways", Key: "k", Dedup: "d"},
+		"key":       {Direction: bridge.In, Dedup: "d"},
+		"dedup":     {Direction: bridge.In, Key: "k"},
+		"payload":   {Direction: bridge.In, Key: "k", Dedup: "d", Payload: json.RawMessage(`{`)},
+	} {
+		if _, err := s.Enqueue(t.Context(), bridge.Cursor{Name: offsetCursor, Position: 1}, j); err == nil {
+			t.Errorf("bad %s: Enqueue succeeded", name)
+		}
+	}
+	if got := cursor(t, s); got != 0 {
+		t.Errorf("cursor = %d after rejected jobs, want 0", got)
+	}
+}
+
+func TestPayloadRoundTrip(t *testing.T) {
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	in := bridge.Inbound{
+		User:      bridge.UserRef{Platform: bridge.Telegram, ID: "42"},
+		Chat:      bridge.ChatRef{Platform: bridge.Telegram, ID: "42"},
+		MessageID: "7",
+		// jsonb cannot hold NUL; it must not make the message impossible to store.
+		Text:   "hi \x00 there \\u0000 «ü» 😀",
+		SentAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
+	}
+	payload, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Enqueue(ctx, bridge.Cursor{}, bridge.NewJob{Direction: bridge.In, Key: in.User.String(), Dedup: in.DedupKey(), Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	j := claim(t, s, bridge.In, time.Minute, in.DedupKey())
+	var got bridge.Inbound
+	if err := json.Unmarshal(j.Payload, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := in
+	want.Text = "hi \uFFFD there \\u0000 «ü» 😀"
+	if !got.SentAt.Equal(want.SentAt) || got.Text != want.Text || got.User != want.User || got.MessageID != want.MessageID {
+		t.Errorf("payload = %+v, want %+v", got, want)
+	}
+	if j.Key != in.User.String() || j.Direction != bridge.In || j.Attempts != 0 || j.CreatedAt.IsZero() {
+		t.Errorf("job = %+v", j)
+	}
+
+	// An empty payload is stored as JSON null.
+	enqueue(t, s, bridge.NewJob{Direction: bridge.Out, Key: "c", Dedup: "empty"})
+	if j := claim(t, s, bridge.Out, time.Minute, "empty"); string(j.Payload) != "null" {
+		t.Errorf("empty payload came back as %q", j.Payload)
+	}
+}
+
+func TestPerKeyFIFO(t *testing.T) {
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	enqueue(t, s, job(bridge.In, "A", "a1"), job(bridge.In, "A", "a2"), job(bridge.In, "B", "b1"),
+		job(bridge.Out, "A", "out1"))
+
+	a1 := claim(t, s, bridge.In, time.Minute, "a1")
+	claim(t, s, bridge.In, time.Minute, "b1") // a2 waits behind the running a1
+	claim(t, s, bridge.In, time.Minute, "")
+	if err := s.Complete(ctx, a1.ID); err != nil {
+		t.Fatal(err)
+	}
+	claim(t, s, bridge.In, time.Minute, "a2")
+	claim(t, s, bridge.Out, time.Minute, "out1") // directions are separate queues
+
+	// A head waiting for a retry blocks its key, and only its key.
+	enqueue(t, s, job(bridge.In, "C", "c1"), job(bridge.In, "C", "c2"), job(bridge.In, "D", "d1"))
+	c1 := claim(t, s, bridge.In, time.Minute, "c1")
+	if err := s.Retry(ctx, c1.ID, time.Now().Add(time.Hour), true, "timeout"); err != nil {
+		t.Fatal(err)
+	}
+	claim(t, s, bridge.In, time.Minute, "d1")
+	claim(t, s, bridge.In, time.Minute, "")
+	if st, _ := state(t, s, bridge.In, "c2"); st != bridge.JobPending {
+		t.Errorf("c2 is %s, want pending", st)
+	}
+}
+
+func TestLeaseExpiryReclaim(t *testing.T) {
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	enqueue(t, s, job(bridge.Out, "chat", "m1"), job(bridge.Out, "chat", "m2"))
+
+	// A worker that leased m1 for a microsecond and vanished: the next claim takes it over.
+	first := claim(t, s, bridge.Out, time.Microsecond, "m1")
+	again := claim(t, s, bridge.Out, time.Minute, "m1")
+	if again.ID != first.ID || again.Attempts != 1 {
+		t.Errorf("reclaimed job = %+v, want id %d with 1 attempt", again, first.ID)
+	}
+	if st, reason := state(t, s, bridge.Out, "m1"); st != bridge.JobRunning || reason != "lease expired" {
+		t.Errorf("reclaimed job state = %s %q", st, reason)
+	}
+	claim(t, s, bridge.Out, time.Minute, "") // the live lease holds, and m2 waits behind it
+
+	// The late first worker may still complete it; the key then moves on.
+	if err := s.Complete(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, again.ID); err != nil {
+		t.Errorf("second Complete of a job: %v", err)
+	}
+	claim(t, s, bridge.Out, time.Minute, "m2")
+
+	if _, err := s.Claim(ctx, bridge.Out, 0); err == nil {
+		t.Error("Claim accepted a zero lease")
+	}
+	if _, err := s.Claim(ctx, "sideways", time.Minute); err == nil {
+		t.Error("Claim accepted an unknown direction")
+	}
+}
+
+func TestRetryCounting(t *testing.T) {
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	enqueue(t, s, job(bridge.In, "u", "m"))
+
+	past := time.Now().Add(-time.Second)
+	j := claim(t, s, bridge.In, time.Minute, "m")
+	if err := s.Retry(ctx, j.ID, past, true, "503 from onechat"); err != nil {
+		t.Fatal(err)
+	}
+	if st, reason := state(t, s, bridge.In, "m"); st != bridge.JobPending || reason != "503 from onechat" {
+		t.Errorf("after Retry: %s %q", st, reason)
+	}
+	j = claim(t, s, bridge.In, time.Minute, "m")
+	if j.Attempts != 1 {
+		t.Errorf("Attempts = %d after a counted retry, want 1", j.Attempts)
+	}
+	if err := s.Retry(ctx, j.ID, past, false, "rate limited"); err != nil {
+		t.Fatal(err)
+	}
+	j = claim(t, s, bridge.In, time.Minute, "m")
+	if j.Attempts != 1 {
+		t.Errorf("Attempts = %d after a rate-limit wait, want 1", j.Attempts)
+	}
+	if err := s.Retry(ctx, j.ID, past, true, "again"); err != nil {
+		t.Fatal(err)
+	}
+	j = claim(t, s, bridge.In, time.Minute, "m")
+	if j.Attempts != 2 {
+		t.Errorf("Attempts = %d, want 2", j.Attempts)
+	}
+
+	if err := s.Complete(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Retry(ctx, j.ID, past, true, "late")
+	if err == nil || errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("Retry of a done job: err = %v, want a non-ErrNotFound error", err)
+	}
+	if st, _ := state(t, s, bridge.In, "m"); st != bridge.JobDone {
+		t.Errorf("Retry resurrected a done job: %s", st)
+	}
+	if err := s.Retry(ctx, j.ID+1000, past, true, "x"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("Retry of an unknown job: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestFailMovesKeyOn(t *testing.T) {
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	enqueue(t, s, job(bridge.Out, "chat", "m1"), job(bridge.Out, "chat", "m2"))
+
+	j := claim(t, s, bridge.Out, time.Minute, "m1")
+	if err := s.Fail(ctx, j.ID, "user blocked the bot"); err != nil {
+		t.Fatal(err)
+	}
+	if st, reason := state(t, s, bridge.Out, "m1"); st != bridge.JobFailed || reason != "user blocked the bot" {
+		t.Errorf("failed job state = %s %q", st, reason)
+	}
+	claim(t, s, bridge.Out, time.Minute, "m2")
+
+	if err := s.Fail(ctx, j.ID, "again"); err == nil {
+		t.Error("Fail of a failed job succeeded")
+	}
+	if err := s.Fail(ctx, j.ID+1000, "x"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("Fail of an unknown job: err = %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.JobState(ctx, bridge.Out, "nope"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("JobState of an unknown job: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestLinks(t *testing.T) {
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	chat := bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}
+
+	if links, err := s.LinkByOneChat(ctx, 900); err != nil || len(links) != 0 {
+		t.Errorf("LinkByOneChat of an unknown message = %v, %v", links, err)
+	}
+	if _, err := s.LinkByPlatform(ctx, chat, "1"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("LinkByPlatform of an unknown message: err = %v, want ErrNotFound", err)
+	}
+
+	enqueue(t, s, job(bridge.Out, chat.String(), "900"), job(bridge.Out, chat.String(), "901"))
+	j := claim(t, s, bridge.Out, time.Minute, "900")
+	// A long agent message went out as two platform messages.
+	want := []bridge.MessageLink{
+		{OneChatMessageID: 900, ConversationID: 5, Chat: chat, PlatformMessageID: "11", Direction: bridge.Out},
+		{OneChatMessageID: 900, ConversationID: 5, Chat: chat, PlatformMessageID: "12", Direction: bridge.Out},
+	}
+	if err := s.Complete(ctx, j.ID, want...); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LinkByOneChat(ctx, 900)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("LinkByOneChat = %+v, want %+v", got, want)
+	}
+	if l, err := s.LinkByPlatform(ctx, chat, "12"); err != nil || l != want[1] {
+		t.Errorf("LinkByPlatform = %+v, %v; want %+v", l, err, want[1])
+	}
+
+	// A platform message id already linked keeps its first link.
+	j = claim(t, s, bridge.Out, time.Minute, "901")
+	if err := s.Complete(ctx, j.ID, bridge.MessageLink{OneChatMessageID: 901, ConversationID: 5, Chat: chat, PlatformMessageID: "12", Direction: bridge.Out}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.LinkByPlatform(ctx, chat, "12"); l.OneChatMessageID != 900 {
+		t.Errorf("duplicate link replaced the first: %+v", l)
+	}
+
+	// Completing an unknown job records nothing.
+	err = s.Complete(ctx, 12345, bridge.MessageLink{OneChatMessageID: 902, ConversationID: 5, Chat: chat, PlatformMessageID: "13", Direction: bridge.Out})
+	if !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("Complete of an unknown job: err = %v, want ErrNotFound", err)
+	}
+	if links, _ := s.LinkByOneChat(ctx, 902); len(links) != 0 {
+		t.Errorf("a failed Complete recorded links: %+v", links)
+	}
+}
+
+func TestNextDue(t *testing.T) {
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	nextDue := func() (time.Time, bool) {
+		t.Helper()
+		at, ok, err := s.NextDue(ctx, bridge.Out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at, ok
+	}
+	if _, ok := nextDue(); ok {
+		t.Fatal("NextDue of an empty queue reports a job")
+	}
+
+	enqueue(t, s, job(bridge.Out, "A", "a1"), job(bridge.Out, "A", "a2"))
+	if at, ok := nextDue(); !ok || at.After(time.Now()) {
+		t.Errorf("NextDue with a new job = %v, %v; want a time not after now", at, ok)
+	}
+
+	// While a1 runs, a2 cannot: the next moment anything can happen is a1's lease expiry.
+	a1 := claim(t, s, bridge.Out, time.Hour, "a1")
+	if at, ok := nextDue(); !ok || at.Before(time.Now().Add(50*time.Minute)) {
+		t.Errorf("NextDue with a running head = %v, %v; want about an hour from now", at, ok)
+	}
+
+	retryAt := time.Now().Add(2 * time.Hour).Truncate(time.Microsecond)
+	if err := s.Retry(ctx, a1.ID, retryAt, true, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if at, ok := nextDue(); !ok || !at.Equal(retryAt) {
+		t.Errorf("NextDue = %v, %v; want %v", at, ok, retryAt)
+	}
+
+	enqueue(t, s, job(bridge.Out, "B", "b1"))
+	if at, ok := nextDue(); !ok || at.After(time.Now()) {
+		t.Errorf("NextDue with a due job on another key = %v, %v", at, ok)
+	}
+	if _, ok, err := s.NextDue(ctx, bridge.In); err != nil || ok {
+		t.Errorf("NextDue(in) = %v, %v; want none", ok, err)
+	}
+}
+
+// TestConcurrentClaimers runs producers and workers against one store at once, as several
+// bridge instances would: every job must run exactly once, one job per key at a time, in the
+// order of its key.
+func TestConcurrentClaimers(t *testing.T) {
+	const (
+		workers   = 8
+		producers = 2
+		jobs      = 500
+		keys      = 20
+		batch     = 5
+	)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	s := pgtest.NewStore(t)
+
+	var (
+		mu        sync.Mutex
+		running   = map[string]bool{}
+		lastID    = map[string]int64{}
+		lastSeq   = map[string]int{}
+		claimed   = map[int64]int{}
+		problems  []string
+		completed atomic.Int64
+		wg        sync.WaitGroup
+		errs      = make(chan error, workers+producers)
+	)
+	for p := range producers {
+		wg.Go(func() {
+			// Producer p owns the keys k with k%producers == p and writes each key's jobs in
+			// sequence, interleaved with the other producer's keys.
+			var pending []bridge.NewJob
+			for i := p; i < jobs; i += producers {
+				key := fmt.Sprintf("k%02d", (i/producers)%(keys/producers)*producers+p)
+				pending = append(pending, bridge.NewJob{Direction: bridge.In, Key: key,
+					Dedup: fmt.Sprint(i), Payload: json.RawMessage(fmt.Sprintf(`{"seq":%d}`, i))})
+				if len(pending) == batch || i+producers >= jobs {
+					if _, err := s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: int64(i)}, pending...); err != nil {
+						errs <- err
+						return
+					}
+					pending = pending[:0]
+				}
+			}
+		})
+	}
+	for range workers {
+		wg.Go(func() {
+			for completed.Load() < jobs {
+				j, err := s.Claim(ctx, bridge.In, time.Minute)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if j == nil {
+					continue
+				}
+				var p struct{ Seq int }
+				if err := json.Unmarshal(j.Payload, &p); err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				claimed[j.ID]++
+				if running[j.Key] {
+					problems = append(problems, fmt.Sprintf("job %d of key %s claimed while another job of the key runs", j.ID, j.Key))
+				}
+				if last, ok := lastID[j.Key]; ok && j.ID < last {
+					problems = append(problems, fmt.Sprintf("key %s: job %d ran after job %d", j.Key, j.ID, last))
+				}
+				if last, ok := lastSeq[j.Key]; ok && p.Seq < last {
+					problems = append(problems, fmt.Sprintf("key %s: seq %d ran after seq %d", j.Key, p.Seq, last))
+				}
+				running[j.Key], lastID[j.Key], lastSeq[j.Key] = true, j.ID, p.Seq
+				mu.Unlock()
+
+				mu.Lock()
+				running[j.Key] = false
+				mu.Unlock()
+				if err := s.Complete(ctx, j.ID); err != nil {
+					errs <- err
+					return
+				}
+				completed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if len(claimed) != jobs {
+		t.Errorf("%d distinct jobs ran, want %d", len(claimed), jobs)
+	}
+	for id, n := range claimed {
+		if n != 1 {
+			t.Errorf("job %d claimed %d times", id, n)
+		}
+	}
+	if len(lastID) != keys {
+		t.Errorf("%d keys ran, want %d", len(lastID), keys)
+	}
+	if got := cursor(t, s); got != jobs-1 {
+		t.Errorf("cursor = %d, want %d", got, jobs-1)
+	}
+}
+
+func BenchmarkEnqueueClaimComplete(b *testing.B) {
+	ctx := b.Context()
+	s := pgtest.NewStore(b)
+	payload := json.RawMessage(`{"text":"` + strings.Repeat("x", 200) + `"}`)
+	b.ResetTimer()
+	for i := range b.N {
+		nj := bridge.NewJob{Direction: bridge.Out, Key: fmt.Sprintf("chat%d", i%16), Dedup: fmt.Sprint(i), Payload: payload}
+		if _, err := s.Enqueue(ctx, bridge.Cursor{}, nj); err != nil {
+			b.Fatal(err)
+		}
+		j, err := s.Claim(ctx, bridge.Out, time.Minute)
+		if err != nil || j == nil {
+			b.Fatalf("Claim = %v, %v", j, err)
+		}
+		if err := s.Complete(ctx, j.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
