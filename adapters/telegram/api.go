@@ -63,17 +63,17 @@ func (a *Adapter) call(ctx context.Context, method string, params, dest any) err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint+method, bytes.NewReader(body))
 	if err != nil {
-		return a.redact(fmt.Errorf("telegram %s: build request: %w", method, err))
+		return fmt.Errorf("telegram %s: build request: %w", method, a.redact(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return a.redact(fmt.Errorf("telegram %s: %w", method, err))
+		return fmt.Errorf("telegram %s: %w", method, a.redact(err))
 	}
 	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return a.redact(fmt.Errorf("telegram %s: read response: %w", method, err))
+		return fmt.Errorf("telegram %s: read response: %w", method, a.redact(err))
 	}
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil || (!env.OK && env.ErrorCode == 0) {
@@ -97,10 +97,11 @@ func (a *Adapter) call(ctx context.Context, method string, params, dest any) err
 	return nil
 }
 
-// redact removes the token from err. The token is part of every request URL, so it shows up in
-// *url.Error (network errors, timeouts, redirects) and in URL parse errors. The *url.Error is
-// fixed in place, so code that unwraps to it does not see the token either; the chain stays
-// intact for errors.Is(err, context.Canceled) and the like.
+// redact removes the token from err, before anything wraps it. The token is part of every
+// request URL, so it shows up in *url.Error (network errors, timeouts, redirects) and in URL
+// parse errors. The *url.Error is fixed in place, so code that unwraps to it does not see the
+// token either. Any other error whose text still holds the token is replaced by one that
+// hides its chain, keeping only errors.Is (for context.Canceled and the like).
 func (a *Adapter) redact(err error) error {
 	if err == nil {
 		return nil
@@ -119,14 +120,16 @@ func (a *Adapter) redactString(s string) string {
 	return strings.ReplaceAll(s, a.token, redacted)
 }
 
-// redactedError carries an error whose message had to be rewritten to hide the token.
+// redactedError carries an error whose message had to be rewritten to hide the token. It has
+// no Unwrap, since the errors it wraps still hold the token; Is still sees through it.
 type redactedError struct {
 	msg string
 	err error
 }
 
 func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
+
+func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }
 
 // classify turns a Bot API failure into the bridge's error classes, so the outbound queue
 // knows whether to retry, wait or give up.

@@ -83,8 +83,9 @@ func messageToInbound(m *models.Message) (bridge.Inbound, skipReason) {
 		Text:        m.Text,
 		SentAt:      time.Unix(int64(m.Date), 0).UTC(),
 	}
-	if m.ReplyToMessage != nil && m.ReplyToMessage.ID != 0 {
-		in.ReplyTo = strconv.Itoa(m.ReplyToMessage.ID)
+	if r := m.ReplyToMessage; r != nil && r.ID != 0 {
+		in.ReplyTo = strconv.Itoa(r.ID)
+		in.ReplyToText = r.Text
 	}
 	return in, skipNone
 }

@@ -166,6 +166,15 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 		return nil, bridge.Permanent(fmt.Sprintf("invalid telegram chat id %q", m.Chat.ID), err)
 	}
 	parts := splitText(m.Text, maxMessageLen)
+	if len(m.Attachments) > 0 {
+		// Sending files is a later issue; until then the agent sees the message fail.
+		if len(parts) == 0 {
+			return nil, bridge.Permanent("the telegram adapter cannot send attachments yet", nil)
+		}
+		a.log.Warn("sending only the text of a message with attachments: the telegram adapter cannot send files yet",
+			zap.String("chat_id", m.Chat.ID), zap.Int64("onechat_message_id", m.MessageID),
+			zap.Int("attachments", len(m.Attachments)))
+	}
 	if len(parts) == 0 {
 		return nil, bridge.Permanent("message has no text", nil)
 	}
