@@ -506,7 +506,7 @@ func (c *Cable) connectOnce(ctx context.Context, queue chan<- cableItem) (welcom
 		return false, 0, fmt.Errorf("dial: %w", err)
 	}
 	if ws.Subprotocol() != protocolV1 {
-		_ = ws.Close(websocket.StatusProtocolError, "actioncable-v1-json required")
+		_ = ws.CloseNow()
 		return false, 0, ErrCableProtocol
 	}
 	ws.SetReadLimit(c.opts.ReadLimit)
@@ -546,6 +546,9 @@ type connSub struct {
 type control struct {
 	typ        string // "welcome", "confirm_subscription", "reject_subscription"
 	identifier string
+	// handled, when set, is closed once the owner applied the frame, so that the handler's
+	// CableConfirmed sees Stats that already count the confirmation.
+	handled chan struct{}
 }
 
 // serve runs the reader and the control loop until the socket ends.
@@ -600,6 +603,9 @@ func (cc *cableConn) control(ctx context.Context, ctrl <-chan control, readErr <
 			return true, err
 		case m := <-ctrl:
 			cc.handle(m)
+			if m.handled != nil {
+				close(m.handled)
+			}
 		case <-cc.c.wake:
 		case <-tc:
 		}
@@ -774,7 +780,13 @@ func (cc *cableConn) read(ctx context.Context, ctrl chan<- control) error {
 				return ctx.Err()
 			}
 		case "confirm_subscription":
-			if !cc.tell(ctx, ctrl, control{typ: f.Type, identifier: f.Identifier}) {
+			handled := make(chan struct{})
+			if !cc.tell(ctx, ctrl, control{typ: f.Type, identifier: f.Identifier, handled: handled}) {
+				return ctx.Err()
+			}
+			select {
+			case <-handled:
+			case <-ctx.Done():
 				return ctx.Err()
 			}
 			if tok := cc.c.tokenOf(f.Identifier); tok != "" {
