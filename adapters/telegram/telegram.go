@@ -55,6 +55,19 @@ type Config struct {
 	HTTPClient *http.Client
 }
 
+// String describes cfg with the token redacted, so that logging a Config by accident does not
+// leak it.
+func (cfg Config) String() string {
+	token := ""
+	if cfg.Token != "" {
+		token = redacted
+	}
+	return fmt.Sprintf("telegram.Config{Token:%s APIURL:%s PollTimeout:%s}", token, cfg.APIURL, cfg.PollTimeout)
+}
+
+// GoString is String, for %#v.
+func (cfg Config) GoString() string { return cfg.String() }
+
 // Adapter is the Telegram side of the bridge. It implements bridge.Adapter. Send and GetMe may
 // be called concurrently with each other and with Run.
 type Adapter struct {
@@ -102,6 +115,9 @@ func New(cfg Config, logger *zap.Logger) (*Adapter, error) {
 	}
 	pollTimeout = pollTimeout.Truncate(time.Second)
 	client := cfg.HTTPClient
+	if client != nil && client.Timeout != 0 && client.Timeout <= pollTimeout {
+		return nil, fmt.Errorf("telegram: HTTP client timeout %s must exceed the poll timeout %s", client.Timeout, pollTimeout)
+	}
 	if client == nil {
 		client = &http.Client{Timeout: pollTimeout + httpSlack}
 	}

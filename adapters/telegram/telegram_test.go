@@ -785,6 +785,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"token with a slash", Config{Token: "123:abc/../" + testToken}},
 		{"relative URL", Config{Token: testToken, APIURL: "api.telegram.org"}},
 		{"poll timeout below a second", Config{Token: testToken, PollTimeout: time.Millisecond}},
+		{"HTTP timeout shorter than the poll", Config{Token: testToken, HTTPClient: &http.Client{Timeout: 30 * time.Second}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, err := New(tc.cfg, nil)
@@ -804,5 +805,9 @@ func TestNewValidatesConfig(t *testing.T) {
 		a.client.Timeout != DefaultPollTimeout+15*time.Second ||
 		a.endpoint != "https://api.telegram.org/bot"+testToken+"/" {
 		t.Fatalf("defaults not applied: %+v", a)
+	}
+	cfg := Config{Token: testToken, APIURL: "http://127.0.0.1:1"}
+	if s := fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg); strings.Contains(s, testToken) {
+		t.Fatalf("formatting a Config leaks the token: %s", s)
 	}
 }
