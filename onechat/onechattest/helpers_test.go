@@ -289,7 +289,8 @@ func (c *cable) event(names ...string) (identifier, name string, data map[string
 	}
 }
 
-// subscribe subscribes to the token and waits for the confirmation; it returns the identifier.
+// subscribe subscribes to the token and waits for the confirmation and the presence.update
+// the fake sends right after it; it returns the identifier.
 func (c *cable) subscribe(token string) string {
 	c.t.Helper()
 	id := roomIdentifier(token)
@@ -297,6 +298,9 @@ func (c *cable) subscribe(token string) string {
 	f := c.frame()
 	if f["type"] != "confirm_subscription" || f["identifier"] != id {
 		c.t.Fatalf("after subscribe got %v", f)
+	}
+	if gotID, name, _ := c.event(); gotID != id || name != "presence.update" {
+		c.t.Fatalf("after confirm got %s %s, want presence.update", gotID, name)
 	}
 	return id
 }
