@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -175,16 +177,22 @@ func (c *Client) GetConversation(ctx context.Context, sourceID string, conversat
 	return &cv, nil
 }
 
-// CreateMessage posts an incoming message as the contact. A message to a resolved
-// conversation reopens it.
+// CreateMessage posts an incoming message as the contact: JSON without attachments, a streamed
+// multipart/form-data upload with them. A message to a resolved conversation reopens it.
 func (c *Client) CreateMessage(ctx context.Context, sourceID string, conversationID int64, p MessageParams) (*Message, error) {
-	body := map[string]any{"content": p.Content}
-	if p.EchoID != "" {
-		body["echo_id"] = p.EchoID
+	cl := call{op: "create message", method: http.MethodPost, route: routeMessages,
+		path: c.conversationPath(sourceID, conversationID) + "/messages"}
+	if len(p.Attachments) > 0 {
+		cl.multipart = writeMessageForm(p)
+	} else {
+		body := map[string]any{"content": p.Content}
+		if p.EchoID != "" {
+			body["echo_id"] = p.EchoID
+		}
+		cl.body = body
 	}
 	var m Message
-	err := c.do(ctx, call{op: "create message", method: http.MethodPost, route: routeMessages,
-		path: c.conversationPath(sourceID, conversationID) + "/messages", body: body}, &m)
+	err := c.do(ctx, cl, &m)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +215,66 @@ func (c *Client) ListMessages(ctx context.Context, sourceID string, conversation
 	return ms, nil
 }
 
+// UpdateContact updates the session's contact (name, email, phone number, avatar URL; custom
+// attributes are deep-merged), which a create that matched an existing contact never does.
+// identifier is sent only for the HMAC check: OneChat never changes it. The answer is the full
+// contact record: it has no SourceID or PubsubToken (keep yours), and its ID can differ when
+// OneChat merged the contact into another with the same email or phone.
+func (c *Client) UpdateContact(ctx context.Context, sourceID, identifier string, p ContactParams) (*Contact, error) {
+	body := map[string]any{}
+	for k, v := range map[string]string{"name": p.Name, "email": p.Email,
+		"phone_number": p.PhoneNumber, "avatar_url": p.AvatarURL} {
+		if v != "" {
+			body[k] = v
+		}
+	}
+	if len(p.CustomAttributes) > 0 {
+		body["custom_attributes"] = p.CustomAttributes
+	}
+	if c.hmacToken != "" {
+		body["identifier"] = identifier
+		body["identifier_hash"] = IdentifierHash(c.hmacToken, identifier)
+	}
+	var ct Contact
+	err := c.do(ctx, call{op: "update contact", method: http.MethodPatch, route: routeContact,
+		path: c.contactPath(sourceID), body: body, contactRoute: true}, &ct)
+	if err != nil {
+		return nil, err
+	}
+	return &ct, nil
+}
+
+// ResolveConversation resolves the conversation (toggle_status, which never reopens). It is
+// idempotent. Servers older than the route answer 404.
+func (c *Client) ResolveConversation(ctx context.Context, sourceID string, conversationID int64) (*Conversation, error) {
+	var cv Conversation
+	err := c.do(ctx, call{op: "resolve conversation", method: http.MethodPost, route: routeConversation + "/toggle_status",
+		path: c.conversationPath(sourceID, conversationID) + "/toggle_status", body: map[string]any{}}, &cv)
+	if err != nil {
+		return nil, err
+	}
+	return &cv, nil
+}
+
+// ToggleTyping shows or hides the contact's typing indicator to agents. OneChat never times
+// it out, so always send off.
+func (c *Client) ToggleTyping(ctx context.Context, sourceID string, conversationID int64, on bool) error {
+	status := "off"
+	if on {
+		status = "on"
+	}
+	return c.do(ctx, call{op: "toggle typing", method: http.MethodPost, route: routeConversation + "/toggle_typing",
+		path: c.conversationPath(sourceID, conversationID) + "/toggle_typing",
+		body: map[string]any{"typing_status": status}}, nil)
+}
+
+// UpdateLastSeen marks the conversation seen by the contact; OneChat then marks agent
+// messages read (and broadcasts message.updated for each).
+func (c *Client) UpdateLastSeen(ctx context.Context, sourceID string, conversationID int64) error {
+	return c.do(ctx, call{op: "update last seen", method: http.MethodPost, route: routeConversation + "/update_last_seen",
+		path: c.conversationPath(sourceID, conversationID) + "/update_last_seen", body: map[string]any{}}, nil)
+}
+
 func (c *Client) contactPath(sourceID string) string {
 	return c.inboxPath + "/contacts/" + url.PathEscape(sourceID)
 }
@@ -223,6 +291,8 @@ type call struct {
 	route  string
 	path   string
 	body   any // JSON-encoded when non-nil
+	// multipart, when set, writes a multipart/form-data body instead, streamed.
+	multipart func(*multipart.Writer) error
 	// contactRoute marks the routes where OneChat checks HMAC, and so where a 500 while we
 	// send an identifier_hash means ErrHMAC.
 	contactRoute bool
@@ -231,26 +301,42 @@ type call struct {
 // do sends the request and decodes a 2xx JSON body into out (when out is non-nil and the body
 // is not empty).
 func (c *Client) do(ctx context.Context, cl call, out any) error {
-	var rdr io.Reader
-	if cl.body != nil {
+	var (
+		rdr         io.Reader
+		contentType string
+		finish      = func() error { return nil }
+	)
+	switch {
+	case cl.multipart != nil:
+		rdr, contentType, finish = streamMultipart(cl.multipart)
+	case cl.body != nil:
 		b, err := json.Marshal(cl.body)
 		if err != nil {
 			return fmt.Errorf("%s: encode request: %w", cl.op, err)
 		}
-		rdr = bytes.NewReader(b)
+		rdr, contentType = bytes.NewReader(b), "application/json"
 	}
 	req, err := http.NewRequestWithContext(ctx, cl.method, c.base+cl.path, rdr)
 	if err != nil {
+		_ = finish()
 		// The error text of a bad URL contains the URL; keep only the route.
 		return fmt.Errorf("%s: build request for %s: invalid base URL", cl.op, cl.route)
 	}
 	req.Header.Set("Accept", "application/json")
-	if rdr != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 
 	start := time.Now()
 	resp, err := c.http.Do(req)
+	if werr := finish(); werr != nil {
+		// The body could not be produced (an attachment's reader failed): that is the cause,
+		// whatever the transport made of the cut-off request.
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return fmt.Errorf("%s: write request body: %w", cl.op, werr)
+	}
 	if err != nil {
 		c.log.Debug("onechat request failed", zap.String("op", cl.op), zap.String("route", cl.route),
 			zap.Duration("duration", time.Since(start)))
@@ -280,6 +366,76 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		return fmt.Errorf("%s: decode response: %w", cl.op, err)
 	}
 	return nil
+}
+
+// errBodyAbandoned is what the multipart writer sees when the request ended before it finished
+// (the server answered early, or the transport failed): not an error of the body itself.
+var errBodyAbandoned = errors.New("request ended before its body was written")
+
+// streamMultipart runs write in a goroutine that feeds a pipe, so large attachments are never
+// held in memory. finish closes the pipe, waits for the goroutine and returns its error, if
+// the body itself failed; it must be called once the request is done.
+func streamMultipart(write func(*multipart.Writer) error) (body io.Reader, contentType string, finish func() error) {
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	done := make(chan error, 1)
+	go func() {
+		err := write(mw)
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	return pr, mw.FormDataContentType(), func() error {
+		pr.CloseWithError(errBodyAbandoned)
+		err := <-done
+		if errors.Is(err, errBodyAbandoned) || errors.Is(err, io.ErrClosedPipe) {
+			return nil
+		}
+		return err
+	}
+}
+
+var quoteEscaper = strings.NewReplacer("\\", "\\\\", `"`, "\\\"", "\r", "", "\n", "")
+
+// writeMessageForm writes the multipart form of a message: content, echo_id and one
+// attachments[] part per upload, each with its own Content-Type.
+func writeMessageForm(p MessageParams) func(*multipart.Writer) error {
+	return func(mw *multipart.Writer) error {
+		if err := mw.WriteField("content", p.Content); err != nil {
+			return err
+		}
+		if p.EchoID != "" {
+			if err := mw.WriteField("echo_id", p.EchoID); err != nil {
+				return err
+			}
+		}
+		for i, u := range p.Attachments {
+			ct := u.ContentType
+			if ct == "" {
+				ct = "application/octet-stream"
+			}
+			name := u.Filename
+			if name == "" {
+				name = "file"
+			}
+			h := textproto.MIMEHeader{}
+			h.Set("Content-Disposition", `form-data; name="attachments[]"; filename="`+quoteEscaper.Replace(name)+`"`)
+			h.Set("Content-Type", ct)
+			w, err := mw.CreatePart(h)
+			if err != nil {
+				return err
+			}
+			if u.Body == nil {
+				continue
+			}
+			if _, err := io.Copy(w, u.Body); err != nil {
+				return fmt.Errorf("attachment %d: %w", i+1, err)
+			}
+		}
+		return nil
+	}
 }
 
 // apiError builds the *APIError for a non-2xx response. Bodies are opaque except for the

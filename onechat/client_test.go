@@ -520,3 +520,162 @@ func TestDecodeErrorOnGarbage(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestCreateMessageWithAttachments(t *testing.T) {
+	type part struct{ name, filename, contentType, body string }
+	got := make(chan []part, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "POST" || r.URL.EscapedPath() != inboxPath+"/contacts/"+testSourceID+"/conversations/21/messages" {
+			t.Errorf("request %s %s", r.Method, r.URL.EscapedPath())
+		}
+		mr, err := r.MultipartReader()
+		if err != nil {
+			t.Errorf("not multipart: %v", err)
+			w.WriteHeader(400)
+			return
+		}
+		var parts []part
+		for {
+			p, err := mr.NextPart()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Errorf("next part: %v", err)
+				break
+			}
+			b, _ := io.ReadAll(p)
+			parts = append(parts, part{p.FormName(), p.FileName(), p.Header.Get("Content-Type"), string(b)})
+		}
+		got <- parts
+		_, _ = io.WriteString(w, sampleMessage)
+	}))
+	defer srv.Close()
+
+	c := NewClient(srv.URL, testInbox, nil)
+	m, err := c.CreateMessage(context.Background(), testSourceID, 21, MessageParams{
+		Content: "see attached", EchoID: "tg:555:1",
+		Attachments: []Upload{
+			{Filename: "photo.jpg", ContentType: "image/jpeg", Body: strings.NewReader("JPEGDATA")},
+			{Filename: `we"ird.pdf`, ContentType: "application/pdf", Body: strings.NewReader(strings.Repeat("P", 200000))},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != 1202 {
+		t.Errorf("message = %+v", m)
+	}
+	want := []part{
+		{"content", "", "", "see attached"},
+		{"echo_id", "", "", "tg:555:1"},
+		{"attachments[]", "photo.jpg", "image/jpeg", "JPEGDATA"},
+		{"attachments[]", `we"ird.pdf`, "application/pdf", strings.Repeat("P", 200000)},
+	}
+	if parts := <-got; !reflect.DeepEqual(parts, want) {
+		t.Errorf("parts differ: got %d parts", len(parts))
+		for i := range parts {
+			if i < len(want) && !reflect.DeepEqual(parts[i], want[i]) {
+				t.Errorf("part %d = %+v", i, parts[i].name+" "+parts[i].filename+" "+parts[i].contentType)
+			}
+		}
+	}
+}
+
+// failingReader fails after some bytes, like a platform download cut off.
+type failingReader struct{ n int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := min(len(p), r.n)
+	r.n -= n
+	return n, nil
+}
+
+func TestCreateMessageAttachmentFailures(t *testing.T) {
+	t.Run("source fails", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			_, _ = io.WriteString(w, sampleMessage)
+		}))
+		defer srv.Close()
+		c := NewClient(srv.URL, testInbox, nil)
+		_, err := c.CreateMessage(context.Background(), testSourceID, 21, MessageParams{
+			Attachments: []Upload{{Filename: "a.bin", Body: &failingReader{n: 100000}}}})
+		if !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), "attachment 1") {
+			t.Fatalf("err = %v", err)
+		}
+		assertNoLeak(t, err)
+	})
+	t.Run("server answers before reading the body", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(404)
+		}))
+		defer srv.Close()
+		c := NewClient(srv.URL, testInbox, nil)
+		_, err := c.CreateMessage(context.Background(), testSourceID, 21, MessageParams{
+			Attachments: []Upload{{Filename: "big.bin", Body: strings.NewReader(strings.Repeat("x", 8<<20))}}})
+		// Either the 404 arrives, or the transport fails writing the rest of the body.
+		if err == nil || (!IsNotFound(err) && !IsRetryable(err)) {
+			t.Fatalf("err = %v", err)
+		}
+		assertNoLeak(t, err)
+	})
+}
+
+func TestSmallerRoutes(t *testing.T) {
+	ctx := context.Background()
+	conv := inboxPath + "/contacts/" + testSourceID + "/conversations/21"
+	for _, tc := range []struct {
+		name     string
+		respond  string
+		call     func(c *Client) error
+		method   string
+		path     string
+		wantBody map[string]any
+	}{
+		{"update contact", `{"id":43,"name":"Alice B","email":"alice@example.com","phone_number":null,"account_id":1,"created_at":"2025-01-10T09:00:00.123Z","identifier":"telegram:1","custom_attributes":{"plan":"pro"},"blocked":false}`,
+			func(c *Client) error {
+				ct, err := c.UpdateContact(ctx, testSourceID, "telegram:1", ContactParams{Name: "Alice B", CustomAttributes: map[string]any{"plan": "pro"}})
+				if err == nil && (ct.ID != 43 || ct.Name != "Alice B" || ct.SourceID != "") {
+					t.Errorf("contact = %+v", ct)
+				}
+				return err
+			}, "PATCH", inboxPath + "/contacts/" + testSourceID,
+			map[string]any{"name": "Alice B", "custom_attributes": map[string]any{"plan": "pro"},
+				"identifier": "telegram:1", "identifier_hash": IdentifierHash(testHMAC, "telegram:1")}},
+		{"resolve", `{"id":21,"status":"resolved"}`, func(c *Client) error {
+			cv, err := c.ResolveConversation(ctx, testSourceID, 21)
+			if err == nil && cv.Status != StatusResolved {
+				t.Errorf("conversation = %+v", cv)
+			}
+			return err
+		}, "POST", conv + "/toggle_status", map[string]any{}},
+		{"typing on", "", func(c *Client) error { return c.ToggleTyping(ctx, testSourceID, 21, true) },
+			"POST", conv + "/toggle_typing", map[string]any{"typing_status": "on"}},
+		{"typing off", "", func(c *Client) error { return c.ToggleTyping(ctx, testSourceID, 21, false) },
+			"POST", conv + "/toggle_typing", map[string]any{"typing_status": "off"}},
+		{"last seen", "", func(c *Client) error { return c.UpdateLastSeen(ctx, testSourceID, 21) },
+			"POST", conv + "/update_last_seen", map[string]any{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, reqs := restServer(t, 200, tc.respond)
+			if err := tc.call(NewClient(srv.URL, testInbox, &Options{HMACToken: testHMAC})); err != nil {
+				t.Fatal(err)
+			}
+			r := <-reqs
+			if r.Method != tc.method || r.Path != tc.path {
+				t.Errorf("request %s %s, want %s %s", r.Method, r.Path, tc.method, tc.path)
+			}
+			if r.Body == nil {
+				r.Body = map[string]any{}
+			}
+			if !reflect.DeepEqual(r.Body, tc.wantBody) {
+				t.Errorf("body = %v, want %v", r.Body, tc.wantBody)
+			}
+		})
+	}
+}

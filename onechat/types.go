@@ -2,6 +2,7 @@ package onechat
 
 import (
 	"encoding/json"
+	"io"
 	"strconv"
 )
 
@@ -382,4 +383,16 @@ func (a *Attachment) UnmarshalJSON(b []byte) error {
 type MessageParams struct {
 	Content string
 	EchoID  string
+	// Attachments, when present, turn the request into a streamed multipart upload. Their
+	// bodies are read once, so a retry needs fresh Uploads. Keep to 15 or fewer.
+	Attachments []Upload
+}
+
+// Upload is one file of a message. ContentType alone decides how OneChat shows it (image/jpeg,
+// image/png, image/gif, image/webp → image; video/mp4 … → video; audio/* → audio; anything
+// else → file), so set it from the source, not from the file name.
+type Upload struct {
+	Filename    string
+	ContentType string
+	Body        io.Reader
 }
