@@ -785,6 +785,7 @@ func parseParams(r *http.Request) (params, error) {
 			if err := dec.Decode(&v); err != nil {
 				return nil, fmt.Errorf("decode json body: %w", err)
 			}
+			v = normalizeNumbers(v)
 			if m, isMap := v.(map[string]any); isMap {
 				body = m
 			} else {
@@ -890,10 +891,37 @@ func scalar(v any) (string, bool) {
 		return x, true
 	case json.Number:
 		return x.String(), true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
 	case bool:
 		return strconv.FormatBool(x), true
 	}
 	return "", false
+}
+
+// normalizeNumbers turns decoded JSON numbers into int64 or float64, so stored attributes
+// compare naturally in tests; a number that fits neither stays a json.Number.
+func normalizeNumbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeNumbers(e)
+		}
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n
+		}
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+	}
+	return v
 }
 
 func nonBlank(p params, key string) string {

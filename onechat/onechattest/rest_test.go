@@ -34,11 +34,11 @@ func TestInboxAndUnknownRoutes(t *testing.T) {
 	for _, tc := range []struct{ method, path string }{
 		{"GET", "/public/api/v1/inboxes/nosuchinbox"},
 		{"POST", "/public/api/v1/inboxes/nosuchinbox/contacts"},
-		{"GET", "/public/api/v1/inboxes"},                           // index: not implemented
-		{"GET", c.inboxPath("/contacts")},                           // no contacts index
-		{"DELETE", c.inboxPath("/contacts/" + src)},                 // no destroy
-		{"POST", c.inboxPath("/contacts/" + src)},                   // no such route
-		{"GET", c.inboxPath("/contacts/nosuchsource")},              // unknown source_id
+		{"GET", "/public/api/v1/inboxes"},                              // index: not implemented
+		{"GET", c.inboxPath("/contacts")},                              // no contacts index
+		{"DELETE", c.inboxPath("/contacts/" + src)},                    // no destroy
+		{"POST", c.inboxPath("/contacts/" + src)},                      // no such route
+		{"GET", c.inboxPath("/contacts/nosuchsource")},                 // unknown source_id
 		{"GET", c.inboxPath("/contacts/" + src + "/conversations/99")}, // unknown conversation
 		{"GET", c.inboxPath("/contacts/" + src + "/conversations/abc")},
 		{"POST", c.inboxPath("/contacts/" + src + "/conversations/1/reopen")},
