@@ -63,7 +63,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		PollTimeout: cfg.telegramPollTimeout,
 	}, logger.Named("telegram"))
 	if err != nil {
-		return fmt.Errorf("telegram: %w", err)
+		return err
 	}
 	core, err := bridge.New(bridge.Options{
 		Store:      store,
