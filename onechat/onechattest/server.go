@@ -63,7 +63,8 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
-// Request is one HTTP request the fake answered, for assertions on what a client called.
+// Request is one HTTP request the fake answered, for assertions on what a client called. The
+// log holds every request: Client API calls, /cable upgrades (101) and attachment downloads.
 type Request struct {
 	Method string
 	Path   string
