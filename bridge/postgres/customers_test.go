@@ -20,6 +20,7 @@ func newCustomer(id string) bridge.Customer {
 }
 
 func TestSaveAndLoadCustomer(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
 
@@ -102,6 +103,7 @@ func TestSaveAndLoadCustomer(t *testing.T) {
 }
 
 func TestSaveCustomerRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	s := pgtest.NewStore(t)
 	c := newCustomer("1")
 	c.Chat.Platform = bridge.Discord
@@ -114,6 +116,7 @@ func TestSaveCustomerRejectsBadInput(t *testing.T) {
 }
 
 func TestConversations(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
 	c, err := s.SaveCustomer(ctx, newCustomer("1"))

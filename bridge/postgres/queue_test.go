@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap/zaptest"
+
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/bridge/postgres"
 	"github.com/onechat/onechat-bridge/bridge/postgres/pgtest"
@@ -66,6 +69,7 @@ func state(t *testing.T, s *postgres.Store, dir bridge.Direction, dedup string) 
 }
 
 func TestEnqueueDedupAndCursor(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
 
@@ -123,6 +127,7 @@ func TestEnqueueDedupAndCursor(t *testing.T) {
 }
 
 func TestEnqueueRejectsBadJobs(t *testing.T) {
+	t.Parallel()
 	s := pgtest.NewStore(t)
 	for name, j := range map[string]bridge.NewJob{
 		"direction": {Direction: "sideways", Key: "k", Dedup: "d"},
@@ -140,6 +145,7 @@ func TestEnqueueRejectsBadJobs(t *testing.T) {
 }
 
 func TestPayloadRoundTrip(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
 	in := bridge.Inbound{
@@ -179,6 +185,7 @@ func TestPayloadRoundTrip(t *testing.T) {
 }
 
 func TestPerKeyFIFO(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
 	enqueue(t, s, job(bridge.In, "A", "a1"), job(bridge.In, "A", "a2"), job(bridge.In, "B", "b1"),
@@ -207,6 +214,7 @@ func TestPerKeyFIFO(t *testing.T) {
 }
 
 func TestLeaseExpiryReclaim(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
 	enqueue(t, s, job(bridge.Out, "chat", "m1"), job(bridge.Out, "chat", "m2"))
@@ -240,6 +248,7 @@ func TestLeaseExpiryReclaim(t *testing.T) {
 }
 
 func TestRetryCounting(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
 	enqueue(t, s, job(bridge.In, "u", "m"))
@@ -287,6 +296,7 @@ func TestRetryCounting(t *testing.T) {
 }
 
 func TestFailMovesKeyOn(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
 	enqueue(t, s, job(bridge.Out, "chat", "m1"), job(bridge.Out, "chat", "m2"))
@@ -312,6 +322,7 @@ func TestFailMovesKeyOn(t *testing.T) {
 }
 
 func TestLinks(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
 	chat := bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}
@@ -364,6 +375,7 @@ func TestLinks(t *testing.T) {
 }
 
 func TestNextDue(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
 	nextDue := func() (time.Time, bool) {
@@ -410,6 +422,7 @@ func TestNextDue(t *testing.T) {
 // bridge instances would: every job must run exactly once, one job per key at a time, in the
 // order of its key.
 func TestConcurrentClaimers(t *testing.T) {
+	t.Parallel()
 	const (
 		workers   = 8
 		producers = 2
@@ -533,5 +546,63 @@ func BenchmarkEnqueueClaimComplete(b *testing.B) {
 		if err := s.Complete(ctx, j.ID); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestEnqueueSerialisesPerKey holds the advisory lock of one key, as a concurrent Enqueue of that
+// key would, and checks that an Enqueue of the key waits for it while other keys go ahead. This
+// is what keeps ids in commit order within a key (see queue.go).
+func TestEnqueueSerialisesPerKey(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	dbURL := pgtest.NewDatabaseURL(t)
+	s, err := postgres.Open(ctx, dbURL, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, postgres.KeyLockID(bridge.In, "K")); err != nil {
+		t.Fatal(err)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Enqueue(ctx, bridge.Cursor{}, job(bridge.In, "J", "j1"), job(bridge.In, "K", "k1"))
+		done <- err
+	}()
+	// Wait until the Enqueue is blocked on the advisory lock.
+	for {
+		var waiting int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Enqueue finished (err %v) while another transaction held its key's lock", err)
+		case <-ctx.Done():
+			t.Fatal("Enqueue never waited for its key's lock")
+		case <-time.After(5 * time.Millisecond): // polling pg_locks; there is no signal to await
+		}
+	}
+	if n, err := s.Enqueue(ctx, bridge.Cursor{}, job(bridge.In, "other", "o1"), job(bridge.Out, "K", "k1")); err != nil || n != 2 {
+		t.Errorf("Enqueue of other keys = %d, %v; want 2 without waiting", n, err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, postgres.KeyLockID(bridge.In, "K")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Enqueue after the lock was released: %v", err)
 	}
 }

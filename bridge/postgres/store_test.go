@@ -14,6 +14,7 @@ import (
 )
 
 func TestMigrateTwiceIsNoOp(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dbURL := pgtest.NewDatabaseURL(t)
 	s, err := postgres.Open(ctx, dbURL, zaptest.NewLogger(t))
@@ -42,6 +43,7 @@ func TestMigrateTwiceIsNoOp(t *testing.T) {
 // TestConcurrentMigrate starts two instances on one empty database at once, as two bridge
 // containers would: the advisory lock must let exactly one of them create the schema.
 func TestConcurrentMigrate(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dbURL := pgtest.NewDatabaseURL(t)
 	var wg sync.WaitGroup
@@ -87,6 +89,7 @@ func schemaVersion(t *testing.T, dbURL string) int64 {
 }
 
 func TestOpenErrorsHideThePassword(t *testing.T) {
+	t.Parallel()
 	const pw = "s3cretPassw0rd"
 	for _, dsn := range []string{
 		"postgres://bridge:" + pw + "@127.0.0.1:1/bridge?sslmode=disable&connect_timeout=2",

@@ -14,6 +14,7 @@ import (
 )
 
 func TestNewDatabaseURLCreatesAndDrops(t *testing.T) {
+	t.Parallel()
 	var dbURL string
 	t.Run("use", func(t *testing.T) {
 		dbURL = pgtest.NewDatabaseURL(t)
@@ -52,6 +53,7 @@ func TestNewDatabaseURLCreatesAndDrops(t *testing.T) {
 }
 
 func TestNewStoreIsMigrated(t *testing.T) {
+	t.Parallel()
 	s := pgtest.NewStore(t)
 	if n, err := s.Cursor(t.Context(), "telegram.update_offset"); err != nil || n != 0 {
 		t.Fatalf("Cursor on a fresh store = %d, %v; want 0, nil", n, err)
