@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -32,16 +31,12 @@ type Config struct {
 	// "reopen" (it reopens the resolved one).
 	OnResolved string `env:"ONECHAT_ON_RESOLVED" envDefault:"new"`
 
-	TelegramBotToken Secret `env:"TELEGRAM_BOT_TOKEN"`
-	TelegramAPIURL   string `env:"TELEGRAM_API_URL" envDefault:"https://api.telegram.org"`
-	TelegramPoll     string `env:"TELEGRAM_POLL_TIMEOUT" envDefault:"50s"`
+	// Each adapter's settings live in their own file (config_<platform>.go).
+	Telegram TelegramSettings
 
 	AdminAddr string `env:"BRIDGE_ADMIN_ADDR" envDefault:"127.0.0.1:9090"`
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json"`
-
-	// Parsed forms, filled by Validate.
-	telegramPollTimeout time.Duration
 }
 
 // LoadConfig reads the configuration from environ (os.Environ() form) and validates it. The
@@ -90,18 +85,9 @@ func (c *Config) Validate() error {
 	if c.OnResolved != "new" && c.OnResolved != "reopen" {
 		bad("ONECHAT_ON_RESOLVED", "must be new or reopen, got %q", c.OnResolved)
 	}
-	if c.TelegramBotToken == "" {
+	errs = append(errs, c.Telegram.validate()...)
+	if !c.Telegram.enabled() {
 		bad("TELEGRAM_BOT_TOKEN", "is required: the token @BotFather gave your bot")
-	} else if !strings.Contains(string(c.TelegramBotToken), ":") {
-		bad("TELEGRAM_BOT_TOKEN", "does not look like a bot token (expected 123456:ABC...)")
-	}
-	if !isHTTPURL(c.TelegramAPIURL) {
-		bad("TELEGRAM_API_URL", "must be an http:// or https:// URL, got %q", c.TelegramAPIURL)
-	}
-	if d, err := time.ParseDuration(c.TelegramPoll); err != nil || d < time.Second || d > 10*time.Minute {
-		bad("TELEGRAM_POLL_TIMEOUT", "must be a duration between 1s and 10m, got %q", c.TelegramPoll)
-	} else {
-		c.telegramPollTimeout = d
 	}
 	if c.AdminAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {

@@ -25,7 +25,7 @@ func TestConfigDefaults(t *testing.T) {
 	if cfg.CableURL != "wss://chat.example.com/cable" {
 		t.Errorf("cable URL %q, want wss://chat.example.com/cable", cfg.CableURL)
 	}
-	if cfg.AdminAddr != "127.0.0.1:9090" || cfg.TelegramAPIURL != "https://api.telegram.org" || cfg.OnResolved != "new" {
+	if cfg.AdminAddr != "127.0.0.1:9090" || cfg.Telegram.APIURL != "https://api.telegram.org" || cfg.OnResolved != "new" {
 		t.Errorf("unexpected defaults: %+v", cfg)
 	}
 	cfg, err = LoadConfig(append(validEnv(), "ONECHAT_BASE_URL=http://onechat:3000/"))

@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/onechat/onechat-bridge/adapters/telegram"
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/bridge/postgres"
 	"github.com/onechat/onechat-bridge/onechat"
@@ -35,14 +34,16 @@ func migrate(ctx context.Context, cfg Config, logger *zap.Logger) error {
 // run wires the bridge together and runs it until ctx is cancelled: store → OneChat →
 // adapters → core, plus the admin listener.
 func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
-	logger.Info("starting onechat-bridge",
+	fields := []zap.Field{
 		zap.String("version", version),
 		zap.String("onechat_base_url", cfg.OneChatBaseURL),
 		zap.String("onechat_cable_url", cfg.CableURL),
 		zap.Bool("hmac", cfg.HMACToken != ""),
 		zap.String("on_resolved", cfg.OnResolved),
-		zap.String("telegram_api_url", cfg.TelegramAPIURL),
-		zap.String("admin_addr", cfg.AdminAddr))
+		zap.String("admin_addr", cfg.AdminAddr),
+	}
+	fields = append(fields, cfg.Telegram.logFields()...)
+	logger.Info("starting onechat-bridge", fields...)
 
 	store, err := postgres.Open(ctx, string(cfg.DatabaseURL), logger.Named("postgres"))
 	if err != nil {
@@ -57,18 +58,18 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		HMACToken: string(cfg.HMACToken),
 		Logger:    logger.Named("onechat"),
 	})
-	tg, err := telegram.New(telegram.Config{
-		Token:       string(cfg.TelegramBotToken),
-		APIURL:      cfg.TelegramAPIURL,
-		PollTimeout: cfg.telegramPollTimeout,
-	}, logger.Named("telegram"))
-	if err != nil {
-		return err
+	var adapters []bridge.Adapter
+	if cfg.Telegram.enabled() {
+		tg, err := cfg.Telegram.adapter(logger)
+		if err != nil {
+			return err
+		}
+		adapters = append(adapters, tg)
 	}
 	core, err := bridge.New(bridge.Options{
 		Store:      store,
 		OneChat:    oc,
-		Adapters:   []bridge.Adapter{tg},
+		Adapters:   adapters,
 		CableURL:   cfg.CableURL,
 		Logger:     logger.Named("core"),
 		OnResolved: bridge.ResolvedPolicy(cfg.OnResolved),
