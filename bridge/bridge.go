@@ -231,3 +231,23 @@ type Deleter interface {
 type Typer interface {
 	Typing(ctx context.Context, chat ChatRef, on bool) error
 }
+
+// HealthReporter is implemented by adapters that can say whether they are connected to their
+// platform (for /readyz): nil means healthy, an error says what is wrong, without secrets.
+type HealthReporter interface {
+	Health() error
+}
+
+// TypingNotifier is implemented by the core (the Inbox adapters get): an adapter calls
+// UserTyping when the platform says the user is typing, and the core shows it to the agent.
+// It must not block for long.
+type TypingNotifier interface {
+	UserTyping(ctx context.Context, u UserRef, chat ChatRef)
+}
+
+// ChatMover is implemented by the core: an adapter calls MoveChat when the user's messages
+// must go to another chat from now on (e.g. a Discord user whose DMs are closed is answered
+// in their support thread). Messages already queued for the old chat follow to the new one.
+type ChatMover interface {
+	MoveChat(ctx context.Context, u UserRef, chat ChatRef) error
+}
