@@ -182,6 +182,10 @@ func (c *Core) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error { return c.catchupLoop(gctx) })
+	g.Go(func() error {
+		// Wakes this process's workers when any process sharing the store queues work.
+		return c.store.Listen(gctx, func(d Direction) { c.wake[dirIndex(d)].notify() })
+	})
 
 	var workers sync.WaitGroup
 	for i := 0; i < c.opts.InboundWorkers; i++ {

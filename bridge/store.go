@@ -124,6 +124,12 @@ type Store interface {
 	// NextDue returns when the next pending job of the direction becomes due; ok is false when
 	// there is none.
 	NextDue(ctx context.Context, dir Direction) (at time.Time, ok bool, err error)
+	// JobPayload returns the payload of the job with this dedup key (in any state), or
+	// ErrNotFound.
+	JobPayload(ctx context.Context, dir Direction, dedup string) (json.RawMessage, error)
+	// Listen calls wake with the direction of new jobs that any process sharing the store
+	// enqueues, until ctx is cancelled; it returns nil then. It reconnects by itself.
+	Listen(ctx context.Context, wake func(Direction)) error
 	// JobState returns the state and last error of the job with this dedup key, or ErrNotFound.
 	JobState(ctx context.Context, dir Direction, dedup string) (state, lastError string, err error)
 

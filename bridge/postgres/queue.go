@@ -85,6 +85,12 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 				return nil
 			})
 		}
+		if n > 0 {
+			// Delivered at commit, once per distinct payload: wakes every process's workers.
+			for _, d := range slices.Compact(slices.Sorted(slices.Values(dirs))) {
+				b.Queue(`SELECT pg_notify($1, $2)`, queueChannel, d)
+			}
+		}
 		if cur.Name != "" {
 			b.Queue(`
 				INSERT INTO cursors (name, position) VALUES ($1, $2)

@@ -1,0 +1,84 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/onechat/onechat-bridge/bridge"
+)
+
+// queueChannel is the LISTEN/NOTIFY channel Enqueue notifies with the direction of new jobs,
+// so that workers of every bridge process sharing the database wake at once instead of at
+// their next idle poll.
+const queueChannel = "bridge_queue"
+
+// Listen calls wake with the direction of every batch of new jobs any process enqueues, until
+// ctx is cancelled. It holds one connection of the pool for LISTEN and reconnects with backoff
+// when it breaks; a notification lost while reconnecting only delays work until the workers'
+// idle poll. It returns nil when ctx is cancelled.
+func (s *Store) Listen(ctx context.Context, wake func(bridge.Direction)) error {
+	for attempt := 0; ; attempt++ {
+		err := s.listen(ctx, wake, func() { attempt = 0 })
+		if ctx.Err() != nil {
+			return nil
+		}
+		d := min(100*time.Millisecond<<min(attempt, 8), 10*time.Second)
+		d += time.Duration(rand.Int64N(int64(d)/2 + 1))
+		s.logger.Warn("queue notifications interrupted, reconnecting", zap.Int("attempt", attempt), zap.Duration("sleep", d), zap.Error(err))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Store) listen(ctx context.Context, wake func(bridge.Direction), connected func()) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection for notifications: %w", err)
+	}
+	// A connection that was LISTENing must not go back to the pool.
+	pc := conn.Hijack()
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = pc.Close(closeCtx)
+	}()
+	if _, err := pc.Exec(ctx, "LISTEN "+queueChannel); err != nil {
+		return fmt.Errorf("listen for queue notifications: %w", err)
+	}
+	connected()
+	// Jobs may have been enqueued while no one listened.
+	wake(bridge.In)
+	wake(bridge.Out)
+	for {
+		n, err := pc.WaitForNotification(ctx)
+		if err != nil {
+			return fmt.Errorf("wait for queue notification: %w", err)
+		}
+		if d := bridge.Direction(n.Payload); d == bridge.In || d == bridge.Out {
+			wake(d)
+		}
+	}
+}
+
+// JobPayload returns the payload of the job with this dedup key, or bridge.ErrNotFound. Done
+// and failed jobs keep their payload, so the core can compare an agent's edit with what it
+// sent.
+func (s *Store) JobPayload(ctx context.Context, dir bridge.Direction, dedup string) (json.RawMessage, error) {
+	var p []byte
+	err := s.pool.QueryRow(ctx, `SELECT payload FROM queue WHERE direction = $1 AND dedup = $2`,
+		string(dir), dedup).Scan(&p)
+	if err != nil {
+		return nil, fmt.Errorf("payload of %s job %q: %w", dir, dedup, notFound(err))
+	}
+	return p, nil
+}

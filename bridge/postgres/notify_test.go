@@ -1,0 +1,95 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/bridge/postgres"
+	"github.com/onechat/onechat-bridge/bridge/postgres/pgtest"
+)
+
+// TestListenWakesOnAnotherProcessesEnqueue: a job enqueued through one store (process) wakes
+// the workers listening through another store on the same database.
+func TestListenWakesOnAnotherProcessesEnqueue(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabaseURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	open := func() *postgres.Store {
+		s, err := postgres.Open(ctx, dbURL, zaptest.NewLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	listener, producer := open(), open()
+
+	wakes := make(chan bridge.Direction, 16)
+	listenCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- listener.Listen(listenCtx, func(d bridge.Direction) { wakes <- d }) }()
+
+	// Listen wakes both directions once it listens, for jobs enqueued before it did.
+	seen := map[bridge.Direction]bool{}
+	for len(seen) < 2 {
+		select {
+		case d := <-wakes:
+			seen[d] = true
+		case <-ctx.Done():
+			t.Fatal("no initial wake-up")
+		}
+	}
+	if _, err := producer.Enqueue(ctx, bridge.Cursor{}, bridge.NewJob{Direction: bridge.Out, Key: "telegram:1", Dedup: "onechat:1", Payload: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-wakes:
+		if d != bridge.Out {
+			t.Errorf("woken for %q, want out", d)
+		}
+	case <-ctx.Done():
+		t.Fatal("enqueue in another process did not wake the listener")
+	}
+	// A duplicate (nothing new) still notifies at most harmlessly; a cancelled Listen returns nil.
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("Listen returned %v after cancel, want nil", err)
+	}
+}
+
+func TestJobPayloadKeepsFinishedJobs(t *testing.T) {
+	t.Parallel()
+	s := pgtest.NewStore(t)
+	ctx := t.Context()
+	if _, err := s.JobPayload(ctx, bridge.Out, "onechat:9"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Fatalf("unknown job: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Enqueue(ctx, bridge.Cursor{}, bridge.NewJob{Direction: bridge.Out, Key: "k", Dedup: "onechat:9", Payload: json.RawMessage(`{"text":"hi"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.Claim(ctx, bridge.Out, time.Minute)
+	if err != nil || j == nil {
+		t.Fatalf("claim: %v %v", j, err)
+	}
+	if err := s.Complete(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.JobPayload(ctx, bridge.Out, "onechat:9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ Text string }
+	if err := json.Unmarshal(p, &v); err != nil || v.Text != "hi" {
+		t.Errorf("payload %s (%v), want text hi", p, err)
+	}
+}
