@@ -36,6 +36,8 @@ type Options struct {
 	Cable *onechat.CableOptions
 	// Logger receives the core's logs; nil means none.
 	Logger *zap.Logger
+	// Metrics counts messages for /metrics; nil means unregistered series (NewMetrics(nil)).
+	Metrics *Metrics
 
 	// OnResolved is the resolved-conversation policy; empty means NewConversation.
 	OnResolved ResolvedPolicy
@@ -95,6 +97,9 @@ func New(opts Options) (*Core, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
 	}
 	if opts.OnResolved == "" {
 		opts.OnResolved = NewConversation
@@ -234,6 +239,7 @@ func (c *Core) Deliver(ctx context.Context, cur Cursor, msgs ...Inbound) error {
 		return fmt.Errorf("deliver: %w", err)
 	}
 	if n > 0 {
+		c.opts.Metrics.queued(In, msgs[0].User.Platform, n)
 		c.wake[dirIndex(In)].notify()
 	}
 	return nil

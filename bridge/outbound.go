@@ -233,6 +233,7 @@ func (c *Core) enqueueAgentMessages(ctx context.Context, cu Customer, conversati
 		return 0, err
 	}
 	if n > 0 {
+		c.opts.Metrics.queued(Out, cu.Chat.Platform, n)
 		c.wake[dirIndex(Out)].notify()
 	}
 	return n, nil

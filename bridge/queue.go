@@ -103,6 +103,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler) {
 		if err := c.store.Complete(rec, job.ID, links...); err != nil {
 			log.Error("record delivered message", zap.Error(err))
 		}
+		c.opts.Metrics.delivered(dir, job)
 		return
 	}
 	var perm *PermanentError
@@ -114,6 +115,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler) {
 		c.retry(rec, log, job, time.Now(), false, "interrupted by shutdown")
 	case errors.As(err, &perm):
 		log.Warn("message failed permanently", zap.String("reason", perm.Reason), zap.Error(err))
+		c.opts.Metrics.failed(dir, job, perm.Unreachable)
 		if err := c.store.Fail(rec, job.ID, perm.Error()); err != nil {
 			log.Error("record failed message", zap.Error(err))
 		}
@@ -122,11 +124,13 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler) {
 		}
 	case errors.As(err, &rl):
 		log.Info("rate limited", zap.Duration("retry_after", rl.RetryAfter))
+		c.opts.Metrics.rateLimited(dir, job, rl.RetryAfter)
 		c.retry(rec, log, job, time.Now().Add(rl.RetryAfter), false, err.Error())
 	default:
 		attempt := job.Attempts + 1
 		if dir == Out && attempt >= c.opts.MaxOutboundAttempts {
 			log.Error("giving up on message", zap.Int("attempts", attempt), zap.Error(err))
+			c.opts.Metrics.failed(dir, job, false)
 			if err := c.store.Fail(rec, job.ID, "gave up: "+err.Error()); err != nil {
 				log.Error("record failed message", zap.Error(err))
 			}
@@ -134,6 +138,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler) {
 		}
 		delay := c.backoff(attempt)
 		log.Warn("message attempt failed, will retry", zap.Int("attempt", attempt), zap.Duration("sleep", delay), zap.Error(err))
+		c.opts.Metrics.retried(dir, job)
 		c.retry(rec, log, job, time.Now().Add(delay), true, err.Error())
 	}
 }
