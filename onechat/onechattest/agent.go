@@ -254,3 +254,31 @@ func (s *Server) DeleteContact(contactID int64) {
 	}
 	s.notify()
 }
+
+// Block blocks a contact as an agent does: its later conversations start resolved (§7), and
+// contact payloads say "blocked": true. Messages it posts are still accepted.
+func (s *Server) Block(contactID int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ct, found := s.st.contacts[contactID]
+	if !found {
+		s.errorf("Block: no contact %d", contactID)
+		return
+	}
+	ct.blocked = true
+	s.notify()
+}
+
+// AgeMessage moves a message's creation time back by d, so tests can reach time limits such
+// as the CSAT expiry without waiting.
+func (s *Server) AgeMessage(messageID int64, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, found := s.st.msgs[messageID]
+	if !found {
+		s.errorf("AgeMessage: no message %d", messageID)
+		return
+	}
+	m.createdAt = m.createdAt.Add(-d)
+	s.notify()
+}

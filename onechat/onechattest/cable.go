@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -298,6 +299,7 @@ func (s *Server) handleCommand(c *cableConn, data []byte) {
 			s.logf("cable %d: unable to process RoomChannel#%s", c.id, action.Action)
 			return
 		}
+		s.markOnline(sub.token)
 		s.presence(sub.token)
 	default:
 		s.logf("cable %d: unrecognized command %q", c.id, cmd.Command)
@@ -321,9 +323,20 @@ func (s *Server) subscribe(c *cableConn, id string) {
 	}
 	// From here on Rails has registered the subscription; a failing subscribed hook leaves it
 	// registered and answers nothing (rough edge 21).
+	if s.subMode == subscribeReject {
+		// A rejected subscription is removed from the table, so it may be retried at once.
+		s.logf("cable %d: subscription rejected (RejectSubscriptions)", c.id)
+		c.send(mustMarshal(map[string]any{"identifier": id, "type": "reject_subscription"}))
+		s.notify()
+		return
+	}
 	sub := &cableSub{}
 	c.subs[id] = sub
 	s.notify()
+	if s.subMode == subscribeIgnore {
+		s.logf("cable %d: subscription ignored (IgnoreSubscriptions): no reply", c.id)
+		return
+	}
 	if _, hasUser := params["user_id"]; hasUser {
 		s.logf("cable %d: subscribe with user_id: no such user, no reply", c.id)
 		return
@@ -334,14 +347,15 @@ func (s *Server) subscribe(c *cableConn, id string) {
 		return
 	}
 	sub.token, sub.confirmed = token, true
+	s.markOnline(token)
 	c.send(mustMarshal(map[string]any{"identifier": id, "type": "confirm_subscription"}))
-	c.send(envelope(id, presencePayload()))
+	c.send(envelope(id, s.presencePayload()))
 }
 
 // presence sends presence.update to every subscription of the token, as broadcast_presence
 // does. It is not subject to DropEvents. The caller holds s.mu.
 func (s *Server) presence(token string) {
-	payload := presencePayload()
+	payload := s.presencePayload()
 	for c := range s.conns {
 		if c.retired {
 			continue
@@ -354,11 +368,62 @@ func (s *Server) presence(token string) {
 	}
 }
 
-func presencePayload() []byte {
+// presencePayload is broadcast_presence's data: the agents' availability keyed by id as a
+// string; agents set offline are left out. The caller holds s.mu.
+func (s *Server) presencePayload() []byte {
+	users := map[string]any{}
+	for id, status := range s.agentPresence {
+		if status != "offline" {
+			users[strconv.FormatInt(id, 10)] = status
+		}
+	}
 	return mustMarshal(map[string]any{"event": "presence.update", "data": map[string]any{
 		"account_id": accountID,
-		"users":      map[string]any{"1": "online"},
+		"users":      users,
 	}})
+}
+
+// markOnline records the token's contact as online for PresenceDuration, as
+// OnlineStatusTracker.update_presence does. The caller holds s.mu.
+func (s *Server) markOnline(token string) {
+	ci, ok := s.st.byToken[token]
+	if !ok {
+		return
+	}
+	if ct, ok := s.st.contacts[ci.contactID]; ok {
+		ct.onlineUntil = s.opts.Now().Add(s.opts.PresenceDuration)
+		s.notify()
+	}
+}
+
+// ContactOnline reports whether the contact shows online to agents: it subscribed or sent
+// update_presence within PresenceDuration (by Options.Now). Presence is never cleared on
+// disconnect; it only expires.
+func (s *Server) ContactOnline(contactID int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ct, ok := s.st.contacts[contactID]
+	return ok && s.opts.Now().Before(ct.onlineUntil)
+}
+
+// SetPresence sets an agent's availability ("online", "busy" or "offline") and sends
+// presence.update to every confirmed subscription, as an agent changing status does.
+func (s *Server) SetPresence(agentID int64, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.agentPresence[agentID] = status
+	payload := s.presencePayload()
+	for c := range s.conns {
+		if c.retired {
+			continue
+		}
+		for id, sub := range c.subs {
+			if sub.confirmed {
+				c.send(envelope(id, payload))
+			}
+		}
+	}
+	s.notify()
 }
 
 // envelope wraps an {"event","data"} payload for one subscription, echoing its identifier
@@ -367,8 +432,25 @@ func envelope(identifier string, payload []byte) []byte {
 	return mustMarshal(map[string]any{"identifier": identifier, "message": json.RawMessage(payload)})
 }
 
+// subscribeMode is how the cable answers a subscribe with a known token.
+type subscribeMode int
+
+const (
+	subscribeNormal subscribeMode = iota // confirm_subscription, as RoomChannel does
+	subscribeReject                      // reject_subscription
+	subscribeIgnore                      // nothing at all
+)
+
+// heldFrame is one frame for one socket, kept back by ReorderEvents or DelayEvents.
+type heldFrame struct {
+	conn  *cableConn
+	frame []byte
+}
+
 // broadcast delivers an event to every live confirmed subscription of the tokens. Nothing is
-// kept for later: a token without a live subscription simply misses it. The caller holds s.mu.
+// kept for later: a token without a live subscription simply misses it. The fault controls
+// (DropEvents, DuplicateEvents, ReorderEvents, DelayEvents) apply here, once per event. The
+// caller holds s.mu.
 func (s *Server) broadcast(tokens []string, event string, data map[string]any) {
 	if len(tokens) == 0 {
 		return
@@ -384,16 +466,84 @@ func (s *Server) broadcast(tokens []string, event string, data map[string]any) {
 		s.logf("could not encode event %s: %v", event, err)
 		return
 	}
+	copies := 1
+	if s.dupN > 0 {
+		s.dupN--
+		copies = 2
+	}
+	if s.delay > 0 {
+		s.deliverLater(tokens, payload, copies, s.delay)
+		return
+	}
+	var frames []heldFrame
 	for c := range s.conns {
 		if c.retired {
 			continue
 		}
 		for id, sub := range c.subs {
 			if sub.confirmed && slices.Contains(tokens, sub.token) {
-				c.send(envelope(id, payload))
+				for range copies {
+					frames = append(frames, heldFrame{c, envelope(id, payload)})
+				}
 			}
 		}
 	}
+	if s.reorderN > 0 && s.held == nil {
+		s.reorderN--
+		s.held = frames
+		s.logf("holding back event %s to deliver it after the next one", event)
+		return
+	}
+	for _, f := range frames {
+		f.conn.send(f.frame)
+	}
+	s.releaseHeld()
+}
+
+// releaseHeld delivers what ReorderEvents held back. The caller holds s.mu.
+func (s *Server) releaseHeld() {
+	held := s.held
+	s.held = nil
+	for _, f := range held {
+		if !f.conn.retired {
+			f.conn.send(f.frame)
+		}
+	}
+}
+
+// deliverLater broadcasts payload after d, to the subscriptions live at that time. The timer
+// is tracked so Close can stop it and wait for a callback already running. The caller holds
+// s.mu.
+func (s *Server) deliverLater(tokens []string, payload []byte, copies int, d time.Duration) {
+	if s.closed {
+		return
+	}
+	tokens = slices.Clone(tokens)
+	s.timerWG.Add(1)
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		defer s.timerWG.Done()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, pending := s.timers[t]; !pending {
+			return // Close stopped it first
+		}
+		delete(s.timers, t)
+		for c := range s.conns {
+			if c.retired {
+				continue
+			}
+			for id, sub := range c.subs {
+				if sub.confirmed && slices.Contains(tokens, sub.token) {
+					for range copies {
+						c.send(envelope(id, payload))
+					}
+				}
+			}
+		}
+		s.notify()
+	})
+	s.timers[t] = struct{}{}
 }
 
 // contactTokens is contact_inbox_tokens (§8.6): a verified session's events go to every
@@ -528,7 +678,7 @@ func contactPush(c *contactRec) map[string]any {
 	return map[string]any{
 		"additional_attributes": copyMap(c.additionalAttrs), "custom_attributes": copyMap(c.customAttrs),
 		"email": nullable(c.email), "id": c.id, "identifier": nullable(c.identifier), "name": c.name,
-		"phone_number": nullable(c.phone), "thumbnail": "", "blocked": false, "type": "contact",
+		"phone_number": nullable(c.phone), "thumbnail": "", "blocked": c.blocked, "type": "contact",
 	}
 }
 

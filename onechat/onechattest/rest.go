@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -169,6 +170,9 @@ func (s *Server) route(method string, segs []string, p params) response {
 	default:
 		return notFound()
 	}
+	if s.routeMissing(n, segs) {
+		return notFound()
+	}
 	sess, found := s.st.bySource[segs[2]]
 	if !found {
 		return notFound()
@@ -210,6 +214,26 @@ func (s *Server) route(method string, segs []string, p params) response {
 	default:
 		return s.messageUpdate(conv, segs[6], p)
 	}
+}
+
+// Route names for Options.MissingRoutes: the routes added to the Client API over time.
+const (
+	RouteConversationShow = "conversation_show" // GET …/conversations/{id}
+	RouteToggleStatus     = "toggle_status"     // POST …/conversations/{id}/toggle_status
+	RouteToggleTyping     = "toggle_typing"     // POST …/conversations/{id}/toggle_typing
+	RouteUpdateLastSeen   = "update_last_seen"  // POST …/conversations/{id}/update_last_seen
+)
+
+// routeMissing reports whether the matched route is one Options.MissingRoutes removes.
+func (s *Server) routeMissing(n int, segs []string) bool {
+	name := ""
+	switch {
+	case n == 5:
+		name = RouteConversationShow
+	case n == 6 && segs[5] != "messages":
+		name = segs[5]
+	}
+	return name != "" && slices.Contains(s.opts.MissingRoutes, name)
 }
 
 // processHMAC is the contacts controller's before_action (§5.2). sess is nil on create.
@@ -265,7 +289,7 @@ func (s *Server) inboxJSON() map[string]any {
 		"timezone":                    "UTC",
 		"working_hours":               hours,
 		"working_hours_enabled":       false,
-		"csat_survey_enabled":         false,
+		"csat_survey_enabled":         s.opts.CSATSurveyEnabled,
 		"greeting_enabled":            false,
 	}
 }
@@ -416,7 +440,7 @@ func fullContact(c *contactRec) map[string]any {
 		"additional_attributes": copyMap(c.additionalAttrs), "identifier": nullable(c.identifier),
 		"custom_attributes": copyMap(c.customAttrs), "last_activity_at": isoTime(c.lastActivityAt),
 		"contact_type": contactType, "middle_name": "", "last_name": "", "location": "", "country_code": "",
-		"blocked": false,
+		"blocked": c.blocked,
 	}
 }
 
@@ -595,7 +619,12 @@ func (s *Server) messageCreate(sess *sessionRec, c *convRec, p params) response 
 	c.lastActivityAt, c.updatedAt = now, now
 	reopened := false
 	if c.status == StatusResolved || c.status == StatusSnoozed {
-		c.status = StatusOpen
+		// A resolved conversation reopens pending when a bot is active; snoozed → open.
+		if c.status == StatusResolved && s.opts.ActiveBot {
+			c.status = StatusPending
+		} else {
+			c.status = StatusOpen
+		}
 		reopened = true
 	}
 	waiting := false
@@ -626,7 +655,7 @@ func (s *Server) messageUpdate(c *convRec, idText string, p params) response {
 	if !found || m.convID != c.id {
 		return notFound()
 	}
-	if m.contentType == "input_csat" && time.Since(m.createdAt) > 14*24*time.Hour {
+	if m.contentType == "input_csat" && s.opts.Now().Sub(m.createdAt) > s.opts.CSATExpiry {
 		return response{status: http.StatusUnprocessableEntity, body: map[string]any{"error": "You cannot update the CSAT survey after 14 days"}}
 	}
 	values, permitted := permitSubmittedValues(p["submitted_values"])
@@ -683,6 +712,13 @@ func (s *Server) messageREST(m *msgRec) map[string]any {
 	var content any
 	if m.content != nil {
 		content = *m.content
+	}
+	if m.contentType == "input_csat" && m.content != nil {
+		// Message#content rewrites a CSAT survey for non-widget inboxes (§4.4): the REST
+		// text is the survey sentence plus a link; cable payloads keep the raw content.
+		if c := s.st.convs[m.convID]; c != nil {
+			content = *m.content + " " + s.baseURL + "/survey/responses/" + c.uuid
+		}
 	}
 	out := map[string]any{
 		"id": m.id, "content": content, "message_type": m.typ, "content_type": m.contentType,

@@ -47,6 +47,24 @@ type Options struct {
 	// LockToSingleConversation makes POST …/conversations return the session's last
 	// conversation (any status, no event) when one exists.
 	LockToSingleConversation bool
+	// ActiveBot gives the inbox an active agent bot: new conversations start pending, and a
+	// contact message reopens a resolved conversation as pending (§7).
+	ActiveBot bool
+	// CSATSurveyEnabled is the inbox's csat_survey_enabled: resolving a conversation posts
+	// one input_csat template message, which the contact answers with a message update (§6.5).
+	CSATSurveyEnabled bool
+	// CSATExpiry is how long a CSAT survey may be answered; later updates get 422. Default
+	// 14 days (upstream's default csat_expiry_hours is 336).
+	CSATExpiry time.Duration
+	// PresenceDuration is how long a contact shows online after a subscribe or an
+	// update_presence (OnlineStatusTracker::PRESENCE_DURATION). Default 60s.
+	PresenceDuration time.Duration
+	// MissingRoutes emulates an older OneChat without some routes, which then answer 404 with
+	// the same JSON body as an unknown record (§2.1, rough edge 19). Names: RouteConversationShow,
+	// RouteToggleStatus, RouteToggleTyping, RouteUpdateLastSeen.
+	MissingRoutes []string
+	// Now is the fake's clock for presence expiry and CSAT expiry. Default time.Now.
+	Now func() time.Time
 	// MessageFloodLimit is the per-conversation limit of messages per minute before contact
 	// messages get 422 "Too many messages". Default 200; negative disables the check.
 	MessageFloodLimit int
@@ -91,9 +109,18 @@ type Server struct {
 	failCode int
 	throttle int
 	dropN    int
-	conns    map[*cableConn]struct{}
-	connSeq  int64
-	wg       sync.WaitGroup // cable handlers
+	dupN     int
+	reorderN int
+	held     []heldFrame // a delivery ReorderEvents holds back until the next event
+	delay    time.Duration
+	timers   map[*time.Timer]struct{} // pending DelayEvents deliveries
+	timerWG  sync.WaitGroup
+	subMode  subscribeMode
+	// agentPresence is the availability of agents by id, as presence.update reports it.
+	agentPresence map[int64]string
+	conns         map[*cableConn]struct{}
+	connSeq       int64
+	wg            sync.WaitGroup // cable handlers
 }
 
 // NewServer starts a fake OneChat on an httptest server bound to 127.0.0.1. t.Cleanup closes
@@ -146,16 +173,27 @@ func newServer(o *Options, tb testing.TB) *Server {
 	if o.InboxName == "" {
 		o.InboxName = "OneChat Bridge"
 	}
+	if o.CSATExpiry <= 0 {
+		o.CSATExpiry = 14 * 24 * time.Hour
+	}
+	if o.PresenceDuration <= 0 {
+		o.PresenceDuration = 60 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	if o.MessageFloodLimit == 0 {
 		o.MessageFloodLimit = 200
 	}
 	s := &Server{
-		opts:    *o,
-		tb:      tb,
-		changed: make(chan struct{}),
-		baseURL: strings.TrimRight(o.BaseURL, "/"),
-		conns:   make(map[*cableConn]struct{}),
-		st:      newState(),
+		opts:          *o,
+		tb:            tb,
+		changed:       make(chan struct{}),
+		baseURL:       strings.TrimRight(o.BaseURL, "/"),
+		conns:         make(map[*cableConn]struct{}),
+		timers:        make(map[*time.Timer]struct{}),
+		agentPresence: map[int64]string{agentID: "online"},
+		st:            newState(),
 	}
 	s.handler = http.HandlerFunc(s.serveHTTP)
 	return s
@@ -173,6 +211,12 @@ func (s *Server) Close() {
 		return
 	}
 	s.closed = true
+	for t := range s.timers {
+		if t.Stop() {
+			s.timerWG.Done()
+		}
+	}
+	clear(s.timers)
 	conns := make([]*cableConn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -181,6 +225,7 @@ func (s *Server) Close() {
 	for _, c := range conns {
 		c.cancel()
 	}
+	s.timerWG.Wait()
 	s.wg.Wait()
 	// A test's t.Logf must not be called after the test ends.
 	s.logOff.Store(true)
@@ -275,6 +320,68 @@ func (s *Server) DropEvents(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dropN = n
+}
+
+// DuplicateEvents makes the next n contact-facing events arrive twice on every subscription
+// they reach, as they do when a job is retried or several verified sessions are subscribed on
+// one socket (rough edge 3). Handlers must be idempotent.
+func (s *Server) DuplicateEvents(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dupN = n
+}
+
+// ReorderEvents makes each of the next n contact-facing events arrive after the event that
+// follows it, as ActionCable's worker pool can transmit two broadcasts in either order (rough
+// edge 22): a message.updated before its message.created, conversation.updated before the
+// message that caused it. A held event with no successor is delivered by FlushEvents.
+func (s *Server) ReorderEvents(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reorderN = n
+}
+
+// FlushEvents delivers an event ReorderEvents is still holding back.
+func (s *Server) FlushEvents() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseHeld()
+}
+
+// DelayEvents delays every contact-facing event by d (0 turns the delay off), as a slow
+// Sidekiq queue does: a REST answer then arrives long before its event. Delayed events still
+// go only to subscriptions live at delivery time; Close discards those not yet delivered.
+func (s *Server) DelayEvents(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
+// RejectSubscriptions makes the cable answer every later subscribe with reject_subscription
+// (true), or confirm known tokens again (false). Chatwoot's RoomChannel never rejects, but
+// ActionCable servers can, and a client must report it rather than wait.
+func (s *Server) RejectSubscriptions(reject bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if reject {
+		s.subMode = subscribeReject
+	} else if s.subMode == subscribeReject {
+		s.subMode = subscribeNormal
+	}
+}
+
+// IgnoreSubscriptions makes the cable answer nothing to every later subscribe, even for known
+// tokens (true), as when the subscribed hook raises or the broadcast backend is down; false
+// restores confirmations. Like Rails, the silent subscription stays in the socket's table, so
+// the same identifier on the same socket is ignored until the client unsubscribes.
+func (s *Server) IgnoreSubscriptions(ignore bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ignore {
+		s.subMode = subscribeIgnore
+	} else if s.subMode == subscribeIgnore {
+		s.subMode = subscribeNormal
+	}
 }
 
 // StallPings stops (true) or resumes (false) the cable pings on every socket. Sockets stay

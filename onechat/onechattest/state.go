@@ -42,6 +42,7 @@ type Contact struct {
 	Phone                string
 	CustomAttributes     map[string]any
 	AdditionalAttributes map[string]any
+	Blocked              bool
 }
 
 // ContactInbox is a copy of a contact session: the Client API's {contact_identifier} is its
@@ -102,9 +103,12 @@ type contactRec struct {
 	phone           string
 	customAttrs     map[string]any
 	additionalAttrs map[string]any
-	createdAt       time.Time
-	updatedAt       time.Time
-	lastActivityAt  time.Time
+	blocked         bool
+	// onlineUntil is when the contact's presence expires (OnlineStatusTracker).
+	onlineUntil    time.Time
+	createdAt      time.Time
+	updatedAt      time.Time
+	lastActivityAt time.Time
 }
 
 type sessionRec struct {
@@ -308,6 +312,7 @@ func (c *contactRec) public() Contact {
 		ID: c.id, Identifier: c.identifier, Name: c.name, Email: c.email, Phone: c.phone,
 		CustomAttributes:     copyMap(c.customAttrs),
 		AdditionalAttributes: copyMap(c.additionalAttrs),
+		Blocked:              c.blocked,
 	}
 }
 
@@ -353,8 +358,16 @@ func (s *Server) newSession(contactID int64, sourceID string, now time.Time) *se
 
 func (s *Server) newConversation(ci *sessionRec, customAttrs map[string]any, now time.Time) *convRec {
 	s.st.seqConv++
+	// Conversation#determine_conversation_status: resolved for a blocked contact, pending
+	// with an active bot, else open.
+	status := StatusOpen
+	if ct := s.st.contacts[ci.contactID]; ct != nil && ct.blocked {
+		status = StatusResolved
+	} else if s.opts.ActiveBot {
+		status = StatusPending
+	}
 	c := &convRec{
-		id: s.st.seqConv, uuid: uuidV4(), contactID: ci.contactID, sessionID: ci.id, status: StatusOpen,
+		id: s.st.seqConv, uuid: uuidV4(), contactID: ci.contactID, sessionID: ci.id, status: status,
 		customAttrs: customAttrs, createdAt: now, updatedAt: now, lastActivityAt: now,
 	}
 	if c.customAttrs == nil {
@@ -398,6 +411,31 @@ func (s *Server) setStatus(c *convRec, status string) {
 	c.updatedAt = time.Now()
 	s.broadcastConversation(c, "conversation.status_changed")
 	s.broadcastConversation(c, "conversation.updated")
+	if status == StatusResolved {
+		s.sendCSAT(c)
+	}
+}
+
+// csatContent is the raw content of the CSAT template message (what cable payloads carry).
+const csatContent = "Please rate the conversation"
+
+// sendCSAT posts the CSAT survey when the inbox has it enabled, once per conversation, as
+// CsatSurveyService does on resolve: a template message with content_type input_csat. The
+// caller holds s.mu.
+func (s *Server) sendCSAT(c *convRec) {
+	if !s.opts.CSATSurveyEnabled {
+		return
+	}
+	for _, m := range s.st.msgsByConv[c.id] {
+		if m.contentType == "input_csat" {
+			return
+		}
+	}
+	content := csatContent
+	now := s.opts.Now()
+	m := &msgRec{convID: c.id, typ: MessageTemplate, contentType: "input_csat", content: &content, createdAt: now, updatedAt: now}
+	s.addMessage(m)
+	s.broadcastMessage(m, "message.created", nil)
 }
 
 // mergeContacts merges mergee into base as ContactMergeAction does: sessions, conversations
