@@ -126,8 +126,20 @@ type Attachment struct {
 // DedupKey is the key that makes a replayed inbound message a no-op.
 func (m Inbound) DedupKey() string { return m.Chat.String() + ":" + m.MessageID }
 
+// Outbound operations.
+const (
+	// OpSend sends a new message (the zero value).
+	OpSend = ""
+	// OpEdit changes the platform messages (Parts) an earlier send created.
+	OpEdit = "edit"
+	// OpDelete deletes them.
+	OpDelete = "delete"
+)
+
 // Outbound is one agent message on its way to a platform user.
 type Outbound struct {
+	// Op is OpSend, OpEdit or OpDelete.
+	Op string `json:"op,omitempty"`
 	// User is the platform user the message is for.
 	User UserRef `json:"user"`
 	Chat ChatRef `json:"chat"`
@@ -250,4 +262,11 @@ type TypingNotifier interface {
 // in their support thread). Messages already queued for the old chat follow to the new one.
 type ChatMover interface {
 	MoveChat(ctx context.Context, u UserRef, chat ChatRef) error
+}
+
+// CursorLister is implemented by the core: it lists the stored cursors whose name starts with
+// prefix, so an adapter can find the chats it must catch up after a restart (e.g. every
+// "discord.channel." cursor).
+type CursorLister interface {
+	Cursors(ctx context.Context, prefix string) ([]Cursor, error)
 }

@@ -249,3 +249,8 @@ func (c *Core) Deliver(ctx context.Context, cur Cursor, msgs ...Inbound) error {
 func (c *Core) Cursor(ctx context.Context, name string) (int64, error) {
 	return c.store.Cursor(ctx, name)
 }
+
+// Cursors implements CursorLister.
+func (c *Core) Cursors(ctx context.Context, prefix string) ([]Cursor, error) {
+	return c.store.Cursors(ctx, prefix)
+}

@@ -135,6 +135,8 @@ type Store interface {
 
 	// Cursor returns the named cursor's position, 0 if it was never stored.
 	Cursor(ctx context.Context, name string) (int64, error)
+	// Cursors returns every cursor whose name starts with prefix, ordered by name.
+	Cursors(ctx context.Context, prefix string) ([]Cursor, error)
 
 	// LinkByOneChat returns the links of a OneChat message (empty when unknown).
 	LinkByOneChat(ctx context.Context, oneChatMessageID int64) ([]MessageLink, error)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
 	"github.com/onechat/onechat-bridge/bridge"
@@ -81,4 +82,21 @@ func (s *Store) JobPayload(ctx context.Context, dir bridge.Direction, dedup stri
 		return nil, fmt.Errorf("payload of %s job %q: %w", dir, dedup, notFound(err))
 	}
 	return p, nil
+}
+
+// Cursors returns every cursor whose name starts with prefix, ordered by name.
+func (s *Store) Cursors(ctx context.Context, prefix string) ([]bridge.Cursor, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, position FROM cursors WHERE starts_with(name, $1) ORDER BY name`, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("cursors %q: %w", prefix, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (bridge.Cursor, error) {
+		var c bridge.Cursor
+		err := r.Scan(&c.Name, &c.Position)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cursors %q: %w", prefix, err)
+	}
+	return out, nil
 }

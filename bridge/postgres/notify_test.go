@@ -93,3 +93,25 @@ func TestJobPayloadKeepsFinishedJobs(t *testing.T) {
 		t.Errorf("payload %s (%v), want text hi", p, err)
 	}
 }
+
+func TestCursorsByPrefix(t *testing.T) {
+	t.Parallel()
+	s := pgtest.NewStore(t)
+	ctx := t.Context()
+	for _, c := range []bridge.Cursor{{Name: "discord.channel.2", Position: 20}, {Name: "discord.channel.1", Position: 10}, {Name: "telegram.update_offset", Position: 5}} {
+		if _, err := s.Enqueue(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Cursors(ctx, "discord.channel.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []bridge.Cursor{{Name: "discord.channel.1", Position: 10}, {Name: "discord.channel.2", Position: 20}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("Cursors = %v, want %v", got, want)
+	}
+	if got, _ := s.Cursors(ctx, "slack."); len(got) != 0 {
+		t.Errorf("unknown prefix gave %v", got)
+	}
+}
