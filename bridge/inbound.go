@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
@@ -33,6 +35,12 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 		if err != nil {
 			return nil, c.classifyOneChat(err)
 		}
+		if m.Choice != nil {
+			done, err := c.submitChoice(ctx, cu, m)
+			if err != nil || done {
+				return nil, c.classifyOneChat(err)
+			}
+		}
 		cu, err = c.ensureConversation(ctx, cu)
 		if onechat.IsNotFound(err) {
 			log.Warn("contact session missing in OneChat, creating a new one")
@@ -44,10 +52,44 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 		if err != nil {
 			return nil, c.classifyOneChat(err)
 		}
+		content, err := c.inboundContent(ctx, cu, m)
+		if err != nil {
+			return nil, c.classifyOneChat(err)
+		}
+		link := func(msg *onechat.Message) []MessageLink {
+			return []MessageLink{{
+				OneChatMessageID:  msg.ID,
+				ConversationID:    cu.ConversationID,
+				Chat:              m.Chat,
+				PlatformMessageID: m.MessageID,
+				Direction:         In,
+			}}
+		}
+		if j.Attempts > 0 {
+			// An earlier attempt may have reached OneChat before the bridge crashed or lost the
+			// answer: if OneChat already has this message, record it instead of doubling it.
+			msg, err := c.alreadyPosted(ctx, cu, content, len(m.Attachments))
+			if err != nil && !onechat.IsNotFound(err) {
+				return nil, c.classifyOneChat(err)
+			}
+			if msg != nil {
+				log.Info("message reached OneChat before an interruption; not sending it again", zap.Int64("message_id", msg.ID))
+				return link(msg), nil
+			}
+		}
+		uploads, notes, closeAll, err := c.openAttachments(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		if len(notes) > 0 {
+			content = joinNonEmpty("\n\n", content, strings.Join(notes, "\n"))
+		}
 		msg, err := c.oc.CreateMessage(ctx, cu.SourceID, cu.ConversationID, onechat.MessageParams{
-			Content: m.Text,
-			EchoID:  j.Dedup,
+			Content:     content,
+			EchoID:      j.Dedup,
+			Attachments: uploads,
 		})
+		closeAll()
 		if onechat.IsNotFound(err) {
 			log.Warn("conversation missing in OneChat, creating a new one", zap.Int64("conversation_id", cu.ConversationID))
 			if err := c.store.SetConversationStatus(ctx, cu.ConversationID, conversationGone); err != nil {
@@ -59,15 +101,215 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 			return nil, c.classifyOneChat(err)
 		}
 		log.Debug("message reached OneChat", zap.Int64("conversation_id", cu.ConversationID), zap.Int64("message_id", msg.ID))
-		return []MessageLink{{
-			OneChatMessageID:  msg.ID,
-			ConversationID:    cu.ConversationID,
-			Chat:              m.Chat,
-			PlatformMessageID: m.MessageID,
-			Direction:         In,
-		}}, nil
+		return link(msg), nil
 	}
 	return nil, errors.New("onechat contact or conversation keeps disappearing")
+}
+
+// quoteLimit bounds a quoted message in runes: enough to recognise it, short enough not to
+// drown the new text.
+const quoteLimit = 200
+
+// inboundContent is the text the agent sees: the user's text, with a quote of the message
+// replied to, or a note that says the message is an edit (quoting the original) or that the
+// user deleted a message, and any notes the adapter added about what it could not bridge.
+func (c *Core) inboundContent(ctx context.Context, cu Customer, m Inbound) (string, error) {
+	var text string
+	switch {
+	case m.DeletedOf != "":
+		orig, err := c.platformMessageText(ctx, cu, m.Chat, m.DeletedOf)
+		if err != nil {
+			return "", err
+		}
+		text = "🗑 The user deleted a message"
+		if orig != "" {
+			text += ":\n" + quote(orig)
+		} else {
+			text += "."
+		}
+	case m.EditOf != "":
+		orig, err := c.platformMessageText(ctx, cu, m.Chat, m.EditOf)
+		if err != nil {
+			return "", err
+		}
+		text = "✏️ The user edited a message"
+		if orig != "" {
+			text += ":\n" + quote(orig)
+		}
+		text += "\n\nNow it reads:\n" + m.Text
+	default:
+		text = m.Text
+		if m.ReplyTo != "" {
+			q := m.ReplyToText
+			if q == "" {
+				var err error
+				if q, err = c.platformMessageText(ctx, cu, m.Chat, m.ReplyTo); err != nil {
+					return "", err
+				}
+			}
+			if q != "" {
+				text = quote(q) + "\n\n" + text
+			}
+		}
+	}
+	if len(m.Notes) > 0 {
+		text = joinNonEmpty("\n\n", text, strings.Join(m.Notes, "\n"))
+	}
+	return text, nil
+}
+
+// platformMessageText returns the OneChat content of the platform message, or "" when the
+// bridge never mapped it or OneChat no longer has it.
+func (c *Core) platformMessageText(ctx context.Context, cu Customer, chat ChatRef, platformID string) (string, error) {
+	l, err := c.store.LinkByPlatform(ctx, chat, platformID)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	msg, err := c.findMessage(ctx, cu.SourceID, l.ConversationID, l.OneChatMessageID)
+	if err != nil || msg == nil {
+		return "", err
+	}
+	return msg.Content, nil
+}
+
+// findMessage reads one message over REST: the page before id+1 ends with it.
+func (c *Core) findMessage(ctx context.Context, sourceID string, conversationID, id int64) (*onechat.Message, error) {
+	page, err := c.oc.ListMessages(ctx, sourceID, conversationID, id+1)
+	if onechat.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i := range page {
+		if page[i].ID == id {
+			return &page[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// alreadyPosted returns the conversation's latest incoming message when it is this one: same
+// content and attachment count, and not linked to any other platform message. A user's
+// messages are posted one at a time, in order, so an interrupted post can only be the latest.
+func (c *Core) alreadyPosted(ctx context.Context, cu Customer, content string, attachments int) (*onechat.Message, error) {
+	page, err := c.oc.ListMessages(ctx, cu.SourceID, cu.ConversationID, 0)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(page) - 1; i >= 0; i-- {
+		msg := &page[i]
+		if msg.MessageType != onechat.MessageIncoming {
+			continue
+		}
+		if strings.TrimSpace(msg.Content) != strings.TrimSpace(content) || len(msg.Attachments) != attachments {
+			return nil, nil
+		}
+		links, err := c.store.LinkByOneChat(ctx, msg.ID)
+		if err != nil || len(links) > 0 {
+			return nil, err
+		}
+		return msg, nil
+	}
+	return nil, nil
+}
+
+// openAttachments opens the user's files for streaming to OneChat. A file the platform will
+// not give (too large, gone) becomes a visible note instead of blocking the message; a
+// transient failure fails the attempt so it is retried.
+func (c *Core) openAttachments(ctx context.Context, m Inbound) (uploads []onechat.Upload, notes []string, closeAll func(), err error) {
+	var closers []io.Closer
+	closeAll = func() {
+		for _, cl := range closers {
+			_ = cl.Close()
+		}
+	}
+	if len(m.Attachments) == 0 {
+		return nil, nil, closeAll, nil
+	}
+	opener, ok := c.adapters[m.User.Platform].(AttachmentOpener)
+	for _, a := range m.Attachments {
+		name := a.Name
+		if name == "" {
+			name = string(a.Kind)
+		}
+		if !ok {
+			notes = append(notes, "📎 "+name+" could not be bridged")
+			continue
+		}
+		rc, err := opener.OpenAttachment(ctx, a)
+		var perm *PermanentError
+		if errors.As(err, &perm) {
+			notes = append(notes, fmt.Sprintf("📎 %s could not be bridged: %s", name, perm.Reason))
+			continue
+		}
+		if err != nil {
+			closeAll()
+			return nil, nil, func() {}, fmt.Errorf("open attachment from %s: %w", m.User.Platform, err)
+		}
+		closers = append(closers, rc)
+		mime := a.MIME
+		if mime == "" {
+			mime = "application/octet-stream"
+		}
+		uploads = append(uploads, onechat.Upload{Filename: name, ContentType: mime, Body: rc})
+	}
+	return uploads, notes, closeAll, nil
+}
+
+// submitChoice records a button the user pressed on an interactive agent message: the choice
+// is stored on that message (submitted_values), as OneChat's own widget does. It reports done
+// when nothing more is to be posted (a CSAT rating); an option of an input_select is then
+// also posted as the user's message, so the agent sees it in the conversation.
+func (c *Core) submitChoice(ctx context.Context, cu Customer, m Inbound) (done bool, err error) {
+	l, err := c.store.LinkByPlatform(ctx, m.Chat, m.Choice.MessageID)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	msg, err := c.findMessage(ctx, cu.SourceID, l.ConversationID, l.OneChatMessageID)
+	if err != nil || msg == nil {
+		return false, err
+	}
+	if msg.ContentType == "input_csat" {
+		rating, _ := strconv.Atoi(m.Choice.Value)
+		err := c.submitValues(ctx, cu.SourceID, l.ConversationID, msg.ID, rating, nil)
+		if onechat.IsValidation(err) {
+			// The survey expired (14 days by default): nothing to record any more.
+			c.log.Info("CSAT rating refused by OneChat", zap.Error(err))
+			return true, nil
+		}
+		return err == nil, err
+	}
+	err = c.submitValues(ctx, cu.SourceID, l.ConversationID, msg.ID, 0, m.Choice)
+	return false, err
+}
+
+func quote(s string) string {
+	s = strings.TrimSpace(s)
+	if r := []rune(s); len(r) > quoteLimit {
+		s = strings.TrimSpace(string(r[:quoteLimit])) + "…"
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = "> " + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+func joinNonEmpty(sep string, parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, sep)
 }
 
 // ensureContact returns the user's customer record with a OneChat contact session, creating

@@ -1,0 +1,12 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+)
+
+// submitValues stores a CSAT rating (rating > 0) or a chosen option on an interactive OneChat
+// message. It waits for onechat's UpdateMessage, which is being added.
+func (c *Core) submitValues(ctx context.Context, sourceID string, conversationID, messageID int64, rating int, choice *Choice) error {
+	return errors.New("submitting interactive answers is not wired yet")
+}
