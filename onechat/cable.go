@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"go.uber.org/zap"
 )
 
@@ -27,17 +26,21 @@ const (
 )
 
 // Cable defaults. Rails pings every 3 s and its JS client calls a socket stale after 6 s
-// without one; 8 s leaves room for a slow network without waiting long on a dead socket.
+// (two intervals) without one; 8 s leaves room for a slow network without waiting long on a
+// dead socket.
 const (
-	defaultStaleAfter     = 8 * time.Second
-	defaultConfirmTimeout = 10 * time.Second
-	defaultMinBackoff     = 500 * time.Millisecond
-	defaultMaxBackoff     = 30 * time.Second
-	defaultDialTimeout    = 15 * time.Second
-	defaultWriteTimeout   = 5 * time.Second
-	defaultSubscribeRate  = 50
-	defaultQueueSize      = 1024
-	defaultReadLimit      = 4 << 20
+	defaultStaleAfter       = 8 * time.Second
+	defaultConfirmTimeout   = 10 * time.Second
+	defaultMinBackoff       = 500 * time.Millisecond
+	defaultMaxBackoff       = 30 * time.Second
+	defaultDialTimeout      = 15 * time.Second
+	defaultWriteTimeout     = 5 * time.Second
+	defaultSubscribeRate    = 50
+	defaultQueueSize        = 1024
+	defaultReadLimit        = 4 << 20
+	defaultMaxPerConnection = 500
+	defaultSilentAfter      = 3
+	defaultSilentRetry      = 2 * time.Minute
 )
 
 // ErrCableProtocol says the cable server did not select the actioncable-v1-json subprotocol:
@@ -46,6 +49,10 @@ var ErrCableProtocol = errors.New("cable server did not select the actioncable-v
 
 // ErrCableStale says the socket went quiet: no frame at all (pings included) for StaleAfter.
 var ErrCableStale = errors.New("cable went stale: no frame received")
+
+// errSocketIdle ends a connection of an extra socket whose last subscription went away, so
+// the pool does not keep empty sockets open.
+var errSocketIdle = errors.New("socket has no subscriptions left")
 
 // DisconnectError is a disconnect frame from the server. With Reconnect false (for example
 // "unauthorized"), Run stops and returns it.
@@ -59,7 +66,7 @@ func (e *DisconnectError) Error() string {
 }
 
 // HandshakeError is a websocket upgrade the server answered with a non-101 status. Before the
-// first successful connection of a Run, a 4xx other than 408 and 429 stops Run: it is a
+// first successful connection of a Cable, a 4xx other than 408 and 429 stops Run: it is a
 // configuration error (wrong URL, a proxy that refuses websockets), not an outage.
 type HandshakeError struct {
 	StatusCode int
@@ -74,15 +81,24 @@ func (e *HandshakeError) Unwrap() error { return e.Err }
 
 // CableOptions configures a Cable. The zero value (or nil) is usable.
 type CableOptions struct {
-	// Origin is sent on the upgrade. Default: the cable URL's origin with an http/https scheme.
+	// Origin is sent on the upgrade. Default: the cable URL's origin with an http/https scheme,
+	// which is the OneChat base URL's origin (Rails refuses a foreign or missing Origin unless
+	// forgery protection is off).
 	Origin string
-	// StaleAfter is how long the socket may stay silent (no frame at all; pings come every 3 s)
+	// StaleAfter is how long a socket may stay silent (no frame at all; pings come every 3 s)
 	// before it is dropped and redialled. Default 8 s.
 	StaleAfter time.Duration
 	// ConfirmTimeout is how long a subscribe may go unconfirmed before it is retried with an
 	// unsubscribe and a new subscribe (the server ignores a repeated subscribe otherwise), and
 	// how long to wait for the welcome. Default 10 s.
 	ConfirmTimeout time.Duration
+	// SilentAfter is how many subscribes in a row may go unconfirmed before the subscription
+	// is reported silent (CableSilentHandler): OneChat answers an unknown pubsub token with
+	// nothing at all. Default 3.
+	SilentAfter int
+	// SilentRetryInterval is how often a silent or rejected subscription is tried again, so it
+	// recovers if the server does. Default 2 min.
+	SilentRetryInterval time.Duration
 	// MinBackoff and MaxBackoff bound the exponential, jittered reconnect delay. Defaults
 	// 500 ms and 30 s.
 	MinBackoff, MaxBackoff time.Duration
@@ -96,70 +112,112 @@ type CableOptions struct {
 	DialTimeout time.Duration
 	// WriteTimeout bounds each frame written. Default 5 s.
 	WriteTimeout time.Duration
-	// SubscribeRate caps subscribe and unsubscribe commands per second, so a reconnect with
-	// hundreds of subscriptions does not flood the server's small worker pool. Default 50.
+	// SubscribeRate caps subscribe and unsubscribe commands per second on each socket, so a
+	// reconnect with hundreds of subscriptions does not flood the server's small worker pool
+	// (Rails runs subscribed hooks on 4 threads). Default 50.
 	SubscribeRate int
-	// QueueSize is the buffer between the reader and the handler. When it is full the reader
-	// waits (and logs): nothing is dropped. Default 1024.
+	// MaxPerConnection caps the subscriptions one websocket carries; the pool opens another
+	// socket when all are full. Smaller means a dropped socket blinds fewer conversations and
+	// resubscribes faster. Default 500.
+	MaxPerConnection int
+	// QueueSize is the buffer between the readers and the handler. When it is full the readers
+	// wait (and log): nothing is dropped. Default 1024.
 	QueueSize int
-	// ReadLimit caps one frame. Default 4 MiB.
+	// ReadLimit caps one frame. Default 4 MiB (a message with many attachments is large; the
+	// websocket library's default of 32 KiB is not enough).
 	ReadLimit int64
 }
 
 // CableHandler receives what the cable hears.
 type CableHandler interface {
-	// CableEvent is called for every broadcast frame, in arrival order, from one dispatch
-	// goroutine (the reader never blocks on the handler for long: a buffered queue sits between
-	// them). It should return quickly; a slow handler eventually stalls the reader.
+	// CableEvent is called for every broadcast of a known event (see Event.Decode), in arrival
+	// order per socket, from one dispatch goroutine (a buffered queue sits between the sockets'
+	// readers and it). It should return quickly; a slow handler eventually stalls the readers.
+	// The same event may come twice (a verified contact's sessions, a resubscribe): handle it
+	// idempotently.
 	CableEvent(ctx context.Context, ev Event)
 	// CableConfirmed is called after every confirmation (first subscribe and each resubscribe
-	// after a reconnect), from the same goroutine and in order with CableEvent. The cable has
-	// no replay, so this is where to catch up over REST.
+	// after a reconnect or retry), from the same goroutine and in order with CableEvent. The
+	// cable has no replay, so this is where to catch up over REST.
 	CableConfirmed(ctx context.Context, token string)
 }
 
 // CableConfirmTimeoutHandler is an optional interface of a CableHandler. CableConfirmTimeout
 // is called (from the dispatch goroutine) each time a subscription stays unconfirmed for
-// ConfirmTimeout and is retried. OneChat answers an unknown pubsub token with silence, so
-// repeated timeouts for a token suggest fetching the contact again for a fresh one.
+// ConfirmTimeout and is retried.
 type CableConfirmTimeoutHandler interface {
 	CableConfirmTimeout(ctx context.Context, token string)
 }
 
-// CableStats is a snapshot of a Cable's state, for metrics and health checks.
-type CableStats struct {
-	// Connected is true while a welcomed socket is up.
-	Connected bool
-	// Subscriptions is the number of tokens the cable should be subscribed to.
-	Subscriptions int
-	// Confirmed is the number of those confirmed on the current socket.
-	Confirmed int
-	// Reconnects counts dials after the first one since the Cable was made.
-	Reconnects int64
+// CableSilentHandler is an optional interface of a CableHandler. CableSilent is called (from
+// the dispatch goroutine) once when a subscription has gone unconfirmed SilentAfter times in a
+// row. OneChat answers an unknown or expired pubsub token with silence, so the handler should
+// fetch the contact again and, if its token changed, Unsubscribe the old one and Subscribe the
+// new one. The cable keeps retrying every SilentRetryInterval meanwhile.
+type CableSilentHandler interface {
+	CableSilent(ctx context.Context, token string)
 }
 
-// Cable keeps RoomChannel subscriptions for a set of pubsub tokens on one ActionCable
-// websocket, reconnecting and resubscribing as needed. Subscribe, Unsubscribe, Connected and
-// Stats are safe for concurrent use; Run must be called once at a time.
+// CableRejectedHandler is an optional interface of a CableHandler. CableRejected is called
+// (from the dispatch goroutine) when the server answers reject_subscription, once per run of
+// rejections. OneChat's RoomChannel never rejects, but a Rails server in front of it may. The
+// cable retries every SilentRetryInterval.
+type CableRejectedHandler interface {
+	CableRejected(ctx context.Context, token string)
+}
+
+// CableStats is a snapshot of a Cable's state, for metrics and health checks.
+type CableStats struct {
+	// Connected is true while every socket the pool needs is up and welcomed (see
+	// Cable.Connected).
+	Connected bool
+	// Subscriptions is the number of tokens the cable should be subscribed to. Each is in
+	// exactly one of Pending, Confirmed, Silent and Rejected.
+	Subscriptions int
+	// Confirmed counts subscriptions confirmed on a live socket.
+	Confirmed int
+	// Pending counts subscriptions waiting to be sent or confirmed, including those of a
+	// socket that is down.
+	Pending int
+	// Silent counts subscriptions that went unconfirmed SilentAfter times in a row.
+	Silent int
+	// Rejected counts subscriptions the server rejected.
+	Rejected int
+	// Connections is the number of welcomed sockets; Sockets the number the pool needs.
+	Connections, Sockets int
+	// Reconnects counts dials after the first one of each socket since the Cable was made.
+	Reconnects int64
+	// LastError describes why a socket last dropped or failed to dial, or is "".
+	LastError string
+}
+
+// Cable keeps RoomChannel subscriptions for a set of pubsub tokens on a pool of ActionCable
+// websockets, each carrying up to MaxPerConnection of them. A token stays on the socket it was
+// first given until it is unsubscribed. Each socket has two goroutines (an owner that writes
+// paced commands and a reader); no goroutine exists per subscription.
+//
+// Subscribe, Unsubscribe, Connected and Stats are safe for concurrent use; Run must be called
+// once at a time.
 type Cable struct {
-	url    string
-	h      CableHandler
-	opts   CableOptions
-	origin string
-	log    *zap.Logger
+	url      string
+	h        CableHandler
+	opts     CableOptions
+	origin   string
+	log      *zap.Logger
+	interval time.Duration // between two paced commands of one socket
 
 	mu      sync.Mutex
-	byToken map[string]string // pubsub token → identifier
-	byIdent map[string]string // identifier → pubsub token
+	subs    map[string]*subscription // by token, including those being unsubscribed
+	sockets []*socket
+	counts  [numStates]int // wanted subscriptions by state
+	lastErr string
 
-	// wake tells the connection that the wanted set changed. Capacity 1: a pending signal
-	// covers any number of changes, because the connection reads the whole set.
-	wake chan struct{}
+	// grow tells Run that the pool gained a socket. Capacity 1.
+	grow chan struct{}
 
-	running    atomic.Bool
-	connected  atomic.Bool
-	confirmed  atomic.Int64
-	reconnects atomic.Int64
+	running      atomic.Bool
+	everWelcomed atomic.Bool
+	reconnects   atomic.Int64
 }
 
 // NewCable returns a cable for the ActionCable endpoint at url (ws://, wss://, http:// or
@@ -169,36 +227,21 @@ func NewCable(url string, h CableHandler, opts *CableOptions) *Cable {
 	if opts != nil {
 		o = *opts
 	}
-	if o.StaleAfter <= 0 {
-		o.StaleAfter = defaultStaleAfter
-	}
-	if o.ConfirmTimeout <= 0 {
-		o.ConfirmTimeout = defaultConfirmTimeout
-	}
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = defaultMinBackoff
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = defaultMaxBackoff
-	}
+	setDefault(&o.StaleAfter, defaultStaleAfter)
+	setDefault(&o.ConfirmTimeout, defaultConfirmTimeout)
+	setDefault(&o.SilentAfter, defaultSilentAfter)
+	setDefault(&o.SilentRetryInterval, defaultSilentRetry)
+	setDefault(&o.MinBackoff, defaultMinBackoff)
+	setDefault(&o.MaxBackoff, defaultMaxBackoff)
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = o.MinBackoff
 	}
-	if o.DialTimeout <= 0 {
-		o.DialTimeout = defaultDialTimeout
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = defaultWriteTimeout
-	}
-	if o.SubscribeRate <= 0 {
-		o.SubscribeRate = defaultSubscribeRate
-	}
-	if o.QueueSize <= 0 {
-		o.QueueSize = defaultQueueSize
-	}
-	if o.ReadLimit <= 0 {
-		o.ReadLimit = defaultReadLimit
-	}
+	setDefault(&o.DialTimeout, defaultDialTimeout)
+	setDefault(&o.WriteTimeout, defaultWriteTimeout)
+	setDefault(&o.SubscribeRate, defaultSubscribeRate)
+	setDefault(&o.MaxPerConnection, defaultMaxPerConnection)
+	setDefault(&o.QueueSize, defaultQueueSize)
+	setDefault(&o.ReadLimit, defaultReadLimit)
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
@@ -207,14 +250,20 @@ func NewCable(url string, h CableHandler, opts *CableOptions) *Cable {
 		origin = originOf(url)
 	}
 	return &Cable{
-		url:     url,
-		h:       h,
-		opts:    o,
-		origin:  origin,
-		log:     o.Logger,
-		byToken: map[string]string{},
-		byIdent: map[string]string{},
-		wake:    make(chan struct{}, 1),
+		url:      url,
+		h:        h,
+		opts:     o,
+		origin:   origin,
+		log:      o.Logger,
+		interval: time.Second / time.Duration(o.SubscribeRate),
+		subs:     map[string]*subscription{},
+		grow:     make(chan struct{}, 1),
+	}
+}
+
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 
@@ -274,72 +323,145 @@ func tokenHash(token string) string {
 }
 
 // Subscribe adds token to the subscriptions. It is idempotent and may be called before or
-// while Run; the subscribe is (re)sent after every welcome.
+// while Run. The token goes to the first socket with room (a new one when all are full) and
+// stays there; its subscribe is (re)sent after every welcome of that socket.
 func (c *Cable) Subscribe(token string) {
 	if token == "" {
 		return
 	}
 	c.mu.Lock()
-	if _, ok := c.byToken[token]; !ok {
-		id := identifierFor(token)
-		c.byToken[token] = id
-		c.byIdent[id] = token
+	s, ok := c.subs[token]
+	switch {
+	case ok && s.want:
+		c.mu.Unlock()
+		return
+	case ok:
+		// Being unsubscribed: broadcasts were dropped meanwhile, so subscribe afresh for a new
+		// confirmation (and the caller's catch-up).
+		s.want = true
+		s.reset = true
+		s.state = statePending
+		s.misses = 0
+		c.counts[s.state]++
+		s.sock.enqueue(s)
+	default:
+		sock, grown := c.pickSocket()
+		s = &subscription{token: token, ident: identifierFor(token), sock: sock, want: true}
+		c.subs[token] = s
+		sock.idents[s.ident] = s
+		c.counts[statePending]++
+		sock.enqueue(s)
+		if grown {
+			select {
+			case c.grow <- struct{}{}:
+			default:
+			}
+		}
 	}
+	sock := s.sock
 	c.mu.Unlock()
-	c.poke()
+	sock.poke()
 }
 
-// Unsubscribe removes token. Broadcasts for it stop being delivered at once; the unsubscribe
-// command follows on the socket.
+// Unsubscribe removes token. Broadcasts and confirmations for it stop being delivered at once;
+// the unsubscribe command follows on its socket (none is needed when no subscribe is
+// outstanding there). It is cheap, idempotent, and safe while a resubscribe is in flight.
 func (c *Cable) Unsubscribe(token string) {
 	c.mu.Lock()
-	if id, ok := c.byToken[token]; ok {
-		delete(c.byToken, token)
-		delete(c.byIdent, id)
+	s, ok := c.subs[token]
+	if !ok || !s.want {
+		c.mu.Unlock()
+		return
+	}
+	c.counts[s.state]--
+	s.want = false
+	sock := s.sock
+	if s.sent {
+		sock.enqueue(s)
+	} else {
+		c.remove(s)
 	}
 	c.mu.Unlock()
-	c.poke()
+	sock.poke()
 }
 
-func (c *Cable) poke() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// pickSocket returns the first socket with room, appending one when all are full. The caller
+// holds c.mu.
+func (c *Cable) pickSocket() (sock *socket, grown bool) {
+	for _, s := range c.sockets {
+		if len(s.idents) < c.opts.MaxPerConnection {
+			return s, false
+		}
+	}
+	return c.addSocket(), true
+}
+
+// addSocket appends a socket to the pool. The caller holds c.mu.
+func (c *Cable) addSocket() *socket {
+	s := &socket{c: c, idx: len(c.sockets), idents: map[string]*subscription{}, wake: make(chan struct{}, 1)}
+	s.log = c.log.With(zap.Int("socket", s.idx))
+	c.sockets = append(c.sockets, s)
+	return s
+}
+
+// remove forgets s. The caller holds c.mu.
+func (c *Cable) remove(s *subscription) {
+	s.gone = true
+	delete(s.sock.idents, s.ident)
+	if c.subs[s.token] == s {
+		delete(c.subs, s.token)
 	}
 }
 
-// tokenOf returns the token subscribed under identifier, or "".
-func (c *Cable) tokenOf(identifier string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.byIdent[identifier]
-}
-
-// wanted returns a copy of identifier → token for every subscription.
-func (c *Cable) wanted() map[string]string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := make(map[string]string, len(c.byIdent))
-	for id, tok := range c.byIdent {
-		m[id] = tok
+// setState moves s to state, keeping the counts of wanted subscriptions. The caller holds c.mu.
+func (c *Cable) setState(s *subscription, state subState) {
+	if s.want {
+		c.counts[s.state]--
+		c.counts[state]++
 	}
-	return m
+	s.state = state
 }
 
-// Connected reports whether a welcomed socket is up.
-func (c *Cable) Connected() bool { return c.connected.Load() }
+// Connected reports whether every socket the pool needs (the first, and each that carries a
+// subscription) is up and welcomed. It is false before Run and after it returns.
+func (c *Cable) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.sockets) == 0 {
+		return false
+	}
+	for _, s := range c.sockets {
+		if s.needed() && !s.welcomed {
+			return false
+		}
+	}
+	return true
+}
 
 // Stats returns a snapshot of the cable's state.
 func (c *Cable) Stats() CableStats {
 	c.mu.Lock()
-	n := len(c.byToken)
-	c.mu.Unlock()
-	return CableStats{
-		Connected:     c.connected.Load(),
-		Subscriptions: n,
-		Confirmed:     int(c.confirmed.Load()),
-		Reconnects:    c.reconnects.Load(),
+	defer c.mu.Unlock()
+	st := CableStats{
+		Connected:  len(c.sockets) > 0,
+		Confirmed:  c.counts[stateConfirmed],
+		Pending:    c.counts[statePending],
+		Silent:     c.counts[stateSilent],
+		Rejected:   c.counts[stateRejected],
+		Reconnects: c.reconnects.Load(),
+		LastError:  c.lastErr,
 	}
+	st.Subscriptions = st.Confirmed + st.Pending + st.Silent + st.Rejected
+	for _, s := range c.sockets {
+		if s.welcomed {
+			st.Connections++
+		}
+		if s.needed() {
+			st.Sockets++
+			st.Connected = st.Connected && s.welcomed
+		}
+	}
+	return st
 }
 
 // cableItem is one entry of the dispatch queue.
@@ -355,13 +477,17 @@ const (
 	itemEvent itemKind = iota
 	itemConfirmed
 	itemConfirmTimeout
+	itemSilent
+	itemRejected
 )
 
-// Run owns the connection: it dials, waits for the welcome, subscribes every token, reads, and
-// reconnects with backoff on a drop, a stale socket or a disconnect frame. It returns nil when
-// ctx is cancelled, and an error when the server says not to reconnect or, before the first
-// successful connection, when the endpoint is plainly wrong (HandshakeError with a 4xx,
-// ErrCableProtocol). It returns only after all its goroutines have exited.
+// Run owns the pool: it runs every socket (dial, welcome, paced subscribes, reads, reconnects
+// with backoff on a drop, a stale socket or a disconnect frame) and starts sockets the pool
+// gains while it runs. It returns nil when ctx is cancelled. It returns an error, after
+// stopping every socket, when the server sends disconnect with reconnect:false (a
+// *DisconnectError: the server refuses this client for good, and a supervisor should know)
+// or, before any socket was ever welcomed, when the endpoint is plainly wrong (HandshakeError
+// with a 4xx, ErrCableProtocol). It returns only after all its goroutines have exited.
 func (c *Cable) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("cable: Run is already running")
@@ -369,16 +495,56 @@ func (c *Cable) Run(ctx context.Context) error {
 	defer c.running.Store(false)
 
 	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	queue := make(chan cableItem, c.opts.QueueSize)
-	dispatched := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
-		defer close(dispatched)
+		defer wg.Done()
 		c.dispatch(ctx, queue)
 	}()
 
-	err := c.loop(ctx, queue)
+	fatal := make(chan error, 1)
+	started := map[*socket]bool{}
+	start := func() {
+		c.mu.Lock()
+		if len(c.sockets) == 0 {
+			c.addSocket()
+		}
+		socks := append([]*socket(nil), c.sockets...)
+		c.mu.Unlock()
+		for _, s := range socks {
+			if started[s] {
+				continue
+			}
+			started[s] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.run(ctx, queue); err != nil {
+					select {
+					case fatal <- err:
+					default:
+					}
+				}
+			}()
+		}
+	}
+	start()
+	var err error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-c.grow:
+			start()
+		case err = <-fatal:
+			break loop
+		}
+	}
 	cancel()
-	<-dispatched
+	wg.Wait()
 	return err
 }
 
@@ -397,6 +563,14 @@ func (c *Cable) dispatch(ctx context.Context, queue <-chan cableItem) {
 			case itemConfirmTimeout:
 				if th, ok := c.h.(CableConfirmTimeoutHandler); ok {
 					th.CableConfirmTimeout(ctx, it.token)
+				}
+			case itemSilent:
+				if sh, ok := c.h.(CableSilentHandler); ok {
+					sh.CableSilent(ctx, it.token)
+				}
+			case itemRejected:
+				if rh, ok := c.h.(CableRejectedHandler); ok {
+					rh.CableRejected(ctx, it.token)
 				}
 			}
 		}
@@ -420,43 +594,6 @@ func (c *Cable) enqueue(ctx context.Context, queue chan<- cableItem, it cableIte
 	}
 }
 
-// loop dials and redials until ctx ends or a permanent error.
-func (c *Cable) loop(ctx context.Context, queue chan<- cableItem) error {
-	everWelcomed := false
-	attempt := 0
-	for {
-		welcomed, uptime, err := c.connectOnce(ctx, queue)
-		if ctx.Err() != nil {
-			return nil
-		}
-		var de *DisconnectError
-		if errors.As(err, &de) && !de.Reconnect {
-			c.log.Error("cable server refused the connection for good", zap.String("reason", de.Reason))
-			return fmt.Errorf("onechat cable: %w", err)
-		}
-		if welcomed {
-			everWelcomed = true
-		} else if !everWelcomed && permanentDialError(err) {
-			return fmt.Errorf("onechat cable: %w", err)
-		}
-		if welcomed && uptime >= c.opts.StaleAfter {
-			attempt = 0 // the connection was healthy; start over from the short delay
-		}
-		attempt++
-		sleep := c.backoff(attempt)
-		c.log.Warn("cable disconnected; reconnecting", zap.Error(err),
-			zap.Int("attempt", attempt), zap.Duration("sleep", sleep))
-		t := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		c.reconnects.Add(1)
-	}
-}
-
 // permanentDialError reports whether a failed first connection means misconfiguration.
 func permanentDialError(err error) bool {
 	if errors.Is(err, ErrCableProtocol) {
@@ -472,7 +609,7 @@ func permanentDialError(err error) bool {
 
 // backoff returns the delay before reconnect attempt n (from 1): MinBackoff doubled per
 // attempt up to MaxBackoff, with equal jitter (between half and all of it) so that many
-// bridges dropped by one server restart do not come back in lockstep.
+// sockets dropped by one server restart do not come back in lockstep.
 func (c *Cable) backoff(attempt int) time.Duration {
 	d := c.opts.MinBackoff
 	for i := 1; i < attempt && d < c.opts.MaxBackoff; i++ {
@@ -483,353 +620,4 @@ func (c *Cable) backoff(attempt int) time.Duration {
 	}
 	half := d / 2
 	return half + rand.N(d-half+1)
-}
-
-// connectOnce dials one socket and serves it until it ends. It reports whether the server
-// welcomed it and for how long it was up.
-func (c *Cable) connectOnce(ctx context.Context, queue chan<- cableItem) (welcomed bool, uptime time.Duration, err error) {
-	dctx, dcancel := context.WithTimeout(ctx, c.opts.DialTimeout)
-	hdr := http.Header{}
-	if c.origin != "" {
-		hdr.Set("Origin", c.origin)
-	}
-	ws, resp, err := websocket.Dial(dctx, c.url, &websocket.DialOptions{
-		HTTPClient:   c.opts.HTTPClient,
-		HTTPHeader:   hdr,
-		Subprotocols: []string{protocolV1, protocolUnsupported},
-	})
-	dcancel()
-	if err != nil {
-		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			return false, 0, &HandshakeError{StatusCode: resp.StatusCode, Err: err}
-		}
-		return false, 0, fmt.Errorf("dial: %w", err)
-	}
-	if ws.Subprotocol() != protocolV1 {
-		_ = ws.CloseNow()
-		return false, 0, ErrCableProtocol
-	}
-	ws.SetReadLimit(c.opts.ReadLimit)
-
-	cc := &cableConn{
-		c:     c,
-		ws:    ws,
-		queue: queue,
-		subs:  map[string]*connSub{},
-		log:   c.log,
-	}
-	return cc.serve(ctx)
-}
-
-// cableConn is the state of one socket. Everything but the reader is owned by the goroutine
-// that runs serve; the reader talks to it through channels.
-type cableConn struct {
-	c     *Cable
-	ws    *websocket.Conn
-	queue chan<- cableItem
-	log   *zap.Logger
-
-	welcomed   bool
-	welcomedAt time.Time
-	subs       map[string]*connSub // by identifier: what this socket has sent
-	confirmed  int
-	nextWrite  time.Time // pacing of subscribe/unsubscribe commands
-}
-
-// connSub is one identifier as this socket sees it.
-type connSub struct {
-	sentAt    time.Time
-	confirmed bool
-}
-
-// control is what the reader tells the connection owner.
-type control struct {
-	typ        string // "welcome", "confirm_subscription", "reject_subscription"
-	identifier string
-	// handled, when set, is closed once the owner applied the frame, so that the handler's
-	// CableConfirmed sees Stats that already count the confirmation.
-	handled chan struct{}
-}
-
-// serve runs the reader and the control loop until the socket ends.
-func (cc *cableConn) serve(ctx context.Context) (welcomed bool, uptime time.Duration, err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	ctrl := make(chan control, 64)
-	readErr := make(chan error, 1)
-	go func() { readErr <- cc.read(ctx, ctrl) }()
-
-	dialed := time.Now()
-	readerDone, err := cc.control(ctx, ctrl, readErr, dialed)
-	cancel()
-	_ = cc.ws.CloseNow()
-	if !readerDone {
-		<-readErr
-	}
-	cc.c.connected.Store(false)
-	cc.c.confirmed.Store(0)
-	if cc.welcomed {
-		uptime = time.Since(cc.welcomedAt)
-	}
-	return cc.welcomed, uptime, err
-}
-
-// control is the owner loop: it reacts to the reader's control frames and keeps the socket's
-// subscriptions in line with the wanted set, paced and with confirm timeouts. It returns the
-// reason the socket ended, and whether that came from the reader (which has then exited).
-func (cc *cableConn) control(ctx context.Context, ctrl <-chan control, readErr <-chan error, dialed time.Time) (readerDone bool, err error) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		var wakeAt time.Time
-		if cc.welcomed {
-			if wakeAt, err = cc.sync(ctx); err != nil {
-				return false, err
-			}
-		} else {
-			wakeAt = dialed.Add(cc.c.opts.ConfirmTimeout)
-			if !time.Now().Before(wakeAt) {
-				return false, fmt.Errorf("no welcome within %s", cc.c.opts.ConfirmTimeout)
-			}
-		}
-		var tc <-chan time.Time
-		if !wakeAt.IsZero() {
-			timer.Reset(time.Until(wakeAt))
-			tc = timer.C
-		}
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case err := <-readErr:
-			return true, err
-		case m := <-ctrl:
-			cc.handle(m)
-			if m.handled != nil {
-				close(m.handled)
-			}
-		case <-cc.c.wake:
-		case <-tc:
-		}
-		timer.Stop()
-	}
-}
-
-// handle applies one control frame to the socket's state.
-func (cc *cableConn) handle(m control) {
-	switch m.typ {
-	case "welcome":
-		if cc.welcomed {
-			// Rails welcomes once per socket; if a server repeats it, resend everything.
-			cc.log.Info("cable welcomed again; resubscribing")
-		}
-		cc.welcomed = true
-		cc.welcomedAt = time.Now()
-		cc.subs = map[string]*connSub{}
-		cc.setConfirmed(0)
-		cc.c.connected.Store(true)
-		cc.log.Info("cable connected", zap.Int("subscriptions", cc.c.Stats().Subscriptions))
-	case "confirm_subscription":
-		s := cc.subs[m.identifier]
-		if s == nil || s.confirmed {
-			return
-		}
-		s.confirmed = true
-		cc.setConfirmed(cc.confirmed + 1)
-	case "reject_subscription":
-		// OneChat never rejects, but Rails may. The confirm timeout retries it.
-		if s := cc.subs[m.identifier]; s != nil && s.confirmed {
-			s.confirmed = false
-			cc.setConfirmed(cc.confirmed - 1)
-		}
-		cc.log.Warn("cable subscription rejected", zap.String("token_hash", tokenHash(cc.c.tokenOf(m.identifier))))
-	}
-}
-
-func (cc *cableConn) setConfirmed(n int) {
-	cc.confirmed = n
-	cc.c.confirmed.Store(int64(n))
-}
-
-// sync performs at most one paced command that brings the socket closer to the wanted set,
-// and returns when it next needs to run (zero: only on a signal).
-func (cc *cableConn) sync(ctx context.Context) (time.Time, error) {
-	now := time.Now()
-	if now.Before(cc.nextWrite) {
-		return cc.nextWrite, nil
-	}
-	interval := time.Second / time.Duration(cc.c.opts.SubscribeRate)
-	wanted := cc.c.wanted()
-
-	for id, s := range cc.subs {
-		if _, ok := wanted[id]; ok {
-			continue
-		}
-		if err := cc.command(ctx, "unsubscribe", id); err != nil {
-			return time.Time{}, err
-		}
-		if s.confirmed {
-			cc.setConfirmed(cc.confirmed - 1)
-		}
-		delete(cc.subs, id)
-		cc.nextWrite = now.Add(interval)
-		return cc.nextWrite, nil
-	}
-	for id := range wanted {
-		if _, ok := cc.subs[id]; ok {
-			continue
-		}
-		if err := cc.command(ctx, "subscribe", id); err != nil {
-			return time.Time{}, err
-		}
-		cc.subs[id] = &connSub{sentAt: now}
-		cc.nextWrite = now.Add(interval)
-		return cc.nextWrite, nil
-	}
-	var earliest time.Time
-	for id, s := range cc.subs {
-		if s.confirmed {
-			continue
-		}
-		deadline := s.sentAt.Add(cc.c.opts.ConfirmTimeout)
-		if now.Before(deadline) {
-			if earliest.IsZero() || deadline.Before(earliest) {
-				earliest = deadline
-			}
-			continue
-		}
-		// The server keeps a silently failed subscription registered and ignores a repeated
-		// subscribe for it, so unsubscribe first.
-		token := wanted[id]
-		cc.log.Warn("cable subscription not confirmed; retrying",
-			zap.String("token_hash", tokenHash(token)), zap.Duration("timeout", cc.c.opts.ConfirmTimeout))
-		if err := cc.command(ctx, "unsubscribe", id); err != nil {
-			return time.Time{}, err
-		}
-		if err := cc.command(ctx, "subscribe", id); err != nil {
-			return time.Time{}, err
-		}
-		s.sentAt = now
-		cc.nextWrite = now.Add(2 * interval)
-		if !cc.c.enqueue(ctx, cc.queue, cableItem{kind: itemConfirmTimeout, token: token}) {
-			return time.Time{}, ctx.Err()
-		}
-		return cc.nextWrite, nil
-	}
-	return earliest, nil
-}
-
-// command writes one client command, bounded by WriteTimeout.
-func (cc *cableConn) command(ctx context.Context, command, identifier string) error {
-	b, err := json.Marshal(struct {
-		Command    string `json:"command"`
-		Identifier string `json:"identifier"`
-	}{command, identifier})
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", command, err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, cc.c.opts.WriteTimeout)
-	defer cancel()
-	if err := cc.ws.Write(wctx, websocket.MessageText, b); err != nil {
-		return fmt.Errorf("write %s: %w", command, err)
-	}
-	return nil
-}
-
-// frame is any server frame. Broadcasts have no type.
-type frame struct {
-	Type       string          `json:"type"`
-	Identifier string          `json:"identifier"`
-	Message    json.RawMessage `json:"message"`
-	Reason     string          `json:"reason"`
-	Reconnect  *bool           `json:"reconnect"`
-}
-
-// read is the socket's reader. It runs until the socket fails, goes stale or is told to
-// disconnect, and returns why. Broadcasts and confirmations go straight to the dispatch queue
-// so the handler sees them in arrival order; control frames also go to the owner loop.
-func (cc *cableConn) read(ctx context.Context, ctrl chan<- control) error {
-	stale := cc.c.opts.StaleAfter
-	for {
-		// A read whose context expires closes the whole connection, which is exactly what a
-		// stale socket deserves.
-		rctx, rcancel := context.WithTimeout(ctx, stale)
-		typ, b, err := cc.ws.Read(rctx)
-		timedOut := errors.Is(rctx.Err(), context.DeadlineExceeded)
-		rcancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if timedOut {
-				return fmt.Errorf("%w for %s", ErrCableStale, stale)
-			}
-			return fmt.Errorf("read: %w", err)
-		}
-		if typ != websocket.MessageText {
-			cc.log.Warn("cable frame skipped: not text", zap.Int("bytes", len(b)))
-			continue
-		}
-		var f frame
-		if err := json.Unmarshal(b, &f); err != nil {
-			cc.log.Warn("cable frame skipped: malformed", zap.Int("bytes", len(b)), zap.Error(err))
-			continue
-		}
-		switch f.Type {
-		case "ping":
-		case "welcome", "reject_subscription":
-			if !cc.tell(ctx, ctrl, control{typ: f.Type, identifier: f.Identifier}) {
-				return ctx.Err()
-			}
-		case "confirm_subscription":
-			handled := make(chan struct{})
-			if !cc.tell(ctx, ctrl, control{typ: f.Type, identifier: f.Identifier, handled: handled}) {
-				return ctx.Err()
-			}
-			select {
-			case <-handled:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			if tok := cc.c.tokenOf(f.Identifier); tok != "" {
-				if !cc.c.enqueue(ctx, cc.queue, cableItem{kind: itemConfirmed, token: tok}) {
-					return ctx.Err()
-				}
-			}
-		case "disconnect":
-			return &DisconnectError{Reason: f.Reason, Reconnect: f.Reconnect == nil || *f.Reconnect}
-		case "":
-			if f.Identifier == "" || len(f.Message) == 0 {
-				cc.log.Warn("cable frame skipped: no type and no broadcast", zap.Int("bytes", len(b)))
-				continue
-			}
-			var msg struct {
-				Event string          `json:"event"`
-				Data  json.RawMessage `json:"data"`
-			}
-			if err := json.Unmarshal(f.Message, &msg); err != nil || msg.Event == "" {
-				cc.log.Warn("cable broadcast skipped: malformed message", zap.Int("bytes", len(b)))
-				continue
-			}
-			tok := cc.c.tokenOf(f.Identifier)
-			if tok == "" {
-				cc.log.Debug("cable broadcast skipped: not subscribed", zap.String("event", msg.Event))
-				continue
-			}
-			ev := Event{Token: tok, Name: msg.Event, Data: msg.Data}
-			if !cc.c.enqueue(ctx, cc.queue, cableItem{kind: itemEvent, token: tok, ev: ev}) {
-				return ctx.Err()
-			}
-		default:
-			cc.log.Debug("cable frame skipped: unknown type", zap.String("type", f.Type))
-		}
-	}
-}
-
-// tell passes a control frame to the owner loop.
-func (cc *cableConn) tell(ctx context.Context, ctrl chan<- control, m control) bool {
-	select {
-	case ctrl <- m:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

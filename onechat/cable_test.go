@@ -218,7 +218,7 @@ func TestCableSubscribeConfirmEvents(t *testing.T) {
 	if got := recv(t, r.confirms, "confirm"); got != tok1 {
 		t.Fatalf("confirmed %q", got)
 	}
-	if st := recv(t, r.stats, "stats"); st != (CableStats{Connected: true, Subscriptions: 1, Confirmed: 1}) {
+	if st := recv(t, r.stats, "stats"); st != (CableStats{Connected: true, Subscriptions: 1, Confirmed: 1, Connections: 1, Sockets: 1}) {
 		t.Errorf("stats at confirm = %+v", st)
 	}
 	if !rc.Connected() {

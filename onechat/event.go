@@ -2,7 +2,10 @@ package onechat
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sort"
+	"strconv"
 )
 
 // Event names a contact stream receives. Others (forks add some) may arrive too; ignore what
@@ -109,4 +112,83 @@ func (e Event) Typing() (*TypingEvent, error) {
 		t.Conversation = *w.Conversation.v.event()
 	}
 	return t, nil
+}
+
+// ErrUnknownEvent is what Decode returns for an event this package does not know (forks add
+// some). The cable passes such events over rather than delivering them.
+var ErrUnknownEvent = errors.New("unknown cable event")
+
+// Known reports whether the event is one a contact stream carries and Decode understands.
+func (e Event) Known() bool {
+	switch e.Name {
+	case EventMessageCreated, EventMessageUpdated,
+		EventConversationCreated, EventConversationStatusChanged, EventConversationUpdated,
+		EventTypingOn, EventTypingOff, EventPresenceUpdate:
+		return true
+	}
+	return false
+}
+
+// Decode returns the event's payload as a typed value: *Message for message.created and
+// message.updated, *ConversationEvent for conversation.created, .status_changed and .updated,
+// *TypingEvent for typing_on and typing_off, *PresenceEvent for presence.update, and
+// ErrUnknownEvent for anything else. Decoding is lenient (missing, unknown and oddly typed
+// keys are fine); only a payload that is not JSON at all fails.
+func (e Event) Decode() (any, error) {
+	switch e.Name {
+	case EventMessageCreated, EventMessageUpdated:
+		return e.Message()
+	case EventConversationCreated, EventConversationStatusChanged, EventConversationUpdated:
+		return e.Conversation()
+	case EventTypingOn, EventTypingOff:
+		return e.Typing()
+	case EventPresenceUpdate:
+		return e.Presence()
+	}
+	return nil, fmt.Errorf("decode %q: %w", e.Name, ErrUnknownEvent)
+}
+
+// ChangedFields returns the keys of a message.updated payload's previous_changes (newer
+// OneChat versions send it: "status" for delivery receipts, "content" for an edit, …), and
+// whether the payload had it at all. Without it, compare with what you stored.
+func (e Event) ChangedFields() (fields []string, ok bool) {
+	var w struct {
+		PreviousChanges flexObject `json:"previous_changes"`
+	}
+	if err := json.Unmarshal(e.Data, &w); err != nil || w.PreviousChanges == nil {
+		return nil, false
+	}
+	fields = make([]string, 0, len(w.PreviousChanges))
+	for k := range w.PreviousChanges {
+		fields = append(fields, k)
+	}
+	sort.Strings(fields)
+	return fields, true
+}
+
+// PresenceEvent is a presence.update payload: which agents are online.
+type PresenceEvent struct {
+	// Users maps agent ids to "online", "busy" or "offline". Contact streams carry no
+	// contacts map.
+	Users map[int64]string
+}
+
+// Presence decodes a presence.update payload. Keys that are not agent ids are skipped.
+func (e Event) Presence() (*PresenceEvent, error) {
+	var w struct {
+		Users flexObject `json:"users"`
+	}
+	if err := json.Unmarshal(e.Data, &w); err != nil {
+		return nil, fmt.Errorf("decode %s payload: %w", e.Name, err)
+	}
+	p := &PresenceEvent{Users: make(map[int64]string, len(w.Users))}
+	for k, v := range w.Users {
+		id, err := strconv.ParseInt(k, 10, 64)
+		status, ok := v.(string)
+		if err != nil || !ok {
+			continue
+		}
+		p.Users[id] = status
+	}
+	return p, nil
 }
