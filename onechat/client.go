@@ -2,6 +2,7 @@ package onechat
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -16,6 +17,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,6 +32,7 @@ const (
 	routeConversations = routeContact + "/conversations"
 	routeConversation  = routeConversations + "/{conversation_id}"
 	routeMessages      = routeConversation + "/messages"
+	routeMessage       = routeMessages + "/{message_id}"
 )
 
 const (
@@ -46,9 +50,17 @@ type Options struct {
 	// HMACToken is the inbox's HMAC token. When set, contact create and show add
 	// identifier_hash = IdentifierHash(HMACToken, identifier).
 	HMACToken string
-	// Logger receives debug lines per request (route template, status, duration; never paths).
-	// nil means zap.NewNop().
+	// Logger receives debug lines per request (route template, status, duration; never paths)
+	// and one warning per feature the server turns out to lack. nil means zap.NewNop().
 	Logger *zap.Logger
+	// RequestsPerSecond is the client-side request budget every call (downloads included)
+	// waits on, so the bridge stays under OneChat's per-IP limit (3000/min by default, 300 on
+	// old installs) instead of discovering it by 429s. 0 means DefaultRequestsPerSecond (45);
+	// negative means unlimited. Set it lower when other clients share the bridge's IP.
+	RequestsPerSecond float64
+	// RequestBurst is how many requests may start at once after a quiet spell. 0 means
+	// DefaultRequestBurst (5).
+	RequestBurst int
 }
 
 // Client calls the OneChat Client API of one inbox. It is safe for concurrent use.
@@ -58,6 +70,11 @@ type Client struct {
 	http      *http.Client
 	hmacToken string
 	log       *zap.Logger
+	budget    *budget
+	// missing marks the optional routes this server turned out not to have.
+	missing [numFeatures]atomic.Bool
+	// badHosts are data_url hosts that proved unreachable; downloads go to base instead.
+	badHosts sync.Map // host string → struct{}
 }
 
 // NewClient returns a client for the inbox inboxIdentifier of the OneChat at baseURL (for
@@ -73,12 +90,19 @@ func NewClient(baseURL, inboxIdentifier string, opts *Options) *Client {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	if o.RequestsPerSecond == 0 {
+		o.RequestsPerSecond = DefaultRequestsPerSecond
+	}
+	if o.RequestBurst == 0 {
+		o.RequestBurst = DefaultRequestBurst
+	}
 	return &Client{
 		base:      strings.TrimRight(baseURL, "/"),
 		inboxPath: "/public/api/v1/inboxes/" + url.PathEscape(inboxIdentifier),
 		http:      o.HTTPClient,
 		hmacToken: o.HMACToken,
 		log:       o.Logger,
+		budget:    newBudget(o.RequestsPerSecond, o.RequestBurst, time.Now),
 	}
 }
 
@@ -134,8 +158,10 @@ func (c *Client) CreateContact(ctx context.Context, p ContactParams) (*Contact, 
 }
 
 // GetContact shows the contact session sourceID. When an HMAC token is configured, identifier
-// and its hash go in the query, which also marks the session verified; identifier is unused
-// otherwise.
+// and its hash go in the query: that is what marks the session verified (hmac_verified), which
+// a create never does, so call it once after CreateContact when verification matters
+// (cross-session history, fan-out, the agents' verified badge). An inbox with identity
+// validation needs the pair even for this read. identifier is unused without a token.
 func (c *Client) GetContact(ctx context.Context, sourceID, identifier string) (*Contact, error) {
 	path := c.contactPath(sourceID)
 	if c.hmacToken != "" {
@@ -166,15 +192,62 @@ func (c *Client) CreateConversation(ctx context.Context, sourceID string) (*Conv
 	return &cv, nil
 }
 
-// GetConversation shows one conversation of the session by its display id.
+// GetConversation shows one conversation of the session by its display id. A 404 means the
+// conversation does not exist (or was deleted). Servers older than the show route answer 404
+// for every id; the client tells the two apart (see featureMissing) and then answers from the
+// conversation list instead, which every version has, after one warning.
 func (c *Client) GetConversation(ctx context.Context, sourceID string, conversationID int64) (*Conversation, error) {
-	var cv Conversation
-	err := c.do(ctx, call{op: "get conversation", method: http.MethodGet, route: routeConversation,
-		path: c.conversationPath(sourceID, conversationID)}, &cv)
+	const op = "get conversation"
+	if !c.missing[featureShow].Load() {
+		var cv Conversation
+		err := c.do(ctx, call{op: op, method: http.MethodGet, route: routeConversation,
+			path: c.conversationPath(sourceID, conversationID)}, &cv)
+		if err == nil {
+			return &cv, nil
+		}
+		if missing, perr := c.featureMissing(ctx, featureShow, sourceID, conversationID, err); perr != nil || !missing {
+			return nil, cmp.Or(perr, err)
+		}
+	}
+	list, err := c.ListConversations(ctx, sourceID)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	for i := range list {
+		if list[i].ID == conversationID {
+			return &list[i], nil
+		}
+	}
+	return nil, &APIError{StatusCode: http.StatusNotFound, Op: op}
+}
+
+// ListConversations lists the session's conversations, in no particular order, each with all
+// its messages embedded (unpaged): avoid it on hot paths. A verified session also sees its
+// contact's conversations from other sessions and inboxes; compare InboxID when that matters.
+func (c *Client) ListConversations(ctx context.Context, sourceID string) ([]Conversation, error) {
+	var cs flexList[Conversation]
+	err := c.do(ctx, call{op: "list conversations", method: http.MethodGet, route: routeConversations,
+		path: c.contactPath(sourceID) + "/conversations"}, &cs)
 	if err != nil {
 		return nil, err
 	}
-	return &cv, nil
+	return cs, nil
+}
+
+// UpdateMessage answers an interactive message (input_select, form, input_csat …) by storing
+// submitted values on it, which replace any earlier answer; OneChat then broadcasts
+// message.updated. It posts no message of its own: a bridge that wants the choice visible
+// as text must CreateMessage too. A CSAT answer after the survey expired is a 422
+// (IsValidation), and OneChat reports any other failure of this route as a 500.
+func (c *Client) UpdateMessage(ctx context.Context, sourceID string, conversationID, messageID int64, v SubmittedValues) (*Message, error) {
+	var m Message
+	err := c.do(ctx, call{op: "update message", method: http.MethodPatch, route: routeMessage,
+		path: c.conversationPath(sourceID, conversationID) + "/messages/" + strconv.FormatInt(messageID, 10),
+		body: map[string]any{"submitted_values": v}}, &m)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
 }
 
 // CreateMessage posts an incoming message as the contact: JSON without attachments, a streamed
@@ -217,7 +290,8 @@ func (c *Client) ListMessages(ctx context.Context, sourceID string, conversation
 
 // UpdateContact updates the session's contact (name, email, phone number, avatar URL; custom
 // attributes are deep-merged), which a create that matched an existing contact never does.
-// identifier is sent only for the HMAC check: OneChat never changes it. The answer is the full
+// p.Identifier is never sent: OneChat would ignore it anyway. identifier is sent only with its
+// hash for the HMAC check (which also verifies the session) when a token is configured. The answer is the full
 // contact record: it has no SourceID or PubsubToken (keep yours), and its ID can differ when
 // OneChat merged the contact into another with the same email or phone.
 func (c *Client) UpdateContact(ctx context.Context, sourceID, identifier string, p ContactParams) (*Contact, error) {
@@ -245,10 +319,12 @@ func (c *Client) UpdateContact(ctx context.Context, sourceID, identifier string,
 }
 
 // ResolveConversation resolves the conversation (toggle_status, which never reopens). It is
-// idempotent. Servers older than the route answer 404.
+// idempotent. On a server older than the route it returns ErrUnsupported, after one warning
+// and without asking again.
 func (c *Client) ResolveConversation(ctx context.Context, sourceID string, conversationID int64) (*Conversation, error) {
 	var cv Conversation
-	err := c.do(ctx, call{op: "resolve conversation", method: http.MethodPost, route: routeConversation + "/toggle_status",
+	err := c.optional(ctx, featureToggleStatus, sourceID, conversationID, call{op: "resolve conversation",
+		method: http.MethodPost, route: routeConversation + "/toggle_status",
 		path: c.conversationPath(sourceID, conversationID) + "/toggle_status", body: map[string]any{}}, &cv)
 	if err != nil {
 		return nil, err
@@ -257,21 +333,25 @@ func (c *Client) ResolveConversation(ctx context.Context, sourceID string, conve
 }
 
 // ToggleTyping shows or hides the contact's typing indicator to agents. OneChat never times
-// it out, so always send off.
+// it out, so always send off. On a server older than the route it returns ErrUnsupported,
+// after one warning and without asking again.
 func (c *Client) ToggleTyping(ctx context.Context, sourceID string, conversationID int64, on bool) error {
 	status := "off"
 	if on {
 		status = "on"
 	}
-	return c.do(ctx, call{op: "toggle typing", method: http.MethodPost, route: routeConversation + "/toggle_typing",
+	return c.optional(ctx, featureToggleTyping, sourceID, conversationID, call{op: "toggle typing",
+		method: http.MethodPost, route: routeConversation + "/toggle_typing",
 		path: c.conversationPath(sourceID, conversationID) + "/toggle_typing",
 		body: map[string]any{"typing_status": status}}, nil)
 }
 
 // UpdateLastSeen marks the conversation seen by the contact; OneChat then marks agent
-// messages read (and broadcasts message.updated for each).
+// messages read (and broadcasts message.updated for each). On a server older than the route
+// it returns ErrUnsupported, after one warning and without asking again.
 func (c *Client) UpdateLastSeen(ctx context.Context, sourceID string, conversationID int64) error {
-	return c.do(ctx, call{op: "update last seen", method: http.MethodPost, route: routeConversation + "/update_last_seen",
+	return c.optional(ctx, featureUpdateLastSeen, sourceID, conversationID, call{op: "update last seen",
+		method: http.MethodPost, route: routeConversation + "/update_last_seen",
 		path: c.conversationPath(sourceID, conversationID) + "/update_last_seen", body: map[string]any{}}, nil)
 }
 
@@ -301,6 +381,9 @@ type call struct {
 // do sends the request and decodes a 2xx JSON body into out (when out is non-nil and the body
 // is not empty).
 func (c *Client) do(ctx context.Context, cl call, out any) error {
+	if err := c.budget.wait(ctx); err != nil {
+		return fmt.Errorf("%s: wait for the request budget: %w", cl.op, err)
+	}
 	var (
 		rdr         io.Reader
 		contentType string
@@ -350,8 +433,9 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		zap.Int("status", resp.StatusCode), zap.Duration("duration", time.Since(start)))
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return c.apiError(cl, resp)
+		return c.apiError(ctx, cl, resp)
 	}
+	c.budget.succeeded()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if err != nil {
 		return fmt.Errorf("%s: read response: %w", cl.op, &transportError{err: redactURLError(err, c.base+cl.route)})
@@ -440,25 +524,55 @@ func writeMessageForm(p MessageParams) func(*multipart.Writer) error {
 
 // apiError builds the *APIError for a non-2xx response. Bodies are opaque except for the
 // "message" of a 422, which is the validation text operators need.
-func (c *Client) apiError(cl call, resp *http.Response) error {
+func (c *Client) apiError(ctx context.Context, cl call, resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
 	ae := &APIError{StatusCode: resp.StatusCode, Op: cl.op}
 	switch resp.StatusCode {
 	case http.StatusUnprocessableEntity:
 		var body struct {
 			Message flexString `json:"message"`
+			Error   flexString `json:"error"`
 		}
 		if json.Unmarshal(b, &body) == nil {
 			ae.Message = string(body.Message)
+			if cl.route == routeMessage {
+				// The CSAT expiry is the one 422 that says "error" instead of "message".
+				ae.Message = string(cmp.Or(body.Message, body.Error))
+			}
 		}
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+	case http.StatusTooManyRequests:
+		// The limit is per IP, so every caller of this client pauses, not just this one.
+		// RetryAfter tells the caller how long: the server's header, or the pause chosen.
+		ae.RetryAfter = c.budget.throttled(parseRetryAfter(resp.Header.Get("Retry-After")))
+		c.log.Warn("onechat throttled the bridge; pausing all requests", zap.String("op", cl.op),
+			zap.Duration("pause", ae.RetryAfter))
+	case http.StatusServiceUnavailable:
 		ae.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
 	case http.StatusInternalServerError:
+		if !cl.contactRoute {
+			break
+		}
+		if c.hmacToken != "" {
+			ae.err = ErrHMAC
+		} else if cl.route != routeInbox && c.inboxDemandsHMAC(ctx) {
+			ae.err = ErrHMACRequired
+		}
+	case http.StatusUnauthorized:
+		// Servers with the "fixed" HMAC check (upstream PR #15338 and forks) answer 401.
 		if cl.contactRoute && c.hmacToken != "" {
 			ae.err = ErrHMAC
 		}
 	}
 	return ae
+}
+
+// inboxDemandsHMAC reports whether the inbox has identity validation on. It is asked only
+// after a 500 on a contact route sent without a hash, to tell a missing ONECHAT_HMAC_TOKEN
+// (a configuration error) from a server fault (worth retrying).
+func (c *Client) inboxDemandsHMAC(ctx context.Context) bool {
+	var in Inbox
+	err := c.do(ctx, call{op: "get inbox", method: http.MethodGet, route: routeInbox, path: c.inboxPath}, &in)
+	return err == nil && in.IdentityValidationEnabled
 }
 
 // parseRetryAfter reads a Retry-After in seconds or as an HTTP date; 0 when absent or bad.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -15,6 +16,16 @@ import (
 // inbox demands one). OneChat reports a bad HMAC as a 500, not a 401, so retrying is pointless:
 // it is a configuration error. It is reachable from the returned *APIError with errors.Is.
 var ErrHMAC = errors.New("onechat rejected the identifier_hash: check that ONECHAT_HMAC_TOKEN is the HMAC token of this inbox (or unset it if identity validation is off)")
+
+// ErrHMACRequired says OneChat answered 500 on a contact route sent without identifier_hash,
+// and the inbox has identity validation on: the bridge has no HMAC token but needs one. Like
+// ErrHMAC it is a configuration error, reachable from the *APIError with errors.Is.
+var ErrHMACRequired = errors.New("onechat inbox requires identity validation: set ONECHAT_HMAC_TOKEN to the HMAC token shown in the inbox settings")
+
+// ErrUnsupported says the OneChat server is too old to have the route (typing, last seen,
+// resolve). The call did nothing; the feature stays off for the life of the Client, after one
+// warning log. Callers treat it as "skip", not as a failure to retry.
+var ErrUnsupported = errors.New("not supported by this onechat server")
 
 // APIError is a non-2xx answer from the Client API. Its text never carries the URL (which holds
 // the inbox identifier and the contact's source_id) nor the response body, except the
@@ -27,11 +38,12 @@ type APIError struct {
 	// Message is the "message" of a 422 body, for example "Content is too long (maximum is
 	// 150000 characters)"; "" for every other status.
 	Message string
-	// RetryAfter is the Retry-After of a 429 or 503 when the server sent one (OneChat's default
-	// throttle sends none).
+	// RetryAfter is how long to wait before trying again: for a 429, the server's Retry-After
+	// or, since OneChat's throttle sends none, the pause the client's request budget chose;
+	// for a 503, the server's Retry-After if any; 0 otherwise.
 	RetryAfter time.Duration
 
-	err error // ErrHMAC for the HMAC case
+	err error // ErrHMAC or ErrHMACRequired for the configuration cases
 }
 
 // Error describes the failure without secrets.
@@ -46,7 +58,7 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// Unwrap returns ErrHMAC for an HMAC failure, else nil.
+// Unwrap returns ErrHMAC or ErrHMACRequired for an HMAC failure, else nil.
 func (e *APIError) Unwrap() error { return e.err }
 
 // IsNotFound reports whether err is a 404 from OneChat: the inbox, contact session,
@@ -71,32 +83,109 @@ func IsValidation(err error) bool {
 	return errors.As(err, &ae) && ae.StatusCode == http.StatusUnprocessableEntity
 }
 
-// IsRetryable reports whether the same call may succeed later: network errors, timeouts, 429,
-// and 500, 502, 503, 504, except a 500 that is an HMAC failure (ErrHMAC). A cancelled context
-// is not retryable.
-func IsRetryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, ErrHMAC) {
-		return false
+// ErrorClass is the one decision a caller makes about a failed call.
+type ErrorClass int
+
+// Error classes, from Classify.
+const (
+	// ClassNone: no error.
+	ClassNone ErrorClass = iota
+	// ClassRetryable: the same call may succeed later (network, timeouts, 500 on routes
+	// without HMAC, 502, 503, 504); retry with backoff.
+	ClassRetryable
+	// ClassRateLimited: OneChat's 429; wait APIError.RetryAfter, then retry, without counting
+	// an attempt.
+	ClassRateLimited
+	// ClassPermanent: retrying cannot help: 404 (gone), 422 (with its message), other 4xx, an
+	// undecodable answer.
+	ClassPermanent
+	// ClassConfig: the bridge is misconfigured (ErrHMAC, ErrHMACRequired); every call of the
+	// kind fails until an operator fixes ONECHAT_HMAC_TOKEN.
+	ClassConfig
+	// ClassUnsupported: the server lacks the route (ErrUnsupported); skip the feature.
+	ClassUnsupported
+	// ClassCanceled: the caller's context was cancelled.
+	ClassCanceled
+)
+
+// String names the class for logs and metrics.
+func (c ErrorClass) String() string {
+	switch c {
+	case ClassNone:
+		return "none"
+	case ClassRetryable:
+		return "retryable"
+	case ClassRateLimited:
+		return "rate_limited"
+	case ClassPermanent:
+		return "permanent"
+	case ClassConfig:
+		return "config"
+	case ClassUnsupported:
+		return "unsupported"
+	case ClassCanceled:
+		return "canceled"
+	}
+	return "ErrorClass(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Classify sorts an error of this package into exactly one class, following the protocol's
+// rules: HMAC failures arrive as 500s on contact routes, the throttle as a bare 429, a deleted
+// record and an old server's missing route as the same 404 (the client resolves the latter
+// into ErrUnsupported itself).
+func Classify(err error) ErrorClass {
+	if err == nil {
+		return ClassNone
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return ClassCanceled
+	case errors.Is(err, ErrHMAC), errors.Is(err, ErrHMACRequired):
+		return ClassConfig
+	case errors.Is(err, ErrUnsupported):
+		return ClassUnsupported
 	}
 	var ae *APIError
 	if errors.As(err, &ae) {
 		switch ae.StatusCode {
-		case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
-			http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			return true
+		case http.StatusTooManyRequests:
+			return ClassRateLimited
+		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable,
+			http.StatusGatewayTimeout, http.StatusRequestTimeout:
+			return ClassRetryable
 		}
-		return false
+		if ae.StatusCode >= 500 {
+			return ClassRetryable
+		}
+		return ClassPermanent
 	}
 	var te *transportError
-	if errors.As(err, &te) {
-		return true
-	}
 	var ne net.Error
-	if errors.As(err, &ne) {
+	if errors.As(err, &te) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.ErrUnexpectedEOF) {
+		return ClassRetryable
+	}
+	return ClassPermanent
+}
+
+// IsRetryable reports whether the same call may succeed later: network errors, timeouts, 429,
+// and 5xx, except a 500 that is an HMAC failure (ErrHMAC, ErrHMACRequired). A cancelled
+// context, ErrUnsupported and permanent answers are not retryable.
+func IsRetryable(err error) bool {
+	switch Classify(err) {
+	case ClassRetryable, ClassRateLimited:
 		return true
 	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF)
+	return false
 }
+
+// IsPermanent reports whether retrying err cannot help: a 404, a 422, another 4xx, or an
+// answer that could not be decoded.
+func IsPermanent(err error) bool { return Classify(err) == ClassPermanent }
+
+// IsConfigError reports whether err is a misconfiguration an operator must fix (the HMAC
+// token): retrying is pointless, and the message names ONECHAT_HMAC_TOKEN.
+func IsConfigError(err error) bool { return Classify(err) == ClassConfig }
 
 // transportError marks a failure to talk to OneChat at all (connection refused, reset,
 // timeout, a body cut short): always retryable.

@@ -82,7 +82,9 @@ func (h *WorkingHour) UnmarshalJSON(b []byte) error {
 }
 
 // Contact is a contact session as returned by contact create and show. SourceID and
-// PubsubToken are credentials of the session: store them, never log them.
+// PubsubToken are credentials of the session: store them, never log them. A contact update
+// answers with the full contact record instead: SourceID and PubsubToken are then empty (keep
+// yours) and Identifier is set.
 type Contact struct {
 	ID          int64  `json:"id"`
 	SourceID    string `json:"source_id"`
@@ -90,6 +92,11 @@ type Contact struct {
 	Name        string `json:"name"`
 	Email       string `json:"email"`
 	PhoneNumber string `json:"phone_number"`
+	// Identifier is the contact's external id; only the full record (update) carries it.
+	Identifier string `json:"identifier,omitempty"`
+	// Blocked is set when agents blocked the contact (full record only): its new
+	// conversations start resolved.
+	Blocked bool `json:"blocked,omitempty"`
 }
 
 // UnmarshalJSON decodes a contact leniently; null email and phone become "".
@@ -101,6 +108,8 @@ func (c *Contact) UnmarshalJSON(b []byte) error {
 		Name        flexString `json:"name"`
 		Email       flexString `json:"email"`
 		PhoneNumber flexString `json:"phone_number"`
+		Identifier  flexString `json:"identifier"`
+		Blocked     flexBool   `json:"blocked"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
@@ -108,6 +117,7 @@ func (c *Contact) UnmarshalJSON(b []byte) error {
 	*c = Contact{
 		ID: int64(w.ID), SourceID: string(w.SourceID), PubsubToken: string(w.PubsubToken),
 		Name: string(w.Name), Email: string(w.Email), PhoneNumber: string(w.PhoneNumber),
+		Identifier: string(w.Identifier), Blocked: bool(w.Blocked),
 	}
 	return nil
 }
@@ -395,4 +405,51 @@ type Upload struct {
 	Filename    string
 	ContentType string
 	Body        io.Reader
+}
+
+// SubmittedValues answers an interactive message with UpdateMessage. It is sent as
+// submitted_values: the array of Values for input_select and form messages, or, when CSAT is
+// set, the object {"csat_survey_response": {...}} that answers an input_csat survey.
+type SubmittedValues struct {
+	// Values are the chosen options ({Title, Value} for input_select) or the filled fields
+	// ({Name, Value} for a form).
+	Values []SubmittedValue
+	// CSAT answers a CSAT survey; Values is then ignored.
+	CSAT *CSATResponse
+}
+
+// SubmittedValue is one chosen option or form field. Empty fields are not sent.
+type SubmittedValue struct {
+	Name  string `json:"name,omitempty"`
+	Title string `json:"title,omitempty"`
+	Value string `json:"value"`
+}
+
+// CSATResponse is a contact's answer to a CSAT survey: a rating (1 to 5 in OneChat's UI) and
+// an optional comment.
+type CSATResponse struct {
+	Rating          int    `json:"rating"`
+	FeedbackMessage string `json:"feedback_message,omitempty"`
+}
+
+// MarshalJSON encodes the array or the CSAT object form OneChat permits.
+func (v SubmittedValues) MarshalJSON() ([]byte, error) {
+	if v.CSAT != nil {
+		return json.Marshal(map[string]any{"csat_survey_response": v.CSAT})
+	}
+	if v.Values == nil {
+		return []byte("[]"), nil
+	}
+	return json.Marshal(v.Values)
+}
+
+// DownloadInfo describes a downloaded attachment, from the response that carries the bytes.
+type DownloadInfo struct {
+	// ContentType is the served Content-Type; "application/octet-stream" when none was sent.
+	ContentType string
+	// Filename comes from Content-Disposition or, failing that, the data_url's last path
+	// segment ("file" when neither has one).
+	Filename string
+	// Size is the Content-Length, or -1 when the server did not say.
+	Size int64
 }
