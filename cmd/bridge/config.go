@@ -3,11 +3,17 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v11"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Secret is a configuration value that never prints.
@@ -35,9 +41,19 @@ type Config struct {
 	Telegram TelegramSettings
 
 	AdminAddr string `env:"BRIDGE_ADMIN_ADDR" envDefault:"127.0.0.1:9090"`
-	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
-	LogFormat string `env:"LOG_FORMAT" envDefault:"json"`
+	// ShutdownTimeout bounds how long the bridge takes to stop after SIGTERM. It must stay
+	// below the container's stop grace period (Docker's default is 10 s), or the process is
+	// killed before it has handed in-flight messages back to the queue.
+	ShutdownTimeout string `env:"BRIDGE_SHUTDOWN_TIMEOUT" envDefault:"9s"`
+	LogLevel        string `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat       string `env:"LOG_FORMAT" envDefault:"json"`
+
+	shutdownTimeout time.Duration
 }
+
+// fileSuffix marks a variable that names a file holding the value of the variable without it,
+// as Docker and Kubernetes secrets are mounted: TELEGRAM_BOT_TOKEN_FILE=/run/secrets/tg.
+const fileSuffix = "_FILE"
 
 // LoadConfig reads the configuration from environ (os.Environ() form) and validates it. The
 // error lists one line per problem, each naming the variable.
@@ -48,10 +64,56 @@ func LoadConfig(environ []string) (Config, error) {
 		vars[k] = v
 	}
 	var cfg Config
+	if err := resolveFiles(vars); err != nil {
+		return cfg, err
+	}
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
 		return cfg, err
 	}
 	return cfg, cfg.Validate()
+}
+
+// resolveFiles replaces, for every variable the configuration knows (the adapters' included),
+// NAME_FILE by the contents of that file as NAME. Only known names are resolved, so an unrelated
+// *_FILE variable in the environment is never read. A trailing newline, which editors and
+// `echo` add, is dropped.
+func resolveFiles(vars map[string]string) error {
+	params, err := env.GetFieldParams(&Config{})
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	var errs []error
+	for _, p := range params {
+		name, fileVar := p.Key, p.Key+fileSuffix
+		path, ok := vars[fileVar]
+		if !ok {
+			continue
+		}
+		if v := vars[name]; v != "" {
+			errs = append(errs, fmt.Errorf("%s: set either %s or %s, not both", fileVar, name, fileVar))
+			continue
+		}
+		if path == "" {
+			errs = append(errs, fmt.Errorf("%s: is empty; it must name a file holding %s", fileVar, name))
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			errs = append(errs, fmt.Errorf("%s: cannot read %s: %w", fileVar, path, err))
+			continue
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s: %s is empty", fileVar, path))
+			continue
+		}
+		vars[name] = v
+	}
+	return errors.Join(errs...)
 }
 
 // Validate checks every setting and fills the derived ones. It reports all problems at once.
@@ -94,6 +156,11 @@ func (c *Config) Validate() error {
 			bad("BRIDGE_ADMIN_ADDR", "must be host:port (or empty to disable), got %q", c.AdminAddr)
 		}
 	}
+	if d, err := time.ParseDuration(c.ShutdownTimeout); err != nil || d < time.Second || d > 10*time.Minute {
+		bad("BRIDGE_SHUTDOWN_TIMEOUT", "must be a duration between 1s and 10m, got %q", c.ShutdownTimeout)
+	} else {
+		c.shutdownTimeout = d
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -122,3 +189,71 @@ func defaultCableURL(base string) string {
 	u.RawQuery, u.Fragment = "", ""
 	return u.String()
 }
+
+// sensitiveName matches variables whose values are credentials even when a field forgot to use
+// the Secret type, so the startup line cannot leak them.
+func sensitiveName(name string) bool {
+	for _, w := range []string{"TOKEN", "SECRET", "PASSWORD", "KEY", "IDENTIFIER", "DATABASE_URL"} {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// configObject is the effective configuration as a log object: every variable the Config
+// struct reads (adapters' settings included, found by reflection so a new adapter is covered
+// without touching this code), by its environment name, with secrets shown only as set or not.
+type configObject struct{ cfg *Config }
+
+// MarshalLogObject implements zapcore.ObjectMarshaler.
+func (o configObject) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	walkConfig(reflect.ValueOf(o.cfg).Elem(), func(name string, v reflect.Value) {
+		switch {
+		case v.Type() == reflect.TypeFor[Secret]():
+			enc.AddString(name, redactedValue(name, v.String()))
+		case v.Kind() == reflect.String && sensitiveName(name):
+			enc.AddString(name, redactedValue(name, v.String()))
+		case v.Kind() == reflect.String:
+			enc.AddString(name, v.String())
+		default:
+			enc.AddString(name, fmt.Sprint(v.Interface()))
+		}
+	})
+	return nil
+}
+
+// redactedValue shows whether a secret is set; for DATABASE_URL it keeps the parts an operator
+// needs to see which database is meant (host, port, database), never the user info or query.
+func redactedValue(name, v string) string {
+	if v == "" {
+		return ""
+	}
+	if name == "DATABASE_URL" {
+		if u, err := url.Parse(v); err == nil && u.Host != "" {
+			return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String() + " (credentials redacted)"
+		}
+	}
+	return "<redacted>"
+}
+
+// walkConfig calls fn for every exported field with an env tag, descending into nested structs.
+func walkConfig(v reflect.Value, fn func(name string, v reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		switch {
+		case name != "":
+			fn(name, v.Field(i))
+		case f.Type.Kind() == reflect.Struct:
+			walkConfig(v.Field(i), fn)
+		}
+	}
+}
+
+// configField is the startup log's field for the effective configuration.
+func configField(cfg *Config) zap.Field { return zap.Object("config", configObject{cfg}) }

@@ -5,6 +5,8 @@
 //
 //	bridge [run]    run the bridge (applies migrations first)
 //	bridge migrate  apply database migrations and exit
+//	bridge check    check the configuration and reach every dependency
+//	bridge health   ask the running bridge's admin listener whether it is alive
 //	bridge version  print the version
 //
 // Configuration comes from the environment; see README.md.
@@ -42,13 +44,21 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "run", "migrate":
+	case "health":
+		return health(args[1:], environ, stdout, stderr)
+	case "run", "migrate", "check":
 	default:
 		fmt.Fprintf(stderr, "bridge: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
 
 	cfg, err := LoadConfig(environ)
+	if err != nil && cmd == "check" {
+		for _, line := range splitErrors(err) {
+			fmt.Fprintf(stdout, "FAIL  %-10s %s\n", "config", line)
+		}
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "bridge: configuration is invalid:\n")
 		for _, line := range splitErrors(err) {
@@ -67,6 +77,11 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	switch cmd {
+	case "check":
+		if !check(ctx, cfg, logger, stdout) {
+			return 1
+		}
+		return 0
 	case "migrate":
 		err = migrate(ctx, cfg, logger)
 	default:
@@ -84,6 +99,10 @@ const usage = `Usage: bridge [command]
 Commands:
   run       run the bridge (default); applies database migrations first
   migrate   apply database migrations and exit
+  check     check the configuration and reach Postgres, OneChat (inbox and cable) and each
+            platform; one OK or FAIL line per check, exit status 1 on any failure
+  health    [--ready] ask the running bridge's admin listener (BRIDGE_ADMIN_ADDR) for /livez
+            (or /readyz); exit status 1 unless it answers 200. For container health checks.
   version   print the version and exit
 
 Configuration is read from the environment; see README.md.

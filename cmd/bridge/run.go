@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -31,17 +31,42 @@ func migrate(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	return nil
 }
 
-// run wires the bridge together and runs it until ctx is cancelled: store → OneChat →
-// adapters → core, plus the admin listener.
-func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
-	fields := []zap.Field{
-		zap.String("version", version),
-		zap.String("onechat_base_url", cfg.OneChatBaseURL),
-		zap.String("onechat_cable_url", cfg.CableURL),
-		zap.Bool("hmac", cfg.HMACToken != ""),
-		zap.String("on_resolved", cfg.OnResolved),
-		zap.String("admin_addr", cfg.AdminAddr),
+// newOneChat builds the OneChat Client API client of the configured inbox.
+func newOneChat(cfg Config, logger *zap.Logger) *onechat.Client {
+	return onechat.NewClient(cfg.OneChatBaseURL, string(cfg.InboxIdentifier), &onechat.Options{
+		HMACToken: string(cfg.HMACToken),
+		Logger:    logger.Named("onechat"),
+	})
+}
+
+// buildAdapters builds every enabled adapter. `bridge run` and `bridge check` share it, so an
+// adapter wired here is both run and checked. Errors are collected, one per adapter.
+func buildAdapters(cfg Config, logger *zap.Logger) ([]bridge.Adapter, error) {
+	var adapters []bridge.Adapter
+	var errs []error
+	if cfg.Telegram.enabled() {
+		tg, err := cfg.Telegram.adapter(logger)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			adapters = append(adapters, tg)
+		}
 	}
+	// HOOK(discord): append the Discord adapter here once config_discord.go offers it:
+	//   if cfg.Discord.enabled() { dc, err := cfg.Discord.adapter(logger); … }
+	return adapters, errors.Join(errs...)
+}
+
+// coreShutdownGrace is the part of the shutdown deadline the core may spend finishing
+// in-flight messages; the rest is left for handing them back to the queue and closing.
+func coreShutdownGrace(deadline time.Duration) time.Duration { return deadline * 2 / 3 }
+
+// run wires the bridge together and runs it until ctx is cancelled: store → OneChat →
+// adapters → core, plus the admin listener. After ctx is cancelled it returns within
+// cfg's shutdown timeout: in-flight messages get two thirds of it to finish and are otherwise
+// handed back to the queue, so nothing queued is lost.
+func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
+	fields := []zap.Field{zap.String("version", version), configField(&cfg)}
 	fields = append(fields, cfg.Telegram.logFields()...)
 	logger.Info("starting onechat-bridge", fields...)
 
@@ -49,34 +74,38 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	// closeStore is skipped when the shutdown deadline passed: Close waits for connections
+	// still in use, and the process is about to exit anyway.
+	closeStore := true
+	defer func() {
+		if closeStore {
+			store.Close()
+		}
+	}()
 	if err := store.Migrate(ctx); err != nil {
 		return err
 	}
 
-	oc := onechat.NewClient(cfg.OneChatBaseURL, string(cfg.InboxIdentifier), &onechat.Options{
-		HMACToken: string(cfg.HMACToken),
-		Logger:    logger.Named("onechat"),
-	})
-	var adapters []bridge.Adapter
-	if cfg.Telegram.enabled() {
-		tg, err := cfg.Telegram.adapter(logger)
-		if err != nil {
-			return err
-		}
-		adapters = append(adapters, tg)
+	oc := newOneChat(cfg, logger)
+	adapters, err := buildAdapters(cfg, logger)
+	if err != nil {
+		return err
 	}
+	reg := newRegistry()
 	core, err := bridge.New(bridge.Options{
-		Store:      store,
-		OneChat:    oc,
-		Adapters:   adapters,
-		CableURL:   cfg.CableURL,
-		Logger:     logger.Named("core"),
-		OnResolved: bridge.ResolvedPolicy(cfg.OnResolved),
+		Store:         store,
+		OneChat:       oc,
+		Adapters:      adapters,
+		CableURL:      cfg.CableURL,
+		Logger:        logger.Named("core"),
+		Metrics:       bridge.NewMetrics(reg),
+		OnResolved:    bridge.ResolvedPolicy(cfg.OnResolved),
+		ShutdownGrace: coreShutdownGrace(cfg.shutdownTimeout),
 	})
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(newStatsCollector(store, core.Cable(), logger.Named("metrics")))
 
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.AdminAddr != "" {
@@ -84,7 +113,10 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		if err != nil {
 			return fmt.Errorf("BRIDGE_ADMIN_ADDR: %w", err)
 		}
-		srv := &http.Server{Handler: adminHandler(store, core), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{
+			Handler:           adminHandler(readinessChecks(store, oc, core, adapters), reg),
+			ReadHeaderTimeout: 5 * time.Second,
+		}
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("admin listener: %w", err)
@@ -93,43 +125,61 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		})
 		g.Go(func() error {
 			<-gctx.Done()
-			shutdown, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)
+			shutdown, cancel := context.WithTimeout(context.WithoutCancel(gctx), 2*time.Second)
 			defer cancel()
 			return srv.Shutdown(shutdown)
 		})
 		logger.Info("admin listener up", zap.String("addr", ln.Addr().String()))
 	}
 	g.Go(func() error { return core.Run(gctx) })
-	err = g.Wait()
+
+	err = awaitShutdown(ctx, cfg.shutdownTimeout, g.Wait)
+	if errors.Is(err, errShutdownDeadline) {
+		closeStore = false
+		logger.Error("bridge did not stop in time; exiting anyway (unfinished messages stay queued and are retried after their lease expires)",
+			zap.Duration("shutdown_timeout", cfg.shutdownTimeout))
+		return err
+	}
 	logger.Info("bridge stopped")
 	return err
 }
 
-// adminHandler serves /livez (the process answers) and /readyz (Postgres and the OneChat
-// cable are up), for container health checks.
-func adminHandler(store *postgres.Store, core *bridge.Core) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-		defer cancel()
-		down := map[string]string{}
-		if err := store.Ping(ctx); err != nil {
-			down["postgres"] = "unreachable"
-		}
-		if !core.Cable().Connected() {
-			down["cable"] = "not connected"
-		}
-		w.Header().Set("Content-Type", "application/json")
-		if len(down) > 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]any{"status": "unavailable", "down": down})
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok"})
-	})
-	return mux
+// errShutdownDeadline says the bridge did not stop within BRIDGE_SHUTDOWN_TIMEOUT.
+var errShutdownDeadline = errors.New("shutdown deadline exceeded (BRIDGE_SHUTDOWN_TIMEOUT)")
+
+// awaitShutdown runs wait and returns its result, but once ctx is cancelled it waits at most
+// timeout for it, then returns errShutdownDeadline and leaves wait running: the caller is about
+// to exit, and a container runtime would kill it a little later anyway.
+func awaitShutdown(ctx context.Context, timeout time.Duration, wait func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return errShutdownDeadline
+	}
+}
+
+// newRegistry is the private registry /metrics serves: the bridge's series plus the Go runtime
+// and process collectors, and nothing any library registered globally.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectorsGo(),
+		collectorsProcess(),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "bridge_build_info",
+			Help:        "Always 1; the version label says which build runs.",
+			ConstLabels: prometheus.Labels{"version": version},
+		}, func() float64 { return 1 }),
+	)
+	return reg
 }

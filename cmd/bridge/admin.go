@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/bridge/postgres"
+	"github.com/onechat/onechat-bridge/onechat"
+)
+
+// readyTimeout bounds each readiness check, so a hung dependency makes /readyz answer 503
+// quickly instead of timing out the prober.
+const readyTimeout = 2 * time.Second
+
+// readyCheck is one dependency /readyz looks at. check returns nil when it is up, or an error
+// whose text says what is wrong without secrets.
+type readyCheck struct {
+	name  string
+	check func(ctx context.Context) error
+}
+
+// readinessChecks lists what the bridge needs to do its work: Postgres, the OneChat inbox, the
+// cable, and every adapter that can report its own health (bridge.HealthReporter).
+func readinessChecks(store *postgres.Store, oc *onechat.Client, core *bridge.Core, adapters []bridge.Adapter) []readyCheck {
+	checks := []readyCheck{
+		{"postgres", func(ctx context.Context) error {
+			if store.Ping(ctx) != nil {
+				// pgx's text may name the user and host; the operator finds details in the logs.
+				return errors.New("not answering")
+			}
+			return nil
+		}},
+		{"onechat", func(ctx context.Context) error {
+			_, err := oc.Inbox(ctx)
+			var apiErr *onechat.APIError
+			switch {
+			case err == nil:
+				return nil
+			case errors.As(err, &apiErr):
+				return apiErr // its text carries the status only, never the URL
+			default:
+				return errors.New("not reachable")
+			}
+		}},
+		{"cable", func(context.Context) error {
+			if !core.Cable().Connected() {
+				return errors.New("not connected")
+			}
+			return nil
+		}},
+	}
+	for _, a := range adapters {
+		if hr, ok := a.(bridge.HealthReporter); ok {
+			checks = append(checks, readyCheck{string(a.Platform()), func(context.Context) error { return hr.Health() }})
+		}
+	}
+	return checks
+}
+
+// readyBody is /readyz's JSON answer. Down names each dependency that is not up and why.
+type readyBody struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+	Down   map[string]string `json:"down,omitempty"`
+}
+
+// adminHandler serves /livez (the process answers; for restarts), /readyz (every dependency is
+// up; 503 with what is down otherwise) and /metrics from reg.
+func adminHandler(checks []readyCheck, reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		body := readyBody{Status: "ok", Checks: map[string]string{}}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, c := range checks {
+			wg.Go(func() {
+				err := c.check(ctx)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					body.Checks[c.name] = "down"
+					if body.Down == nil {
+						body.Down = map[string]string{}
+					}
+					body.Down[c.name] = err.Error()
+					return
+				}
+				body.Checks[c.name] = "ok"
+			})
+		}
+		wg.Wait()
+		w.Header().Set("Content-Type", "application/json")
+		if len(body.Down) > 0 {
+			body.Status = "unavailable"
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(body)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
+}
+
+func collectorsGo() prometheus.Collector { return collectors.NewGoCollector() }
+
+func collectorsProcess() prometheus.Collector {
+	return collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})
+}
+
+// statsTimeout bounds the store query of one scrape.
+const statsTimeout = 3 * time.Second
+
+// statsCollector reads the gauges that need a query or a snapshot at scrape time: queue depth
+// and age from Postgres, unreachable users, database pool use, and the cable's connections and
+// subscriptions.
+type statsCollector struct {
+	store *postgres.Store
+	cable *onechat.Cable
+	log   *zap.Logger
+
+	postgresUp, queueDepth, queueAge, unreachable, dbConns *prometheus.Desc
+	cableConns, cableSubs, cableReconnects                 *prometheus.Desc
+}
+
+func newStatsCollector(store *postgres.Store, cable *onechat.Cable, log *zap.Logger) *statsCollector {
+	d := prometheus.NewDesc
+	return &statsCollector{
+		store: store, cable: cable, log: log,
+		postgresUp:      d("bridge_postgres_up", "1 when the scrape's queue query succeeded, else 0.", nil, nil),
+		queueDepth:      d("bridge_queue_depth", "Unfinished messages in the queue by direction and state (pending, running).", []string{"direction", "state"}, nil),
+		queueAge:        d("bridge_queue_oldest_age_seconds", "Age of the oldest unfinished message per direction; 0 when the queue is empty.", []string{"direction"}, nil),
+		unreachable:     d("bridge_unreachable_users", "Users currently marked unreachable (blocked the bot, closed DMs) by platform.", []string{"platform"}, nil),
+		dbConns:         d("bridge_db_connections", "Database pool connections by state (acquired, idle).", []string{"state"}, nil),
+		cableConns:      d("bridge_cable_connections", "OneChat cable websocket connections by state (connected, disconnected).", []string{"state"}, nil),
+		cableSubs:       d("bridge_cable_subscriptions", "Cable subscriptions (one per contact session) by state (confirmed, pending).", []string{"state"}, nil),
+		cableReconnects: d("bridge_cable_reconnects_total", "Cable dials after the first one.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.postgresUp, c.queueDepth, c.queueAge, c.unreachable, c.dbConns, c.cableConns, c.cableSubs, c.cableReconnects} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), statsTimeout)
+	defer cancel()
+	st, err := c.store.Stats(ctx)
+	if err != nil {
+		c.log.Warn("metrics: queue statistics unavailable", zap.Error(err))
+		gauge(c.postgresUp, 0)
+	} else {
+		gauge(c.postgresUp, 1)
+		for _, q := range st.Queue {
+			gauge(c.queueDepth, float64(q.Pending), string(q.Direction), bridge.JobPending)
+			gauge(c.queueDepth, float64(q.Running), string(q.Direction), bridge.JobRunning)
+			gauge(c.queueAge, q.OldestAge.Seconds(), string(q.Direction))
+		}
+		platforms := make([]string, 0, len(st.Unreachable))
+		for p := range st.Unreachable {
+			platforms = append(platforms, string(p))
+		}
+		sort.Strings(platforms)
+		for _, p := range platforms {
+			gauge(c.unreachable, float64(st.Unreachable[bridge.Platform(p)]), p)
+		}
+	}
+	pool := c.store.Stat()
+	gauge(c.dbConns, float64(pool.AcquiredConns()), "acquired")
+	gauge(c.dbConns, float64(pool.IdleConns()), "idle")
+
+	cs := c.cable.Stats()
+	connected := 0.0
+	if cs.Connected {
+		connected = 1
+	}
+	gauge(c.cableConns, connected, "connected")
+	gauge(c.cableConns, 1-connected, "disconnected")
+	gauge(c.cableSubs, float64(cs.Confirmed), "confirmed")
+	gauge(c.cableSubs, float64(max(cs.Subscriptions-cs.Confirmed, 0)), "pending")
+	ch <- prometheus.MustNewConstMetric(c.cableReconnects, prometheus.CounterValue, float64(cs.Reconnects))
+}
