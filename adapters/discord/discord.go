@@ -1,0 +1,612 @@
+// Package discord connects Discord users to the bridge: direct messages by default, and in
+// support-channel mode a private thread per ticket opened from a "Contact support" panel.
+//
+// Inbound, Run holds one gateway connection (HELLO, IDENTIFY or RESUME, heartbeats) that it
+// replaces when the gateway goes silent, and hands the events to one loop, so that events are
+// handled in the order Discord sent them. After every READY or RESUMED the loop reads each known
+// DM channel and ticket thread over REST after the last message delivered, so a bridge that was
+// down loses nothing. Attachments are not downloaded into the queue: their Ref names the
+// message, and OpenAttachment fetches a fresh CDN link when the core streams them.
+//
+// Outbound, Send never sleeps on a rate limit: a 429 is returned as bridge.RateLimited with
+// Discord's retry_after. Mentions in agent text never ping. The bot token is a secret: it is only
+// sent in the Authorization header and the IDENTIFY/RESUME payloads, never logged or returned
+// in an error.
+//
+// The adapter speaks the gateway protocol itself (over coder/websocket) and uses discordgo for
+// its types. discordgo's Session would do the wire work, but its Open holds a lock through
+// reads without a deadline (a gateway that never says HELLO hangs it), its reconnect goroutines
+// have no owner to wait for, and its REST layer sleeps on 429s; the bridge needs all three the
+// other way round.
+package discord
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/onechat/onechat-bridge/bridge"
+)
+
+// DefaultAPIURL is Discord's REST API, version 10.
+const DefaultAPIURL = "https://discord.com/api/v10"
+
+// DefaultCDNURL serves sticker images.
+const DefaultCDNURL = "https://media.discordapp.net"
+
+// Config configures the Discord adapter.
+type Config struct {
+	// Token is the bot token from the Developer Portal. It is a secret.
+	Token string
+	// APIURL is the REST API base: DefaultAPIURL when empty. A URL without a path gets
+	// "/api/v10" appended; any other path (a proxy's prefix) is used as is. The gateway URL is
+	// taken from this API's GET /gateway answer.
+	APIURL string
+	// CDNURL serves sticker images: DefaultCDNURL when empty.
+	CDNURL string
+	// SupportChannelID turns on support-channel mode: the bot keeps a "Contact support" panel
+	// in this text channel and opens a private thread per ticket under it. This mode needs the
+	// privileged Message Content intent (Developer Portal → Bot → Privileged Gateway Intents),
+	// because messages in threads carry no content without it.
+	SupportChannelID string
+	// StaffRoleID, in support-channel mode, is a role added to every ticket thread.
+	StaffRoleID string
+	// HTTPClient sends REST requests and downloads. When nil, a client with a 30 s timeout.
+	HTTPClient *http.Client
+	// HelloTimeout bounds the wait for the gateway's HELLO after a dial: 15 s when zero.
+	HelloTimeout time.Duration
+	// MaxUploadSize is the largest file the adapter uploads (Discord's limit for the bot's
+	// servers): 10 MiB when zero. A larger agent file is named in the message instead.
+	MaxUploadSize int64
+}
+
+// String describes cfg with the token redacted, so that logging a Config by accident does not
+// leak it.
+func (cfg Config) String() string {
+	token := ""
+	if cfg.Token != "" {
+		token = "<redacted>"
+	}
+	return fmt.Sprintf("discord.Config{Token:%s APIURL:%s SupportChannelID:%s StaffRoleID:%s}", token, cfg.APIURL, cfg.SupportChannelID, cfg.StaffRoleID)
+}
+
+// GoString is String, for %#v.
+func (cfg Config) GoString() string { return cfg.String() }
+
+// Cursor names. Cursors are durable and never move backwards, which fits what the adapter
+// keeps: the last message delivered per channel, and ids that never change once set (a
+// channel's owner) or only grow (a user's newest ticket thread, the newest panel message).
+const (
+	cursorChannel = "discord.channel." // + channel id: last message id delivered
+	cursorOwner   = "discord.owner."   // + DM channel or thread id: the user it belongs to
+	cursorTicket  = "discord.ticket."  // + user id: their ticket thread
+	cursorPanel   = "discord.panel."   // + support channel id: the panel message
+)
+
+// CursorLister is what the adapter needs of the core to find, after a restart, the channels it
+// must catch up: the stored cursors whose names start with prefix. The adapter type-asserts the
+// Inbox to it; without it, catch-up covers the channels seen since the process started.
+type CursorLister interface {
+	Cursors(ctx context.Context, prefix string) ([]bridge.Cursor, error)
+}
+
+// eventBuffer is how many dispatches may wait for the event loop before the gateway reader
+// blocks (and, after two heartbeat intervals, the connection is replaced).
+const eventBuffer = 4096
+
+// Adapter is the Discord side of the bridge. Send, Edit, Delete, Typing and OpenAttachment may
+// be called concurrently with each other and with Run.
+type Adapter struct {
+	rest          *rest
+	client        *http.Client
+	cdnURL        string
+	intents       int
+	support       string
+	staffRole     string
+	helloTimeout  time.Duration
+	maxUpload     int64
+	log           *zap.Logger
+	backoff       backoff
+	wait          func(ctx context.Context, d time.Duration) error
+	invalidWait   func() time.Duration
+	typingEvery   time.Duration
+	typingTimeout time.Duration
+
+	botID atomic.Pointer[string]
+
+	healthMu sync.Mutex
+	health   error
+
+	inboxMu sync.Mutex
+	inbox   bridge.Inbox
+
+	chatsMu  sync.Mutex
+	owners   map[string]string // channel id → user id, for DM channels and ticket threads
+	notOurs  map[string]bool   // guild channels that are no ticket thread
+	ticketMu sync.Mutex        // one ticket thread per user, even for concurrent presses and sends
+
+	typing typers
+}
+
+var (
+	_ bridge.Adapter          = (*Adapter)(nil)
+	_ bridge.AttachmentOpener = (*Adapter)(nil)
+	_ bridge.Editor           = (*Adapter)(nil)
+	_ bridge.Deleter          = (*Adapter)(nil)
+	_ bridge.Typer            = (*Adapter)(nil)
+	_ bridge.HealthReporter   = (*Adapter)(nil)
+)
+
+// New checks cfg and returns an adapter. It does not contact Discord.
+func New(cfg Config, logger *zap.Logger) (*Adapter, error) {
+	if cfg.Token == "" {
+		return nil, errors.New("discord: bot token is empty")
+	}
+	if strings.IndexFunc(cfg.Token, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+		return nil, errors.New("discord: bot token has spaces or characters that are not printable ASCII")
+	}
+	apiURL, err := normalizeAPIURL(cfg.APIURL)
+	if err != nil {
+		return nil, err
+	}
+	cdn := cfg.CDNURL
+	if cdn == "" {
+		cdn = DefaultCDNURL
+	}
+	if u, err := url.Parse(cdn); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("discord: CDN URL must be an absolute http or https URL")
+	}
+	if cfg.SupportChannelID != "" && !isSnowflake(cfg.SupportChannelID) {
+		return nil, fmt.Errorf("discord: support channel id %q is not a Discord id", cfg.SupportChannelID)
+	}
+	if cfg.StaffRoleID != "" && !isSnowflake(cfg.StaffRoleID) {
+		return nil, fmt.Errorf("discord: staff role id %q is not a Discord id", cfg.StaffRoleID)
+	}
+	if cfg.StaffRoleID != "" && cfg.SupportChannelID == "" {
+		return nil, errors.New("discord: a staff role needs a support channel")
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	a := &Adapter{
+		rest:          &rest{base: apiURL, token: cfg.Token, client: client},
+		client:        client,
+		cdnURL:        strings.TrimRight(cdn, "/"),
+		intents:       dmIntents,
+		support:       cfg.SupportChannelID,
+		staffRole:     cfg.StaffRoleID,
+		helloTimeout:  cfg.HelloTimeout,
+		maxUpload:     cfg.MaxUploadSize,
+		log:           logger,
+		backoff:       backoff{base: time.Second, max: 2 * time.Minute},
+		wait:          sleepCtx,
+		invalidWait:   func() time.Duration { return time.Second + rand.N(4*time.Second) },
+		typingEvery:   8 * time.Second,
+		typingTimeout: 30 * time.Second,
+		health:        errors.New("discord gateway: not connected yet"),
+		owners:        map[string]string{},
+		notOurs:       map[string]bool{},
+	}
+	if a.support != "" {
+		a.intents = supportIntents
+	}
+	if a.helloTimeout <= 0 {
+		a.helloTimeout = 15 * time.Second
+	}
+	if a.maxUpload <= 0 {
+		a.maxUpload = 10 << 20
+	}
+	return a, nil
+}
+
+// normalizeAPIURL applies DefaultAPIURL and appends /api/v10 to a bare host.
+func normalizeAPIURL(s string) (string, error) {
+	if s == "" {
+		return DefaultAPIURL, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", errors.New("discord: API URL must be an absolute http or https URL")
+	}
+	if u.User != nil {
+		return "", errors.New("discord: API URL must not carry credentials")
+	}
+	if strings.Trim(u.Path, "/") == "" {
+		u.Path = "/api/v" + gatewayVersion
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// Platform returns bridge.Discord.
+func (a *Adapter) Platform() bridge.Platform { return bridge.Discord }
+
+// Intents returns the gateway intents the adapter asks for: Direct Messages and their typing
+// in DM mode (no privileged intent); in support-channel mode also Guilds, Guild Messages, their
+// typing and the privileged Message Content.
+func (a *Adapter) Intents() int { return a.intents }
+
+// Health implements bridge.HealthReporter: nil while a gateway session is READY or RESUMED.
+func (a *Adapter) Health() error {
+	a.healthMu.Lock()
+	defer a.healthMu.Unlock()
+	return a.health
+}
+
+func (a *Adapter) setHealth(err error) {
+	a.healthMu.Lock()
+	a.health = err
+	a.healthMu.Unlock()
+}
+
+func (a *Adapter) currentInbox() bridge.Inbox {
+	a.inboxMu.Lock()
+	defer a.inboxMu.Unlock()
+	return a.inbox
+}
+
+// Run connects to the gateway and hands every user message, edit, delete, typing and button
+// press to in, one event at a time in Discord's order, until ctx is cancelled. It returns nil
+// then, or an error when Discord refuses the bot for good (bad token, intents not allowed). It
+// returns only after its goroutines (and typing indicators) have stopped.
+func (a *Adapter) Run(ctx context.Context, in bridge.Inbox) error {
+	a.inboxMu.Lock()
+	a.inbox = in
+	a.inboxMu.Unlock()
+	events := make(chan event, eventBuffer)
+	g, gctx := errgroup.WithContext(ctx)
+	a.typing.start(gctx)
+	g.Go(func() error { return a.runGateway(gctx, events) })
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case ev := <-events:
+				a.handle(gctx, in, ev)
+			}
+		}
+	})
+	err := g.Wait()
+	a.typing.stopAll()
+	return err
+}
+
+// handle processes one dispatch. Failures to store are retried here, holding up later events,
+// because the order of a chat's messages matters more than their latency.
+func (a *Adapter) handle(ctx context.Context, in bridge.Inbox, ev event) {
+	switch ev.Type {
+	case "READY", "RESUMED":
+		if ev.Type == "READY" && a.support != "" {
+			a.ensurePanel(ctx, in)
+		}
+		a.catchUp(ctx, in)
+	case "MESSAGE_CREATE":
+		var m discordgo.Message
+		if err := json.Unmarshal(ev.Data, &m); err != nil {
+			a.log.Warn("undecodable discord message", zap.Error(err))
+			return
+		}
+		a.onMessage(ctx, in, &m, m.GuildID)
+	case "MESSAGE_UPDATE":
+		var m discordgo.Message
+		if err := json.Unmarshal(ev.Data, &m); err != nil {
+			a.log.Warn("undecodable discord message update", zap.Error(err))
+			return
+		}
+		a.onEdit(ctx, in, &m)
+	case "MESSAGE_DELETE":
+		var d struct {
+			ID        string `json:"id"`
+			ChannelID string `json:"channel_id"`
+			GuildID   string `json:"guild_id"`
+		}
+		if json.Unmarshal(ev.Data, &d) != nil {
+			return
+		}
+		a.onDelete(ctx, in, d.ChannelID, d.GuildID, d.ID)
+	case "TYPING_START":
+		var t struct {
+			ChannelID string `json:"channel_id"`
+			GuildID   string `json:"guild_id"`
+			UserID    string `json:"user_id"`
+		}
+		if json.Unmarshal(ev.Data, &t) != nil {
+			return
+		}
+		a.onTyping(ctx, in, t.ChannelID, t.GuildID, t.UserID)
+	case "INTERACTION_CREATE":
+		var i discordgo.Interaction
+		if err := json.Unmarshal(ev.Data, &i); err != nil {
+			a.log.Warn("undecodable discord interaction", zap.Error(err))
+			return
+		}
+		a.onInteraction(ctx, in, &i)
+	case "THREAD_DELETE":
+		var c struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(ev.Data, &c) == nil {
+			a.chatsMu.Lock()
+			delete(a.owners, c.ID)
+			a.chatsMu.Unlock()
+		}
+	}
+}
+
+func (a *Adapter) isBot(u *discordgo.User) bool {
+	if u == nil || u.Bot || u.System {
+		return true
+	}
+	id := a.botID.Load()
+	return id != nil && *id == u.ID
+}
+
+// chatOwner says which user a channel's conversation belongs to: the DM user, or the user whose
+// ticket thread it is. ok is false for channels the bridge does not serve. A DM channel seen for
+// the first time is recorded with authorID as its owner.
+func (a *Adapter) chatOwner(ctx context.Context, in bridge.Inbox, channelID, guildID, authorID string) (owner string, ok bool) {
+	a.chatsMu.Lock()
+	owner, ok = a.owners[channelID]
+	notOurs := a.notOurs[channelID]
+	a.chatsMu.Unlock()
+	if ok {
+		return owner, true
+	}
+	if notOurs && guildID != "" {
+		return "", false
+	}
+	pos, err := in.Cursor(ctx, cursorOwner+channelID)
+	if err != nil {
+		a.log.Warn("cannot read the owner of a discord channel", zap.String("channel_id", channelID), zap.Error(err))
+		return "", false
+	}
+	switch {
+	case pos > 0:
+		owner = strconv.FormatInt(pos, 10)
+	case guildID == "" && isSnowflake(authorID):
+		owner = authorID
+		if !a.deliver(ctx, in, bridge.Cursor{Name: cursorOwner + channelID, Position: snowflake(owner)}) {
+			return "", false
+		}
+	default:
+		if guildID != "" {
+			a.chatsMu.Lock()
+			a.notOurs[channelID] = true
+			a.chatsMu.Unlock()
+		}
+		return "", false
+	}
+	a.setOwner(channelID, owner)
+	return owner, true
+}
+
+func (a *Adapter) setOwner(channelID, userID string) {
+	a.chatsMu.Lock()
+	a.owners[channelID] = userID
+	delete(a.notOurs, channelID)
+	a.chatsMu.Unlock()
+}
+
+// deliver stores msgs and moves cur, retrying with backoff until it succeeds or ctx ends; it
+// reports whether it succeeded.
+func (a *Adapter) deliver(ctx context.Context, in bridge.Inbox, cur bridge.Cursor, msgs ...bridge.Inbound) bool {
+	for attempt := 0; ; attempt++ {
+		err := in.Deliver(ctx, cur, msgs...)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		d := a.backoff.duration(attempt)
+		a.log.Warn("cannot store discord messages, retrying", zap.Error(err), zap.Int("attempt", attempt+1), zap.Duration("sleep", d))
+		if a.wait(ctx, d) != nil {
+			return false
+		}
+	}
+}
+
+// onMessage bridges a message a user wrote in their DM channel or ticket thread.
+func (a *Adapter) onMessage(ctx context.Context, in bridge.Inbox, m *discordgo.Message, guildID string) {
+	if a.isBot(m.Author) || m.WebhookID != "" {
+		return
+	}
+	owner, ok := a.chatOwner(ctx, in, m.ChannelID, guildID, m.Author.ID)
+	if !ok || owner != m.Author.ID {
+		return
+	}
+	msg, ok := inboundMessage(m, m.ChannelID)
+	if !ok {
+		return
+	}
+	a.deliver(ctx, in, bridge.Cursor{Name: cursorChannel + m.ChannelID, Position: snowflake(m.ID)}, msg)
+}
+
+// onEdit tells the agent that the user edited a message. Updates without an edit timestamp
+// (link previews unfurling) are not edits.
+func (a *Adapter) onEdit(ctx context.Context, in bridge.Inbox, m *discordgo.Message) {
+	if m.EditedTimestamp == nil || a.isBot(m.Author) {
+		return
+	}
+	owner, ok := a.chatOwner(ctx, in, m.ChannelID, m.GuildID, m.Author.ID)
+	if !ok || owner != m.Author.ID {
+		return
+	}
+	msg, ok := inboundMessage(m, m.ChannelID)
+	if !ok {
+		return
+	}
+	msg.EditOf, msg.MessageID, msg.ReplyTo, msg.ReplyToText = m.ID, editID(m), "", ""
+	msg.SentAt = *m.EditedTimestamp
+	a.deliver(ctx, in, bridge.Cursor{}, msg)
+}
+
+// onDelete tells the agent that the user deleted a message. Discord does not say who deleted
+// it; in a DM only the user can delete their own messages, and in a ticket thread the bridge
+// only ever bridged the owner's, so a delete of a message never bridged is dropped by the core.
+func (a *Adapter) onDelete(ctx context.Context, in bridge.Inbox, channelID, guildID, messageID string) {
+	owner, ok := a.chatOwner(ctx, in, channelID, guildID, "")
+	if !ok || !isSnowflake(messageID) {
+		return
+	}
+	a.deliver(ctx, in, bridge.Cursor{}, bridge.Inbound{
+		User:      bridge.UserRef{Platform: bridge.Discord, ID: owner},
+		Chat:      bridge.ChatRef{Platform: bridge.Discord, ID: channelID},
+		MessageID: messageID + ".delete",
+		DeletedOf: messageID,
+		SentAt:    time.Now(),
+	})
+}
+
+// onTyping shows the agent that the user is typing.
+func (a *Adapter) onTyping(ctx context.Context, in bridge.Inbox, channelID, guildID, userID string) {
+	tn, ok := in.(bridge.TypingNotifier)
+	if !ok {
+		return
+	}
+	if id := a.botID.Load(); id != nil && *id == userID {
+		return
+	}
+	owner, ok := a.chatOwner(ctx, in, channelID, guildID, userID)
+	if !ok || owner != userID {
+		return
+	}
+	tn.UserTyping(ctx, bridge.UserRef{Platform: bridge.Discord, ID: userID}, bridge.ChatRef{Platform: bridge.Discord, ID: channelID})
+}
+
+// catchUp reads every known chat over REST after the last message delivered, so messages sent
+// while the bridge was down or disconnected reach the agent, in order and before newer ones.
+func (a *Adapter) catchUp(ctx context.Context, in bridge.Inbox) {
+	channels := map[string]bool{}
+	a.chatsMu.Lock()
+	for ch := range a.owners {
+		channels[ch] = true
+	}
+	a.chatsMu.Unlock()
+	if l, ok := in.(CursorLister); ok {
+		curs, err := l.Cursors(ctx, cursorChannel)
+		if err != nil {
+			a.log.Warn("cannot list discord chats to catch up", zap.Error(err))
+		}
+		for _, c := range curs {
+			channels[strings.TrimPrefix(c.Name, cursorChannel)] = true
+		}
+	} else {
+		a.log.Warn("the inbox cannot list cursors: catching up only the discord chats seen since start")
+	}
+	total := 0
+	for ch := range channels {
+		n, err := a.catchUpChannel(ctx, in, ch)
+		total += n
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("cannot catch up a discord chat", zap.String("channel_id", ch), zap.Error(err))
+		}
+	}
+	a.log.Info("discord catch-up done", zap.Int("chats", len(channels)), zap.Int("messages", total))
+}
+
+// catchUpPage is how many messages one REST read returns (Discord's maximum).
+const catchUpPage = 100
+
+func (a *Adapter) catchUpChannel(ctx context.Context, in bridge.Inbox, ch string) (int, error) {
+	if !isSnowflake(ch) {
+		return 0, nil
+	}
+	name := cursorChannel + ch
+	after, err := in.Cursor(ctx, name)
+	if err != nil || after == 0 {
+		return 0, err
+	}
+	owner, ok := a.chatOwner(ctx, in, ch, "", "")
+	if !ok {
+		return 0, nil
+	}
+	n := 0
+	for {
+		var page []*discordgo.Message
+		path := fmt.Sprintf("/channels/%s/messages?after=%d&limit=%d", ch, after, catchUpPage)
+		if err := a.rest.do(ctx, "GET", path, nil, &page); err != nil {
+			return n, err
+		}
+		if len(page) == 0 {
+			return n, nil
+		}
+		sortMessages(page)
+		var msgs []bridge.Inbound
+		last := after
+		for _, m := range page {
+			last = max(last, snowflake(m.ID))
+			if a.isBot(m.Author) || m.Author.ID != owner {
+				continue
+			}
+			m.ChannelID = ch
+			if msg, ok := inboundMessage(m, ch); ok {
+				msgs = append(msgs, msg)
+			}
+		}
+		if last <= after {
+			return n, nil
+		}
+		if !a.deliver(ctx, in, bridge.Cursor{Name: name, Position: last}, msgs...) {
+			return n, ctx.Err()
+		}
+		n += len(msgs)
+		after = last
+		if len(page) < catchUpPage {
+			return n, nil
+		}
+	}
+}
+
+// backoff computes waits between retries.
+type backoff struct {
+	base, max time.Duration
+}
+
+// duration returns the pause before retry number attempt+1: base·2^attempt capped at max, of
+// which the upper half is random so that many bridges do not retry in lockstep.
+func (b backoff) duration(attempt int) time.Duration {
+	d := b.max
+	if attempt < 30 {
+		d = min(b.base<<attempt, b.max)
+	}
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + rand.N(half+1)
+}
+
+func (a *Adapter) invalidSessionWait() time.Duration { return a.invalidWait() }
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

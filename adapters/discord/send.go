@@ -1,0 +1,353 @@
+package discord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+	"go.uber.org/zap"
+
+	"github.com/onechat/onechat-bridge/bridge"
+)
+
+// maxContinuationWait is the longest 429 Send waits out itself for the second and later parts
+// of a message (see Send); a longer one returns the parts sent so far with the error.
+const maxContinuationWait = 10 * time.Second
+
+// Send delivers an agent message to its chat (a DM channel or a ticket thread) and returns the
+// ids of the Discord messages it created: the text split at 2000 characters, the first part
+// replying to m.ReplyTo, files uploaded with the first part, buttons or a select menu with the
+// last, cards and articles as embeds. No mention in it pings anyone.
+//
+// Errors: a 429 is bridge.RateLimited with Discord's retry_after; 50007 (the user's DMs are
+// closed) is bridge.Unreachable, except in support-channel mode, where the user's ticket thread
+// is opened (or found), the core is told to answer there from now on (bridge.ChatMover), and the
+// message goes there. Other 4xx are bridge.Permanent; the rest is worth retrying.
+//
+// Once the first part is out, retrying the whole message would repeat it, so Send waits out
+// short 429s of later parts itself; otherwise it returns the ids sent so far with the error.
+func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error) {
+	if m.Chat.Platform != bridge.Discord || !isSnowflake(m.Chat.ID) {
+		return nil, bridge.Permanent(fmt.Sprintf("not a discord chat: %s", m.Chat), nil)
+	}
+	ids, err := a.sendTo(ctx, m.Chat.ID, m)
+	if err == nil || len(ids) > 0 || !hasCode(err, codeCannotSendToUser) || a.support == "" || !isSnowflake(m.User.ID) {
+		return ids, classify(err)
+	}
+	thread, terr := a.ensureTicket(ctx, a.currentInbox(), m.User.ID, "")
+	if terr != nil {
+		return nil, fmt.Errorf("open a support thread for a user whose DMs are closed: %w", classify(terr))
+	}
+	a.log.Info("user's DMs are closed, answering in their support thread",
+		zap.String("user_id", m.User.ID), zap.String("thread_id", thread))
+	if mover, ok := a.currentInbox().(bridge.ChatMover); ok {
+		if err := mover.MoveChat(ctx, m.User, bridge.ChatRef{Platform: bridge.Discord, ID: thread}); err != nil {
+			return nil, fmt.Errorf("move chat to the support thread: %w", err)
+		}
+	}
+	m.Chat.ID, m.ReplyTo = thread, "" // the replied-to message is in the DM, not the thread
+	ids, err = a.sendTo(ctx, thread, m)
+	return ids, classify(err)
+}
+
+// sendTo posts the planned messages of m into channel.
+func (a *Adapter) sendTo(ctx context.Context, channel string, m bridge.Outbound) ([]string, error) {
+	plan := planOutbound(m)
+	if len(plan) == 0 {
+		return nil, bridge.Permanent("message has nothing to send", nil)
+	}
+	var ids []string
+	for i, p := range plan {
+		files, notes, err := a.readFiles(ctx, p.files)
+		if err != nil {
+			return ids, err
+		}
+		if len(notes) > 0 {
+			extra := strings.Join(notes, "\n")
+			if p.payload.Content != "" {
+				extra = "\n" + extra
+			}
+			p.payload.Content = truncate(p.payload.Content+extra, maxContentLen)
+		}
+		for j := range files {
+			p.payload.Attachments = append(p.payload.Attachments, attachmentMeta{ID: j, Filename: files[j].Name})
+		}
+		var created discordgo.Message
+		path := "/channels/" + channel + "/messages"
+		for try := 0; ; try++ {
+			if len(files) > 0 {
+				err = a.rest.doFiles(ctx, "POST", path, p.payload, files, &created)
+			} else {
+				err = a.rest.do(ctx, "POST", path, p.payload, &created)
+			}
+			var apiErr *APIError
+			if i == 0 || try >= 3 || !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests || apiErr.RetryAfter > maxContinuationWait {
+				break
+			}
+			if werr := a.wait(ctx, apiErr.RetryAfter); werr != nil {
+				return ids, werr
+			}
+		}
+		if err != nil {
+			return ids, err
+		}
+		ids = append(ids, created.ID)
+	}
+	return ids, nil
+}
+
+// readFiles reads the agent's files for an upload (Discord takes a multipart body). A file over
+// the upload limit is not sent; a note naming it goes into the text instead, so the user knows
+// something is missing.
+func (a *Adapter) readFiles(ctx context.Context, atts []bridge.Attachment) ([]uploadFile, []string, error) {
+	var files []uploadFile
+	var notes []string
+	for _, att := range atts {
+		name := att.Name
+		if name == "" {
+			name = "file"
+		}
+		if att.Size > a.maxUpload {
+			notes = append(notes, fmt.Sprintf("📎 %s is too large to send on Discord", name))
+			continue
+		}
+		if att.Open == nil {
+			return nil, nil, bridge.Permanent("attachment "+name+" cannot be opened", nil)
+		}
+		rc, err := att.Open(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open attachment %s: %w", name, err)
+		}
+		data, err := io.ReadAll(io.LimitReader(rc, a.maxUpload+1))
+		rc.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("read attachment %s: %w", name, err)
+		}
+		if int64(len(data)) > a.maxUpload {
+			notes = append(notes, fmt.Sprintf("📎 %s is too large to send on Discord", name))
+			continue
+		}
+		files = append(files, uploadFile{Name: name, MIME: att.MIME, Data: data})
+	}
+	return files, notes, nil
+}
+
+// Edit implements bridge.Editor: the text parts of an agent message (m.Parts) get the new text.
+// A longer text than before is cut to fit the parts; parts left over by a shorter text are
+// deleted. Parts deleted on Discord meanwhile are skipped.
+func (a *Adapter) Edit(ctx context.Context, m bridge.Outbound) error {
+	if len(m.Parts) == 0 || !isSnowflake(m.Chat.ID) {
+		return bridge.Permanent("nothing to edit", nil)
+	}
+	chunks := splitText(m.Text, maxContentLen)
+	for i, id := range m.Parts {
+		if !isSnowflake(id) {
+			continue
+		}
+		path := "/channels/" + m.Chat.ID + "/messages/" + id
+		var err error
+		switch {
+		case i >= len(chunks) && i > 0:
+			err = a.rest.do(ctx, "DELETE", path, nil, nil)
+		case i >= len(chunks):
+			continue // an empty text: keep the first part's files and buttons
+		default:
+			content := chunks[i]
+			if i == len(m.Parts)-1 && len(chunks) > len(m.Parts) {
+				content = truncate(strings.Join(chunks[i:], "\n"), maxContentLen)
+			}
+			err = a.rest.do(ctx, "PATCH", path, map[string]any{"content": content, "allowed_mentions": noMentions()}, nil)
+		}
+		if err != nil && !hasCode(err, codeUnknownMessage) {
+			return classify(err)
+		}
+	}
+	return nil
+}
+
+// Delete implements bridge.Deleter: every part of the agent message is deleted; parts already
+// gone are fine.
+func (a *Adapter) Delete(ctx context.Context, m bridge.Outbound) error {
+	if !isSnowflake(m.Chat.ID) {
+		return bridge.Permanent("not a discord chat", nil)
+	}
+	for _, id := range m.Parts {
+		if !isSnowflake(id) {
+			continue
+		}
+		err := a.rest.do(ctx, "DELETE", "/channels/"+m.Chat.ID+"/messages/"+id, nil, nil)
+		if err != nil && !hasCode(err, codeUnknownMessage) {
+			return classify(err)
+		}
+	}
+	return nil
+}
+
+// OpenAttachment implements bridge.AttachmentOpener. For a user's file it re-reads the message
+// for a fresh CDN link (Discord's links expire), then streams the file; stickers come from the
+// CDN directly. The download carries no Authorization header: the CDN does not need the token.
+func (a *Adapter) OpenAttachment(ctx context.Context, att bridge.Attachment) (io.ReadCloser, error) {
+	kind, parts, ok := parseRef(att.Ref)
+	if !ok {
+		return nil, bridge.Permanent("not a discord attachment ref", nil)
+	}
+	var link string
+	switch kind {
+	case "attachment":
+		var m discordgo.Message
+		if err := a.rest.do(ctx, "GET", "/channels/"+parts[0]+"/messages/"+parts[1], nil, &m); err != nil {
+			if hasCode(err, codeUnknownMessage) || hasCode(err, codeUnknownChannel) {
+				return nil, bridge.Permanent("the user deleted the message with the file", err)
+			}
+			return nil, classify(err)
+		}
+		for _, f := range m.Attachments {
+			if f != nil && f.ID == parts[2] {
+				link = f.URL
+			}
+		}
+		if link == "" {
+			return nil, bridge.Permanent("the user removed the file from the message", nil)
+		}
+	case "sticker":
+		link = a.cdnURL + "/stickers/" + parts[0] + "." + parts[1]
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", link, nil)
+	if err != nil {
+		return nil, bridge.Permanent("bad attachment link", err)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("download discord attachment: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		err := fmt.Errorf("download discord attachment: %s", resp.Status)
+		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusForbidden {
+			return nil, bridge.Permanent("the file is gone from Discord", err)
+		}
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// Typing implements bridge.Typer. Discord shows typing for about 10 s per request, so while on
+// the adapter re-sends it every 8 s, until off, or 30 s without a new on, or Run ends.
+func (a *Adapter) Typing(ctx context.Context, chat bridge.ChatRef, on bool) error {
+	if !isSnowflake(chat.ID) {
+		return bridge.Permanent("not a discord chat", nil)
+	}
+	if !on {
+		a.typing.stop(chat.ID)
+		return nil
+	}
+	if err := a.rest.do(ctx, "POST", "/channels/"+chat.ID+"/typing", nil, nil); err != nil {
+		return classify(err)
+	}
+	a.typing.keep(chat.ID, a.typingEvery, a.typingTimeout, func(ctx context.Context) error {
+		return a.rest.do(ctx, "POST", "/channels/"+chat.ID+"/typing", nil, nil)
+	}, a.log)
+	return nil
+}
+
+// typers owns the goroutines that keep typing indicators alive, one per chat.
+type typers struct {
+	mu    sync.Mutex
+	base  context.Context // Run's context; nil outside Run
+	loops map[string]*typingLoop
+	wg    sync.WaitGroup
+}
+
+type typingLoop struct {
+	refresh chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func (t *typers) start(ctx context.Context) {
+	t.mu.Lock()
+	t.base = ctx
+	t.loops = map[string]*typingLoop{}
+	t.mu.Unlock()
+}
+
+// keep starts or refreshes the loop of chat. Outside Run it does nothing: the one indicator
+// already sent is all there is.
+func (t *typers) keep(chat string, every, timeout time.Duration, send func(context.Context) error, log *zap.Logger) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.base == nil || t.base.Err() != nil {
+		return
+	}
+	if l, ok := t.loops[chat]; ok {
+		select {
+		case l.refresh <- struct{}{}:
+		default:
+		}
+		return
+	}
+	ctx, cancel := context.WithCancel(t.base)
+	l := &typingLoop{refresh: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	t.loops[chat] = l
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		defer close(l.done)
+		defer func() {
+			t.mu.Lock()
+			if t.loops[chat] == l {
+				delete(t.loops, chat)
+			}
+			t.mu.Unlock()
+		}()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		deadline := time.Now().Add(timeout)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-l.refresh:
+				deadline = time.Now().Add(timeout)
+			case now := <-tick.C:
+				if now.After(deadline) {
+					return
+				}
+				if err := send(ctx); err != nil && ctx.Err() == nil {
+					log.Debug("cannot refresh discord typing", zap.String("channel_id", chat), zap.Error(err))
+				}
+			}
+		}
+	}()
+}
+
+// stop ends the loop of chat and waits until it has stopped, so no typing request follows.
+func (t *typers) stop(chat string) {
+	t.mu.Lock()
+	l, ok := t.loops[chat]
+	if ok {
+		delete(t.loops, chat)
+	}
+	t.mu.Unlock()
+	if ok {
+		l.cancel()
+		<-l.done
+	}
+}
+
+// stopAll waits for every loop after Run's context ended.
+func (t *typers) stopAll() {
+	t.mu.Lock()
+	for _, l := range t.loops {
+		l.cancel()
+	}
+	t.base = nil
+	t.mu.Unlock()
+	t.wg.Wait()
+}
