@@ -27,11 +27,13 @@ type fakeCable struct {
 
 	mu     sync.Mutex
 	known  map[string]bool
+	reject map[string]bool // tokens answered with reject_subscription (and not registered)
 	conns  map[*fakeConn]bool
 	nconns int
 
 	wg        sync.WaitGroup
 	connected chan *fakeConn
+	closed    chan int // the number of each connection whose handler ended
 	cmds      chan fakeCmd
 	pinged    chan struct{} // one value per ping sent, dropped when nobody listens
 	closeOnce sync.Once
@@ -61,6 +63,8 @@ func newFakeCable(t *testing.T, setup func(f *fakeCable)) *fakeCable {
 	f := &fakeCable{
 		t:         t,
 		known:     map[string]bool{},
+		reject:    map[string]bool{},
+		closed:    make(chan int, 64),
 		conns:     map[*fakeConn]bool{},
 		connected: make(chan *fakeConn, 16),
 		cmds:      make(chan fakeCmd, 1024),
@@ -96,6 +100,27 @@ func (f *fakeCable) setKnown(token string, ok bool) {
 	f.mu.Unlock()
 }
 
+func (f *fakeCable) setReject(token string, ok bool) {
+	f.mu.Lock()
+	f.reject[token] = ok
+	f.mu.Unlock()
+}
+
+// restartAll sends disconnect server_restart on every open connection and closes it, as a
+// Rails deploy does.
+func (f *fakeCable) restartAll() {
+	f.mu.Lock()
+	conns := make([]*fakeConn, 0, len(f.conns))
+	for fc := range f.conns {
+		conns = append(conns, fc)
+	}
+	f.mu.Unlock()
+	for _, fc := range conns {
+		_ = fc.send(`{"type":"disconnect","reason":"server_restart","reconnect":true}`)
+		fc.close()
+	}
+}
+
 func (f *fakeCable) serve(w http.ResponseWriter, r *http.Request) {
 	f.wg.Add(1)
 	defer f.wg.Done()
@@ -119,6 +144,10 @@ func (f *fakeCable) serve(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		delete(f.conns, fc)
 		f.mu.Unlock()
+		select {
+		case f.closed <- fc.n:
+		default:
+		}
 	}()
 
 	select {
@@ -199,7 +228,17 @@ func (fc *fakeConn) handle(cmd fakeCmd) {
 		}
 		fc.f.mu.Lock()
 		ok := fc.f.known[id.PubsubToken]
+		rejected := fc.f.reject[id.PubsubToken]
 		fc.f.mu.Unlock()
+		if rejected {
+			// Rails removes a rejected subscription from the connection's table.
+			fc.mu.Lock()
+			delete(fc.subs, cmd.Identifier)
+			fc.mu.Unlock()
+			b, _ := json.Marshal(map[string]string{"identifier": cmd.Identifier, "type": "reject_subscription"})
+			_ = fc.send(string(b))
+			return
+		}
 		if !ok {
 			return // OneChat: find_by! raises, nothing is sent
 		}

@@ -95,6 +95,8 @@ type recorder struct {
 	events   chan Event
 	confirms chan string
 	timeouts chan string
+	silent   chan string
+	rejected chan string
 	// stats, when set, is filled with the cable's Stats at each confirmation.
 	cable *Cable
 	stats chan CableStats
@@ -102,7 +104,8 @@ type recorder struct {
 
 func newRecorder() *recorder {
 	return &recorder{events: make(chan Event, 256), confirms: make(chan string, 256),
-		timeouts: make(chan string, 256), stats: make(chan CableStats, 256)}
+		timeouts: make(chan string, 256), silent: make(chan string, 256), rejected: make(chan string, 256),
+		stats: make(chan CableStats, 256)}
 }
 
 func (r *recorder) CableEvent(ctx context.Context, ev Event) {
@@ -114,10 +117,27 @@ func (r *recorder) CableEvent(ctx context.Context, ev Event) {
 
 func (r *recorder) CableConfirmed(ctx context.Context, token string) {
 	if r.cable != nil {
-		r.stats <- r.cable.Stats()
+		select {
+		case r.stats <- r.cable.Stats():
+		default:
+		}
 	}
 	select {
 	case r.confirms <- token:
+	case <-ctx.Done():
+	}
+}
+
+func (r *recorder) CableSilent(ctx context.Context, token string) {
+	select {
+	case r.silent <- token:
+	case <-ctx.Done():
+	}
+}
+
+func (r *recorder) CableRejected(ctx context.Context, token string) {
+	select {
+	case r.rejected <- token:
 	case <-ctx.Done():
 	}
 }
