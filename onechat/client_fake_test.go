@@ -337,15 +337,15 @@ func TestClientAgainstFakeRoutes(t *testing.T) {
 func TestClientAgainstFakeErrorClasses(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name    string
-		fo      *onechattest.Options
-		hmac    string // "", "right" or "wrong"
-		setup   func(e *fakeEnv)
-		call    func(e *fakeEnv, ct *Contact, cv *Conversation) error
-		class   ErrorClass
-		status  int
+		name     string
+		fo       *onechattest.Options
+		hmac     string // "", "right" or "wrong"
+		setup    func(e *fakeEnv)
+		call     func(e *fakeEnv, ct *Contact, cv *Conversation) error
+		class    ErrorClass
+		status   int
 		sentinel error
-		text    string
+		text     string
 	}{
 		{name: "500 on a message route", setup: func(e *fakeEnv) { e.fake.FailNext(1, 500) },
 			call: createMsg, class: ClassRetryable, status: 500},
