@@ -276,3 +276,37 @@ func TestPresence(t *testing.T) {
 		t.Errorf("users = %v", users)
 	}
 }
+
+func TestInteractiveMessageShapes(t *testing.T) {
+	s, c := newClient(t, nil)
+	src, tok := c.session(nil)
+	conv := c.conversation(src)
+	cab := dialCable(t, s)
+	cab.subscribe(tok)
+	for _, tc := range []struct {
+		contentType string
+		items       []map[string]any
+	}{
+		{"input_select", []map[string]any{{"title": "Yes", "value": "yes"}}},
+		{"cards", []map[string]any{{"media_url": "https://x/y.png", "title": "Plan", "description": "Pro",
+			"actions": []any{map[string]any{"type": "link", "text": "Open", "uri": "https://x"}, map[string]any{"type": "postback", "text": "Buy", "payload": "buy"}}}}},
+		{"article", []map[string]any{{"title": "Reset", "description": "How to", "link": "https://help/reset"}}},
+	} {
+		m := s.PostAgentMessage(conv, AgentMessage{Content: "choose", ContentType: tc.contentType, Items: tc.items})
+		_, _, d := cab.event("message.created")
+		if d["content_type"] != tc.contentType || d["id"] != float64(m.ID) {
+			t.Errorf("%s: cable payload %v", tc.contentType, d)
+		}
+		items, _ := d["content_attributes"].(map[string]any)["items"].([]any)
+		if len(items) != len(tc.items) {
+			t.Errorf("%s: cable items %v", tc.contentType, d["content_attributes"])
+		}
+		list := c.list("GET", c.convPath(src, conv, "/messages"), nil)
+		last := list[len(list)-1].(map[string]any)
+		wantKeys(t, tc.contentType+" REST message", last, "id", "content", "message_type", "content_type",
+			"content_attributes", "created_at", "conversation_id", "sender")
+		if last["content_type"] != tc.contentType || len(last["content_attributes"].(map[string]any)["items"].([]any)) != len(tc.items) {
+			t.Errorf("%s: REST %v", tc.contentType, last)
+		}
+	}
+}
