@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"time"
@@ -61,16 +63,11 @@ func (a *Adapter) call(ctx context.Context, method string, params, dest any) err
 	if err != nil {
 		return fmt.Errorf("telegram %s: encode request: %w", method, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint+method, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("telegram %s: build request: %w", method, a.redact(err))
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("telegram %s: %w", method, a.redact(err))
-	}
-	defer func() { _ = resp.Body.Close() }()
+	return a.do(ctx, method, bytes.NewReader(body), "application/json", dest)
+}
+
+// decode reads a Bot API response: the result into dest (unless nil), or an *APIError.
+func (a *Adapter) decode(method string, resp *http.Response, dest any) error {
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
 		return fmt.Errorf("telegram %s: read response: %w", method, a.redact(err))
@@ -165,3 +162,115 @@ func classify(err error) error {
 		return err
 	}
 }
+
+// upload is a file sent in a multipart request.
+type upload struct {
+	field string // the method's parameter: photo, document, voice, …
+	name  string
+	mime  string
+	open  func(ctx context.Context) (io.ReadCloser, error)
+}
+
+// segments collects a multipart body as a list of readers, so that a file is streamed from
+// its source into the request instead of being held in memory, without a goroutine behind an
+// io.Pipe.
+type segments struct {
+	readers []io.Reader
+	buf     *bytes.Buffer
+}
+
+func (s *segments) Write(p []byte) (int, error) { return s.buf.Write(p) }
+
+// cut ends the current buffered segment and appends r after it.
+func (s *segments) cut(r io.Reader) {
+	s.readers = append(s.readers, s.buf, r)
+	s.buf = new(bytes.Buffer)
+}
+
+// callMultipart POSTs fields and one file as multipart/form-data, the only way the Bot API
+// accepts an upload. Nested objects (reply_markup, reply_parameters) are JSON in their fields,
+// as Telegram expects. The file is opened here and closed when the request is done.
+func (a *Adapter) callMultipart(ctx context.Context, method string, fields map[string]string, file upload, dest any) error {
+	rc, err := file.open(ctx)
+	if err != nil {
+		return fmt.Errorf("telegram %s: open attachment %q: %w", method, file.name, err)
+	}
+	defer func() { _ = rc.Close() }()
+	seg := &segments{buf: new(bytes.Buffer)}
+	w := multipart.NewWriter(seg)
+	for k, v := range fields {
+		if err := w.WriteField(k, v); err != nil {
+			return fmt.Errorf("telegram %s: encode request: %w", method, err)
+		}
+	}
+	h := make(textproto.MIMEHeader)
+	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="%s"; filename="%s"`, file.field, quoteEscaper.Replace(file.name)))
+	h.Set("Content-Type", orDefault(file.mime, "application/octet-stream"))
+	if _, err := w.CreatePart(h); err != nil {
+		return fmt.Errorf("telegram %s: encode request: %w", method, err)
+	}
+	seg.cut(rc)
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("telegram %s: encode request: %w", method, err)
+	}
+	seg.readers = append(seg.readers, seg.buf)
+	return a.do(ctx, method, io.MultiReader(seg.readers...), w.FormDataContentType(), dest)
+}
+
+var quoteEscaper = strings.NewReplacer("\\", "\\\\", `"`, "\\\"", "\r", "", "\n", "")
+
+// do sends one request with body to method and decodes the envelope; see call.
+func (a *Adapter) do(ctx context.Context, method string, body io.Reader, contentType string, dest any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint+method, body)
+	if err != nil {
+		return fmt.Errorf("telegram %s: build request: %w", method, a.redact(err))
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("telegram %s: %w", method, a.redact(err))
+	}
+	defer func() { _ = resp.Body.Close() }()
+	return a.decode(method, resp, dest)
+}
+
+// download GETs a file from the Bot API server's file endpoint. The URL holds the token, so it
+// never leaves this function: errors are redacted and say only the file's path.
+func (a *Adapter) download(ctx context.Context, filePath string) (io.ReadCloser, error) {
+	u := a.fileBase + (&url.URL{Path: filePath}).EscapedPath()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("telegram download %s: %w", filePath, a.redact(err))
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("telegram download %s: %w", filePath, a.redact(err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		_ = resp.Body.Close()
+		err := fmt.Errorf("telegram download %s: HTTP status %d", filePath, resp.StatusCode)
+		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest {
+			// The path came from getFile moments ago: the file is gone or too big for this server.
+			return nil, bridge.Permanent("telegram no longer has the file", err)
+		}
+		return nil, err
+	}
+	return &redactingBody{rc: resp.Body, a: a}, nil
+}
+
+// redactingBody is a download body whose read errors (a reset connection, a timeout: they
+// carry the URL) are redacted like every other error.
+type redactingBody struct {
+	rc io.ReadCloser
+	a  *Adapter
+}
+
+func (b *redactingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = b.a.redact(err)
+	}
+	return n, err
+}
+
+func (b *redactingBody) Close() error { return b.rc.Close() }

@@ -1,9 +1,11 @@
 package telegram
 
 import (
+	"html"
+	"net/url"
 	"strconv"
 	"strings"
-	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-telegram/bot/models"
@@ -12,98 +14,11 @@ import (
 )
 
 // maxMessageLen is Telegram's limit for the text of one message, in UTF-16 code units after
-// entity parsing. Plain text (no parse_mode) has no entities, so it is the raw length.
+// entity parsing, that is of the text without its HTML tags.
 const maxMessageLen = 4096
 
-// skipReason says why an update produced no bridge.Inbound. The transport logs it; conversion
-// stays pure so it can be table-tested.
-type skipReason int
-
-const (
-	skipNone       skipReason = iota
-	skipNotPrivate            // a group, supergroup or channel: the bridge serves private chats only
-	skipNotText               // media, stickers, service messages: a later issue converts them
-	skipEdited                // edited_message: edits are a later issue
-	skipCallback              // callback_query: buttons are a later issue
-	skipUnknown               // an update kind the bridge does not subscribe to or understand
-)
-
-func (r skipReason) String() string {
-	switch r {
-	case skipNone:
-		return "none"
-	case skipNotPrivate:
-		return "not a private chat"
-	case skipNotText:
-		return "not a text message"
-	case skipEdited:
-		return "edited message"
-	case skipCallback:
-		return "callback query"
-	default:
-		return "unsupported update"
-	}
-}
-
-// toInbound converts one update into the message the core stores. It returns skipNone and the
-// message, or the reason the update carries nothing for the core. It never looks at the network.
-func toInbound(u *models.Update) (bridge.Inbound, skipReason) {
-	switch {
-	case u.Message != nil:
-		return messageToInbound(u.Message)
-	case u.EditedMessage != nil:
-		if u.EditedMessage.Chat.Type != models.ChatTypePrivate {
-			return bridge.Inbound{}, skipNotPrivate
-		}
-		return bridge.Inbound{}, skipEdited
-	case u.ChannelPost != nil, u.EditedChannelPost != nil:
-		return bridge.Inbound{}, skipNotPrivate
-	case u.CallbackQuery != nil:
-		return bridge.Inbound{}, skipCallback
-	default:
-		return bridge.Inbound{}, skipUnknown
-	}
-}
-
-func messageToInbound(m *models.Message) (bridge.Inbound, skipReason) {
-	// A private chat always has a sender; checking From as well keeps a malformed update from
-	// producing a user with id 0.
-	if m.Chat.Type != models.ChatTypePrivate || m.From == nil {
-		return bridge.Inbound{}, skipNotPrivate
-	}
-	if m.Text == "" {
-		return bridge.Inbound{}, skipNotText
-	}
-	in := bridge.Inbound{
-		User:        bridge.UserRef{Platform: bridge.Telegram, ID: strconv.FormatInt(m.From.ID, 10)},
-		Chat:        bridge.ChatRef{Platform: bridge.Telegram, ID: strconv.FormatInt(m.Chat.ID, 10)},
-		MessageID:   strconv.Itoa(m.ID),
-		DisplayName: displayName(m.From),
-		Username:    m.From.Username,
-		Text:        m.Text,
-		SentAt:      time.Unix(int64(m.Date), 0).UTC(),
-	}
-	if r := m.ReplyToMessage; r != nil && r.ID != 0 {
-		in.ReplyTo = strconv.Itoa(r.ID)
-		in.ReplyToText = r.Text
-	}
-	return in, skipNone
-}
-
-// displayName is the name Telegram shows for u: first name, then last name when set. Telegram
-// requires a first name, but a username or the id keeps a contact from being nameless if an
-// update ever lacks one.
-func displayName(u *models.User) string {
-	name := strings.TrimSpace(strings.TrimSpace(u.FirstName) + " " + strings.TrimSpace(u.LastName))
-	switch {
-	case name != "":
-		return name
-	case u.Username != "":
-		return u.Username
-	default:
-		return strconv.FormatInt(u.ID, 10)
-	}
-}
+// maxCaptionLen is Telegram's limit for a media caption, counted the same way.
+const maxCaptionLen = 1024
 
 // utf16Len is the length of s in UTF-16 code units, the unit Telegram counts limits in. Runes
 // outside the Basic Multilingual Plane (most emoji) count twice.
@@ -122,51 +37,445 @@ func utf16RuneLen(r rune) int {
 	return 1
 }
 
-// splitText cuts s into parts of at most limit UTF-16 code units each, so that a long agent
-// answer arrives as several messages instead of being rejected. It prefers, in this order, a
-// paragraph break, a line break and a space in the second half of the window, then any of
-// them anywhere, and cuts between runes only when a part has no break at all, so a
-// surrogate pair is never split. The break itself is dropped, trailing whitespace is trimmed
-// from each part and parts that are only whitespace are left out, because Telegram rejects an
-// empty message. It returns nil when s has nothing to send.
-func splitText(s string, limit int) []string {
-	var parts []string
-	add := func(p string) {
-		p = strings.TrimRight(p, " \t\r\n")
-		if strings.TrimSpace(p) != "" {
-			parts = append(parts, p)
+// style is a set of inline formats a piece of text carries.
+type style uint8
+
+const (
+	stBold style = 1 << iota
+	stItalic
+	stStrike
+	stCode
+	stPre
+	stQuote
+)
+
+// span is a run of plain text with one style. A message is parsed into spans once, then split
+// and rendered, so that every part of a long message has balanced tags and the length limit is
+// checked on the text Telegram counts rather than on the markup.
+type span struct {
+	text string
+	st   style
+	href string // link target; only for safe schemes
+	lang string // language of a code block
+}
+
+// maxInlineDepth bounds how deeply emphasis may nest, so hostile input ("*_~~*_~~…") costs
+// linear time; deeper markers stay literal.
+const maxInlineDepth = 6
+
+// parseMarkdown reads the Markdown OneChat stores (what its editor writes: **bold**, *italic*
+// or _italic_, ~~strike~~, `code`, ``` blocks, [links](url), # headings, > quotes, lists) into
+// spans. It never fails: whatever does not parse as formatting is kept as literal text, and
+// invalid UTF-8 becomes U+FFFD, so an agent's message always arrives.
+func parseMarkdown(s string) []span {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	var out []span
+	lines := strings.Split(s, "\n")
+	for i := 0; i < len(lines); i++ {
+		if i > 0 {
+			out = append(out, span{text: "\n"})
+		}
+		line := lines[i]
+		trimmed := strings.TrimLeft(line, " ")
+		if fence, ok := strings.CutPrefix(trimmed, "```"); ok {
+			lang := strings.TrimSpace(fence)
+			var code []string
+			j := i + 1
+			for ; j < len(lines); j++ {
+				if strings.HasPrefix(strings.TrimLeft(lines[j], " "), "```") {
+					break
+				}
+				code = append(code, lines[j])
+			}
+			if strings.Contains(lang, "```") { // ```inline``` on one line
+				out = append(out, span{text: strings.TrimSuffix(lang, "```"), st: stCode})
+				continue
+			}
+			if text := strings.Join(code, "\n"); text != "" {
+				out = append(out, span{text: text, st: stPre, lang: cleanLang(lang)})
+			}
+			i = j // the closing fence (or the end of an unclosed block)
+			continue
+		}
+		var st style
+		switch {
+		case strings.HasPrefix(trimmed, "> ") || trimmed == ">":
+			st = stQuote
+			line = strings.TrimPrefix(strings.TrimPrefix(trimmed, ">"), " ")
+		case headingLevel(trimmed) > 0:
+			st = stBold
+			line = strings.TrimSpace(trimmed[headingLevel(trimmed):])
+		case strings.HasPrefix(trimmed, "- ") || strings.HasPrefix(trimmed, "* ") || strings.HasPrefix(trimmed, "+ "):
+			indent := len(line) - len(trimmed)
+			out = append(out, span{text: strings.Repeat(" ", indent) + "• "})
+			line = trimmed[2:]
+		}
+		parseInline(line, st, "", 0, &out)
+	}
+	return mergeSpans(out)
+}
+
+func headingLevel(s string) int {
+	n := 0
+	for n < len(s) && n < 6 && s[n] == '#' {
+		n++
+	}
+	if n == 0 || n >= len(s) || s[n] != ' ' {
+		return 0
+	}
+	return n + 1
+}
+
+func cleanLang(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || r == '+' || r == '-' || r == '#' || r == '_' {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// parseInline appends the spans of one line of inline Markdown.
+func parseInline(s string, st style, href string, depth int, out *[]span) {
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			*out = append(*out, span{text: lit.String(), st: st, href: href})
+			lit.Reset()
 		}
 	}
-	s = strings.TrimLeft(s, "\r\n")
+	// noClose remembers delimiters that have no closing match further on: looking again from
+	// a later position cannot find one, which keeps "******…" linear.
+	noClose := map[string]bool{}
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\\' && i+1 < len(s) && isASCIIPunct(s[i+1]):
+			lit.WriteByte(s[i+1])
+			i += 2
+			continue
+		case c == '`':
+			n := 0
+			for i+n < len(s) && s[i+n] == '`' {
+				n++
+			}
+			delim := s[i : i+n]
+			if j := strings.Index(s[i+n:], delim); j > 0 && !noClose[delim] {
+				flush()
+				code := s[i+n : i+n+j]
+				if strings.TrimSpace(code) != "" && len(code) > 2 && code[0] == ' ' && code[len(code)-1] == ' ' {
+					code = code[1 : len(code)-1]
+				}
+				*out = append(*out, span{text: code, st: st | stCode, href: href})
+				i += 2*n + j
+				continue
+			}
+			noClose[delim] = true
+			lit.WriteString(delim)
+			i += n
+			continue
+		case c == '[' && href == "":
+			if text, target, n, ok := parseLink(s[i:]); ok {
+				flush()
+				if safeURL(target) {
+					parseInline(text, st, target, depth+1, out)
+				} else {
+					parseInline(text, st, "", depth+1, out)
+				}
+				i += n
+				continue
+			}
+		case (c == '*' || c == '_' || c == '~') && depth < maxInlineDepth && st&stCode == 0:
+			delim, add := emphasis(s[i:])
+			if delim == "" || noClose[delim] || (c == '_' && i > 0 && isWordByte(s[i-1])) {
+				break
+			}
+			if j := findClose(s, i+len(delim), delim); j > 0 {
+				flush()
+				parseInline(s[i+len(delim):j], st|add, href, depth+1, out)
+				i = j + len(delim)
+				continue
+			}
+			noClose[delim] = true
+			lit.WriteString(delim)
+			i += len(delim)
+			continue
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		lit.WriteString(s[i : i+size])
+		i += size
+	}
+	flush()
+}
+
+// emphasis says which delimiter s starts with and the style it stands for.
+func emphasis(s string) (string, style) {
+	switch {
+	case strings.HasPrefix(s, "**"), strings.HasPrefix(s, "__"):
+		return s[:2], stBold
+	case strings.HasPrefix(s, "~~"):
+		return "~~", stStrike
+	case s[0] == '*' || s[0] == '_':
+		return s[:1], stItalic
+	default:
+		return "", 0
+	}
+}
+
+// findClose returns the index of the delimiter that closes one opened just before from, or -1.
+// The emphasised text must not be empty, start or end with a space; a single '*' or '_' is
+// not taken from a double one; '_' must not be followed by a word character.
+func findClose(s string, from int, delim string) int {
+	if from < len(s) && (s[from] == ' ' || s[from] == '\n') {
+		return -1
+	}
+	for j := from + 1; j+len(delim) <= len(s); j++ {
+		if s[j:j+len(delim)] != delim || s[j-1] == ' ' || s[j-1] == '\\' {
+			continue
+		}
+		if len(delim) == 1 {
+			if j+1 < len(s) && s[j+1] == delim[0] {
+				j++ // part of a double delimiter
+				continue
+			}
+			if s[j-1] == delim[0] {
+				continue
+			}
+		}
+		if delim[0] == '_' && j+len(delim) < len(s) && isWordByte(s[j+len(delim)]) {
+			continue
+		}
+		return j
+	}
+	return -1
+}
+
+// parseLink reads "[text](target)" at the start of s and returns its parts and length.
+func parseLink(s string) (text, target string, n int, ok bool) {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '[':
+			depth++
+		case ']':
+			depth--
+			if depth == 0 {
+				if i+1 >= len(s) || s[i+1] != '(' {
+					return "", "", 0, false
+				}
+				end := strings.IndexByte(s[i+2:], ')')
+				if end < 0 {
+					return "", "", 0, false
+				}
+				target = strings.TrimSpace(s[i+2 : i+2+end])
+				if t, _, found := strings.Cut(target, " "); found { // [x](url "title")
+					target = t
+				}
+				return s[1:i], target, i + 3 + end, s[1:i] != "" && target != ""
+			}
+		}
+	}
+	return "", "", 0, false
+}
+
+// safeURL reports whether u may become a link: http, https, mailto and tg only, so that an
+// agent's message cannot carry a javascript: or data: link.
+func safeURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	switch strings.ToLower(p.Scheme) {
+	case "http", "https":
+		return p.Host != ""
+	case "mailto", "tg":
+		return true
+	}
+	return false
+}
+
+func isASCIIPunct(c byte) bool {
+	return c < 0x80 && unicode.IsPunct(rune(c)) || strings.IndexByte("`*_~[]()#+-.!>|<=${}^", c) >= 0
+}
+
+func isWordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
+}
+
+// mergeSpans joins neighbours with the same style and drops empty spans.
+func mergeSpans(in []span) []span {
+	out := in[:0]
+	for _, s := range in {
+		if s.text == "" {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].st == s.st && out[n-1].href == s.href && out[n-1].lang == s.lang && s.st&stPre == 0 {
+			out[n-1].text += s.text
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// plainText is the text of spans without formatting: what Telegram counts against its limits.
+func plainText(spans []span) string {
+	var b strings.Builder
+	for _, s := range spans {
+		b.WriteString(s.text)
+	}
+	return b.String()
+}
+
+// renderHTML writes spans as Telegram HTML. Text is escaped (&, <, >) and every span opens and
+// closes its own tags, so a part cut from a longer message is always well-formed.
+func renderHTML(spans []span) string {
+	var b strings.Builder
+	inQuote := false
+	for _, s := range spans {
+		if q := s.st&stQuote != 0; q != inQuote {
+			if q {
+				b.WriteString("<blockquote>")
+			} else {
+				b.WriteString("</blockquote>")
+			}
+			inQuote = q
+		}
+		text := html.EscapeString(s.text)
+		text = strings.ReplaceAll(text, "&#39;", "'")
+		text = strings.ReplaceAll(text, "&#34;", "\"")
+		if s.st&stPre != 0 {
+			if s.lang != "" {
+				b.WriteString(`<pre><code class="language-` + s.lang + `">` + text + "</code></pre>")
+			} else {
+				b.WriteString("<pre>" + text + "</pre>")
+			}
+			continue
+		}
+		var open, closing string
+		for _, t := range []struct {
+			st  style
+			tag string
+		}{{stBold, "b"}, {stItalic, "i"}, {stStrike, "s"}, {stCode, "code"}} {
+			if s.st&t.st != 0 {
+				open += "<" + t.tag + ">"
+				closing = "</" + t.tag + ">" + closing
+			}
+		}
+		if s.href != "" {
+			open = `<a href="` + html.EscapeString(s.href) + `">` + open
+			closing += "</a>"
+		}
+		b.WriteString(open + text + closing)
+	}
+	if inQuote {
+		b.WriteString("</blockquote>")
+	}
+	return b.String()
+}
+
+// formatted is a message ready to send: parts of Telegram HTML within the limit, each with its
+// plain length.
+type formatted struct {
+	html  string
+	plain string
+}
+
+// formatMarkdown converts OneChat Markdown to Telegram HTML parts of at most limit UTF-16
+// code units of visible text each, split on paragraph, line or word boundaries.
+func formatMarkdown(s string, limit int) []formatted {
+	spans := parseMarkdown(s)
+	plain := plainText(spans)
+	var out []formatted
+	for _, r := range splitRanges(plain, limit) {
+		part := sliceSpans(spans, r[0], r[1])
+		out = append(out, formatted{html: renderHTML(part), plain: plain[r[0]:r[1]]})
+	}
+	return out
+}
+
+// sliceSpans returns the spans covering plain-text bytes [start, end).
+func sliceSpans(spans []span, start, end int) []span {
+	var out []span
+	pos := 0
+	for _, s := range spans {
+		a, b := pos, pos+len(s.text)
+		pos = b
+		if b <= start || a >= end {
+			continue
+		}
+		lo, hi := max(a, start)-a, min(b, end)-a
+		s.text = s.text[lo:hi]
+		out = append(out, s)
+	}
+	return out
+}
+
+// splitText cuts s into parts of at most limit UTF-16 code units each; see splitRanges.
+func splitText(s string, limit int) []string {
+	var parts []string
+	for _, r := range splitRanges(s, limit) {
+		parts = append(parts, s[r[0]:r[1]])
+	}
+	return parts
+}
+
+// splitRanges returns the byte ranges of s that make parts of at most limit UTF-16 code units
+// each, so that a long agent answer arrives as several messages instead of being rejected. It
+// prefers, in this order, a paragraph break, a line break and a space in the second half of
+// the window, then any of them anywhere, and cuts between runes only when a part has no break
+// at all, so a surrogate pair is never split. The break itself is dropped, trailing whitespace
+// is trimmed from each part and parts that are only whitespace are left out, because Telegram
+// rejects an empty message. It returns nil when s has nothing to send.
+func splitRanges(s string, limit int) [][2]int {
+	var parts [][2]int
+	add := func(start, end int) {
+		p := strings.TrimRight(s[start:end], " \t\r\n")
+		if strings.TrimSpace(p) != "" {
+			parts = append(parts, [2]int{start, start + len(p)})
+		}
+	}
+	base := 0
+	skipBreaks := func() {
+		for base < len(s) && (s[base] == '\r' || s[base] == '\n') {
+			base++
+		}
+	}
+	skipBreaks()
 	for {
-		// cut is the largest byte index such that s[:cut] fits in limit.
+		rest := s[base:]
+		// cut is the largest byte index such that rest[:cut] fits in limit.
 		cut, units := 0, 0
-		for i, r := range s {
+		for i, r := range rest {
 			n := utf16RuneLen(r)
 			if units+n > limit {
 				break
 			}
 			units += n
-			_, size := utf8.DecodeRuneInString(s[i:])
+			_, size := utf8.DecodeRuneInString(rest[i:])
 			cut = i + size
 		}
 		if cut == 0 {
 			// Only with a limit below 2: take one rune so the loop always progresses.
-			_, cut = utf8.DecodeRuneInString(s)
+			_, cut = utf8.DecodeRuneInString(rest)
 		}
-		if cut == len(s) {
-			add(s)
+		if cut == len(rest) {
+			add(base, len(s))
 			return parts
 		}
-		head, rest := splitAt(s, cut)
-		add(head)
-		s = strings.TrimLeft(rest, "\r\n")
+		head, next := splitAt(rest, cut)
+		add(base, base+head)
+		base += next
+		skipBreaks()
 	}
 }
 
-// splitAt splits s, which is longer than its first cut bytes, at the best break at or before
-// cut. The returned head is at most cut bytes long.
-func splitAt(s string, cut int) (head, rest string) {
+// splitAt finds the best break at or before cut in s, which is longer than cut bytes, and
+// returns the end of the head and the start of the rest.
+func splitAt(s string, cut int) (headEnd, restStart int) {
 	seps := []string{"\n\n", "\n", " "}
 	for _, minIdx := range []int{cut / 2, 1} {
 		for _, sep := range seps {
@@ -174,9 +483,88 @@ func splitAt(s string, cut int) (head, rest string) {
 			window := s[:min(len(s), cut+len(sep))]
 			i := strings.LastIndex(window, sep)
 			if i >= minIdx && i <= cut {
-				return s[:i], s[i+len(sep):]
+				return i, i + len(sep)
 			}
 		}
 	}
-	return s[:cut], s[cut:]
+	return cut, cut
+}
+
+// keyboard builds the inline keyboard of an interactive message: one button per row for an
+// input_select option, a row of five ratings for input_csat. It returns nil for other kinds.
+func keyboard(m bridge.Outbound) *models.InlineKeyboardMarkup {
+	var rows [][]models.InlineKeyboardButton
+	switch m.ContentType {
+	case "input_select":
+		for i, it := range m.Items {
+			title := strings.TrimSpace(it.Title)
+			if title == "" {
+				title = it.Value
+			}
+			if title == "" {
+				continue
+			}
+			data := cbValue + it.Value
+			if it.Value == "" || len(data) > maxCallbackData {
+				data = cbIndex + strconv.Itoa(i)
+			}
+			rows = append(rows, []models.InlineKeyboardButton{{Text: title, CallbackData: data}})
+		}
+	case "input_csat":
+		var row []models.InlineKeyboardButton
+		for i, face := range csatFaces {
+			n := strconv.Itoa(i + 1)
+			row = append(row, models.InlineKeyboardButton{Text: face + " " + n, CallbackData: cbCSAT + n})
+		}
+		rows = append(rows, row)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	return &models.InlineKeyboardMarkup{InlineKeyboard: rows}
+}
+
+// csatFaces are the rating buttons, worst to best, as OneChat's own survey shows them.
+var csatFaces = []string{"😞", "😑", "😐", "😀", "😍"}
+
+// defaultCSATText asks for the rating when the agent's survey message has no text of its own.
+const defaultCSATText = "Please rate this conversation"
+
+// outboundMarkdown is the Markdown to send for m: its text, plus the cards or articles of an
+// interactive message written out as text with links, since Telegram has no cards.
+func outboundMarkdown(m bridge.Outbound) string {
+	text := m.Text
+	if m.ContentType == "input_csat" && strings.TrimSpace(text) == "" {
+		text = defaultCSATText
+	}
+	var blocks []string
+	if strings.TrimSpace(text) != "" {
+		blocks = append(blocks, text)
+	}
+	switch m.ContentType {
+	case "cards", "article":
+		for _, it := range m.Items {
+			var lines []string
+			title := escapeMarkdown(strings.TrimSpace(it.Title))
+			switch {
+			case title != "" && safeURL(it.Link):
+				lines = append(lines, "**["+title+"]("+it.Link+")**")
+			case title != "":
+				lines = append(lines, "**"+title+"**")
+			}
+			if d := strings.TrimSpace(it.Description); d != "" {
+				lines = append(lines, escapeMarkdown(d))
+			}
+			if title == "" && safeURL(it.Link) {
+				lines = append(lines, it.Link)
+			}
+			if safeURL(it.MediaURL) {
+				lines = append(lines, "[Image]("+it.MediaURL+")")
+			}
+			if len(lines) > 0 {
+				blocks = append(blocks, strings.Join(lines, "\n"))
+			}
+		}
+	}
+	return strings.Join(blocks, "\n\n")
 }

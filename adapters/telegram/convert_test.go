@@ -84,8 +84,8 @@ func TestToInbound(t *testing.T) {
 		},
 		{
 			name:   "bot command passes through as text",
-			update: models.Update{ID: 1, Message: msg(func(m *models.Message) { m.Text = "/start" })},
-			want:   with(func(in *bridge.Inbound) { in.Text = "/start" }),
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) { m.Text = "/help" })},
+			want:   with(func(in *bridge.Inbound) { in.Text = "/help" }),
 		},
 		{
 			name: "group skipped",
@@ -107,27 +107,225 @@ func TestToInbound(t *testing.T) {
 			wantSkip: skipNotPrivate,
 		},
 		{
-			name: "photo without caption is not text",
+			name: "photo: the largest size, caption as text",
 			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
-				m.Text, m.Photo = "", []models.PhotoSize{{FileID: "f"}}
+				m.Text, m.Caption = "", "look"
+				m.Photo = []models.PhotoSize{{FileID: "small", FileSize: 10}, {FileID: "big", FileSize: 9000}}
 			})},
-			wantSkip: skipNotText,
+			want: with(func(in *bridge.Inbound) {
+				in.Text = "look"
+				in.Attachments = []bridge.Attachment{{Kind: bridge.KindImage, Name: "photo_7.jpg", MIME: "image/jpeg", Size: 9000, Ref: "big"}}
+			}),
 		},
 		{
-			name:     "edited message",
-			update:   models.Update{ID: 1, EditedMessage: msg(nil)},
-			wantSkip: skipEdited,
+			name: "document keeps its name and type",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text = ""
+				m.Document = &models.Document{FileID: "d", FileName: "invoice.pdf", MimeType: "application/pdf", FileSize: 1234}
+			})},
+			want: with(func(in *bridge.Inbound) {
+				in.Text = ""
+				in.Attachments = []bridge.Attachment{{Kind: bridge.KindFile, Name: "invoice.pdf", MIME: "application/pdf", Size: 1234, Ref: "d"}}
+			}),
 		},
 		{
-			name:     "callback query",
-			update:   models.Update{ID: 1, CallbackQuery: &models.CallbackQuery{ID: "q", From: *alice, Data: "x"}},
+			name: "file above the download limit becomes a note",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text = ""
+				m.Video = &models.Video{FileID: "v", FileName: "holiday.mp4", MimeType: "video/mp4", FileSize: 31 << 20}
+			})},
+			want: with(func(in *bridge.Inbound) {
+				in.Text = ""
+				in.Notes = []string{"📎 holiday.mp4 (31.0 MB) is larger than the 20.0 MB a bot may download from Telegram; ask the user to send it another way"}
+			}),
+		},
+		{
+			name: "voice note",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text, m.Voice = "", &models.Voice{FileID: "vo", MimeType: "audio/ogg", FileSize: 5}
+			})},
+			want: with(func(in *bridge.Inbound) {
+				in.Text = ""
+				in.Attachments = []bridge.Attachment{{Kind: bridge.KindVoice, Name: "voice_7.ogg", MIME: "audio/ogg", Size: 5, Ref: "vo"}}
+			}),
+		},
+		{
+			name: "audio without a file name is named after the track",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text, m.Audio = "", &models.Audio{FileID: "au", Performer: "Band", Title: "Song"}
+			})},
+			want: with(func(in *bridge.Inbound) {
+				in.Text = ""
+				in.Attachments = []bridge.Attachment{{Kind: bridge.KindAudio, Name: "Band - Song.mp3", MIME: "audio/mpeg", Ref: "au"}}
+			}),
+		},
+		{
+			name: "video note",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text, m.VideoNote = "", &models.VideoNote{FileID: "vn", FileSize: 100}
+			})},
+			want: with(func(in *bridge.Inbound) {
+				in.Text = ""
+				in.Attachments = []bridge.Attachment{{Kind: bridge.KindVideo, Name: "video_note_7.mp4", MIME: "video/mp4", Size: 100, Ref: "vn"}}
+			}),
+		},
+		{
+			name: "animation wins over the document Telegram also sends",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text = ""
+				m.Animation = &models.Animation{FileID: "an", FileName: "cat.mp4", MimeType: "video/mp4"}
+				m.Document = &models.Document{FileID: "an", FileName: "cat.mp4", MimeType: "video/mp4"}
+			})},
+			want: with(func(in *bridge.Inbound) {
+				in.Text = ""
+				in.Attachments = []bridge.Attachment{{Kind: bridge.KindAnimation, Name: "cat.mp4", MIME: "video/mp4", Ref: "an"}}
+			}),
+		},
+		{
+			name: "static sticker as an image, not a thumbnail",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text = ""
+				m.Sticker = &models.Sticker{FileID: "st", Emoji: "😀", FileSize: 300, Thumbnail: &models.PhotoSize{FileID: "thumb"}}
+			})},
+			want: with(func(in *bridge.Inbound) {
+				in.Text = ""
+				in.Attachments = []bridge.Attachment{{Kind: bridge.KindSticker, Name: "sticker_7.webp", MIME: "image/webp", Size: 300, Ref: "st"}}
+			}),
+		},
+		{
+			name: "animated sticker as a file plus its emoji",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text = ""
+				m.Sticker = &models.Sticker{FileID: "at", Emoji: "🎉", IsAnimated: true}
+			})},
+			want: with(func(in *bridge.Inbound) {
+				in.Text = "Animated sticker 🎉"
+				in.Attachments = []bridge.Attachment{{Kind: bridge.KindFile, Name: "sticker_7.tgs", MIME: "application/x-tgsticker", Ref: "at"}}
+			}),
+		},
+		{
+			name: "video sticker as a file plus its emoji",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text = ""
+				m.Sticker = &models.Sticker{FileID: "vs", Emoji: "🔥", IsVideo: true}
+			})},
+			want: with(func(in *bridge.Inbound) {
+				in.Text = "Video sticker 🔥"
+				in.Attachments = []bridge.Attachment{{Kind: bridge.KindFile, Name: "sticker_7.webm", MIME: "video/webm", Ref: "vs"}}
+			}),
+		},
+		{
+			name: "location with a map link",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text, m.Location = "", &models.Location{Latitude: 52.52, Longitude: 13.405}
+			})},
+			want: with(func(in *bridge.Inbound) { in.Text = "📍 Location: https://maps.google.com/?q=52.520000,13.405000" }),
+		},
+		{
+			name: "venue with title, address and map link",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text = ""
+				m.Location = &models.Location{Latitude: 1, Longitude: 2}
+				m.Venue = &models.Venue{Location: models.Location{Latitude: 1, Longitude: 2}, Title: "Cafe *Central*", Address: "Main St 1"}
+			})},
+			want: with(func(in *bridge.Inbound) {
+				in.Text = "📍 **Cafe \\*Central\\***\nMain St 1\nhttps://maps.google.com/?q=1.000000,2.000000"
+			}),
+		},
+		{
+			name: "shared contact",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text, m.Contact = "", &models.Contact{PhoneNumber: "+4912345", FirstName: "Carol", LastName: "King", UserID: 99}
+			})},
+			want: with(func(in *bridge.Inbound) { in.Text = "👤 Contact: Carol King, +4912345 (Telegram user 99)" }),
+		},
+		{
+			name: "forwarded from a user",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.ForwardOrigin = &models.MessageOrigin{Type: models.MessageOriginTypeUser,
+					MessageOriginUser: &models.MessageOriginUser{SenderUser: models.User{ID: 5, FirstName: "Dan", Username: "dan_1"}}}
+			})},
+			want: with(func(in *bridge.Inbound) { in.Text = "_Forwarded from Dan (@dan\\_1)_\n\nhello" }),
+		},
+		{
+			name: "forwarded from a channel",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.ForwardOrigin = &models.MessageOrigin{Type: models.MessageOriginTypeChannel,
+					MessageOriginChannel: &models.MessageOriginChannel{Chat: models.Chat{ID: -100, Title: "News", Type: models.ChatTypeChannel}}}
+			})},
+			want: with(func(in *bridge.Inbound) { in.Text = "_Forwarded from News_\n\nhello" }),
+		},
+		{
+			name: "reply to a photo quotes what it was",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.ReplyToMessage = &models.Message{ID: 3, Chat: private, Photo: []models.PhotoSize{{FileID: "p"}}}
+			})},
+			want: with(func(in *bridge.Inbound) { in.ReplyTo, in.ReplyToText = "3", "[photo]" }),
+		},
+		{
+			name: "a partial quote wins over the whole replied message",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.ReplyToMessage = &models.Message{ID: 3, Chat: private, Text: "one two three"}
+				m.Quote = &models.TextQuote{Text: "two"}
+			})},
+			want: with(func(in *bridge.Inbound) { in.ReplyTo, in.ReplyToText = "3", "two" }),
+		},
+		{
+			name: "entities become Markdown",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text = "bold link code"
+				m.Entities = []models.MessageEntity{
+					{Type: models.MessageEntityTypeBold, Offset: 0, Length: 4},
+					{Type: models.MessageEntityTypeTextLink, Offset: 5, Length: 4, URL: "https://example.com"},
+					{Type: models.MessageEntityTypeCode, Offset: 10, Length: 4},
+				}
+			})},
+			want: with(func(in *bridge.Inbound) { in.Text = "**bold** [link](https://example.com) `code`" }),
+		},
+		{
+			name: "edit: its own message id, the original in EditOf",
+			update: models.Update{ID: 1, EditedMessage: msg(func(m *models.Message) {
+				m.Text, m.EditDate = "hello again", 1_700_000_100
+			})},
+			want: with(func(in *bridge.Inbound) {
+				in.Text, in.EditOf, in.MessageID = "hello again", "7", "7.edit.1700000100"
+				in.SentAt = time.Unix(1_700_000_100, 0).UTC()
+			}),
+		},
+		{
+			name:     "start is not a message",
+			update:   models.Update{ID: 1, Message: msg(func(m *models.Message) { m.Text = "/start" })},
+			wantSkip: skipStart,
+		},
+		{
+			name:     "start with a deep-link payload is not a message either",
+			update:   models.Update{ID: 1, Message: msg(func(m *models.Message) { m.Text = "/start promo42" })},
+			wantSkip: skipStart,
+		},
+		{
+			name:     "service message skipped",
+			update:   models.Update{ID: 1, Message: msg(func(m *models.Message) { m.Text = ""; m.NewChatTitle = "x" })},
+			wantSkip: skipEmpty,
+		},
+		{
+			name: "poll becomes a note",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) {
+				m.Text, m.Poll = "", &models.Poll{Question: "Pizza?"}
+			})},
+			want: with(func(in *bridge.Inbound) {
+				in.Text, in.Notes = "", []string{"The user sent a poll (“Pizza?”), which the bridge cannot show"}
+			}),
+		},
+		{
+			name:     "callback query with foreign data",
+			update:   models.Update{ID: 1, CallbackQuery: &models.CallbackQuery{ID: "q", From: *alice, Data: "x", Message: models.MaybeInaccessibleMessage{Message: msg(nil)}}},
 			wantSkip: skipCallback,
 		},
 		{name: "unknown kind", update: models.Update{ID: 1}, wantSkip: skipUnknown},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, skip := toInbound(&tc.update)
+			got, skip := converter{maxDownload: CloudDownloadLimit}.toInbound(&tc.update)
 			if skip != tc.wantSkip {
 				t.Fatalf("skip = %v, want %v", skip, tc.wantSkip)
 			}

@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-telegram/bot/models"
@@ -35,16 +39,42 @@ type getUpdatesParams struct {
 	AllowedUpdates []string `json:"allowed_updates"`
 }
 
-// Run long-polls getUpdates until ctx is cancelled. Each batch goes to in.Deliver together with
-// the cursor that moves past it, even when no update in it is for the core, and only after
-// Deliver succeeded does Run poll with the new offset, which is what confirms the batch to
-// Telegram. A failing Deliver is retried with backoff until it succeeds; nothing is skipped.
+// Run receives updates until ctx is cancelled: by long polling (the default) or, in webhook
+// mode, on the adapter's own HTTP server. It also runs the loop that keeps typing indicators
+// alive. It returns only after everything it started has stopped: nil when ctx was cancelled,
+// an error when Telegram rejects the token or the webhook cannot listen.
+func (a *Adapter) Run(ctx context.Context, in bridge.Inbox) error {
+	var wg sync.WaitGroup
+	typingCtx, stopTyping := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.runTyping(typingCtx)
+	}()
+	defer func() {
+		stopTyping()
+		wg.Wait()
+	}()
+	if a.mode == ModeWebhook {
+		return a.runWebhook(ctx, in)
+	}
+	return a.poll(ctx, in)
+}
+
+// poll long-polls getUpdates until ctx is cancelled. Each batch goes to in.Deliver together
+// with the cursor that moves past it, even when no update in it is for the core, and only
+// after Deliver succeeded does poll ask with the new offset, which is what confirms the batch
+// to Telegram. A failing Deliver is retried with backoff until it succeeds; nothing is skipped.
+//
+// Albums arrive as one update per file. When a batch holds one, the updates before it are
+// delivered, then poll waits the album window and asks again without confirming the album:
+// once a poll shows no new part of it, the album goes to the core as one message. So an album
+// is never confirmed before it is stored, and a restart meanwhile just collects it again.
 //
 // Poll failures back off exponentially with jitter; a 429 waits retry_after; a 409 (another
-// poller or a webhook on this token) is logged and backed off. Run returns an error only when
-// Telegram rejects the token (401) or does not know the bot (404), which no retry can fix.
-// It returns nil when ctx is cancelled; it starts no goroutines of its own.
-func (a *Adapter) Run(ctx context.Context, in bridge.Inbox) error {
+// poller or a webhook on this token) is logged and backed off. poll returns an error only
+// when Telegram rejects the token (401) or does not know the bot (404), which no retry can fix.
+func (a *Adapter) poll(ctx context.Context, in bridge.Inbox) error {
 	offset, err := a.loadOffset(ctx, in)
 	if err != nil {
 		return nil // ctx cancelled
@@ -53,13 +83,22 @@ func (a *Adapter) Run(ctx context.Context, in bridge.Inbox) error {
 		zap.Duration("poll_timeout", a.pollTimeout))
 	loggedChats := make(map[int64]struct{})
 	failures := 0
+	var settling map[string][]int64 // album parts seen by the previous poll, after a window
+	timeout := a.pollTimeout
 	for {
-		raw, err := a.getUpdates(ctx, offset)
+		raw, err := a.getUpdates(ctx, offset, timeout)
 		if ctx.Err() != nil {
 			return nil
 		}
+		if err != nil && isWebhookConflict(err) && failures == 0 {
+			// Switching back from webhook mode: the webhook is still set.
+			failures++
+			a.dropWebhook(ctx)
+			continue
+		}
 		if err != nil {
 			d, fatal := a.pollFailure(err, failures)
+			a.health.set(fmt.Errorf("telegram: getUpdates failing: %w", err))
 			if fatal != nil {
 				return fatal
 			}
@@ -70,10 +109,12 @@ func (a *Adapter) Run(ctx context.Context, in bridge.Inbox) error {
 			continue
 		}
 		failures = 0
+		a.health.set(nil)
 		if len(raw) == 0 {
+			settling, timeout = nil, a.pollTimeout
 			continue
 		}
-		msgs, next := a.convertBatch(raw, offset, loggedChats)
+		batch, next := a.decodeBatch(raw, offset)
 		if next == offset {
 			// Not one update_id in a non-empty batch: polling again would return the same.
 			a.log.Error("telegram getUpdates returned updates without update_id",
@@ -84,11 +125,55 @@ func (a *Adapter) Run(ctx context.Context, in bridge.Inbox) error {
 			failures++
 			continue
 		}
-		if err := a.deliver(ctx, in, bridge.Cursor{Name: OffsetCursor, Position: next}, msgs); err != nil {
-			return nil // ctx cancelled; the batch is polled again after a restart
+		groups := albumParts(batch)
+		cut := len(batch)
+		for i, d := range batch {
+			if g := albumOf(d.update); g != "" && !slices.Equal(groups[g], settling[g]) {
+				cut = i
+				break
+			}
 		}
-		offset = next
+		if cut > 0 || len(batch) == 0 {
+			cur := next
+			if cut < len(batch) {
+				cur = batch[cut].id
+			}
+			msgs, follow := a.convertBatch(batch[:cut], loggedChats)
+			if err := a.deliver(ctx, in, bridge.Cursor{Name: OffsetCursor, Position: cur}, msgs); err != nil {
+				return nil // ctx cancelled; the batch is polled again after a restart
+			}
+			a.followUp(ctx, follow)
+			offset = cur
+		}
+		if cut == len(batch) {
+			settling, timeout = nil, a.pollTimeout
+			continue
+		}
+		// An album is still arriving: wait for its other parts, then look again at once.
+		settling, timeout = groups, 0
+		if a.wait(ctx, a.albumWindow) != nil {
+			return nil
+		}
 	}
+}
+
+// isWebhookConflict reports whether getUpdates failed because a webhook is set.
+func isWebhookConflict(err error) bool {
+	var apiErr *APIError
+	return errors.As(err, &apiErr) && apiErr.Code == http.StatusConflict && strings.Contains(apiErr.Description, "webhook")
+}
+
+// dropWebhook removes a webhook left from webhook mode, since getUpdates fails while one is
+// set. Pending updates are kept: the poller receives them next. A failure is only logged:
+// getUpdates then reports the conflict again, with backoff.
+func (a *Adapter) dropWebhook(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := a.call(ctx, "deleteWebhook", map[string]bool{"drop_pending_updates": false}, nil); err != nil {
+		a.log.Warn("telegram deleteWebhook failed; polling cannot start while the webhook is set", zap.Error(err))
+		return
+	}
+	a.log.Info("removed the telegram webhook to switch to polling")
 }
 
 // loadOffset reads the stored offset, retrying while the store fails. It only fails when ctx
@@ -113,13 +198,13 @@ func (a *Adapter) loadOffset(ctx context.Context, in bridge.Inbox) (int64, error
 
 // getUpdates long-polls once and returns the updates undecoded, so that one update the models
 // cannot decode does not block the whole batch forever.
-func (a *Adapter) getUpdates(ctx context.Context, offset int64) ([]json.RawMessage, error) {
-	ctx, cancel := context.WithTimeout(ctx, a.pollTimeout+httpSlack)
+func (a *Adapter) getUpdates(ctx context.Context, offset int64, timeout time.Duration) ([]json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout+httpSlack)
 	defer cancel()
 	p := getUpdatesParams{
 		Offset:         offset,
 		Limit:          pollLimit,
-		Timeout:        int(a.pollTimeout.Seconds()),
+		Timeout:        int(timeout.Seconds()),
 		AllowedUpdates: allowedUpdates,
 	}
 	var raw []json.RawMessage
@@ -163,13 +248,17 @@ func (a *Adapter) pollFailure(err error, failures int) (wait time.Duration, fata
 	}
 }
 
-// convertBatch converts a batch of updates and returns the messages for the core together with
-// the offset that confirms the whole batch: the highest update id plus one, and never less
-// than offset, so the cursor only moves forward. Skipped updates are logged here, because
-// conversion itself is pure.
-func (a *Adapter) convertBatch(raw []json.RawMessage, offset int64, loggedChats map[int64]struct{}) ([]bridge.Inbound, int64) {
+// decoded is one update of a batch; update is nil when it could not be decoded.
+type decoded struct {
+	id     int64
+	update *models.Update
+}
+
+// decodeBatch decodes a batch and returns the offset that confirms all of it: the highest
+// update id plus one, and never less than offset, so the cursor only moves forward.
+func (a *Adapter) decodeBatch(raw []json.RawMessage, offset int64) ([]decoded, int64) {
 	next := offset
-	var msgs []bridge.Inbound
+	var out []decoded
 	for _, r := range raw {
 		var head struct {
 			ID *int64 `json:"update_id"`
@@ -178,18 +267,79 @@ func (a *Adapter) convertBatch(raw []json.RawMessage, offset int64, loggedChats 
 			continue
 		}
 		next = max(next, *head.ID+1)
-		log := a.log.With(zap.Int64("update_id", *head.ID))
+		d := decoded{id: *head.ID}
 		var u models.Update
 		if err := json.Unmarshal(r, &u); err != nil {
-			log.Warn("skipping telegram update that cannot be decoded", zap.Error(err))
+			a.log.Warn("skipping telegram update that cannot be decoded", zap.Int64("update_id", d.id), zap.Error(err))
+		} else {
+			d.update = &u
+		}
+		out = append(out, d)
+	}
+	return out, next
+}
+
+// albumOf is the media group of a private message, or "".
+func albumOf(u *models.Update) string {
+	if u == nil || u.Message == nil || u.Message.Chat.Type != models.ChatTypePrivate {
+		return ""
+	}
+	return u.Message.MediaGroupID
+}
+
+// albumParts lists the update ids of each album in the batch.
+func albumParts(batch []decoded) map[string][]int64 {
+	groups := map[string][]int64{}
+	for _, d := range batch {
+		if g := albumOf(d.update); g != "" {
+			groups[g] = append(groups[g], d.id)
+		}
+	}
+	return groups
+}
+
+// followUp is what the adapter does after a batch is stored: greet a user who sent /start,
+// answer a button press.
+type followUp struct {
+	greetChat int64
+	callback  *models.CallbackQuery
+	choice    *bridge.Choice
+}
+
+// convertBatch converts decoded updates to the messages for the core, merging the parts of an
+// album into its first message, and collects the follow-ups. Skipped updates are logged here,
+// because conversion itself is pure.
+func (a *Adapter) convertBatch(batch []decoded, loggedChats map[int64]struct{}) ([]bridge.Inbound, []followUp) {
+	var (
+		msgs   []bridge.Inbound
+		follow []followUp
+	)
+	albums := map[string]int{}
+	for _, d := range batch {
+		if d.update == nil {
 			continue
 		}
-		in, skip := toInbound(&u)
+		u := d.update
+		log := a.log.With(zap.Int64("update_id", d.id))
+		in, skip := a.conv.toInbound(u)
+		if u.CallbackQuery != nil {
+			follow = append(follow, followUp{callback: u.CallbackQuery, choice: in.Choice})
+		}
 		switch skip {
 		case skipNone:
+			if g := albumOf(u); g != "" {
+				if i, ok := albums[g]; ok {
+					mergeAlbum(&msgs[i], in)
+					continue
+				}
+				albums[g] = len(msgs)
+			}
 			msgs = append(msgs, in)
+		case skipStart:
+			log.Debug("telegram user started the bot", zap.Int64("chat_id", u.Message.Chat.ID))
+			follow = append(follow, followUp{greetChat: u.Message.Chat.ID})
 		case skipNotPrivate:
-			chat := updateChat(&u)
+			chat := updateChat(u)
 			if chat == nil {
 				log.Debug("skipping telegram update", zap.Stringer("reason", skip))
 				break
@@ -207,7 +357,58 @@ func (a *Adapter) convertBatch(raw []json.RawMessage, offset int64, loggedChats 
 			log.Debug("skipping telegram update", zap.Stringer("reason", skip))
 		}
 	}
-	return msgs, next
+	return msgs, follow
+}
+
+// mergeAlbum adds a later part of an album to the message of its first part.
+func mergeAlbum(first *bridge.Inbound, part bridge.Inbound) {
+	first.Attachments = append(first.Attachments, part.Attachments...)
+	first.Notes = append(first.Notes, part.Notes...)
+	if part.Text != "" && part.Text != first.Text {
+		if first.Text != "" {
+			first.Text += "\n\n"
+		}
+		first.Text += part.Text
+	}
+}
+
+// followUp performs what a stored batch asks for. Failures are logged: the updates are stored
+// and the user can press again or write.
+func (a *Adapter) followUp(ctx context.Context, fs []followUp) {
+	for _, f := range fs {
+		switch {
+		case f.greetChat != 0 && a.greeting != "":
+			msg := bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: strconv.FormatInt(f.greetChat, 10)}, Text: a.greeting}
+			if _, err := a.Send(ctx, msg); err != nil && ctx.Err() == nil {
+				a.log.Warn("sending the telegram greeting failed", zap.Int64("chat_id", f.greetChat), zap.Error(err))
+			}
+		case f.callback != nil:
+			a.answerCallback(ctx, f.callback, f.choice)
+		}
+	}
+}
+
+// answerCallback stops the button's loading animation, which Telegram keeps spinning until
+// the bot answers, and removes the keyboard once a choice is stored, so it is not sent twice.
+func (a *Adapter) answerCallback(ctx context.Context, q *models.CallbackQuery, choice *bridge.Choice) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	p := map[string]any{"callback_query_id": q.ID}
+	if choice != nil {
+		p["text"] = "✓ " + choice.Title
+	}
+	if err := a.call(ctx, "answerCallbackQuery", p, nil); err != nil && ctx.Err() == nil {
+		a.log.Warn("telegram answerCallbackQuery failed", zap.Error(err))
+	}
+	if choice == nil || q.Message.Message == nil {
+		return
+	}
+	m := q.Message.Message
+	rm := map[string]any{"chat_id": m.Chat.ID, "message_id": m.ID,
+		"reply_markup": map[string]any{"inline_keyboard": [][]any{}}}
+	if err := a.call(ctx, "editMessageReplyMarkup", rm, nil); err != nil && ctx.Err() == nil {
+		a.log.Debug("removing the telegram keyboard failed", zap.Error(err))
+	}
 }
 
 // updateChat is the chat an update happened in, if it has one.

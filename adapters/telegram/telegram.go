@@ -1,10 +1,16 @@
 // Package telegram connects Telegram private chats to the bridge through the Bot API.
 //
-// Inbound, Run is a durable long poller: it hands every batch of updates to the core and only
-// then asks Telegram for the next one, which is what confirms the batch, so a crash replays
-// updates instead of losing them. Outbound, Send posts plain text, split at Telegram's length
-// limit, and classifies failures with the bridge's error classes. The bot token is a secret:
-// it never appears in a log line or an error string.
+// Inbound, Run either long-polls (the default: no public URL needed) or serves a webhook. In
+// both modes an update is stored through the core before Telegram learns it was received: the
+// poller asks for the next batch only after Deliver returned, the webhook answers 200 only
+// then, so a crash replays updates instead of losing them. Every kind of private message
+// becomes a bridge.Inbound (files by reference, streamed later through OpenAttachment), albums
+// become one message, edits and button presses too.
+//
+// Outbound, Send converts OneChat Markdown to Telegram HTML, splits it at Telegram's limits,
+// uploads files (never URLs for Telegram to fetch), adds inline keyboards for input_select and
+// CSAT, paces itself to Telegram's rate limits and classifies failures with the bridge's error
+// classes. The bot token is a secret: it never appears in a log line or an error string.
 package telegram
 
 import (
@@ -14,7 +20,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +44,22 @@ const httpSlack = 15 * time.Second
 // and the HTTP client no timeout.
 const callTimeout = 60 * time.Second
 
+// Receive modes.
+const (
+	ModePolling = "polling"
+	ModeWebhook = "webhook"
+)
+
+// Defaults for the optional settings.
+const (
+	DefaultAlbumWindow   = time.Second
+	DefaultWebhookListen = ":8443"
+	// cloudUploadLimit is the largest file a bot may upload to the cloud Bot API.
+	cloudUploadLimit = 50 << 20
+	// localUploadLimit is the largest file a self-hosted Bot API server accepts.
+	localUploadLimit = 2000 << 20
+)
+
 // Config configures the Telegram adapter.
 type Config struct {
 	// Token is the bot token from @BotFather. It is a secret: it never appears in logs or errors.
@@ -53,6 +74,35 @@ type Config struct {
 	// Timeout = PollTimeout + 15s. A client given here must allow a request to last longer
 	// than PollTimeout.
 	HTTPClient *http.Client
+
+	// Mode is ModePolling (the default) or ModeWebhook.
+	Mode string
+	// WebhookURL is the public HTTPS URL Telegram posts updates to (webhook mode). Its path is
+	// the path the adapter's own server answers on.
+	WebhookURL string
+	// WebhookSecret is sent by Telegram in X-Telegram-Bot-Api-Secret-Token with every update;
+	// requests without it are refused. 1-256 characters of A-Z, a-z, 0-9, _ and -.
+	WebhookSecret string
+	// WebhookListen is the address the webhook server listens on: DefaultWebhookListen when
+	// empty. A reverse proxy terminates TLS in front of it.
+	WebhookListen string
+
+	// Greeting is sent (as Markdown) when a user starts the bot with /start; empty sends
+	// nothing. /start itself never becomes a OneChat message.
+	Greeting string
+	// AlbumWindow is how long to wait for more parts of an album (a media group) before it
+	// becomes one message: DefaultAlbumWindow when zero.
+	AlbumWindow time.Duration
+	// MaxDownloadSize is the largest file the Bot API server lets the bot download. Zero means
+	// 20 MB for the cloud API and no limit for a self-hosted server (APIURL set); larger files
+	// reach the agent as a note naming the file and its size.
+	MaxDownloadSize int64
+	// MaxUploadSize is the largest file the bot may send: zero means 50 MB for the cloud API
+	// and 2000 MB for a self-hosted server.
+	MaxUploadSize int64
+	// PerChatInterval and GlobalInterval pace sends before Telegram has to: at most one message
+	// per PerChatInterval to one chat (1s when zero) and one per GlobalInterval in all (1/30 s).
+	PerChatInterval, GlobalInterval time.Duration
 }
 
 // String describes cfg with the token redacted, so that logging a Config by accident does not
@@ -62,29 +112,58 @@ func (cfg Config) String() string {
 	if cfg.Token != "" {
 		token = redacted
 	}
-	return fmt.Sprintf("telegram.Config{Token:%s APIURL:%s PollTimeout:%s}", token, cfg.APIURL, cfg.PollTimeout)
+	secret := ""
+	if cfg.WebhookSecret != "" {
+		secret = redacted
+	}
+	return fmt.Sprintf("telegram.Config{Token:%s APIURL:%s PollTimeout:%s Mode:%s WebhookURL:%s WebhookSecret:%s WebhookListen:%s}",
+		token, cfg.APIURL, cfg.PollTimeout, cfg.Mode, cfg.WebhookURL, secret, cfg.WebhookListen)
 }
 
 // GoString is String, for %#v.
 func (cfg Config) GoString() string { return cfg.String() }
 
-// Adapter is the Telegram side of the bridge. It implements bridge.Adapter. Send and GetMe may
+// Adapter is the Telegram side of the bridge. It implements bridge.Adapter and the optional
+// AttachmentOpener, Editor, Deleter, Typer and HealthReporter. Send and the other methods may
 // be called concurrently with each other and with Run.
 type Adapter struct {
 	token       string
 	endpoint    string // APIURL + "/bot" + token + "/": contains the secret
+	fileBase    string // APIURL + "/file/bot" + token + "/": contains the secret
 	pollTimeout time.Duration
 	client      *http.Client
 	log         *zap.Logger
+
+	mode          string
+	webhookURL    string
+	webhookSecret string
+	webhookListen string
+	greeting      string
+	albumWindow   time.Duration
+	conv          converter
+	maxUpload     int64
 
 	// backoff paces retries after failed polls and deliveries.
 	backoff backoff
 	// wait sleeps for d or until ctx is done. Tests replace it to observe waits without
 	// spending them.
 	wait func(ctx context.Context, d time.Duration) error
+	// pacer spaces sends to stay under Telegram's limits; its sleep is replaceable too.
+	pacer *pacer
+	// typing keeps typing indicators alive; its loop runs inside Run.
+	typing *typingState
+	// health is what Health reports.
+	health healthState
 }
 
-var _ bridge.Adapter = (*Adapter)(nil)
+var (
+	_ bridge.Adapter          = (*Adapter)(nil)
+	_ bridge.AttachmentOpener = (*Adapter)(nil)
+	_ bridge.Editor           = (*Adapter)(nil)
+	_ bridge.Deleter          = (*Adapter)(nil)
+	_ bridge.Typer            = (*Adapter)(nil)
+	_ bridge.HealthReporter   = (*Adapter)(nil)
+)
 
 // New checks cfg and returns an adapter. It does not contact Telegram, so the bridge starts even
 // when Telegram is unreachable; call GetMe to check the token.
@@ -124,15 +203,68 @@ func New(cfg Config, logger *zap.Logger) (*Adapter, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Adapter{
+	a := &Adapter{
 		token:       cfg.Token,
 		endpoint:    strings.TrimRight(apiURL, "/") + "/bot" + cfg.Token + "/",
+		fileBase:    strings.TrimRight(apiURL, "/") + "/file/bot" + cfg.Token + "/",
 		pollTimeout: pollTimeout,
 		client:      client,
 		log:         logger,
+		greeting:    cfg.Greeting,
+		albumWindow: cfg.AlbumWindow,
 		backoff:     backoff{base: 500 * time.Millisecond, max: 30 * time.Second},
 		wait:        sleepCtx,
-	}, nil
+	}
+	if a.albumWindow <= 0 {
+		a.albumWindow = DefaultAlbumWindow
+	}
+	cloud := strings.TrimRight(apiURL, "/") == DefaultAPIURL
+	switch {
+	case cfg.MaxDownloadSize > 0:
+		a.conv.maxDownload = cfg.MaxDownloadSize
+	case cfg.MaxDownloadSize == 0 && cloud:
+		a.conv.maxDownload = CloudDownloadLimit
+	}
+	a.maxUpload = cfg.MaxUploadSize
+	if a.maxUpload <= 0 {
+		a.maxUpload = localUploadLimit
+		if cloud {
+			a.maxUpload = cloudUploadLimit
+		}
+	}
+	switch cfg.Mode {
+	case "", ModePolling:
+		a.mode = ModePolling
+	case ModeWebhook:
+		a.mode = ModeWebhook
+		wu, err := url.Parse(cfg.WebhookURL)
+		if err != nil || wu.Scheme != "https" || wu.Host == "" {
+			return nil, errors.New("telegram: webhook URL must be an absolute https URL (Telegram posts only to HTTPS)")
+		}
+		if cfg.WebhookSecret == "" || len(cfg.WebhookSecret) > 256 || strings.IndexFunc(cfg.WebhookSecret, func(r rune) bool {
+			return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || r == '-')
+		}) >= 0 {
+			return nil, errors.New("telegram: webhook secret must be 1-256 characters of A-Z, a-z, 0-9, '_' and '-'")
+		}
+		a.webhookURL, a.webhookSecret = cfg.WebhookURL, cfg.WebhookSecret
+		a.webhookListen = cfg.WebhookListen
+		if a.webhookListen == "" {
+			a.webhookListen = DefaultWebhookListen
+		}
+	default:
+		return nil, fmt.Errorf("telegram: mode must be %s or %s, got %q", ModePolling, ModeWebhook, cfg.Mode)
+	}
+	perChat, global := cfg.PerChatInterval, cfg.GlobalInterval
+	if perChat <= 0 {
+		perChat = time.Second
+	}
+	if global <= 0 {
+		global = time.Second / 30
+	}
+	a.pacer = newPacer(perChat, global)
+	a.typing = newTypingState()
+	a.health.set(errors.New("telegram: not started"))
+	return a, nil
 }
 
 // Platform returns bridge.Telegram.
@@ -148,110 +280,6 @@ func (a *Adapter) GetMe(ctx context.Context) (username string, err error) {
 		return "", err
 	}
 	return me.Username, nil
-}
-
-// sendMessageParams is the part of sendMessage the adapter uses. No parse_mode: the skeleton
-// sends plain text, so nothing needs escaping.
-type sendMessageParams struct {
-	ChatID          int64                   `json:"chat_id"`
-	Text            string                  `json:"text"`
-	ReplyParameters *models.ReplyParameters `json:"reply_parameters,omitempty"`
-}
-
-// maxContinuationAttempts bounds how often Send retries the second and later parts of a split
-// message itself (see Send).
-const maxContinuationAttempts = 5
-
-// Send delivers m.Text to the private chat m.Chat as plain text, split into parts of at most
-// 4096 UTF-16 code units, and returns the ids of the messages it created. The first part
-// replies to m.ReplyTo when it is set; if that message is gone the text is still sent.
-//
-// Failures are classified: 403 (blocked, deactivated) is bridge.Unreachable, 429 is
-// bridge.RateLimited with Telegram's retry_after, 400 is bridge.Permanent with Telegram's
-// description; anything else is returned as is and worth retrying.
-//
-// Once the first part is out, a retry of the whole message would duplicate it, so Send retries
-// later parts itself (waiting out 429s, backing off on transient errors, a few times at most).
-// If it still fails, it returns the ids sent so far together with the error.
-func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error) {
-	if m.Chat.Platform != bridge.Telegram {
-		return nil, bridge.Permanent(fmt.Sprintf("not a telegram chat: %s", m.Chat), nil)
-	}
-	chatID, err := strconv.ParseInt(m.Chat.ID, 10, 64)
-	if err != nil {
-		return nil, bridge.Permanent(fmt.Sprintf("invalid telegram chat id %q", m.Chat.ID), err)
-	}
-	parts := splitText(m.Text, maxMessageLen)
-	if len(m.Attachments) > 0 {
-		// Sending files is a later issue; until then the agent sees the message fail.
-		if len(parts) == 0 {
-			return nil, bridge.Permanent("the telegram adapter cannot send attachments yet", nil)
-		}
-		a.log.Warn("sending only the text of a message with attachments: the telegram adapter cannot send files yet",
-			zap.String("chat_id", m.Chat.ID), zap.Int64("onechat_message_id", m.MessageID),
-			zap.Int("attachments", len(m.Attachments)))
-	}
-	if len(parts) == 0 {
-		return nil, bridge.Permanent("message has no text", nil)
-	}
-	var reply *models.ReplyParameters
-	if m.ReplyTo != "" {
-		if id, err := strconv.Atoi(m.ReplyTo); err == nil && id > 0 {
-			reply = &models.ReplyParameters{MessageID: id, AllowSendingWithoutReply: true}
-		} else {
-			a.log.Warn("ignoring invalid telegram reply-to message id",
-				zap.String("chat_id", m.Chat.ID), zap.String("reply_to", m.ReplyTo))
-		}
-	}
-	log := a.log.With(zap.String("chat_id", m.Chat.ID), zap.Int64("onechat_message_id", m.MessageID))
-	ids := make([]string, 0, len(parts))
-	for i, part := range parts {
-		p := sendMessageParams{ChatID: chatID, Text: part}
-		if i == 0 {
-			p.ReplyParameters = reply
-		}
-		var msg models.Message
-		if i == 0 {
-			err = a.sendOnce(ctx, &p, &msg)
-		} else {
-			err = a.sendContinuation(ctx, log, &p, &msg)
-		}
-		if err != nil {
-			return ids, fmt.Errorf("send part %d of %d to telegram chat %s: %w", i+1, len(parts), m.Chat.ID, err)
-		}
-		ids = append(ids, strconv.Itoa(msg.ID))
-	}
-	if len(parts) > 1 {
-		log.Debug("sent split telegram message", zap.Int("parts", len(parts)))
-	}
-	return ids, nil
-}
-
-func (a *Adapter) sendOnce(ctx context.Context, p *sendMessageParams, msg *models.Message) error {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	return classify(a.call(ctx, "sendMessage", p, msg))
-}
-
-// sendContinuation sends a later part of a split message, retrying what is worth retrying.
-func (a *Adapter) sendContinuation(ctx context.Context, log *zap.Logger, p *sendMessageParams, msg *models.Message) error {
-	for attempt := 0; ; attempt++ {
-		err := a.sendOnce(ctx, p, msg)
-		var perm *bridge.PermanentError
-		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || attempt+1 >= maxContinuationAttempts {
-			return err
-		}
-		d := a.backoff.duration(attempt)
-		var limited *bridge.RateLimitedError
-		if errors.As(err, &limited) {
-			d = limited.RetryAfter
-		}
-		log.Warn("retrying part of split telegram message", zap.Error(err),
-			zap.Int("attempt", attempt+1), zap.Duration("sleep", d))
-		if err := a.wait(ctx, d); err != nil {
-			return err
-		}
-	}
 }
 
 // backoff is exponential backoff with jitter.

@@ -1,6 +1,7 @@
 package telegram
 
 import (
+	"reflect"
 	"context"
 	"errors"
 	"fmt"
@@ -167,6 +168,8 @@ type fixture struct {
 	a     *Adapter
 	logs  *observer.ObservedLogs
 	waits *waitRecorder
+	// paces records the pacer's waits, which are skipped as well.
+	paces *waitRecorder
 }
 
 // newFixture starts a fake Bot API and an adapter pointed at it. The adapter logs to the test
@@ -190,7 +193,9 @@ func newFixtureURL(t *testing.T, srv *telegramtest.Server, apiURL, token string)
 	w := &waitRecorder{ch: make(chan time.Duration, 16)}
 	a.wait = w.wait
 	a.backoff = backoff{base: time.Millisecond, max: 8 * time.Millisecond}
-	return &fixture{srv: srv, a: a, logs: logs, waits: w}
+	paces := &waitRecorder{ch: make(chan time.Duration, 16)}
+	a.pacer.sleep = paces.wait
+	return &fixture{srv: srv, a: a, logs: logs, waits: w, paces: paces}
 }
 
 // run starts a.Run and returns a function that cancels it and waits for it to return, which
@@ -225,6 +230,7 @@ func (f *fixture) logCount(msgPrefix string) int {
 
 func TestRunDeliversPrivateTextAndSkipsGroups(t *testing.T) {
 	f := newFixture(t, testToken)
+	f.a.greeting = "Hi! How can **we** help?"
 	in := newInbox()
 	f.run(t, in)
 
@@ -248,8 +254,8 @@ func TestRunDeliversPrivateTextAndSkipsGroups(t *testing.T) {
 	}
 	want := []struct{ user, text, id, replyTo, name string }{
 		{"42", "hello", "1", "", "Alice Liddell"},
-		{"43", "/start", "1", "", "Bob"},
 		{"42", "second", fmt.Sprint(m3), "1", "Alice Liddell"},
+		{"42", "hello!", "1.edit.2", "", "Alice"},
 	}
 	for i, w := range want {
 		m := msgs[i]
@@ -259,8 +265,13 @@ func TestRunDeliversPrivateTextAndSkipsGroups(t *testing.T) {
 			t.Errorf("message %d = %+v, want %+v", i, m, w)
 		}
 	}
-	if msgs[0].Username != "alice" || msgs[2].ReplyToText != "hello" {
-		t.Errorf("username %q, reply-to text %q", msgs[0].Username, msgs[2].ReplyToText)
+	if msgs[0].Username != "alice" || msgs[1].ReplyToText != "hello" || msgs[2].EditOf != "1" {
+		t.Errorf("username %q, reply-to text %q, edit of %q", msgs[0].Username, msgs[1].ReplyToText, msgs[2].EditOf)
+	}
+	// /start created no message but was greeted, once the update was stored.
+	greeting, err := f.srv.WaitSent(testCtx(t), bob.ID, 1)
+	if err != nil || len(greeting) != 1 || greeting[0].Text != "Hi! How can we help?" || greeting[0].Raw != "Hi! How can <b>we</b> help?" {
+		t.Errorf("greeting %+v, %v", greeting, err)
 	}
 	if n := f.logCount("ignoring telegram messages from a chat that is not private"); n != 2 {
 		t.Errorf("logged %d skipped group chats, want one line per chat (2)", n)
@@ -340,9 +351,9 @@ func TestRunMovesOffsetPastSkippedUpdates(t *testing.T) {
 		return nil
 	}
 	f.srv.SendGroupText(-100, bob, "group")
-	sticker := privateMessage(9, "")
-	sticker["sticker"] = map[string]any{"file_id": "s"}
-	stickerID := f.srv.PushUpdate("message", sticker)
+	service := privateMessage(9, "")
+	service["new_chat_title"] = "a service message: nothing for the agent"
+	stickerID := f.srv.PushUpdate("message", service)
 	f.run(t, in)
 
 	in.waitCursor(t, stickerID+1)
@@ -355,7 +366,7 @@ func TestRunMovesOffsetPastSkippedUpdates(t *testing.T) {
 		t.Fatalf("messages %+v, empty delivers %d", in.msgs, empty)
 	}
 	if f.logCount("skipping telegram update") != 1 {
-		t.Errorf("the sticker should be skipped with one debug line")
+		t.Errorf("the service message should be skipped with one debug line")
 	}
 }
 
@@ -477,7 +488,7 @@ func TestSendPlainTextAndReplies(t *testing.T) {
 	userMsg := f.srv.SendText(alice, "question")
 	chat := bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}
 
-	ids, err := f.a.Send(ctx, bridge.Outbound{Chat: chat, Text: "plain *not markdown* <b>"})
+	ids, err := f.a.Send(ctx, bridge.Outbound{Chat: chat, Text: "now *Markdown* <b> & **bold**"})
 	if err != nil || len(ids) != 1 || ids[0] != "2" {
 		t.Fatalf("Send = %v, %v", ids, err)
 	}
@@ -492,12 +503,13 @@ func TestSendPlainTextAndReplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []telegramtest.SentMessage{
-		{MessageID: 2, Text: "plain *not markdown* <b>"},
-		{MessageID: 3, Text: "answer", ReplyTo: userMsg},
-		{MessageID: 4, Text: "to a deleted message"},
+		{MessageID: 2, Method: "sendMessage", Text: "now Markdown <b> & bold", Raw: "now <i>Markdown</i> &lt;b&gt; &amp; <b>bold</b>", ParseMode: "HTML",
+			Entities: []telegramtest.Entity{{Type: "italic", Offset: 4, Length: 8}, {Type: "bold", Offset: 19, Length: 4}}},
+		{MessageID: 3, Method: "sendMessage", Text: "answer", Raw: "answer", ReplyTo: userMsg, ParseMode: "HTML"},
+		{MessageID: 4, Method: "sendMessage", Text: "to a deleted message", Raw: "to a deleted message", ParseMode: "HTML"},
 	}
 	for i := range want {
-		if sent[i] != want[i] {
+		if !reflect.DeepEqual(sent[i], want[i]) {
 			t.Errorf("sent[%d] = %+v, want %+v", i, sent[i], want[i])
 		}
 	}

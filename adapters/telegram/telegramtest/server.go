@@ -45,14 +45,54 @@ type User struct {
 	FirstName, LastName, Username string
 }
 
-// SentMessage is a message the bot sent to a chat.
+// SentMessage is a message the bot sent to a chat, as the user sees it now: edits change it,
+// a deletion marks it.
 type SentMessage struct {
 	MessageID int
-	Text      string
+	// Method is the Bot API method that created it: sendMessage, sendPhoto, …
+	Method string
+	// Text is the text (or caption) as the user sees it: with parse_mode HTML, the tags are
+	// parsed away into Entities, as Telegram does.
+	Text string
+	// Raw is the text or caption parameter exactly as the bot sent it.
+	Raw string
+	// Entities are the formatting Telegram parsed out of Raw.
+	Entities []Entity
 	// ReplyTo is the message the bot replied to, or 0.
 	ReplyTo int
 	// ParseMode is the parse_mode the bot asked for, or "".
 	ParseMode string
+	// File is the uploaded file of a media message, nil for text.
+	File *Upload
+	// Keyboard is the inline keyboard, if any.
+	Keyboard [][]Button
+	// Edits counts the edits of this message; Deleted says whether it was deleted.
+	Edits   int
+	Deleted bool
+}
+
+// Entity is a formatting entity, offsets in UTF-16 code units as Telegram counts them.
+type Entity struct {
+	Type   string
+	Offset int
+	Length int
+	URL    string
+}
+
+// Upload is a file the bot uploaded.
+type Upload struct {
+	// Field is the multipart field it came in (photo, document, voice, …).
+	Field string
+	Name  string
+	MIME  string
+	Data  []byte
+}
+
+// Button is an inline keyboard button.
+type Button struct {
+	Text         string `json:"text"`
+	CallbackData string `json:"callback_data,omitempty"`
+	URL          string `json:"url,omitempty"`
 }
 
 // Wire types: the fake builds its JSON from its own types rather than the client library's
@@ -78,16 +118,34 @@ type wireEntity struct {
 	Type   string `json:"type"`
 	Offset int    `json:"offset"`
 	Length int    `json:"length"`
+	URL    string `json:"url,omitempty"`
 }
 
 type wireMessage struct {
-	MessageID      int          `json:"message_id"`
-	From           *wireUser    `json:"from,omitempty"`
-	Chat           wireChat     `json:"chat"`
-	Date           int64        `json:"date"`
-	ReplyToMessage *wireMessage `json:"reply_to_message,omitempty"`
-	Text           string       `json:"text,omitempty"`
-	Entities       []wireEntity `json:"entities,omitempty"`
+	MessageID       int             `json:"message_id"`
+	From            *wireUser       `json:"from,omitempty"`
+	Chat            wireChat        `json:"chat"`
+	Date            int64           `json:"date"`
+	EditDate        int64           `json:"edit_date,omitempty"`
+	MediaGroupID    string          `json:"media_group_id,omitempty"`
+	ReplyToMessage  *wireMessage    `json:"reply_to_message,omitempty"`
+	Text            string          `json:"text,omitempty"`
+	Entities        []wireEntity    `json:"entities,omitempty"`
+	Caption         string          `json:"caption,omitempty"`
+	CaptionEntities []wireEntity    `json:"caption_entities,omitempty"`
+	Photo           json.RawMessage `json:"photo,omitempty"`
+	Document        json.RawMessage `json:"document,omitempty"`
+	Voice           json.RawMessage `json:"voice,omitempty"`
+	Audio           json.RawMessage `json:"audio,omitempty"`
+	Video           json.RawMessage `json:"video,omitempty"`
+	VideoNote       json.RawMessage `json:"video_note,omitempty"`
+	Animation       json.RawMessage `json:"animation,omitempty"`
+	Sticker         json.RawMessage `json:"sticker,omitempty"`
+	ReplyMarkup     *wireMarkup     `json:"reply_markup,omitempty"`
+}
+
+type wireMarkup struct {
+	InlineKeyboard [][]Button `json:"inline_keyboard"`
 }
 
 type update struct {
@@ -127,6 +185,15 @@ type Server struct {
 
 	rateN, rateAfter int
 	failN, failCode  int
+
+	files         map[string]*storedFile // by file_id
+	nextFile      int
+	downloadLimit int64
+	webhookSecret string
+	answers       []CallbackAnswer
+	actions       map[int64]int
+	rejectPhotos  bool
+	now           func() time.Time
 }
 
 // New returns a fake Bot API that accepts token, for use without testing.TB (for example by an
@@ -137,14 +204,18 @@ func New(token string) *Server {
 		botID = 1
 	}
 	return &Server{
-		token:        token,
-		bot:          wireUser{ID: botID, IsBot: true, FirstName: "Test Bot", Username: BotUsername},
-		changed:      make(chan struct{}),
-		nextUpdateID: firstUpdateID,
-		chats:        make(map[int64]*chat),
-		sent:         make(map[int64][]SentMessage),
-		blocked:      make(map[int64]bool),
-		calls:        make(map[string]int),
+		token:         token,
+		bot:           wireUser{ID: botID, IsBot: true, FirstName: "Test Bot", Username: BotUsername},
+		changed:       make(chan struct{}),
+		nextUpdateID:  firstUpdateID,
+		chats:         make(map[int64]*chat),
+		sent:          make(map[int64][]SentMessage),
+		blocked:       make(map[int64]bool),
+		calls:         make(map[string]int),
+		files:         make(map[string]*storedFile),
+		actions:       make(map[int64]int),
+		downloadLimit: CloudDownloadLimit,
+		now:           time.Now,
 	}
 }
 
@@ -423,6 +494,10 @@ func writeError(w http.ResponseWriter, e apiError) {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/file/bot"); ok {
+		s.serveFile(w, r, rest)
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/bot")
 	if !ok {
 		writeError(w, describe(http.StatusNotFound))
@@ -437,7 +512,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, describe(http.StatusNotFound))
 		return
 	}
-	p, err := parseParams(r)
+	p, files, err := parseParams(r)
 	if err != nil {
 		writeError(w, badRequest("can't parse request body"))
 		return
@@ -485,11 +560,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case "sendchataction":
 		result, failure = s.sendChatAction(p)
 	case "setwebhook":
-		s.mu.Lock()
-		s.webhookURL = p["url"]
-		s.broadcastLocked()
-		s.mu.Unlock()
-		result = true
+		result, failure = s.setWebhook(p)
 	case "deletewebhook":
 		s.mu.Lock()
 		s.webhookURL = ""
@@ -505,8 +576,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		result = map[string]any{"url": s.webhookURL, "has_custom_certificate": false, "pending_update_count": len(s.queue)}
 		s.mu.Unlock()
 	default:
-		e := describe(http.StatusNotFound)
-		failure = &e
+		var handled bool
+		result, failure, handled = s.moreMethods(method, p, files)
+		if !handled {
+			e := describe(http.StatusNotFound)
+			failure = &e
+		}
 	}
 	// Replies are written without s.mu held, so a slow client cannot stall the fake.
 	if failure != nil {
@@ -522,8 +597,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // encodings carry it.
 type params map[string]string
 
-func parseParams(r *http.Request) (params, error) {
+func parseParams(r *http.Request) (params, map[string]*Upload, error) {
 	p := make(params)
+	var files map[string]*Upload
 	for k, v := range r.URL.Query() {
 		p[k] = v[0]
 	}
@@ -533,13 +609,13 @@ func parseParams(r *http.Request) (params, error) {
 		var m map[string]json.RawMessage
 		body, err := io.ReadAll(io.LimitReader(r.Body, 50<<20))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(body) == 0 {
-			return p, nil
+			return p, nil, nil
 		}
 		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for k, v := range m {
 			var s string
@@ -551,20 +627,33 @@ func parseParams(r *http.Request) (params, error) {
 		}
 	case "multipart/form-data":
 		if err := r.ParseMultipartForm(50 << 20); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for k, v := range r.MultipartForm.Value {
 			p[k] = v[0]
 		}
+		files = make(map[string]*Upload)
+		for k, fhs := range r.MultipartForm.File {
+			f, err := fhs[0].Open()
+			if err != nil {
+				return nil, nil, err
+			}
+			data, err := io.ReadAll(f)
+			_ = f.Close()
+			if err != nil {
+				return nil, nil, err
+			}
+			files[k] = &Upload{Field: k, Name: fhs[0].Filename, MIME: fhs[0].Header.Get("Content-Type"), Data: data}
+		}
 	case "application/x-www-form-urlencoded":
 		if err := r.ParseForm(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for k, v := range r.PostForm {
 			p[k] = v[0]
 		}
 	}
-	return p, nil
+	return p, files, nil
 }
 
 func (p params) int64(name string, def int64) (int64, bool) {
@@ -712,21 +801,26 @@ func (s *Server) sendMessage(p params) (any, *apiError) {
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	text := p["text"]
-	switch {
-	case strings.TrimSpace(text) == "":
+	text, entities, apiErr := parseText(p["text"], p["parse_mode"], maxTextLen, "message is too long")
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	if strings.TrimSpace(text) == "" {
 		e := badRequest("message text is empty")
 		return nil, &e
-	case utf16Len(text) > maxTextLen:
-		e := badRequest("message is too long")
-		return nil, &e
 	}
-	switch pm := p["parse_mode"]; pm {
-	case "", "HTML", "Markdown", "MarkdownV2":
-	default:
-		e := badRequest("unsupported parse_mode")
-		return nil, &e
+	m, sm, apiErr := s.newBotMessageLocked(c, p)
+	if apiErr != nil {
+		return nil, apiErr
 	}
+	m.Text, m.Entities = text, toWire(entities)
+	sm.Method, sm.Text, sm.Raw, sm.Entities = "sendMessage", text, p["text"], entities
+	return s.recordLocked(c, m, sm), nil
+}
+
+// newBotMessageLocked starts a message from the bot in c: reply and keyboard checked, not yet
+// recorded.
+func (s *Server) newBotMessageLocked(c *chat, p params) (wireMessage, SentMessage, *apiError) {
 	replyTo, allowWithout := 0, p["allow_sending_without_reply"] == "true"
 	if v := p["reply_parameters"]; v != "" {
 		var rp struct {
@@ -735,15 +829,14 @@ func (s *Server) sendMessage(p params) (any, *apiError) {
 		}
 		if err := json.Unmarshal([]byte(v), &rp); err != nil {
 			e := badRequest("can't parse reply parameters JSON object")
-			return nil, &e
+			return wireMessage{}, SentMessage{}, &e
 		}
 		replyTo, allowWithout = rp.MessageID, rp.AllowSendingWithoutReply
 	} else if v := p["reply_to_message_id"]; v != "" {
 		replyTo, _ = strconv.Atoi(v)
 	}
 	bot := s.bot
-	c.lastID++
-	m := wireMessage{MessageID: c.lastID, From: &bot, Chat: c.info, Date: time.Now().Unix(), Text: text}
+	m := wireMessage{From: &bot, Chat: c.info, Date: s.now().Unix()}
 	if replyTo != 0 {
 		r, ok := c.msgs[replyTo]
 		switch {
@@ -753,24 +846,44 @@ func (s *Server) sendMessage(p params) (any, *apiError) {
 		case allowWithout:
 			replyTo = 0
 		default:
-			c.lastID--
 			e := badRequest("message to be replied not found")
-			return nil, &e
+			return wireMessage{}, SentMessage{}, &e
 		}
 	}
+	kb, apiErr := parseKeyboard(p["reply_markup"])
+	if apiErr != nil {
+		return wireMessage{}, SentMessage{}, apiErr
+	}
+	if kb != nil {
+		m.ReplyMarkup = &wireMarkup{InlineKeyboard: kb}
+	}
+	return m, SentMessage{ReplyTo: replyTo, ParseMode: p["parse_mode"], Keyboard: kb}, nil
+}
+
+// recordLocked gives m the chat's next id and records it as sent.
+func (s *Server) recordLocked(c *chat, m wireMessage, sm SentMessage) wireMessage {
+	c.lastID++
+	m.MessageID = c.lastID
+	sm.MessageID = m.MessageID
 	c.msgs[m.MessageID] = m
-	s.sent[c.info.ID] = append(s.sent[c.info.ID], SentMessage{
-		MessageID: m.MessageID, Text: text, ReplyTo: replyTo, ParseMode: p["parse_mode"]})
+	s.sent[c.info.ID] = append(s.sent[c.info.ID], sm)
 	s.broadcastLocked()
-	return m, nil
+	return m
 }
 
 func (s *Server) sendChatAction(p params) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, apiErr := s.sendTargetLocked(p); apiErr != nil {
+	c, apiErr := s.sendTargetLocked(p)
+	if apiErr != nil {
 		return nil, apiErr
 	}
+	if p["action"] == "" {
+		e := badRequest("action is empty")
+		return nil, &e
+	}
+	s.actions[c.info.ID]++
+	s.broadcastLocked()
 	return true, nil
 }
 

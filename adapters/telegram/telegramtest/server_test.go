@@ -1,6 +1,7 @@
 package telegramtest_test
 
 import (
+	"reflect"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -276,13 +277,13 @@ func TestSendMessageAcceptsEveryBodyEncoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []telegramtest.SentMessage{
-		{MessageID: 2, Text: "json"},
-		{MessageID: 3, Text: "form", ParseMode: "HTML"},
-		{MessageID: 4, Text: "multipart", ReplyTo: 1},
-		{MessageID: 5, Text: "query"},
+		{MessageID: 2, Method: "sendMessage", Text: "json", Raw: "json"},
+		{MessageID: 3, Method: "sendMessage", Text: "form", Raw: "form", ParseMode: "HTML"},
+		{MessageID: 4, Method: "sendMessage", Text: "multipart", Raw: "multipart", ReplyTo: 1},
+		{MessageID: 5, Method: "sendMessage", Text: "query", Raw: "query"},
 	}
 	for i := range want {
-		if sent[i] != want[i] {
+		if !reflect.DeepEqual(sent[i], want[i]) {
 			t.Errorf("sent[%d] = %+v, want %+v", i, sent[i], want[i])
 		}
 	}

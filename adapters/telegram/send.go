@@ -1,0 +1,563 @@
+package telegram
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-telegram/bot/models"
+	"go.uber.org/zap"
+
+	"github.com/onechat/onechat-bridge/bridge"
+)
+
+// maxContinuationAttempts bounds how often Send retries the second and later messages of one
+// agent message itself (see Send).
+const maxContinuationAttempts = 5
+
+// textParams is sendMessage / editMessageText.
+type textParams struct {
+	ChatID             int64                        `json:"chat_id"`
+	MessageID          int                          `json:"message_id,omitempty"`
+	Text               string                       `json:"text"`
+	ParseMode          string                       `json:"parse_mode"`
+	ReplyParameters    *models.ReplyParameters      `json:"reply_parameters,omitempty"`
+	ReplyMarkup        *models.InlineKeyboardMarkup `json:"reply_markup,omitempty"`
+	LinkPreviewOptions *models.LinkPreviewOptions   `json:"link_preview_options,omitempty"`
+}
+
+// step is one Telegram message of an agent message: text, or a file with an optional caption.
+type step struct {
+	text   *formatted
+	file   *bridge.Attachment
+	markup *models.InlineKeyboardMarkup
+}
+
+// plan lays out how m goes out: text parts first (the keyboard on the last), then one message
+// per file. Text that fits a caption rides on the first file instead, as users expect of a
+// photo with a comment.
+func (a *Adapter) plan(m bridge.Outbound) ([]step, error) {
+	md := outboundMarkdown(m)
+	kb := keyboard(m)
+	for _, f := range m.Attachments {
+		if f.Size > a.maxUpload {
+			return nil, bridge.Permanent(fmt.Sprintf("attachment %s (%s) is larger than the %s Telegram accepts from a bot",
+				f.Name, formatSize(f.Size), formatSize(a.maxUpload)), nil)
+		}
+		if f.Open == nil {
+			return nil, bridge.Permanent(fmt.Sprintf("attachment %s cannot be read", f.Name), nil)
+		}
+	}
+	var steps []step
+	caption := formatMarkdown(md, maxCaptionLen)
+	if len(m.Attachments) > 0 && kb == nil && len(caption) <= 1 {
+		for i := range m.Attachments {
+			s := step{file: &m.Attachments[i]}
+			if i == 0 && len(caption) == 1 {
+				s.text = &caption[0]
+			}
+			steps = append(steps, s)
+		}
+		return steps, nil
+	}
+	parts := formatMarkdown(md, maxMessageLen)
+	for i := range parts {
+		steps = append(steps, step{text: &parts[i]})
+	}
+	if kb != nil && len(steps) > 0 {
+		steps[len(steps)-1].markup = kb
+	}
+	for i := range m.Attachments {
+		steps = append(steps, step{file: &m.Attachments[i]})
+	}
+	if len(steps) == 0 {
+		return nil, bridge.Permanent("message has no text", nil)
+	}
+	return steps, nil
+}
+
+// Send delivers m to the private chat m.Chat: its Markdown as Telegram HTML split at 4096
+// characters, its files uploaded by type, an inline keyboard for input_select and input_csat.
+// It returns the ids of the messages it created, in order. The first message replies to
+// m.ReplyTo when it is set; if that message is gone the message is still sent.
+//
+// Every message is paced first (about one per second per chat, 30 per second overall).
+// Failures are classified: 403 (blocked, deactivated) is bridge.Unreachable, 429 is
+// bridge.RateLimited with Telegram's retry_after, 400 is bridge.Permanent with Telegram's
+// description; anything else is returned as is and worth retrying.
+//
+// Once the first message is out, a retry of the whole message would duplicate it, so Send
+// retries later ones itself (waiting out 429s, backing off on transient errors, a few times
+// at most). If it still fails, it returns the ids sent so far together with the error.
+func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error) {
+	chatID, err := chatIDOf(m.Chat)
+	if err != nil {
+		return nil, err
+	}
+	steps, err := a.plan(m)
+	if err != nil {
+		return nil, err
+	}
+	var reply *models.ReplyParameters
+	if m.ReplyTo != "" {
+		if id, err := strconv.Atoi(m.ReplyTo); err == nil && id > 0 {
+			reply = &models.ReplyParameters{MessageID: id, AllowSendingWithoutReply: true}
+		} else {
+			a.log.Warn("ignoring invalid telegram reply-to message id",
+				zap.String("chat_id", m.Chat.ID), zap.String("reply_to", m.ReplyTo))
+		}
+	}
+	log := a.log.With(zap.String("chat_id", m.Chat.ID), zap.Int64("onechat_message_id", m.MessageID))
+	ids := make([]string, 0, len(steps))
+	for i, st := range steps {
+		var r *models.ReplyParameters
+		if i == 0 {
+			r = reply
+		}
+		send := func(ctx context.Context) (int, error) { return a.sendStep(ctx, log, chatID, st, r) }
+		var id int
+		if i == 0 {
+			id, err = a.paced(ctx, chatID, send)
+		} else {
+			id, err = a.continuation(ctx, log, chatID, send)
+		}
+		if err != nil {
+			return ids, fmt.Errorf("send part %d of %d to telegram chat %s: %w", i+1, len(steps), m.Chat.ID, err)
+		}
+		ids = append(ids, strconv.Itoa(id))
+	}
+	if len(steps) > 1 {
+		log.Debug("sent telegram message in parts", zap.Int("parts", len(steps)))
+	}
+	return ids, nil
+}
+
+func chatIDOf(c bridge.ChatRef) (int64, error) {
+	if c.Platform != bridge.Telegram {
+		return 0, bridge.Permanent(fmt.Sprintf("not a telegram chat: %s", c), nil)
+	}
+	id, err := strconv.ParseInt(c.ID, 10, 64)
+	if err != nil {
+		return 0, bridge.Permanent(fmt.Sprintf("invalid telegram chat id %q", c.ID), err)
+	}
+	return id, nil
+}
+
+// paced waits for the chat's and the bot's turn, then calls send once.
+func (a *Adapter) paced(ctx context.Context, chatID int64, send func(context.Context) (int, error)) (int, error) {
+	if err := a.pacer.wait(ctx, chatID); err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	return send(ctx)
+}
+
+// continuation sends a later message of an agent message, retrying what is worth retrying.
+func (a *Adapter) continuation(ctx context.Context, log *zap.Logger, chatID int64, send func(context.Context) (int, error)) (int, error) {
+	for attempt := 0; ; attempt++ {
+		id, err := a.paced(ctx, chatID, send)
+		var perm *bridge.PermanentError
+		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || attempt+1 >= maxContinuationAttempts {
+			return id, err
+		}
+		d := a.backoff.duration(attempt)
+		var limited *bridge.RateLimitedError
+		if errors.As(err, &limited) {
+			d = limited.RetryAfter
+		}
+		log.Warn("retrying part of telegram message", zap.Error(err),
+			zap.Int("attempt", attempt+1), zap.Duration("sleep", d))
+		if err := a.wait(ctx, d); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// sendStep sends one message and returns its id; errors are classified.
+func (a *Adapter) sendStep(ctx context.Context, log *zap.Logger, chatID int64, st step, reply *models.ReplyParameters) (int, error) {
+	var msg models.Message
+	if st.file == nil {
+		p := textParams{ChatID: chatID, Text: st.text.html, ParseMode: "HTML", ReplyParameters: reply, ReplyMarkup: st.markup}
+		err := classify(a.call(ctx, "sendMessage", &p, &msg))
+		return msg.ID, err
+	}
+	method, field := fileMethod(*st.file)
+	fields := map[string]string{"chat_id": strconv.FormatInt(chatID, 10)}
+	if st.text != nil {
+		fields["caption"] = st.text.html
+		fields["parse_mode"] = "HTML"
+	}
+	if reply != nil {
+		b, _ := json.Marshal(reply)
+		fields["reply_parameters"] = string(b)
+	}
+	up := upload{field: field, name: orDefault(st.file.Name, "file"), mime: st.file.MIME, open: st.file.Open}
+	err := classify(a.callMultipart(ctx, method, fields, up, &msg))
+	var perm *bridge.PermanentError
+	if err != nil && method != "sendDocument" && errors.As(err, &perm) && !perm.Unreachable {
+		// Telegram refuses some images and media it cannot process (dimensions, codecs, an
+		// ogg that is not opus); as a document the user still gets the file.
+		log.Info("telegram refused the file as "+field+", sending it as a document",
+			zap.String("file", up.name), zap.String("reason", perm.Reason))
+		up.field = "document"
+		msg = models.Message{}
+		err = classify(a.callMultipart(ctx, "sendDocument", fields, up, &msg))
+	}
+	return msg.ID, err
+}
+
+// fileMethod picks the Bot API method and its file field for an attachment by its type, so a
+// photo shows as a photo and a voice note plays as one.
+func fileMethod(f bridge.Attachment) (method, field string) {
+	mime := strings.ToLower(f.MIME)
+	switch {
+	case f.Kind == bridge.KindVoice || mime == "audio/ogg" || mime == "audio/opus":
+		return "sendVoice", "voice"
+	case mime == "image/gif" || f.Kind == bridge.KindAnimation:
+		return "sendAnimation", "animation"
+	case strings.HasPrefix(mime, "image/") && mime != "image/svg+xml" && (f.Size == 0 || f.Size <= 10<<20):
+		return "sendPhoto", "photo" // Telegram takes photos up to 10 MB
+	case mime == "video/mp4" || (f.Kind == bridge.KindVideo && mime == ""):
+		return "sendVideo", "video"
+	case mime == "audio/mpeg" || mime == "audio/mp3" || mime == "audio/mp4" || mime == "audio/m4a" || mime == "audio/x-m4a":
+		return "sendAudio", "audio"
+	default:
+		return "sendDocument", "document"
+	}
+}
+
+// Edit changes a message Send delivered: m.Parts are the ids Send returned, m carries the new
+// content. Text parts are edited with editMessageText, a file's caption with
+// editMessageCaption; the keyboard of an interactive message is kept. Text that now needs
+// fewer parts deletes the rest; text that needs more is cut to fit, with a log line, since an
+// edit cannot add messages.
+func (a *Adapter) Edit(ctx context.Context, m bridge.Outbound) error {
+	chatID, err := chatIDOf(m.Chat)
+	if err != nil {
+		return err
+	}
+	ids, err := partIDs(m.Parts)
+	if err != nil {
+		return err
+	}
+	log := a.log.With(zap.String("chat_id", m.Chat.ID), zap.Int64("onechat_message_id", m.MessageID))
+	md := outboundMarkdown(m)
+	textIDs := ids
+	if n := len(m.Attachments); n > 0 && n <= len(ids) {
+		textIDs = ids[:len(ids)-n]
+	}
+	if len(textIDs) == 0 {
+		// The text rode as the caption of the first file.
+		caption := formatMarkdown(md, maxCaptionLen)
+		if len(caption) > 1 {
+			log.Warn("edited telegram caption is longer than 1024 characters; cut to fit")
+		}
+		html := ""
+		if len(caption) > 0 {
+			html = caption[0].html
+		}
+		p := map[string]any{"chat_id": chatID, "message_id": ids[0], "caption": html, "parse_mode": "HTML"}
+		return a.editCall(ctx, chatID, "editMessageCaption", p)
+	}
+	parts := formatMarkdown(md, maxMessageLen)
+	if len(parts) == 0 {
+		return bridge.Permanent("edited message has no text", nil)
+	}
+	if len(parts) > len(textIDs) {
+		log.Warn("edited telegram message needs more parts than were sent; the last part is cut",
+			zap.Int("parts", len(parts)), zap.Int("sent", len(textIDs)))
+		tail := formatMarkdown(plainTail(parts[len(textIDs)-1:]), maxMessageLen-1)
+		parts = append(parts[:len(textIDs)-1], formatted{html: tail[0].html + "…", plain: tail[0].plain + "…"})
+	}
+	kb := keyboard(m)
+	for i, id := range textIDs {
+		if i >= len(parts) {
+			if err := a.deleteOne(ctx, log, chatID, id); err != nil {
+				return err
+			}
+			continue
+		}
+		p := textParams{ChatID: chatID, MessageID: id, Text: parts[i].html, ParseMode: "HTML"}
+		if i == len(parts)-1 {
+			p.ReplyMarkup = kb
+		}
+		if err := a.editCall(ctx, chatID, "editMessageText", &p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// plainTail joins the visible text of parts, for cutting an edit that no longer fits.
+func plainTail(parts []formatted) string {
+	var b []string
+	for _, p := range parts {
+		b = append(b, escapeMarkdown(p.plain))
+	}
+	return strings.Join(b, "\n\n")
+}
+
+// editCall sends one edit, paced; "message is not modified" is success, since the message
+// already shows what the agent wants.
+func (a *Adapter) editCall(ctx context.Context, chatID int64, method string, params any) error {
+	_, err := a.paced(ctx, chatID, func(ctx context.Context) (int, error) {
+		return 0, a.call(ctx, method, params, nil)
+	})
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.Code == 400 && strings.Contains(apiErr.Description, "message is not modified") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("edit telegram message in chat %d: %w", chatID, classify(err))
+	}
+	return nil
+}
+
+// Delete deletes the messages Send delivered for m (m.Parts). Telegram lets a bot delete its
+// messages in a private chat for 48 hours; past that, or when the user already deleted the
+// chat, the reason is logged and returned as a permanent error, since no retry can help. A
+// message that is already gone counts as deleted.
+func (a *Adapter) Delete(ctx context.Context, m bridge.Outbound) error {
+	chatID, err := chatIDOf(m.Chat)
+	if err != nil {
+		return err
+	}
+	ids, err := partIDs(m.Parts)
+	if err != nil {
+		return err
+	}
+	log := a.log.With(zap.String("chat_id", m.Chat.ID), zap.Int64("onechat_message_id", m.MessageID))
+	for _, id := range ids {
+		if err := a.deleteOne(ctx, log, chatID, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Adapter) deleteOne(ctx context.Context, log *zap.Logger, chatID int64, id int) error {
+	p := map[string]any{"chat_id": chatID, "message_id": id}
+	_, err := a.paced(ctx, chatID, func(ctx context.Context) (int, error) {
+		return 0, a.call(ctx, "deleteMessage", p, nil)
+	})
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.Code == 400 {
+		if strings.Contains(apiErr.Description, "message to delete not found") {
+			return nil
+		}
+		log.Warn("telegram refused to delete the message; a bot may delete its messages only within 48 hours",
+			zap.Int("message_id", id), zap.String("description", apiErr.Description))
+		return bridge.Permanent("telegram refused to delete the message (a bot may delete its messages only within 48 hours): "+apiErr.Description, err)
+	}
+	if err != nil {
+		return fmt.Errorf("delete telegram message %d in chat %d: %w", id, chatID, classify(err))
+	}
+	return nil
+}
+
+func partIDs(parts []string) ([]int, error) {
+	if len(parts) == 0 {
+		return nil, bridge.Permanent("no telegram message ids to change", nil)
+	}
+	ids := make([]int, 0, len(parts))
+	for _, p := range parts {
+		id, err := strconv.Atoi(p)
+		if err != nil || id <= 0 {
+			return nil, bridge.Permanent(fmt.Sprintf("invalid telegram message id %q", p), err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// OpenAttachment streams an inbound file from Telegram: getFile for its path, then a download
+// from the Bot API server's file endpoint. The download URL holds the token and never leaves
+// the adapter. A file the server will not hand out (too big, gone) is a permanent error.
+func (a *Adapter) OpenAttachment(ctx context.Context, att bridge.Attachment) (io.ReadCloser, error) {
+	if att.Ref == "" {
+		return nil, bridge.Permanent("attachment has no telegram file id", nil)
+	}
+	var f models.File
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	err := a.call(callCtx, "getFile", map[string]string{"file_id": att.Ref}, &f)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("open telegram file %s: %w", att.Name, classify(err))
+	}
+	if f.FilePath == "" {
+		return nil, bridge.Permanent(fmt.Sprintf("telegram has no download path for %s", att.Name), nil)
+	}
+	return a.download(ctx, f.FilePath)
+}
+
+// pacer spaces sends so the bot stays under Telegram's limits (about one message per second
+// to a chat, 30 per second in all) instead of collecting 429s: each send reserves the next free
+// slot of its chat and of the bot and waits until both have come.
+type pacer struct {
+	perChat, global time.Duration
+	now             func() time.Time
+	sleep           func(ctx context.Context, d time.Duration) error
+
+	mu         sync.Mutex
+	chatNext   map[int64]time.Time
+	globalNext time.Time
+}
+
+// maxPacedChats bounds the per-chat map; entries whose slot has passed are dropped.
+const maxPacedChats = 10000
+
+func newPacer(perChat, global time.Duration) *pacer {
+	return &pacer{perChat: perChat, global: global, now: time.Now, sleep: sleepCtx, chatNext: map[int64]time.Time{}}
+}
+
+// reserve takes the next slot for chat and returns how long to wait for it.
+func (p *pacer) reserve(chat int64) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	if len(p.chatNext) >= maxPacedChats {
+		for id, t := range p.chatNext {
+			if !t.After(now) {
+				delete(p.chatNext, id)
+			}
+		}
+	}
+	at := now
+	if t := p.chatNext[chat]; t.After(at) {
+		at = t
+	}
+	if p.globalNext.After(at) {
+		at = p.globalNext
+	}
+	p.chatNext[chat] = at.Add(p.perChat)
+	p.globalNext = at.Add(p.global)
+	return at.Sub(now)
+}
+
+func (p *pacer) wait(ctx context.Context, chat int64) error {
+	if d := p.reserve(chat); d > 0 {
+		return p.sleep(ctx, d)
+	}
+	return ctx.Err()
+}
+
+// typingInterval is how often the typing action is repeated: Telegram shows it for about
+// five seconds.
+const typingInterval = 4 * time.Second
+
+// typingTimeout stops an indicator nobody turned off, as the Typer contract says.
+const typingTimeout = 30 * time.Second
+
+// typingState is the set of chats the agent is typing in. Typing sends the first action at
+// once; the loop in Run repeats it.
+type typingState struct {
+	mu    sync.Mutex
+	chats map[int64]time.Time // chat → when the indicator expires
+	// tick drives the repeat loop; tests replace it to drive it by hand.
+	tick func() (<-chan time.Time, func())
+	now  func() time.Time
+}
+
+func newTypingState() *typingState {
+	return &typingState{
+		chats: map[int64]time.Time{},
+		tick: func() (<-chan time.Time, func()) {
+			t := time.NewTicker(typingInterval)
+			return t.C, t.Stop
+		},
+		now: time.Now,
+	}
+}
+
+// Typing shows (on) or stops showing (off) that the agent is typing in chat. Telegram has no
+// "stop typing": the indicator ends by itself within five seconds or when a message arrives,
+// so off only stops repeating it.
+func (a *Adapter) Typing(ctx context.Context, chat bridge.ChatRef, on bool) error {
+	chatID, err := chatIDOf(chat)
+	if err != nil {
+		return err
+	}
+	a.typing.mu.Lock()
+	if !on {
+		delete(a.typing.chats, chatID)
+		a.typing.mu.Unlock()
+		return nil
+	}
+	a.typing.chats[chatID] = a.typing.now().Add(typingTimeout)
+	a.typing.mu.Unlock()
+	return a.sendTyping(ctx, chatID)
+}
+
+func (a *Adapter) sendTyping(ctx context.Context, chatID int64) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	p := map[string]any{"chat_id": chatID, "action": "typing"}
+	if err := a.call(ctx, "sendChatAction", p, nil); err != nil {
+		err = classify(err)
+		var perm *bridge.PermanentError
+		if errors.As(err, &perm) {
+			a.typing.mu.Lock()
+			delete(a.typing.chats, chatID)
+			a.typing.mu.Unlock()
+		}
+		return fmt.Errorf("telegram typing in chat %d: %w", chatID, err)
+	}
+	return nil
+}
+
+// runTyping repeats the typing action for every chat where the agent is typing, until ctx is
+// done. Run owns it.
+func (a *Adapter) runTyping(ctx context.Context) {
+	ticks, stop := a.typing.tick()
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticks:
+		}
+		now := a.typing.now()
+		a.typing.mu.Lock()
+		var chats []int64
+		for id, until := range a.typing.chats {
+			if now.After(until) {
+				delete(a.typing.chats, id)
+				continue
+			}
+			chats = append(chats, id)
+		}
+		a.typing.mu.Unlock()
+		for _, id := range chats {
+			if err := a.sendTyping(ctx, id); err != nil && ctx.Err() == nil {
+				a.log.Debug("telegram typing failed", zap.Int64("chat_id", id), zap.Error(err))
+			}
+		}
+	}
+}
+
+// healthState is the adapter's last known connection state.
+type healthState struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (h *healthState) set(err error) {
+	h.mu.Lock()
+	h.err = err
+	h.mu.Unlock()
+}
+
+// Health reports whether the adapter is receiving from Telegram: nil after a successful poll
+// or webhook registration, otherwise what failed last (without secrets).
+func (a *Adapter) Health() error {
+	a.health.mu.Lock()
+	defer a.health.mu.Unlock()
+	return a.health.err
+}
