@@ -116,6 +116,12 @@ type CableOptions struct {
 	// reconnect with hundreds of subscriptions does not flood the server's small worker pool
 	// (Rails runs subscribed hooks on 4 threads). Default 50.
 	SubscribeRate int
+	// TotalSubscribeRate, when positive, also caps subscribe and unsubscribe commands per
+	// second across the whole pool: SubscribeRate multiplies with the number of sockets, and a
+	// server restart resubscribes every socket at once. Default 0: only SubscribeRate applies
+	// (50,000 subscriptions on 100 sockets then re-confirm in about 10 s; a cap of 1000/s
+	// makes that at least 50 s, but spares a small Rails worker pool a burst of 5,000/s).
+	TotalSubscribeRate int
 	// MaxPerConnection caps the subscriptions one websocket carries; the pool opens another
 	// socket when all are full. Smaller means a dropped socket blinds fewer conversations and
 	// resubscribes faster. Default 500.
@@ -211,6 +217,8 @@ type Cable struct {
 	sockets []*socket
 	counts  [numStates]int // wanted subscriptions by state
 	lastErr string
+	// nextSlot is the next free slot of TotalSubscribeRate.
+	nextSlot time.Time
 
 	// grow tells Run that the pool gained a socket. Capacity 1.
 	grow chan struct{}
@@ -402,6 +410,32 @@ func (c *Cable) addSocket() *socket {
 	s.log = c.log.With(zap.Int("socket", s.idx))
 	c.sockets = append(c.sockets, s)
 	return s
+}
+
+// freeSlot returns when the next slot of TotalSubscribeRate is free (zero without a cap).
+func (c *Cable) freeSlot() time.Time {
+	if c.opts.TotalSubscribeRate <= 0 {
+		return time.Time{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nextSlot
+}
+
+// reserve books n command slots of TotalSubscribeRate and returns when the first may be
+// written (now, or zero, when there is no pool-wide cap).
+func (c *Cable) reserve(now time.Time, n int) time.Time {
+	if c.opts.TotalSubscribeRate <= 0 {
+		return time.Time{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at := c.nextSlot
+	if at.Before(now) {
+		at = now
+	}
+	c.nextSlot = at.Add(time.Duration(n) * time.Second / time.Duration(c.opts.TotalSubscribeRate))
+	return at
 }
 
 // remove forgets s. The caller holds c.mu.

@@ -426,3 +426,29 @@ func TestCableCancelPoolLeavesNoGoroutines(t *testing.T) {
 	f.close()
 	goleak.VerifyNone(t, ignore)
 }
+
+func TestCableTotalSubscribeRate(t *testing.T) {
+	f := newFakeCable(t, nil)
+	toks := []string{"tA", "tB", "tC", "tD", "tE"}
+	for _, tok := range toks {
+		f.setKnown(tok, true)
+	}
+	r := newRecorder()
+	// Five sockets that could each subscribe at once; the pool-wide cap spaces them 50 ms apart.
+	startCable(t, f.url(), r, &CableOptions{MaxPerConnection: 1, SubscribeRate: 1000, TotalSubscribeRate: 20}, toks...)
+	var first time.Time
+	for i := range toks {
+		if cmd := recv(t, f.cmds, "subscribe"); cmd.Command != "subscribe" {
+			t.Fatalf("command %+v", cmd)
+		}
+		if i == 0 {
+			first = time.Now()
+		}
+	}
+	if d := time.Since(first); d < 150*time.Millisecond {
+		t.Errorf("five subscribes on five sockets took %s, want paced at 20/s overall", d)
+	}
+	for range toks {
+		recv(t, r.confirms, "confirm")
+	}
+}

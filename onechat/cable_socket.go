@@ -290,6 +290,14 @@ func (s *socket) own(ctx context.Context, ws *websocket.Conn, queue chan<- cable
 		var note *cableItem
 		cmds = cmds[:0]
 		now := time.Now()
+		// Wait for the pool-wide pace before deciding, so confirm deadlines start when the
+		// commands are written; sockets racing for the same slot overshoot it by a few slots.
+		if at := c.freeSlot(); at.After(now) {
+			if done, err := s.sleep(ctx, readErr, at); done || err != nil {
+				return done, err
+			}
+			continue
+		}
 		c.mu.Lock()
 		switch {
 		case !s.welcomed:
@@ -308,6 +316,14 @@ func (s *socket) own(ctx context.Context, ws *websocket.Conn, queue chan<- cable
 
 		if note != nil && !c.enqueue(ctx, queue, *note) {
 			return false, ctx.Err()
+		}
+		if len(cmds) > 0 {
+			if at := c.reserve(now, len(cmds)); at.After(now) {
+				if done, err := s.sleep(ctx, readErr, at); done || err != nil {
+					return done, err
+				}
+				now = at
+			}
 		}
 		for _, cmd := range cmds {
 			if err := s.write(ctx, ws, cmd); err != nil {
@@ -335,6 +351,21 @@ func (s *socket) own(ctx context.Context, ws *websocket.Conn, queue chan<- cable
 		case <-tc:
 		}
 		timer.Stop()
+	}
+}
+
+// sleep waits until at, or until ctx ends (err set) or the reader fails (readerDone and err
+// set).
+func (s *socket) sleep(ctx context.Context, readErr <-chan error, at time.Time) (readerDone bool, err error) {
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case err := <-readErr:
+		return true, err
+	case <-t.C:
+		return false, nil
 	}
 }
 
