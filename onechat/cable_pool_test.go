@@ -346,7 +346,7 @@ func TestCableDuplicatesAndUnknownEvents(t *testing.T) {
 	recv(t, r.confirms, "confirm")
 	idJSON, _ := json.Marshal(ident(tok1))
 	_ = fc.send(`{"identifier":` + string(idJSON) + `,"type":"confirm_subscription"}`) // duplicate
-	fc.broadcast(tok1, "conversation.recording", `{"id":1}`)                             // a fork's event
+	fc.broadcast(tok1, "conversation.recording", `{"id":1}`)                           // a fork's event
 	fc.broadcast(tok1, EventMessageCreated, `{"id":7,"message_type":1}`)
 	fc.broadcast(tok1, EventMessageCreated, `{"id":7,"message_type":1}`) // duplicate: delivered, harmless
 	for range 2 {

@@ -93,9 +93,9 @@ type socket struct {
 	idents     map[string]*subscription // by identifier, including those being unsubscribed
 	welcomed   bool
 	welcomedAt time.Time
-	todo     []*subscription // commands to send, in order
-	todoHead int
-	timers   deadlines
+	todo       []*subscription // commands to send, in order
+	todoHead   int
+	timers     deadlines
 
 	nextWrite time.Time // pacing; owner only
 }

@@ -10,7 +10,7 @@ func TestEventDecode(t *testing.T) {
 	conv := ConversationEvent{ID: 21, Status: StatusResolved, ContactSourceID: testSourceID, InboxID: 7}
 	for _, tc := range []struct {
 		name, event, data string
-		want             any
+		want              any
 	}{
 		{"message created", EventMessageCreated, `{"id":1202,"content":"hi","message_type":1,"conversation_id":21,"created_at":1736500060.5}`,
 			&Message{ID: 1202, Content: "hi", MessageType: MessageOutgoing, ConversationID: 21, CreatedAt: 1736500060}},
