@@ -266,7 +266,18 @@ func parseLink(s string) (text, target string, n int, ok bool) {
 				if i+1 >= len(s) || s[i+1] != '(' {
 					return "", "", 0, false
 				}
-				end := strings.IndexByte(s[i+2:], ')')
+				end, paren := -1, 0
+				for j := i + 2; j < len(s) && end < 0; j++ {
+					switch s[j] {
+					case '(':
+						paren++
+					case ')':
+						if paren == 0 {
+							end = j - (i + 2)
+						}
+						paren--
+					}
+				}
 				if end < 0 {
 					return "", "", 0, false
 				}

@@ -429,16 +429,22 @@ func (p *pacer) reserve(chat int64) time.Duration {
 			}
 		}
 	}
-	at := now
-	if t := p.chatNext[chat]; t.After(at) {
-		at = t
+	chatAt := now
+	if t := p.chatNext[chat]; t.After(chatAt) {
+		chatAt = t
 	}
-	if p.globalNext.After(at) {
-		at = p.globalNext
+	globalAt := now
+	if p.globalNext.After(globalAt) {
+		globalAt = p.globalNext
 	}
-	p.chatNext[chat] = at.Add(p.perChat)
-	p.globalNext = at.Add(p.global)
-	return at.Sub(now)
+	// The two limits are kept apart: a chat waiting for its own slot does not hold up the
+	// bot's slots for other chats.
+	p.chatNext[chat] = chatAt.Add(p.perChat)
+	p.globalNext = globalAt.Add(p.global)
+	if globalAt.After(chatAt) {
+		return globalAt.Sub(now)
+	}
+	return chatAt.Sub(now)
 }
 
 func (p *pacer) wait(ctx context.Context, chat int64) error {

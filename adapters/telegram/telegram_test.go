@@ -1,13 +1,13 @@
 package telegram
 
 import (
-	"reflect"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -195,6 +195,9 @@ func newFixtureURL(t *testing.T, srv *telegramtest.Server, apiURL, token string)
 	a.backoff = backoff{base: time.Millisecond, max: 8 * time.Millisecond}
 	paces := &waitRecorder{ch: make(chan time.Duration, 16)}
 	a.pacer.sleep = paces.wait
+	// The fake stands for the cloud Bot API, with its 20 MB download limit.
+	a.conv.maxDownload = CloudDownloadLimit
+	a.maxUpload = cloudUploadLimit
 	return &fixture{srv: srv, a: a, logs: logs, waits: w, paces: paces}
 }
 

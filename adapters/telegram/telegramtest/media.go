@@ -94,6 +94,17 @@ func (s *Server) Actions(chatID int64) int {
 	return s.actions[chatID]
 }
 
+// WaitSentMatch waits until the messages the bot sent to chatID satisfy cond, e.g. an edit
+// or a deletion has happened, and returns them.
+func (s *Server) WaitSentMatch(ctx context.Context, chatID int64, cond func([]SentMessage) bool) ([]SentMessage, error) {
+	var out []SentMessage
+	err := s.waitFor(ctx, func() bool {
+		out = slices.Clone(s.sent[chatID])
+		return cond(out)
+	})
+	return out, err
+}
+
 // WaitActions waits until the bot sent at least n chat actions to chatID.
 func (s *Server) WaitActions(ctx context.Context, chatID int64, n int) error {
 	return s.waitFor(ctx, func() bool { return s.actions[chatID] >= n })
@@ -592,7 +603,7 @@ func parseText(raw, parseMode string, limit int, tooLong string) (string, []Enti
 		text = raw
 	case "HTML":
 		var err error
-		text, entities, err = parseHTML(raw)
+		text, entities, err = ParseHTML(raw)
 		if err != nil {
 			e := badRequest("can't parse entities: " + err.Error())
 			return "", nil, &e
@@ -623,9 +634,10 @@ var htmlTags = map[string]string{
 	"tg-emoji": "custom_emoji",
 }
 
-// parseHTML is Telegram's HTML parse mode: supported tags only, properly nested, the entities
+// ParseHTML is Telegram's HTML parse mode, exported so tests can check that converted text is
+// valid: supported tags only, properly nested, the entities
 // &lt; &gt; &amp; &quot; and numeric ones; anything else is an error, as it is for Telegram.
-func parseHTML(s string) (string, []Entity, error) {
+func ParseHTML(s string) (string, []Entity, error) {
 	type open struct {
 		tag   string
 		start int
