@@ -129,6 +129,8 @@ type Adapter struct {
 
 	healthMu sync.Mutex
 	health   error
+	// observeHealth, when set (by tests), is called after every health change.
+	observeHealth func(error)
 
 	inboxMu sync.Mutex
 	inbox   bridge.Inbox
@@ -252,7 +254,11 @@ func (a *Adapter) Health() error {
 func (a *Adapter) setHealth(err error) {
 	a.healthMu.Lock()
 	a.health = err
+	observe := a.observeHealth
 	a.healthMu.Unlock()
+	if observe != nil {
+		observe(err)
+	}
 }
 
 func (a *Adapter) currentInbox() bridge.Inbox {

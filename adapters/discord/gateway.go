@@ -76,6 +76,9 @@ type fatalGatewayError struct {
 }
 
 func (e *fatalGatewayError) Error() string {
+	if e.code == 0 {
+		return "discord refused the bot: " + e.msg
+	}
 	return fmt.Sprintf("discord gateway closed with %d: %s", int(e.code), e.msg)
 }
 
@@ -131,6 +134,10 @@ func (a *Adapter) connect(ctx context.Context, st *gatewayState, out chan<- even
 			URL string `json:"url"`
 		}
 		if err := a.rest.do(ctx, "GET", "/gateway", nil, &g); err != nil {
+			var apiErr *APIError
+			if errors.As(err, &apiErr) && apiErr.Status == 401 {
+				return false, &fatalGatewayError{0, "authentication failed: check DISCORD_BOT_TOKEN"}
+			}
 			return false, fmt.Errorf("get gateway url: %w", err)
 		}
 		if g.URL == "" {

@@ -1,0 +1,1233 @@
+// Package discordtest is an in-memory fake of the Discord API for hermetic tests: REST (API
+// v10) with bot-token auth, rate-limit headers, JSON error codes and fault injection; a gateway
+// with HELLO, IDENTIFY/READY, heartbeats and ACKs, RESUME/RESUMED with replay, op 7 and op 9;
+// and a CDN whose attachment links expire. Helpers act as users: they write DMs and thread
+// messages, edit, delete, type and press buttons, and the fake dispatches what Discord would.
+//
+// It follows Discord's documented behaviour, not the adapter's: code under test must speak the
+// protocol as documented to pass.
+package discordtest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+)
+
+// GuildID is the fake's one guild.
+const GuildID = "900000000000000001"
+
+// Intents the fake checks.
+const (
+	IntentMessageContent = 1 << 15
+)
+
+// Attachment is a file of a message.
+type Attachment struct {
+	ID          string `json:"id"`
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type,omitempty"`
+	Size        int    `json:"size"`
+	Data        []byte `json:"-"`
+}
+
+// Sticker is a sticker item of a message.
+type Sticker struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	FormatType int    `json:"format_type"`
+}
+
+// Message is a stored message. Payload keeps what the bot sent, as sent.
+type Message struct {
+	ID               string
+	ChannelID        string
+	AuthorID         string
+	Content          string
+	Type             int
+	Flags            int
+	Timestamp        time.Time
+	Edited           *time.Time
+	Attachments      []Attachment
+	Stickers         []Sticker
+	ReplyTo          string
+	Components       json.RawMessage
+	Embeds           json.RawMessage
+	AllowedMentions  json.RawMessage
+	MessageReference json.RawMessage
+	Payload          json.RawMessage
+}
+
+// Channel is a DM channel, a guild text channel or a private thread.
+type Channel struct {
+	ID        string
+	Type      int // 1 DM, 0 guild text, 12 private thread
+	Recipient string
+	ParentID  string
+	Name      string
+	Archived  bool
+	Locked    bool
+	Members   map[string]bool
+	Invitable bool
+}
+
+// User is a Discord user.
+type User struct {
+	ID, Username, GlobalName string
+	Bot                      bool
+}
+
+// Request is one REST request the fake received.
+type Request struct {
+	Method, Path string
+	Header       http.Header
+	Body         []byte
+}
+
+// InteractionResponse is the bot's answer to an interaction (callback or @original edit).
+type InteractionResponse struct {
+	Type int
+	Body json.RawMessage
+}
+
+type fault struct {
+	method, path string // path is matched as a suffix of the request path
+	status, code int
+	message      string
+	retryAfter   float64
+}
+
+type interaction struct {
+	id, token, channelID, messageID string
+	responses                       []InteractionResponse
+}
+
+type frame struct {
+	Op int             `json:"op"`
+	D  json.RawMessage `json:"d"`
+	S  *int64          `json:"s,omitempty"`
+	T  string          `json:"t,omitempty"`
+}
+
+type gwConn struct {
+	ws      *websocket.Conn
+	writeMu sync.Mutex
+	session *session
+}
+
+func (c *gwConn) write(v any) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return c.ws.WriteJSON(v)
+}
+
+type session struct {
+	id   string
+	seq  int64
+	log  []frame // every dispatch, for replay on RESUME
+	conn *gwConn
+}
+
+// Server is the fake. Its exported fields are fixed at NewServer.
+type Server struct {
+	// URL is the fake's base URL; APIURL is URL + "/api/v10"; CDNURL serves files.
+	URL, APIURL, CDNURL string
+	Token               string
+	BotID, AppID        string
+
+	t   testing.TB
+	srv *httptest.Server
+	wg  sync.WaitGroup
+
+	mu              sync.Mutex
+	changed         chan struct{}
+	next            int64
+	users           map[string]*User
+	channels        map[string]*Channel
+	dms             map[string]string // user → DM channel
+	messages        map[string]*Message
+	order           map[string][]string // channel → message ids in order
+	closedDMs       map[string]bool
+	faults          []fault
+	requests        []Request
+	interactions    map[string]*interaction
+	cdnVersion      int
+	authOnCDN       int
+	typing          map[string]int
+	sessions        map[string]*session
+	current         *session // the session dispatches go to
+	conns           map[*gwConn]bool
+	heartbeatMS     int64
+	acks            bool
+	silentHello     bool
+	allowContent    bool
+	identifies      int
+	resumes         int
+	heartbeats      int
+	gatewayRequests int
+}
+
+// NewServer starts a fake for the given bot token. The Message Content intent is allowed; see
+// AllowMessageContent.
+func NewServer(t testing.TB, token string) *Server {
+	s := &Server{
+		Token: token, BotID: "800000000000000001", AppID: "800000000000000002",
+		t: t, changed: make(chan struct{}), next: 1_000_000_000_000_000,
+		users: map[string]*User{}, channels: map[string]*Channel{}, dms: map[string]string{},
+		messages: map[string]*Message{}, order: map[string][]string{}, closedDMs: map[string]bool{},
+		interactions: map[string]*interaction{}, typing: map[string]int{}, sessions: map[string]*session{},
+		conns: map[*gwConn]bool{}, heartbeatMS: 41250, acks: true, allowContent: true,
+	}
+	s.users[s.BotID] = &User{ID: s.BotID, Username: "onechat", Bot: true}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/gateway/", s.serveGateway)
+	mux.HandleFunc("/cdn/", s.serveCDN)
+	mux.HandleFunc("/api/v10/", s.serveREST)
+	s.srv = httptest.NewServer(mux)
+	s.URL = s.srv.URL
+	s.APIURL = s.srv.URL + "/api/v10"
+	s.CDNURL = s.srv.URL + "/cdn"
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Close drops every gateway connection and stops the server.
+func (s *Server) Close() {
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.ws.Close()
+	}
+	s.mu.Unlock()
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+	s.wg.Wait()
+}
+
+// notify wakes WaitFor callers; s.mu must be held.
+func (s *Server) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// WaitFor waits until cond (called with the fake's state locked, so it must only use the
+// fake's methods suffixed Locked or its own data) holds, failing the test after 10 s.
+func (s *Server) WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		ok := cond()
+		ch := s.changed
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("discordtest: timed out waiting for %s", what)
+		}
+	}
+}
+
+func (s *Server) newID() string {
+	s.next++
+	return strconv.FormatInt(s.next, 10)
+}
+
+// ---- state helpers used by tests ----
+
+// AddUser registers a user.
+func (s *Server) AddUser(id, username, globalName string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[id] = &User{ID: id, Username: username, GlobalName: globalName}
+}
+
+// AddTextChannel creates a guild text channel (the support channel).
+func (s *Server) AddTextChannel(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.channels[id] = &Channel{ID: id, Type: 0, Name: "support", Members: map[string]bool{}}
+	s.notify()
+}
+
+// CloseDMs makes every DM to the user fail with 50007.
+func (s *Server) CloseDMs(userID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closedDMs[userID] = true
+}
+
+// DMChannel returns (creating it) the DM channel of a user.
+func (s *Server) DMChannel(userID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dmLocked(userID)
+}
+
+func (s *Server) dmLocked(userID string) string {
+	if id, ok := s.dms[userID]; ok {
+		return id
+	}
+	id := s.newID()
+	s.channels[id] = &Channel{ID: id, Type: 1, Recipient: userID, Members: map[string]bool{}}
+	s.dms[userID] = id
+	return id
+}
+
+// Messages returns copies of a channel's messages, oldest first.
+func (s *Server) Messages(channelID string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.MessagesLocked(channelID)
+}
+
+// MessagesLocked is Messages for WaitFor conditions.
+func (s *Server) MessagesLocked(channelID string) []Message {
+	var out []Message
+	for _, id := range s.order[channelID] {
+		if m, ok := s.messages[id]; ok {
+			out = append(out, *m)
+		}
+	}
+	return out
+}
+
+// Channel returns a copy of a channel.
+func (s *Server) Channel(id string) (Channel, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.channels[id]
+	if !ok {
+		return Channel{}, false
+	}
+	cp := *c
+	cp.Members = map[string]bool{}
+	for k, v := range c.Members {
+		cp.Members[k] = v
+	}
+	return cp, true
+}
+
+// Threads returns the ids of the private threads under a channel.
+func (s *Server) Threads(parentID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ThreadsLocked(parentID)
+}
+
+// ThreadsLocked is Threads for WaitFor conditions.
+func (s *Server) ThreadsLocked(parentID string) []string {
+	var out []string
+	for id, c := range s.channels {
+		if c.ParentID == parentID && c.Type == 12 {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Requests returns the REST requests so far.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// TypingCountLocked is how many typing requests a channel got.
+func (s *Server) TypingCountLocked(channelID string) int { return s.typing[channelID] }
+
+// TypingCount is TypingCountLocked with the lock taken.
+func (s *Server) TypingCount(channelID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.typing[channelID]
+}
+
+// InteractionResponsesLocked returns the bot's answers to an interaction.
+func (s *Server) InteractionResponsesLocked(id string) []InteractionResponse {
+	if i, ok := s.interactions[id]; ok {
+		return append([]InteractionResponse(nil), i.responses...)
+	}
+	return nil
+}
+
+// AuthorizedCDNRequests counts CDN downloads that carried an Authorization header (the token
+// must never go to the CDN).
+func (s *Server) AuthorizedCDNRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.authOnCDN
+}
+
+// ExpireCDNLinks makes every attachment link issued so far fail, as Discord's signed links do
+// after about a day.
+func (s *Server) ExpireCDNLinks() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cdnVersion++
+}
+
+// Fail makes the next request whose method matches and whose path ends with pathSuffix fail
+// with the status and JSON error code.
+func (s *Server) Fail(method, pathSuffix string, status, code int, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{method: method, path: pathSuffix, status: status, code: code, message: message})
+}
+
+// RateLimit makes the next matching request a 429 with retry_after seconds.
+func (s *Server) RateLimit(method, pathSuffix string, retryAfter float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{method: method, path: pathSuffix, status: 429, retryAfter: retryAfter, message: "You are being rate limited."})
+}
+
+// ---- user actions ----
+
+// MessageOption adds something to a user's message.
+type MessageOption func(*Message)
+
+// WithAttachment attaches a file.
+func WithAttachment(name, contentType string, data []byte) MessageOption {
+	return func(m *Message) {
+		m.Attachments = append(m.Attachments, Attachment{Filename: name, ContentType: contentType, Size: len(data), Data: data})
+	}
+}
+
+// WithSticker adds a sticker (format 1 PNG, 3 Lottie, 4 GIF).
+func WithSticker(id, name string, format int) MessageOption {
+	return func(m *Message) { m.Stickers = append(m.Stickers, Sticker{ID: id, Name: name, FormatType: format}) }
+}
+
+// ReplyingTo makes the message a reply.
+func ReplyingTo(messageID string) MessageOption {
+	return func(m *Message) { m.ReplyTo = messageID; m.Type = 19 }
+}
+
+// Offline stores the message without dispatching it: it was sent while the bot was away.
+func Offline() MessageOption { return func(m *Message) { m.Flags |= offlineFlag } }
+
+const offlineFlag = 1 << 30
+
+// UserSendsDM makes a user write to the bot in their DM channel and returns the message.
+func (s *Server) UserSendsDM(userID, content string, opts ...MessageOption) Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.userSendsLocked(userID, s.dmLocked(userID), content, opts)
+}
+
+// UserSendsIn makes a user write in a guild channel or thread.
+func (s *Server) UserSendsIn(userID, channelID, content string, opts ...MessageOption) Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.userSendsLocked(userID, channelID, content, opts)
+}
+
+func (s *Server) userSendsLocked(userID, channelID, content string, opts []MessageOption) Message {
+	m := &Message{ID: s.newID(), ChannelID: channelID, AuthorID: userID, Content: content, Timestamp: time.Now().UTC()}
+	for _, o := range opts {
+		o(m)
+	}
+	for i := range m.Attachments {
+		m.Attachments[i].ID = s.newID()
+	}
+	offline := m.Flags&offlineFlag != 0
+	m.Flags &^= offlineFlag
+	s.storeLocked(m)
+	if !offline {
+		s.dispatchLocked("MESSAGE_CREATE", s.renderLocked(m, true))
+	}
+	s.notify()
+	return *m
+}
+
+// UserEdits changes a user's message and dispatches MESSAGE_UPDATE.
+func (s *Server) UserEdits(messageID, content string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.messages[messageID]
+	now := time.Now().UTC()
+	m.Content, m.Edited = content, &now
+	s.dispatchLocked("MESSAGE_UPDATE", s.renderLocked(m, true))
+	s.notify()
+}
+
+// UserDeletes deletes a message and dispatches MESSAGE_DELETE (which, as on Discord, does not
+// say who deleted it).
+func (s *Server) UserDeletes(messageID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.messages[messageID]
+	delete(s.messages, messageID)
+	d := map[string]any{"id": messageID, "channel_id": m.ChannelID}
+	if g := s.guildOfLocked(m.ChannelID); g != "" {
+		d["guild_id"] = g
+	}
+	s.dispatchLocked("MESSAGE_DELETE", d)
+	s.notify()
+}
+
+// UserTypes dispatches TYPING_START.
+func (s *Server) UserTypes(userID, channelID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := map[string]any{"channel_id": channelID, "user_id": userID, "timestamp": time.Now().Unix()}
+	if g := s.guildOfLocked(channelID); g != "" {
+		d["guild_id"] = g
+		d["member"] = map[string]any{"user": s.userJSONLocked(userID), "roles": []string{}}
+	}
+	s.dispatchLocked("TYPING_START", d)
+	s.notify()
+}
+
+// UserPresses makes a user press a button (or choose values in a select menu) of a message and
+// returns the interaction id.
+func (s *Server) UserPresses(userID, channelID, messageID, customID string, values ...string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.messages[messageID]
+	it := &interaction{id: s.newID(), token: "itoken-" + randomHex(), channelID: channelID, messageID: messageID}
+	s.interactions[it.id] = it
+	data := map[string]any{"custom_id": customID, "component_type": 2}
+	if len(values) > 0 {
+		data["component_type"] = 3
+		data["values"] = values
+	}
+	d := map[string]any{
+		"id": it.id, "application_id": s.AppID, "type": 3, "token": it.token, "version": 1,
+		"channel_id": channelID, "data": data, "message": s.renderLocked(m, false),
+	}
+	if g := s.guildOfLocked(channelID); g != "" {
+		d["guild_id"] = g
+		d["member"] = map[string]any{"user": s.userJSONLocked(userID), "roles": []string{}, "nick": nil}
+	} else {
+		d["user"] = s.userJSONLocked(userID)
+	}
+	s.dispatchLocked("INTERACTION_CREATE", d)
+	s.notify()
+	return it.id
+}
+
+func randomHex() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (s *Server) guildOfLocked(channelID string) string {
+	if c, ok := s.channels[channelID]; ok && c.Type != 1 {
+		return GuildID
+	}
+	return ""
+}
+
+func (s *Server) storeLocked(m *Message) {
+	s.messages[m.ID] = m
+	s.order[m.ChannelID] = append(s.order[m.ChannelID], m.ID)
+}
+
+func (s *Server) userJSONLocked(id string) map[string]any {
+	u, ok := s.users[id]
+	if !ok {
+		u = &User{ID: id, Username: "user" + id}
+	}
+	out := map[string]any{"id": u.ID, "username": u.Username, "discriminator": "0", "global_name": nil, "avatar": nil}
+	if u.GlobalName != "" {
+		out["global_name"] = u.GlobalName
+	}
+	if u.Bot {
+		out["bot"] = true
+	}
+	return out
+}
+
+// renderLocked is a message object as Discord returns it, with fresh attachment links.
+func (s *Server) renderLocked(m *Message, gatewayFields bool) map[string]any {
+	atts := []map[string]any{}
+	for _, a := range m.Attachments {
+		u := fmt.Sprintf("%s/attachments/%s/%s/%s?ex=%d", s.CDNURL, m.ChannelID, a.ID, a.Filename, s.cdnVersion)
+		atts = append(atts, map[string]any{"id": a.ID, "filename": a.Filename, "content_type": a.ContentType,
+			"size": a.Size, "url": u, "proxy_url": u})
+	}
+	out := map[string]any{
+		"id": m.ID, "channel_id": m.ChannelID, "type": m.Type, "content": m.Content,
+		"author": s.userJSONLocked(m.AuthorID), "timestamp": m.Timestamp.Format(time.RFC3339Nano),
+		"edited_timestamp": nil, "tts": false, "mention_everyone": false, "mentions": []any{},
+		"mention_roles": []any{}, "attachments": atts, "embeds": []any{}, "pinned": false, "flags": m.Flags,
+	}
+	if m.Edited != nil {
+		out["edited_timestamp"] = m.Edited.Format(time.RFC3339Nano)
+	}
+	if len(m.Stickers) > 0 {
+		out["sticker_items"] = m.Stickers
+	}
+	if len(m.Components) > 0 {
+		out["components"] = m.Components
+	}
+	if len(m.Embeds) > 0 {
+		out["embeds"] = m.Embeds
+	}
+	if m.ReplyTo != "" {
+		out["message_reference"] = map[string]any{"type": 0, "message_id": m.ReplyTo, "channel_id": m.ChannelID}
+		if r, ok := s.messages[m.ReplyTo]; ok {
+			out["referenced_message"] = s.renderLocked(r, false)
+		} else {
+			out["referenced_message"] = nil
+		}
+	}
+	if gatewayFields {
+		if g := s.guildOfLocked(m.ChannelID); g != "" {
+			out["guild_id"] = g
+			out["member"] = map[string]any{"roles": []string{}, "nick": nil}
+		}
+	}
+	return out
+}
+
+// ---- gateway ----
+
+// SetHeartbeatInterval sets the interval HELLO announces to new connections.
+func (s *Server) SetHeartbeatInterval(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.heartbeatMS = d.Milliseconds()
+}
+
+// SetHeartbeatACKs turns acknowledging heartbeats on or off (off makes a zombie connection).
+func (s *Server) SetHeartbeatACKs(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.acks = on
+}
+
+// SetSilentHello makes new gateway connections accept the socket but never send HELLO.
+func (s *Server) SetSilentHello(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.silentHello = on
+}
+
+// AllowMessageContent says whether the bot may use the privileged Message Content intent; when
+// not, an IDENTIFY asking for it is closed with 4014.
+func (s *Server) AllowMessageContent(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.allowContent = on
+}
+
+// GatewayStats are counters of the gateway.
+type GatewayStats struct {
+	Connections, Identifies, Resumes, Heartbeats, Dials int
+}
+
+// StatsLocked returns the gateway counters, for WaitFor conditions.
+func (s *Server) StatsLocked() GatewayStats {
+	return GatewayStats{Connections: len(s.conns), Identifies: s.identifies, Resumes: s.resumes, Heartbeats: s.heartbeats, Dials: s.gatewayRequests}
+}
+
+// Stats is StatsLocked with the lock taken.
+func (s *Server) Stats() GatewayStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.StatsLocked()
+}
+
+// DropConnections cuts every gateway connection without a close frame, as a network failure
+// does. The sessions stay resumable.
+func (s *Server) DropConnections() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		_ = c.ws.UnderlyingConn().Close()
+	}
+}
+
+// SendReconnect sends op 7 on every connection.
+func (s *Server) SendReconnect() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		_ = c.write(map[string]any{"op": 7, "d": nil})
+	}
+}
+
+// InvalidateSession sends op 9 with the resumable flag on every connection.
+func (s *Server) InvalidateSession(resumable bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if !resumable && c.session != nil {
+			delete(s.sessions, c.session.id)
+		}
+		_ = c.write(map[string]any{"op": 9, "d": resumable})
+	}
+}
+
+// dispatchLocked sends a dispatch on the current session, logging it for replay.
+func (s *Server) dispatchLocked(t string, d any) {
+	sess := s.current
+	if sess == nil {
+		return
+	}
+	raw, _ := json.Marshal(d)
+	sess.seq++
+	seq := sess.seq
+	f := frame{Op: 0, T: t, S: &seq, D: raw}
+	sess.log = append(sess.log, f)
+	if sess.conn != nil {
+		_ = sess.conn.write(f)
+	}
+}
+
+var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+
+func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("v") != "10" || r.URL.Query().Get("encoding") != "json" {
+		http.Error(w, "unsupported gateway version or encoding", http.StatusBadRequest)
+		return
+	}
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c := &gwConn{ws: ws}
+	s.mu.Lock()
+	s.gatewayRequests++
+	s.conns[c] = true
+	silent, interval := s.silentHello, s.heartbeatMS
+	s.wg.Add(1)
+	s.notify()
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		if c.session != nil && c.session.conn == c {
+			c.session.conn = nil
+		}
+		s.notify()
+		s.mu.Unlock()
+		_ = ws.Close()
+	}()
+	if !silent {
+		if c.write(map[string]any{"op": 10, "d": map[string]any{"heartbeat_interval": interval}}) != nil {
+			return
+		}
+	}
+	for {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		if silent {
+			continue
+		}
+		var f frame
+		if json.Unmarshal(data, &f) != nil {
+			s.closeWith(c, 4002, "Error while decoding payload.")
+			return
+		}
+		if !s.handleFrame(c, f) {
+			return
+		}
+	}
+}
+
+func (s *Server) closeWith(c *gwConn, code int, reason string) {
+	c.writeMu.Lock()
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	c.writeMu.Unlock()
+}
+
+func (s *Server) tokenOK(tok string) bool { return tok == s.Token || tok == "Bot "+s.Token }
+
+// handleFrame answers one client frame; false closes the connection.
+func (s *Server) handleFrame(c *gwConn, f frame) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.notify()
+	switch f.Op {
+	case 1:
+		s.heartbeats++
+		if s.acks {
+			_ = c.write(map[string]any{"op": 11})
+		}
+	case 2:
+		var d struct {
+			Token      string            `json:"token"`
+			Intents    *int              `json:"intents"`
+			Properties map[string]string `json:"properties"`
+		}
+		if json.Unmarshal(f.D, &d) != nil || d.Intents == nil || d.Properties["os"] == "" {
+			s.closeWith(c, 4002, "Error while decoding payload.")
+			return false
+		}
+		if !s.tokenOK(d.Token) {
+			s.closeWith(c, 4004, "Authentication failed.")
+			return false
+		}
+		if *d.Intents&IntentMessageContent != 0 && !s.allowContent {
+			s.closeWith(c, 4014, "Disallowed intent(s).")
+			return false
+		}
+		if c.session != nil {
+			s.closeWith(c, 4005, "Already authenticated.")
+			return false
+		}
+		s.identifies++
+		sess := &session{id: randomHex(), conn: c}
+		s.sessions[sess.id] = sess
+		s.current, c.session = sess, sess
+		wsURL := "ws" + strings.TrimPrefix(s.URL, "http") + "/gateway/"
+		s.dispatchLocked("READY", map[string]any{
+			"v": 10, "user": s.userJSONLocked(s.BotID), "guilds": []any{}, "session_id": sess.id,
+			"resume_gateway_url": wsURL, "application": map[string]any{"id": s.AppID, "flags": 0},
+		})
+	case 6:
+		var d struct {
+			Token     string `json:"token"`
+			SessionID string `json:"session_id"`
+			Seq       int64  `json:"seq"`
+		}
+		if json.Unmarshal(f.D, &d) != nil {
+			s.closeWith(c, 4002, "Error while decoding payload.")
+			return false
+		}
+		if !s.tokenOK(d.Token) {
+			s.closeWith(c, 4004, "Authentication failed.")
+			return false
+		}
+		sess, ok := s.sessions[d.SessionID]
+		if !ok || d.Seq > sess.seq {
+			_ = c.write(map[string]any{"op": 9, "d": false})
+			return true
+		}
+		s.resumes++
+		if sess.conn != nil && sess.conn != c {
+			_ = sess.conn.ws.UnderlyingConn().Close()
+		}
+		sess.conn, c.session, s.current = c, sess, sess
+		for _, ev := range sess.log {
+			if *ev.S > d.Seq {
+				_ = c.write(ev)
+			}
+		}
+		s.dispatchLocked("RESUMED", map[string]any{})
+	default:
+		s.closeWith(c, 4001, "Unknown opcode.")
+		return false
+	}
+	return true
+}
+
+// ---- CDN ----
+
+func (s *Server) serveCDN(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.Header.Get("Authorization") != "" {
+		s.authOnCDN++
+	}
+	s.notify()
+	path := strings.TrimPrefix(r.URL.Path, "/cdn/")
+	if rest, ok := strings.CutPrefix(path, "stickers/"); ok {
+		id, ext, _ := strings.Cut(rest, ".")
+		w.Header().Set("Content-Type", mime.TypeByExtension("."+ext))
+		_, _ = io.WriteString(w, "sticker-"+id+"."+ext)
+		return
+	}
+	parts := strings.Split(strings.TrimPrefix(path, "attachments/"), "/")
+	if len(parts) != 3 || r.URL.Query().Get("ex") != strconv.Itoa(s.cdnVersion) {
+		http.Error(w, "This content is no longer available.", http.StatusNotFound)
+		return
+	}
+	for _, m := range s.messages {
+		for _, a := range m.Attachments {
+			if a.ID == parts[1] && m.ChannelID == parts[0] {
+				w.Header().Set("Content-Type", a.ContentType)
+				_, _ = w.Write(a.Data)
+				return
+			}
+		}
+	}
+	http.Error(w, "This content is no longer available.", http.StatusNotFound)
+}
+
+// ---- REST ----
+
+type apiError struct {
+	status, code int
+	message      string
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	path := strings.TrimPrefix(r.URL.Path, "/api/v10")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.notify()
+	s.requests = append(s.requests, Request{Method: r.Method, Path: path, Header: r.Header.Clone(), Body: body})
+	if auth := r.Header.Get("Authorization"); auth != "Bot "+s.Token && !strings.HasPrefix(path, "/interactions/") && !strings.HasPrefix(path, "/webhooks/") {
+		writeJSON(w, 401, map[string]any{"message": "401: Unauthorized", "code": 0})
+		return
+	}
+	bucket := r.Method + " " + routeOf(path)
+	w.Header().Set("X-RateLimit-Bucket", fmt.Sprintf("%x", hashString(bucket)))
+	w.Header().Set("X-RateLimit-Limit", "5")
+	for i, f := range s.faults {
+		if f.method == r.Method && strings.HasSuffix(path, f.path) {
+			s.faults = append(s.faults[:i], s.faults[i+1:]...)
+			if f.status == 429 {
+				w.Header().Set("X-RateLimit-Remaining", "0")
+				w.Header().Set("X-RateLimit-Reset-After", strconv.FormatFloat(f.retryAfter, 'f', 3, 64))
+				w.Header().Set("Retry-After", strconv.Itoa(int(f.retryAfter+0.999)))
+				w.Header().Set("X-RateLimit-Scope", "user")
+				writeJSON(w, 429, map[string]any{"message": f.message, "retry_after": f.retryAfter, "global": false})
+				return
+			}
+			writeJSON(w, f.status, map[string]any{"message": f.message, "code": f.code})
+			return
+		}
+	}
+	w.Header().Set("X-RateLimit-Remaining", "4")
+	w.Header().Set("X-RateLimit-Reset-After", "1.000")
+	w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10))
+	status, out, aerr := s.route(r, path, body)
+	if aerr != nil {
+		writeJSON(w, aerr.status, map[string]any{"message": aerr.message, "code": aerr.code})
+		return
+	}
+	if status == http.StatusNoContent {
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, status, out)
+}
+
+func hashString(s string) uint32 {
+	var h uint32 = 2166136261
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
+}
+
+// routeOf is the route of a path with ids after the major parameter replaced, as Discord
+// buckets them.
+func routeOf(path string) string {
+	parts := strings.Split(path, "/")
+	for i := 3; i < len(parts); i++ {
+		if _, err := strconv.ParseInt(parts[i], 10, 64); err == nil {
+			parts[i] = ":id"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+var (
+	errUnknownChannel = &apiError{404, 10003, "Unknown Channel"}
+	errUnknownMessage = &apiError{404, 10008, "Unknown Message"}
+	errUnknownUser    = &apiError{404, 10013, "Unknown User"}
+	errNotFound       = &apiError{404, 0, "404: Not Found"}
+	errCannotDM       = &apiError{403, 50007, "Cannot send messages to this user"}
+	errEmpty          = &apiError{400, 50006, "Cannot send an empty message"}
+	errMissingAccess  = &apiError{403, 50001, "Missing Access"}
+)
+
+func (s *Server) route(r *http.Request, path string, body []byte) (int, any, *apiError) {
+	seg := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case r.Method == "GET" && path == "/gateway":
+		return 200, map[string]any{"url": "ws" + strings.TrimPrefix(s.URL, "http") + "/gateway"}, nil
+	case r.Method == "GET" && len(seg) == 2 && seg[0] == "users":
+		if _, ok := s.users[seg[1]]; !ok {
+			return 0, nil, errUnknownUser
+		}
+		return 200, s.userJSONLocked(seg[1]), nil
+	case r.Method == "POST" && path == "/users/@me/channels":
+		var d struct {
+			RecipientID string `json:"recipient_id"`
+		}
+		if json.Unmarshal(body, &d) != nil || d.RecipientID == "" {
+			return 0, nil, &apiError{400, 50035, "Invalid Form Body"}
+		}
+		id := s.dmLocked(d.RecipientID)
+		return 200, map[string]any{"id": id, "type": 1, "recipients": []any{s.userJSONLocked(d.RecipientID)}}, nil
+	case len(seg) >= 2 && seg[0] == "channels":
+		return s.routeChannel(r, seg[1], seg[2:], body)
+	case r.Method == "POST" && len(seg) == 4 && seg[0] == "interactions" && seg[3] == "callback":
+		it, ok := s.interactions[seg[1]]
+		if !ok || it.token != seg[2] {
+			return 0, nil, &apiError{404, 10062, "Unknown interaction"}
+		}
+		var d struct {
+			Type int `json:"type"`
+			Data struct {
+				Components json.RawMessage `json:"components"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(body, &d) != nil || d.Type < 1 {
+			return 0, nil, &apiError{400, 50035, "Invalid Form Body"}
+		}
+		if len(it.responses) > 0 {
+			return 0, nil, &apiError{400, 40060, "Interaction has already been acknowledged."}
+		}
+		it.responses = append(it.responses, InteractionResponse{Type: d.Type, Body: body})
+		if d.Type == 7 {
+			if m, ok := s.messages[it.messageID]; ok && d.Data.Components != nil {
+				m.Components = d.Data.Components
+			}
+		}
+		return http.StatusNoContent, nil, nil
+	case r.Method == "PATCH" && len(seg) == 5 && seg[0] == "webhooks" && seg[4] == "@original":
+		for _, it := range s.interactions {
+			if it.token == seg[2] && seg[1] == s.AppID {
+				if len(it.responses) == 0 {
+					return 0, nil, &apiError{404, 10015, "Unknown Webhook"}
+				}
+				it.responses = append(it.responses, InteractionResponse{Type: 0, Body: body})
+				return 200, map[string]any{"id": s.newID(), "channel_id": it.channelID}, nil
+			}
+		}
+		return 0, nil, &apiError{404, 10015, "Unknown Webhook"}
+	}
+	return 0, nil, errNotFound
+}
+
+func (s *Server) channelJSONLocked(c *Channel) map[string]any {
+	out := map[string]any{"id": c.ID, "type": c.Type}
+	switch c.Type {
+	case 1:
+		out["recipients"] = []any{s.userJSONLocked(c.Recipient)}
+	default:
+		out["guild_id"] = GuildID
+		out["name"] = c.Name
+	}
+	if c.Type == 12 {
+		out["parent_id"] = c.ParentID
+		out["owner_id"] = s.BotID
+		out["thread_metadata"] = map[string]any{"archived": c.Archived, "locked": c.Locked, "auto_archive_duration": 10080, "invitable": c.Invitable}
+	}
+	return out
+}
+
+func (s *Server) routeChannel(r *http.Request, id string, rest []string, body []byte) (int, any, *apiError) {
+	c, ok := s.channels[id]
+	if !ok {
+		return 0, nil, errUnknownChannel
+	}
+	switch {
+	case len(rest) == 0 && r.Method == "GET":
+		return 200, s.channelJSONLocked(c), nil
+	case len(rest) == 0 && r.Method == "PATCH":
+		var d struct {
+			Archived *bool `json:"archived"`
+		}
+		_ = json.Unmarshal(body, &d)
+		if d.Archived != nil {
+			c.Archived = *d.Archived
+		}
+		return 200, s.channelJSONLocked(c), nil
+	case len(rest) == 1 && rest[0] == "typing" && r.Method == "POST":
+		if c.Type == 1 && s.closedDMs[c.Recipient] {
+			return 0, nil, errCannotDM
+		}
+		s.typing[id]++
+		return http.StatusNoContent, nil, nil
+	case len(rest) == 1 && rest[0] == "threads" && r.Method == "POST":
+		var d struct {
+			Name      string `json:"name"`
+			Type      int    `json:"type"`
+			Invitable *bool  `json:"invitable"`
+		}
+		if json.Unmarshal(body, &d) != nil || d.Name == "" || utf8.RuneCountInString(d.Name) > 100 || c.Type != 0 {
+			return 0, nil, &apiError{400, 50035, "Invalid Form Body"}
+		}
+		if d.Type == 0 {
+			d.Type = 12
+		}
+		t := &Channel{ID: s.newID(), Type: d.Type, ParentID: id, Name: d.Name, Members: map[string]bool{s.BotID: true}, Invitable: d.Invitable == nil || *d.Invitable}
+		s.channels[t.ID] = t
+		s.dispatchLocked("THREAD_CREATE", s.channelJSONLocked(t))
+		return 201, s.channelJSONLocked(t), nil
+	case len(rest) == 2 && rest[0] == "thread-members" && r.Method == "PUT":
+		if c.Type != 12 {
+			return 0, nil, &apiError{400, 50024, "Cannot execute action on this channel type"}
+		}
+		c.Members[rest[1]] = true
+		return http.StatusNoContent, nil, nil
+	case len(rest) == 1 && rest[0] == "messages" && r.Method == "GET":
+		return s.listMessages(r, c)
+	case len(rest) == 1 && rest[0] == "messages" && r.Method == "POST":
+		return s.createMessage(r, c, body)
+	case len(rest) == 2 && rest[0] == "messages":
+		m, ok := s.messages[rest[1]]
+		if !ok || m.ChannelID != id {
+			return 0, nil, errUnknownMessage
+		}
+		switch r.Method {
+		case "GET":
+			return 200, s.renderLocked(m, false), nil
+		case "DELETE":
+			if m.AuthorID != s.BotID && c.Type == 1 {
+				return 0, nil, &apiError{403, 50003, "Cannot execute action on a DM channel"}
+			}
+			delete(s.messages, m.ID)
+			return http.StatusNoContent, nil, nil
+		case "PATCH":
+			if m.AuthorID != s.BotID {
+				return 0, nil, &apiError{403, 50005, "Cannot edit a message authored by another user"}
+			}
+			var d struct {
+				Content         *string         `json:"content"`
+				AllowedMentions json.RawMessage `json:"allowed_mentions"`
+			}
+			if json.Unmarshal(body, &d) != nil {
+				return 0, nil, &apiError{400, 50035, "Invalid Form Body"}
+			}
+			if d.Content != nil {
+				if utf8.RuneCountInString(*d.Content) > 2000 {
+					return 0, nil, &apiError{400, 50035, "Invalid Form Body: content: Must be 2000 or fewer in length."}
+				}
+				m.Content = *d.Content
+			}
+			now := time.Now().UTC()
+			m.Edited = &now
+			m.AllowedMentions = d.AllowedMentions
+			return 200, s.renderLocked(m, false), nil
+		}
+	}
+	return 0, nil, errNotFound
+}
+
+func (s *Server) listMessages(r *http.Request, c *Channel) (int, any, *apiError) {
+	q := r.URL.Query()
+	limit := 50
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 100 {
+			return 0, nil, &apiError{400, 50035, "Invalid Form Body"}
+		}
+		limit = n
+	}
+	after, _ := strconv.ParseInt(q.Get("after"), 10, 64)
+	var ids []int64
+	for _, id := range s.order[c.ID] {
+		if _, ok := s.messages[id]; !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(id, 10, 64)
+		if q.Get("after") == "" || n > after {
+			ids = append(ids, n)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	if q.Get("after") != "" {
+		if len(ids) > limit { // the oldest `limit` after the id
+			ids = ids[:limit]
+		}
+	} else if len(ids) > limit {
+		ids = ids[len(ids)-limit:]
+	}
+	out := []any{}
+	for i := len(ids) - 1; i >= 0; i-- { // newest first, as Discord answers
+		out = append(out, s.renderLocked(s.messages[strconv.FormatInt(ids[i], 10)], false))
+	}
+	return 200, out, nil
+}
+
+func (s *Server) createMessage(r *http.Request, c *Channel, body []byte) (int, any, *apiError) {
+	if c.Type == 1 && s.closedDMs[c.Recipient] {
+		return 0, nil, errCannotDM
+	}
+	if c.Type == 12 && !c.Members[s.BotID] {
+		return 0, nil, errMissingAccess
+	}
+	payload := body
+	var files []Attachment
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "multipart/form-data" {
+		payload = nil
+		mr := multipart.NewReader(strings.NewReader(string(body)), params["boundary"])
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			data, _ := io.ReadAll(p)
+			switch name := p.FormName(); {
+			case name == "payload_json":
+				payload = data
+			case strings.HasPrefix(name, "files["):
+				files = append(files, Attachment{ID: s.newID(), Filename: p.FileName(), ContentType: p.Header.Get("Content-Type"), Size: len(data), Data: data})
+			}
+		}
+	} else if mt != "application/json" {
+		return 0, nil, &apiError{400, 50035, "Invalid Form Body"}
+	}
+	var d struct {
+		Content          string          `json:"content"`
+		Embeds           json.RawMessage `json:"embeds"`
+		Components       json.RawMessage `json:"components"`
+		AllowedMentions  json.RawMessage `json:"allowed_mentions"`
+		MessageReference *struct {
+			MessageID       string `json:"message_id"`
+			FailIfNotExists *bool  `json:"fail_if_not_exists"`
+		} `json:"message_reference"`
+	}
+	if err := json.Unmarshal(payload, &d); err != nil {
+		return 0, nil, &apiError{400, 50109, "The request body contains invalid JSON."}
+	}
+	if utf8.RuneCountInString(d.Content) > 2000 {
+		return 0, nil, &apiError{400, 50035, "Invalid Form Body: content: Must be 2000 or fewer in length."}
+	}
+	hasEmbeds := len(d.Embeds) > 0 && string(d.Embeds) != "null" && string(d.Embeds) != "[]"
+	hasComponents := len(d.Components) > 0 && string(d.Components) != "null" && string(d.Components) != "[]"
+	if strings.TrimSpace(d.Content) == "" && !hasEmbeds && !hasComponents && len(files) == 0 {
+		return 0, nil, errEmpty
+	}
+	m := &Message{ID: s.newID(), ChannelID: c.ID, AuthorID: s.BotID, Content: d.Content, Timestamp: time.Now().UTC(),
+		Attachments: files, AllowedMentions: d.AllowedMentions, Payload: payload}
+	if hasEmbeds {
+		m.Embeds = d.Embeds
+	}
+	if hasComponents {
+		m.Components = d.Components
+	}
+	if ref := d.MessageReference; ref != nil {
+		if _, ok := s.messages[ref.MessageID]; ok {
+			m.ReplyTo, m.Type = ref.MessageID, 19
+		} else if ref.FailIfNotExists == nil || *ref.FailIfNotExists {
+			return 0, nil, &apiError{400, 50035, "Invalid Form Body: message_reference: Unknown message"}
+		}
+	}
+	s.storeLocked(m)
+	s.dispatchLocked("MESSAGE_CREATE", s.renderLocked(m, true))
+	return 200, s.renderLocked(m, false), nil
+}
