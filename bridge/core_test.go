@@ -362,6 +362,7 @@ func TestMessageAfterResolveOpensNewConversation(t *testing.T) {
 	}
 	contact, first := h.waitConversation(ctx, "telegram:1007", 1)
 	h.waitIncoming(ctx, first.ID, "first issue")
+	h.waitSubscribed(ctx, contact.ID)
 	h.oc.Resolve(first.ID)
 
 	if err := h.adapter.Receive(ctx, userMessage(1007, "second issue")); err != nil {
@@ -391,6 +392,7 @@ func TestMessageAfterResolveReopensWithReopenPolicy(t *testing.T) {
 	}
 	contact, conv := h.waitConversation(ctx, "telegram:1008", 1)
 	h.waitIncoming(ctx, conv.ID, "first")
+	h.waitSubscribed(ctx, contact.ID)
 	h.oc.Resolve(conv.ID)
 	if err := h.adapter.Receive(ctx, userMessage(1008, "again")); err != nil {
 		t.Fatal(err)

@@ -145,6 +145,17 @@ func (c *Core) catchUp(ctx context.Context, cu Customer) error {
 	if cu.ConversationID == 0 || cu.ConversationStatus == conversationGone || cu.SourceID == "" {
 		return nil
 	}
+	// A status change the cable missed (an agent resolved while it was down) matters for the
+	// resolved-conversation policy, so the status is read again too.
+	conv, err := c.oc.GetConversation(ctx, cu.SourceID, cu.ConversationID)
+	switch {
+	case err == nil && conv.Status != "" && conv.Status != cu.ConversationStatus:
+		if err := c.store.SetConversationStatus(ctx, cu.ConversationID, conv.Status); err != nil {
+			return err
+		}
+	case err != nil && !onechat.IsNotFound(err):
+		return fmt.Errorf("catch up conversation %d: %w", cu.ConversationID, err)
+	}
 	name := conversationCursor(cu.ConversationID)
 	pos, err := c.store.Cursor(ctx, name)
 	if err != nil {
