@@ -76,6 +76,8 @@ type Core struct {
 
 	wake [2]*signal // indexed by dirIndex
 
+	typing chan typingReq
+
 	catchupMu      sync.Mutex
 	catchupPending map[string]struct{} // pubsub tokens waiting for a REST catch-up
 	catchupWake    *signal
@@ -126,6 +128,7 @@ func New(opts Options) (*Core, error) {
 		wake:           [2]*signal{newSignal(), newSignal()},
 		catchupPending: make(map[string]struct{}),
 		catchupWake:    newSignal(),
+		typing:         make(chan typingReq, 64),
 	}
 	for _, a := range opts.Adapters {
 		if _, dup := c.adapters[a.Platform()]; dup {
@@ -187,6 +190,7 @@ func (c *Core) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error { return c.catchupLoop(gctx) })
+	g.Go(func() error { return c.typingLoop(gctx) })
 	g.Go(func() error {
 		// Wakes this process's workers when any process sharing the store queues work.
 		return c.store.Listen(gctx, func(d Direction) { c.wake[dirIndex(d)].notify() })

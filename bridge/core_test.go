@@ -186,6 +186,25 @@ func (h *harness) waitSubscribed(ctx context.Context, contactID int64) {
 	}
 }
 
+// waitStatus waits until the bridge has recorded the conversation status the cable announced.
+// The bridge offers no signal for that, so the store is polled, bounded by ctx.
+func (h *harness) waitStatus(ctx context.Context, userID, status string) {
+	h.t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		cu, err := h.store.Customer(ctx, bridge.UserRef{Platform: bridge.Telegram, ID: userID})
+		if err == nil && cu.ConversationStatus == status {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			h.t.Fatalf("bridge never recorded status %s: %+v %v", status, cu.ConversationStatus, err)
+		case <-tick.C:
+		}
+	}
+}
+
 func sentTexts(sent []bridge.Outbound) []string {
 	out := make([]string, len(sent))
 	for i, m := range sent {
@@ -364,6 +383,7 @@ func TestMessageAfterResolveOpensNewConversation(t *testing.T) {
 	h.waitIncoming(ctx, first.ID, "first issue")
 	h.waitSubscribed(ctx, contact.ID)
 	h.oc.Resolve(first.ID)
+	h.waitStatus(ctx, "1007", "resolved")
 
 	if err := h.adapter.Receive(ctx, userMessage(1007, "second issue")); err != nil {
 		t.Fatal(err)
@@ -394,6 +414,7 @@ func TestMessageAfterResolveReopensWithReopenPolicy(t *testing.T) {
 	h.waitIncoming(ctx, conv.ID, "first")
 	h.waitSubscribed(ctx, contact.ID)
 	h.oc.Resolve(conv.ID)
+	h.waitStatus(ctx, "1008", "resolved")
 	if err := h.adapter.Receive(ctx, userMessage(1008, "again")); err != nil {
 		t.Fatal(err)
 	}

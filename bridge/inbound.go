@@ -334,7 +334,8 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 	if m.Username != "" && cu.Username != m.Username {
 		cu.Username, changed = m.Username, true
 	}
-	if cu.UnreachableReason != "" {
+	wasUnreachable := cu.UnreachableReason != ""
+	if wasUnreachable {
 		// The user wrote to us, so they can be reached again.
 		cu.UnreachableReason, changed = "", true
 	}
@@ -347,6 +348,9 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 		}
 	}
 	if cu.PubsubToken != "" {
+		if wasUnreachable {
+			c.setReachability(ctx, cu, "")
+		}
 		return cu, nil
 	}
 	contact, err := c.oc.CreateContact(ctx, onechat.ContactParams{

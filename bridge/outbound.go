@@ -5,7 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
+	"path"
 	"strconv"
+	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -48,6 +53,10 @@ func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 			c.log.Warn("queue agent message", zap.Int64("message_id", msg.ID), zap.Error(err))
 			c.scheduleCatchup(ev.Token)
 		}
+	case onechat.EventMessageUpdated:
+		c.agentMessageUpdated(ctx, ev)
+	case onechat.EventTypingOn, onechat.EventTypingOff:
+		c.agentTyping(ev)
 	case "conversation.status_changed", "conversation.updated", "conversation.created":
 		conv, err := ev.Conversation()
 		if err != nil {
@@ -205,7 +214,10 @@ func deliverable(m onechat.Message) bool {
 	if m.MessageType != onechat.MessageOutgoing && m.MessageType != onechat.MessageTemplate {
 		return false
 	}
-	return m.Content != "" || len(m.Attachments) > 0
+	if m.Deleted() {
+		return false
+	}
+	return m.Content != "" || len(m.Attachments) > 0 || m.ContentType == "input_csat"
 }
 
 // enqueueAgentMessages queues the deliverable messages for the customer's chat, keyed by chat so
@@ -223,6 +235,9 @@ func (c *Core) enqueueAgentMessages(ctx context.Context, cu Customer, conversati
 			MessageID:      m.ID,
 			Text:           m.Content,
 			InReplyTo:      inReplyTo(m),
+			ContentType:    m.ContentType,
+			Items:          items(m),
+			Attachments:    attachments(m),
 		}
 		if m.Sender != nil {
 			out.AgentName = m.Sender.AvailableName
@@ -234,7 +249,7 @@ func (c *Core) enqueueAgentMessages(ctx context.Context, cu Customer, conversati
 		if err != nil {
 			return 0, err
 		}
-		jobs = append(jobs, NewJob{Direction: Out, Key: cu.Chat.String(), Dedup: "onechat:" + strconv.FormatInt(m.ID, 10), Payload: payload})
+		jobs = append(jobs, NewJob{Direction: Out, Key: cu.Chat.String(), Dedup: outboundDedup(m.ID), Payload: payload})
 	}
 	if len(jobs) == 0 && cur.Name == "" {
 		return 0, nil
@@ -272,9 +287,23 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 	if err := json.Unmarshal(j.Payload, &m); err != nil {
 		return nil, Permanent("undecodable queued message", err)
 	}
+	// The user's chat may have moved since the message was queued (ChatMover).
+	if cu, err := c.store.Customer(ctx, m.User); err == nil && cu.Chat.ID != "" && cu.Chat.Platform == m.Chat.Platform {
+		m.Chat = cu.Chat
+	}
 	a, ok := c.adapters[m.Chat.Platform]
 	if !ok {
 		return nil, Permanent(fmt.Sprintf("no %s adapter is configured", m.Chat.Platform), nil)
+	}
+	switch m.Op {
+	case OpEdit, OpDelete:
+		return nil, c.changeSent(ctx, a, m)
+	}
+	for i := range m.Attachments {
+		ref := m.Attachments[i].Ref
+		m.Attachments[i].Open = func(ctx context.Context) (io.ReadCloser, error) {
+			return c.download(ctx, ref)
+		}
 	}
 	if m.InReplyTo != 0 && m.ReplyTo == "" {
 		links, err := c.store.LinkByOneChat(ctx, m.InReplyTo)
@@ -321,8 +350,308 @@ func (c *Core) markUnreachable(ctx context.Context, j *Job, reason string) {
 	if err != nil {
 		return
 	}
+	wasReachable := cu.UnreachableReason == ""
 	cu.UnreachableReason = reason
 	if _, err := c.store.SaveCustomer(ctx, cu); err != nil {
 		c.log.Warn("record unreachable user", zap.Error(err))
 	}
+	if wasReachable {
+		c.setReachability(ctx, cu, reason)
+	}
+}
+
+// setReachability tells agents in the contact's custom attributes whether the bridge can reach
+// the user (bridge_status, with the reason and time when it cannot). It is best effort: the
+// queue already recorded the failure.
+func (c *Core) setReachability(ctx context.Context, cu Customer, reason string) {
+	if cu.SourceID == "" || cu.PubsubToken == "" {
+		return
+	}
+	attrs := map[string]any{"bridge_status": "reachable", "bridge_unreachable_reason": "", "bridge_unreachable_since": ""}
+	if reason != "" {
+		attrs = map[string]any{
+			"bridge_status":             "unreachable",
+			"bridge_unreachable_reason": reason,
+			"bridge_unreachable_since":  time.Now().UTC().Format(time.RFC3339),
+		}
+	}
+	if _, err := c.oc.UpdateContact(ctx, cu.SourceID, cu.Identifier, onechat.ContactParams{CustomAttributes: attrs}); err != nil {
+		c.log.Warn("record reachability in OneChat", zap.Int64("contact_id", cu.ContactID), zap.Error(err))
+	}
+}
+
+// agentMessageUpdated turns an agent's edit or delete of a message the bridge delivered into an
+// edit or delete of the platform messages it became. message.updated also fires for status
+// changes (read, delivered) with unchanged content: those are recognised by comparing with
+// what was sent, and ignored.
+func (c *Core) agentMessageUpdated(ctx context.Context, ev onechat.Event) {
+	msg, err := ev.Message()
+	if err != nil {
+		c.log.Warn("undecodable cable message", zap.String("event", ev.Name), zap.Error(err))
+		return
+	}
+	if msg.Private || (msg.MessageType != onechat.MessageOutgoing && msg.MessageType != onechat.MessageTemplate) {
+		return
+	}
+	cu, err := c.store.CustomerByConversation(ctx, msg.ConversationID)
+	if err != nil {
+		return
+	}
+	sentDedup := outboundDedup(msg.ID)
+	p, err := c.store.JobPayload(ctx, Out, sentDedup)
+	if errors.Is(err, ErrNotFound) {
+		// Never queued: an update can overtake its message.created (rough edge 22), and the
+		// catch-up or the created event will queue the current content.
+		return
+	}
+	if err != nil {
+		c.log.Warn("look up sent message", zap.Int64("message_id", msg.ID), zap.Error(err))
+		return
+	}
+	var sent Outbound
+	if err := json.Unmarshal(p, &sent); err != nil {
+		return
+	}
+	out := Outbound{
+		User:           cu.User,
+		Chat:           cu.Chat,
+		ConversationID: msg.ConversationID,
+		MessageID:      msg.ID,
+		Text:           msg.Content,
+		ContentType:    msg.ContentType,
+		Items:          items(*msg),
+	}
+	var dedup string
+	switch {
+	case msg.Deleted():
+		out.Op, out.Text = OpDelete, ""
+		dedup = sentDedup + ":delete"
+	case msg.Content != sent.Text:
+		out.Op = OpEdit
+		dedup = sentDedup + ":edit:" + contentHash(msg.Content)
+	default:
+		return
+	}
+	payload, err := jsonMarshal(out)
+	if err != nil {
+		return
+	}
+	n, err := c.store.Enqueue(ctx, Cursor{}, NewJob{Direction: Out, Key: cu.Chat.String(), Dedup: dedup, Payload: payload})
+	if err != nil {
+		c.log.Warn("queue agent edit", zap.Int64("message_id", msg.ID), zap.Error(err))
+		return
+	}
+	if n > 0 {
+		c.wake[dirIndex(Out)].notify()
+	}
+}
+
+// changeSent edits or deletes the platform messages an agent message became. Parts are read
+// from the message map when the job runs, after the original send (same chat, FIFO).
+func (c *Core) changeSent(ctx context.Context, a Adapter, m Outbound) error {
+	links, err := c.store.LinkByOneChat(ctx, m.MessageID)
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		if l.Chat == m.Chat && l.Direction == Out {
+			m.Parts = append(m.Parts, l.PlatformMessageID)
+		}
+	}
+	log := c.log.With(zap.String("platform", string(m.Chat.Platform)), zap.Int64("message_id", m.MessageID), zap.String("op", m.Op))
+	if len(m.Parts) == 0 {
+		log.Info("agent changed a message the user never received; nothing to change")
+		return nil
+	}
+	switch m.Op {
+	case OpEdit:
+		e, ok := a.(Editor)
+		if !ok {
+			log.Info("platform cannot edit messages; the edit stays in OneChat")
+			return nil
+		}
+		return e.Edit(ctx, m)
+	default:
+		d, ok := a.(Deleter)
+		if !ok {
+			log.Info("platform cannot delete messages; the delete stays in OneChat")
+			return nil
+		}
+		return d.Delete(ctx, m)
+	}
+}
+
+// agentTyping shows an agent's typing in the user's chat. Typing while writing a private note
+// is never shown. It is ephemeral, so it is handed to the typing loop and dropped if that is
+// busy rather than queued durably.
+func (c *Core) agentTyping(ev onechat.Event) {
+	t, err := ev.Typing()
+	if err != nil || t.Private || t.Conversation.ID == 0 {
+		return
+	}
+	select {
+	case c.typing <- typingReq{conversationID: t.Conversation.ID, on: t.On}:
+	default:
+		c.log.Debug("typing indicator dropped: typing loop busy")
+	}
+}
+
+// typingReq is a typing change: an agent's (conversationID set) or a user's (user set).
+type typingReq struct {
+	conversationID int64
+	on             bool
+	user           *UserRef
+}
+
+// userTypingFor is how long a user's typing shows in OneChat without news from the platform.
+const userTypingFor = 10 * time.Second
+
+// typingLoop relays typing both ways until ctx is cancelled. OneChat never times typing out,
+// so the user's typing is switched off userTypingFor after the platform last reported it.
+func (c *Core) typingLoop(ctx context.Context) error {
+	userOff := map[int64]time.Time{} // conversation → when to switch the user's typing off
+	sourceOf := map[int64]string{}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	call := func(f func(ctx context.Context) error) {
+		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := f(callCtx); err != nil && ctx.Err() == nil {
+			c.log.Debug("typing indicator not shown", zap.Error(err))
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick.C:
+			for conv, at := range userOff {
+				if now.After(at) {
+					delete(userOff, conv)
+					src := sourceOf[conv]
+					delete(sourceOf, conv)
+					call(func(ctx context.Context) error { return c.oc.ToggleTyping(ctx, src, conv, false) })
+				}
+			}
+		case r := <-c.typing:
+			if r.user != nil {
+				cu, err := c.store.Customer(ctx, *r.user)
+				if err != nil || cu.ConversationID == 0 || cu.SourceID == "" {
+					continue
+				}
+				if _, showing := userOff[cu.ConversationID]; !showing {
+					call(func(ctx context.Context) error { return c.oc.ToggleTyping(ctx, cu.SourceID, cu.ConversationID, true) })
+				}
+				userOff[cu.ConversationID] = time.Now().Add(userTypingFor)
+				sourceOf[cu.ConversationID] = cu.SourceID
+				continue
+			}
+			cu, err := c.store.CustomerByConversation(ctx, r.conversationID)
+			if err != nil || cu.ConversationID != r.conversationID {
+				continue
+			}
+			t, ok := c.adapters[cu.Chat.Platform].(Typer)
+			if !ok {
+				continue
+			}
+			call(func(ctx context.Context) error { return t.Typing(ctx, cu.Chat, r.on) })
+		}
+	}
+}
+
+// UserTyping implements TypingNotifier.
+func (c *Core) UserTyping(ctx context.Context, u UserRef, chat ChatRef) {
+	select {
+	case c.typing <- typingReq{user: &u}:
+	default:
+	}
+}
+
+// MoveChat implements ChatMover: the user's replies go to chat from now on, including those
+// already queued (the outbound worker reads the customer's chat when it sends).
+func (c *Core) MoveChat(ctx context.Context, u UserRef, chat ChatRef) error {
+	if chat.Platform != u.Platform {
+		return fmt.Errorf("move chat: %s user cannot move to a %s chat", u.Platform, chat.Platform)
+	}
+	cu, err := c.store.Customer(ctx, u)
+	if err != nil {
+		return fmt.Errorf("move chat: %w", err)
+	}
+	cu.Chat = chat
+	if _, err := c.store.SaveCustomer(ctx, cu); err != nil {
+		return fmt.Errorf("move chat: %w", err)
+	}
+	c.log.Info("user's chat moved", zap.String("platform", string(u.Platform)), zap.String("chat", chat.ID))
+	return nil
+}
+
+func outboundDedup(messageID int64) string { return "onechat:" + strconv.FormatInt(messageID, 10) }
+
+func contentHash(s string) string {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return strconv.FormatUint(h.Sum64(), 36)
+}
+
+// attachments describes a OneChat message's files; they are streamed from data_url at send
+// time, never relayed as links.
+func attachments(m onechat.Message) []Attachment {
+	var out []Attachment
+	for _, a := range m.Attachments {
+		if a.DataURL == "" {
+			continue
+		}
+		kind := KindFile
+		switch a.FileType {
+		case "image":
+			kind = KindImage
+		case "audio":
+			kind = KindAudio
+		case "video":
+			kind = KindVideo
+		}
+		name := ""
+		if i := strings.IndexAny(a.DataURL, "?#"); i >= 0 {
+			name = path.Base(a.DataURL[:i])
+		} else {
+			name = path.Base(a.DataURL)
+		}
+		out = append(out, Attachment{Kind: kind, Name: name, Size: a.FileSize, Ref: a.DataURL})
+	}
+	return out
+}
+
+// items reads content_attributes.items of interactive messages (input_select options, cards,
+// articles).
+func items(m onechat.Message) []Item {
+	raw, ok := m.ContentAttributes["items"].([]any)
+	if !ok {
+		return nil
+	}
+	str := func(v map[string]any, keys ...string) string {
+		for _, k := range keys {
+			if s, ok := v[k].(string); ok && s != "" {
+				return s
+			}
+			if f, ok := v[k].(float64); ok {
+				return strconv.FormatFloat(f, 'f', -1, 64)
+			}
+		}
+		return ""
+	}
+	var out []Item
+	for _, r := range raw {
+		v, ok := r.(map[string]any)
+		if !ok {
+			continue
+		}
+		out = append(out, Item{
+			Title:       str(v, "title", "label"),
+			Value:       str(v, "value", "payload"),
+			Description: str(v, "description"),
+			Link:        str(v, "link", "url"),
+			MediaURL:    str(v, "media_url"),
+		})
+	}
+	return out
 }
