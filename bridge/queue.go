@@ -110,9 +110,10 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler) {
 	var rl *RateLimitedError
 	switch {
 	case ctx.Err() != nil:
-		// Shutdown cut the attempt short: hand the job back without counting it.
+		// Shutdown cut the attempt short: hand the job back. It counts as an attempt, because
+		// the message may have reached the other side, which the next attempt checks first.
 		log.Info("returning in-flight message to the queue at shutdown")
-		c.retry(rec, log, job, time.Now(), false, "interrupted by shutdown")
+		c.retry(rec, log, job, time.Now(), true, "interrupted by shutdown")
 	case errors.As(err, &perm):
 		log.Warn("message failed permanently", zap.String("reason", perm.Reason), zap.Error(err))
 		c.opts.Metrics.failed(dir, job, perm.Unreachable)

@@ -15,12 +15,23 @@ type FakeAdapter struct {
 	PlatformName bridge.Platform
 	// SendFunc, if set, is called for every Send; a nil error records the message as sent.
 	SendFunc func(ctx context.Context, m bridge.Outbound) error
+	// PartsPerMessage is how many platform messages each Send creates (default 1), as a long
+	// text split by a platform's length limit would.
+	PartsPerMessage int
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change
 	inbox   bridge.Inbox
 	sent    []bridge.Outbound
+	changes []bridge.Outbound // edits and deletes, in order
+	typing  []TypingCall
 	nextID  int
+}
+
+// TypingCall records a Typing call.
+type TypingCall struct {
+	Chat bridge.ChatRef
+	On   bool
 }
 
 // NewFakeAdapter returns a fake adapter for the platform.
@@ -54,10 +65,64 @@ func (f *FakeAdapter) Send(ctx context.Context, m bridge.Outbound) ([]string, er
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.nextID++
 	f.sent = append(f.sent, m)
 	f.notifyLocked()
-	return []string{"sent-" + strconv.Itoa(f.nextID)}, nil
+	var ids []string
+	for range max(f.PartsPerMessage, 1) {
+		f.nextID++
+		ids = append(ids, "sent-"+strconv.Itoa(f.nextID))
+	}
+	return ids, nil
+}
+
+// Edit implements bridge.Editor.
+func (f *FakeAdapter) Edit(ctx context.Context, m bridge.Outbound) error { return f.change(m) }
+
+// Delete implements bridge.Deleter.
+func (f *FakeAdapter) Delete(ctx context.Context, m bridge.Outbound) error { return f.change(m) }
+
+func (f *FakeAdapter) change(m bridge.Outbound) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.changes = append(f.changes, m)
+	f.notifyLocked()
+	return nil
+}
+
+// Typing implements bridge.Typer.
+func (f *FakeAdapter) Typing(ctx context.Context, chat bridge.ChatRef, on bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.typing = append(f.typing, TypingCall{Chat: chat, On: on})
+	f.notifyLocked()
+	return nil
+}
+
+// WaitChanges waits until at least n edits or deletes were made and returns them all.
+func (f *FakeAdapter) WaitChanges(ctx context.Context, n int) ([]bridge.Outbound, error) {
+	var out []bridge.Outbound
+	err := f.wait(ctx, func() bool {
+		out = append([]bridge.Outbound(nil), f.changes...)
+		return len(out) >= n
+	})
+	return out, err
+}
+
+// WaitTyping waits until at least n Typing calls were made and returns them all.
+func (f *FakeAdapter) WaitTyping(ctx context.Context, n int) ([]TypingCall, error) {
+	var out []TypingCall
+	err := f.wait(ctx, func() bool {
+		out = append([]TypingCall(nil), f.typing...)
+		return len(out) >= n
+	})
+	return out, err
+}
+
+// Inbox returns the inbox the core gave Run, or nil before Run.
+func (f *FakeAdapter) Inbox() bridge.Inbox {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inbox
 }
 
 // Receive hands user messages to the core as the platform would, waiting until the core runs

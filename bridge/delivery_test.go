@@ -1,0 +1,400 @@
+package bridge_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/onechat"
+	"github.com/onechat/onechat-bridge/onechat/onechattest"
+)
+
+// start begins a conversation for the user and waits until the bridge listens to it.
+func (h *harness) begin(ctx context.Context, userID int64, text string) (onechattest.Contact, onechattest.Conversation, bridge.Inbound) {
+	h.t.Helper()
+	m := userMessage(userID, text)
+	if err := h.adapter.Receive(ctx, m); err != nil {
+		h.t.Fatal(err)
+	}
+	contact, conv := h.waitConversation(ctx, "telegram:"+strconv.FormatInt(userID, 10), 1)
+	h.waitIncoming(ctx, conv.ID, text)
+	h.waitSubscribed(ctx, contact.ID)
+	return contact, conv, m
+}
+
+func TestAgentEditsAndDeletesReachEveryPart(t *testing.T) {
+	h := newHarness(t, nil)
+	h.adapter.PartsPerMessage = 2
+	h.start()
+	ctx := ctxT(t)
+	contact, conv, _ := h.begin(ctx, 2001, "hi")
+
+	reply := h.oc.AgentReply(conv.ID, "Your order ships on Monday")
+	if _, err := h.adapter.WaitSent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	h.oc.EditMessage(reply.ID, "Your order ships on Tuesday")
+	changes, err := h.adapter.WaitChanges(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := changes[0]; c.Op != bridge.OpEdit || c.Text != "Your order ships on Tuesday" || fmt.Sprint(c.Parts) != "[sent-1 sent-2]" {
+		t.Fatalf("edit = %+v, want op edit of both parts with the new text", c)
+	}
+	// A status-only update (the user read the message) must not become an edit.
+	ci := h.oc.ContactInboxes(contact.ID)[0]
+	if err := h.opts.OneChat.UpdateLastSeen(ctx, ci.SourceID, conv.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.oc.DeleteMessage(reply.ID)
+	changes, err = h.adapter.WaitChanges(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := changes[1]; c.Op != bridge.OpDelete || fmt.Sprint(c.Parts) != "[sent-1 sent-2]" {
+		t.Fatalf("second change = %+v, want the delete of both parts (a read receipt is no edit)", c)
+	}
+}
+
+func TestRepliesAreMappedBothWays(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start()
+	ctx := ctxT(t)
+	_, conv, first := h.begin(ctx, 2002, "Where is my parcel?")
+	var firstID int64
+	for _, m := range h.oc.Messages(conv.ID) {
+		if m.Content == "Where is my parcel?" {
+			firstID = m.ID
+		}
+	}
+
+	// An agent's reply quoting the user's message becomes a platform reply to it.
+	h.oc.PostAgentMessage(conv.ID, onechattest.AgentMessage{Content: "It left the warehouse", InReplyTo: firstID})
+	sent, err := h.adapter.WaitSent(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent[0].ReplyTo != first.MessageID {
+		t.Errorf("agent reply has ReplyTo %q, want the user's platform message %q", sent[0].ReplyTo, first.MessageID)
+	}
+
+	// A user's reply to the agent's message carries a quote of it for the agent.
+	reply := userMessage(2002, "Thanks!")
+	reply.ReplyTo = "sent-1"
+	if err := h.adapter.Receive(ctx, reply); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIncoming(ctx, conv.ID, "Where is my parcel?", "> It left the warehouse\n\nThanks!")
+}
+
+func TestUserEditsAndDeletesKeepHistory(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start()
+	ctx := ctxT(t)
+	_, conv, orig := h.begin(ctx, 2003, "My order number is 1234")
+
+	edit := userMessage(2003, "My order number is 1243")
+	edit.MessageID = orig.MessageID + ".edit.1"
+	edit.EditOf = orig.MessageID
+	del := userMessage(2003, "")
+	del.MessageID = orig.MessageID + ".delete"
+	del.DeletedOf = orig.MessageID
+	if err := h.adapter.Receive(ctx, edit, del); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIncoming(ctx, conv.ID,
+		"My order number is 1234",
+		"✏️ The user edited a message:\n> My order number is 1234\n\nNow it reads:\nMy order number is 1243",
+		"🗑 The user deleted a message:\n> My order number is 1234")
+}
+
+func TestAgentTypingShowsButPrivateNoteTypingDoesNot(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start()
+	ctx := ctxT(t)
+	_, conv, m := h.begin(ctx, 2004, "hello")
+
+	h.oc.AgentTyping(conv.ID, true, true) // typing a private note
+	h.oc.AgentTyping(conv.ID, true, false)
+	h.oc.AgentTyping(conv.ID, false, false)
+	calls, err := h.adapter.WaitTyping(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{fmt.Sprint(m.Chat, true), fmt.Sprint(m.Chat, false)}
+	if got := []string{fmt.Sprint(calls[0].Chat, calls[0].On), fmt.Sprint(calls[1].Chat, calls[1].On)}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("typing calls %v, want %v (never the private note's)", got, want)
+	}
+}
+
+func TestUnreachableUserIsShownToAgents(t *testing.T) {
+	h := newHarness(t, nil)
+	blocked := atomic.Bool{}
+	blocked.Store(true)
+	h.adapter.SendFunc = func(ctx context.Context, m bridge.Outbound) error {
+		if blocked.Load() {
+			return bridge.Unreachable("user blocked the bot", nil)
+		}
+		return nil
+	}
+	h.start()
+	ctx := ctxT(t)
+	contact, conv, _ := h.begin(ctx, 2005, "hi")
+
+	h.oc.AgentReply(conv.ID, "are you there?")
+	attr := func() any {
+		c, _ := h.oc.ContactByID(contact.ID)
+		return c.CustomAttributes["bridge_status"]
+	}
+	if err := h.oc.Wait(ctx, func() bool { return attr() == "unreachable" }); err != nil {
+		t.Fatalf("contact not marked unreachable in OneChat: %v (bridge_status %v)", err, attr())
+	}
+	c, _ := h.oc.ContactByID(contact.ID)
+	if c.CustomAttributes["bridge_unreachable_reason"] != "user blocked the bot" {
+		t.Errorf("reason %v", c.CustomAttributes["bridge_unreachable_reason"])
+	}
+
+	// The user unblocks the bot and writes again.
+	blocked.Store(false)
+	if err := h.adapter.Receive(ctx, userMessage(2005, "sorry, back")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.oc.Wait(ctx, func() bool { return attr() == "reachable" }); err != nil {
+		t.Fatalf("contact not marked reachable again: %v (bridge_status %v)", err, attr())
+	}
+}
+
+func TestRateLimitSpendsNoAttempt(t *testing.T) {
+	h := newHarness(t, nil)
+	h.opts.MaxOutboundAttempts = 1 // any counted failure would fail the message
+	var limited atomic.Int32
+	h.adapter.SendFunc = func(ctx context.Context, m bridge.Outbound) error {
+		if limited.Add(1) <= 3 {
+			return bridge.RateLimited(30*time.Millisecond, fmt.Errorf("429"))
+		}
+		return nil
+	}
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 2006, "hi")
+	start := time.Now()
+	h.oc.AgentReply(conv.ID, "after the wait")
+	sent, err := h.adapter.WaitSent(ctx, 1)
+	if err != nil {
+		t.Fatalf("rate-limited message never delivered: %v", err)
+	}
+	if sent[0].Text != "after the wait" {
+		t.Errorf("sent %q", sent[0].Text)
+	}
+	if waited := time.Since(start); waited < 90*time.Millisecond {
+		t.Errorf("delivered after %s, before the three 30 ms waits the platform asked for", waited)
+	}
+}
+
+// flakyOneChat sits between the bridge and the fake OneChat and fails a share of the REST
+// requests: half before they reach OneChat, half after (OneChat did the work, the answer is
+// lost), which is what makes retries double messages in naive clients.
+type flakyOneChat struct {
+	srv      *httptest.Server
+	mu       sync.Mutex
+	rnd      *rand.Rand
+	failRate float64
+	failed   atomic.Int64
+}
+
+func newFlakyOneChat(t *testing.T, target string, failRate float64) *flakyOneChat {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flakyOneChat{rnd: rand.New(rand.NewPCG(1, 2)), failRate: failRate}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		roll := f.rnd.Float64()
+		f.mu.Unlock()
+		switch {
+		case roll < f.failRate/2:
+			f.failed.Add(1)
+			http.Error(w, `{"status":500,"error":"Internal Server Error"}`, http.StatusInternalServerError)
+		case roll < f.failRate:
+			f.failed.Add(1)
+			rec := httptest.NewRecorder()
+			proxy.ServeHTTP(rec, r)
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+		default:
+			proxy.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// TestManyUsersBothWaysUnderFaults: 50 users × 20 messages each direction, concurrently, with
+// OneChat failing 20% of requests and the cable restarting twice: everything arrives, once, in
+// order per user.
+func TestManyUsersBothWaysUnderFaults(t *testing.T) {
+	const users, perUser = 50, 20
+	h := newHarness(t, &onechattest.Options{MessageFloodLimit: -1})
+	flaky := newFlakyOneChat(t, h.oc.URL(), 0.2)
+	h.opts.OneChat = onechat.NewClient(flaky.srv.URL, h.oc.InboxIdentifier(), &onechat.Options{HMACToken: h.oc.HMACToken()})
+	h.opts.InboundWorkers, h.opts.OutboundWorkers = 8, 8
+	h.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// Inbound: every user sends 20 messages, users in parallel.
+	var wg sync.WaitGroup
+	for u := range users {
+		wg.Go(func() {
+			for i := range perUser {
+				if err := h.adapter.Receive(ctx, userMessage(int64(3000+u), fmt.Sprintf("u%d m%02d", u, i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	incoming := func(u int) []string {
+		c, ok := h.oc.ContactByIdentifier("telegram:" + strconv.Itoa(3000+u))
+		if !ok {
+			return nil
+		}
+		var msgs []onechattest.Message
+		for _, cv := range h.oc.Conversations(c.ID) {
+			for _, m := range h.oc.Messages(cv.ID) {
+				if m.MessageType == 0 {
+					msgs = append(msgs, m)
+				}
+			}
+		}
+		sort.Slice(msgs, func(i, j int) bool { return msgs[i].ID < msgs[j].ID })
+		out := make([]string, len(msgs))
+		for i, m := range msgs {
+			out[i] = m.Content
+		}
+		return out
+	}
+	allIn := func() bool {
+		for u := range users {
+			if len(incoming(u)) < perUser {
+				return false
+			}
+		}
+		return true
+	}
+	// The cable restarts twice while messages flow.
+	h.oc.RestartCable()
+	if err := h.oc.Wait(ctx, allIn); err != nil {
+		t.Fatalf("inbound incomplete: %v", err)
+	}
+	for u := range users {
+		got := incoming(u)
+		for i := range perUser {
+			if want := fmt.Sprintf("u%d m%02d", u, i); i >= len(got) || got[i] != want {
+				t.Fatalf("user %d: OneChat has %q, want 20 messages in order, once", u, got)
+			}
+		}
+		if len(got) != perUser {
+			t.Fatalf("user %d: %d messages in OneChat, want %d (duplicates)", u, len(got), perUser)
+		}
+	}
+
+	// Outbound: agents answer every user 20 times while the cable restarts.
+	convOf := map[int]int64{}
+	for u := range users {
+		c, _ := h.oc.ContactByIdentifier("telegram:" + strconv.Itoa(3000+u))
+		for _, cv := range h.oc.Conversations(c.ID) {
+			if len(h.oc.Messages(cv.ID)) > 0 {
+				convOf[u] = cv.ID
+			}
+		}
+	}
+	for i := range perUser {
+		for u := range users {
+			h.oc.AgentReply(convOf[u], fmt.Sprintf("a%d r%02d", u, i))
+		}
+		if i == perUser/2 {
+			h.oc.RestartCable()
+		}
+	}
+	if _, err := h.adapter.WaitSent(ctx, users*perUser); err != nil {
+		t.Fatalf("outbound incomplete: %d of %d delivered: %v", len(h.adapter.Sent()), users*perUser, err)
+	}
+	byChat := map[string][]string{}
+	for _, m := range h.adapter.Sent() {
+		byChat[m.Chat.ID] = append(byChat[m.Chat.ID], m.Text)
+	}
+	for u := range users {
+		got := byChat[strconv.Itoa(3000+u)]
+		var want []string
+		for i := range perUser {
+			want = append(want, fmt.Sprintf("a%d r%02d", u, i))
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("user %d received %q, want %q", u, got, want)
+		}
+	}
+	if len(h.adapter.Sent()) != users*perUser {
+		t.Errorf("%d messages delivered, want %d", len(h.adapter.Sent()), users*perUser)
+	}
+	t.Logf("OneChat failed %d requests", flaky.failed.Load())
+}
+
+// TestCrashMidPostDoesNotDoubleTheMessage: the bridge stops while its POST is in flight, after
+// OneChat stored the message but before the answer came back; a new bridge (nothing kept in
+// memory) finds the message in OneChat and does not post it again.
+func TestCrashMidPostDoesNotDoubleTheMessage(t *testing.T) {
+	h := newHarness(t, nil)
+	target, _ := url.Parse(h.oc.URL())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var hold atomic.Bool
+	hold.Store(true)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hold.Load() && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages") {
+			rec := httptest.NewRecorder()
+			proxy.ServeHTTP(rec, r) // OneChat stores the message...
+			select {                // ...and the answer never makes it back before the crash.
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	defer close(release)
+	h.opts.OneChat = onechat.NewClient(srv.URL, h.oc.InboxIdentifier(), &onechat.Options{HMACToken: h.oc.HMACToken()})
+	h.opts.ShutdownGrace = 50 * time.Millisecond
+	h.start()
+	ctx := ctxT(t)
+
+	if err := h.adapter.Receive(ctx, userMessage(2007, "only once please")); err != nil {
+		t.Fatal(err)
+	}
+	_, conv := h.waitConversation(ctx, "telegram:2007", 1)
+	h.waitIncoming(ctx, conv.ID, "only once please")
+	h.stop() // the crash: the attempt is cut off mid-POST
+
+	hold.Store(false)
+	h.start()
+	if err := h.adapter.Receive(ctx, userMessage(2007, "and the next one")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIncoming(ctx, conv.ID, "only once please", "and the next one")
+}
