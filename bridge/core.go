@@ -80,6 +80,7 @@ type Core struct {
 
 	catchupMu      sync.Mutex
 	catchupPending map[string]struct{} // pubsub tokens waiting for a REST catch-up
+	inSync         map[string]bool     // pubsub tokens caught up since their last confirmation
 	catchupWake    *signal
 }
 
@@ -127,6 +128,7 @@ func New(opts Options) (*Core, error) {
 		adapters:       make(map[Platform]Adapter),
 		wake:           [2]*signal{newSignal(), newSignal()},
 		catchupPending: make(map[string]struct{}),
+		inSync:         make(map[string]bool),
 		catchupWake:    newSignal(),
 		typing:         make(chan typingReq, 64),
 	}

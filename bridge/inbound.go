@@ -348,6 +348,9 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 		}
 	}
 	if cu.PubsubToken != "" {
+		// Idempotent and cheap: makes sure the cable listens even if an earlier attempt
+		// stopped between storing the token and subscribing.
+		c.cable.Subscribe(cu.PubsubToken)
 		if wasUnreachable {
 			c.setReachability(ctx, cu, "")
 		}
@@ -368,8 +371,13 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 	if cu, err = c.store.SaveCustomer(ctx, cu); err != nil {
 		return cu, err
 	}
-	c.log.Info("created OneChat contact", zap.String("platform", string(cu.User.Platform)), zap.Int64("contact_id", cu.ContactID))
 	c.cable.Subscribe(cu.PubsubToken)
+	// Only a show (or update) with the identifier hash marks the session verified; create never
+	// does. Without a configured HMAC token this is a plain read of the new session.
+	if _, err := c.oc.GetContact(ctx, cu.SourceID, cu.Identifier); err != nil {
+		return cu, fmt.Errorf("verify contact: %w", err)
+	}
+	c.log.Info("created OneChat contact", zap.String("platform", string(cu.User.Platform)), zap.Int64("contact_id", cu.ContactID))
 	return cu, nil
 }
 
@@ -422,14 +430,28 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer) (Customer, e
 	return cu, nil
 }
 
-// classifyOneChat maps a OneChat failure onto the queue's classes: 422 is permanent, 429 is a
-// rate limit, everything else (network, 5xx, and the HMAC misconfiguration, which an operator
-// can fix without losing messages) is retried.
+// classifyOneChat maps a OneChat failure onto the queue's classes, once: a 429 is a rate limit
+// (waiting what the client's shared budget chose), a validation error is permanent except the
+// per-conversation flood limit, and everything else (network, 5xx, and the HMAC
+// misconfiguration, which an operator can fix without losing messages) is retried.
 func (c *Core) classifyOneChat(err error) error {
+	if err == nil {
+		return nil
+	}
 	var apiErr *onechat.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.StatusCode {
-		case 422:
+	errors.As(err, &apiErr)
+	switch onechat.Classify(err) {
+	case onechat.ClassRateLimited:
+		after := c.opts.OneChatRetryAfter
+		if apiErr != nil && apiErr.RetryAfter > 0 {
+			after = apiErr.RetryAfter
+		}
+		return RateLimited(after, err)
+	case onechat.ClassConfig:
+		c.log.Error("OneChat refused the contact's identity hash: fix ONECHAT_HMAC_TOKEN; messages wait in the queue", zap.Error(err))
+		return err
+	case onechat.ClassPermanent:
+		if apiErr != nil && apiErr.StatusCode == 422 {
 			if strings.Contains(apiErr.Message, "Too many messages") {
 				// The per-conversation flood limit (200/min by default) frees up within a minute.
 				return RateLimited(2*c.opts.OneChatRetryAfter, err)
@@ -439,8 +461,6 @@ func (c *Core) classifyOneChat(err error) error {
 				reason += ": " + apiErr.Message
 			}
 			return Permanent(reason, err)
-		case 429:
-			return RateLimited(c.opts.OneChatRetryAfter, err)
 		}
 	}
 	return err

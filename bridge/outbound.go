@@ -40,6 +40,16 @@ func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 			c.scheduleCatchup(ev.Token)
 			return
 		}
+		if !deliverable(*msg) {
+			return
+		}
+		if !c.synced(ev.Token) {
+			// A catch-up of this subscription is due or running: queueing this message now
+			// could put it ahead of the ones the catch-up is about to find, so the catch-up
+			// (run again after the current one) queues it in order instead.
+			c.scheduleCatchup(ev.Token)
+			return
+		}
 		cu, err := c.store.CustomerByConversation(ctx, msg.ConversationID)
 		if errors.Is(err, ErrNotFound) {
 			c.log.Debug("message for a conversation the bridge does not own", zap.Int64("conversation_id", msg.ConversationID))
@@ -76,7 +86,18 @@ func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 // CableConfirmed implements onechat.CableHandler: the cable has no replay, so every
 // (re)confirmed subscription is followed by a REST catch-up of its conversation.
 func (c *Core) CableConfirmed(ctx context.Context, token string) {
+	c.catchupMu.Lock()
+	delete(c.inSync, token)
+	c.catchupMu.Unlock()
 	c.scheduleCatchup(token)
+}
+
+// synced says whether the subscription's conversation has been caught up since its last
+// confirmation, so live events may be queued directly.
+func (c *Core) synced(token string) bool {
+	c.catchupMu.Lock()
+	defer c.catchupMu.Unlock()
+	return c.inSync[token]
 }
 
 func (c *Core) scheduleCatchup(token string) {
@@ -112,7 +133,16 @@ func (c *Core) catchupLoop(ctx context.Context) error {
 		g.SetLimit(catchupParallelism)
 		for _, token := range tokens {
 			g.Go(func() error {
-				if err := c.catchupToken(ctx, token); err != nil {
+				err := c.catchupToken(ctx, token)
+				if err == nil {
+					c.catchupMu.Lock()
+					// In sync unless an event asked for another catch-up meanwhile.
+					if _, again := c.catchupPending[token]; !again {
+						c.inSync[token] = true
+					}
+					c.catchupMu.Unlock()
+				}
+				if err != nil {
 					if ctx.Err() == nil {
 						c.log.Warn("catch-up failed, will retry", zap.Error(err))
 					}
