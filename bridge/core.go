@@ -81,6 +81,7 @@ type Core struct {
 	catchupMu      sync.Mutex
 	catchupPending map[string]struct{} // pubsub tokens waiting for a REST catch-up
 	inSync         map[string]bool     // pubsub tokens caught up since their last confirmation
+	refresh        map[string]struct{} // pubsub tokens whose contact session must be read again
 	catchupWake    *signal
 }
 
@@ -129,6 +130,7 @@ func New(opts Options) (*Core, error) {
 		wake:           [2]*signal{newSignal(), newSignal()},
 		catchupPending: make(map[string]struct{}),
 		inSync:         make(map[string]bool),
+		refresh:        make(map[string]struct{}),
 		catchupWake:    newSignal(),
 		typing:         make(chan typingReq, 64),
 	}

@@ -174,7 +174,58 @@ func (c *Core) catchupToken(ctx context.Context, token string) error {
 	if err != nil {
 		return err
 	}
+	c.catchupMu.Lock()
+	_, refresh := c.refresh[token]
+	delete(c.refresh, token)
+	c.catchupMu.Unlock()
+	if refresh {
+		return c.refreshContact(ctx, cu)
+	}
 	return c.catchUp(ctx, cu)
+}
+
+// CableSilent implements onechat.CableSilentHandler: OneChat answers an unknown pubsub token
+// with silence, so a subscription that stays unconfirmed gets its contact session read again.
+func (c *Core) CableSilent(ctx context.Context, token string) {
+	c.catchupMu.Lock()
+	c.refresh[token] = struct{}{}
+	c.catchupMu.Unlock()
+	c.scheduleCatchup(token)
+}
+
+// CableRejected implements onechat.CableRejectedHandler. The cable keeps retrying; a rejection
+// only happens when something in front of OneChat refuses the channel, which operators must see.
+func (c *Core) CableRejected(ctx context.Context, token string) {
+	c.log.Warn("OneChat's cable rejected a contact subscription; agent replies to that user arrive only through catch-up")
+}
+
+// refreshContact reads a silent subscription's contact session again: a new pubsub token is
+// stored and subscribed instead of the old one; a session OneChat no longer has is forgotten,
+// so the user's next message creates a new one.
+func (c *Core) refreshContact(ctx context.Context, cu Customer) error {
+	contact, err := c.oc.GetContact(ctx, cu.SourceID, cu.Identifier)
+	if onechat.IsNotFound(err) {
+		c.log.Warn("contact session of a silent subscription is gone from OneChat; the user's next message creates a new one",
+			zap.Int64("contact_id", cu.ContactID))
+		return c.forgetContact(ctx, cu)
+	}
+	if err != nil {
+		return fmt.Errorf("refresh contact: %w", err)
+	}
+	if contact.PubsubToken == "" || contact.PubsubToken == cu.PubsubToken {
+		c.log.Warn("OneChat does not confirm a contact subscription although the session exists: check OneChat's cable and Sidekiq",
+			zap.Int64("contact_id", cu.ContactID))
+		return nil
+	}
+	old := cu.PubsubToken
+	cu.PubsubToken = contact.PubsubToken
+	if _, err := c.store.SaveCustomer(ctx, cu); err != nil {
+		return err
+	}
+	c.cable.Unsubscribe(old)
+	c.cable.Subscribe(cu.PubsubToken)
+	c.log.Info("contact's cable token changed; subscribed the new one", zap.Int64("contact_id", cu.ContactID))
+	return nil
 }
 
 // catchUp reads the customer's current conversation over REST back to its cursor and queues
