@@ -398,3 +398,41 @@ func TestCrashMidPostDoesNotDoubleTheMessage(t *testing.T) {
 	}
 	h.waitIncoming(ctx, conv.ID, "only once please", "and the next one")
 }
+
+// TestSilentSubscriptionOfDeletedContactIsForgotten: a contact deleted in OneChat leaves a
+// subscription OneChat answers with silence; the bridge reads the session again, forgets it,
+// and the user's next message creates a new contact that agents can answer.
+func TestSilentSubscriptionOfDeletedContactIsForgotten(t *testing.T) {
+	h := newHarness(t, nil)
+	h.opts.Cable.ConfirmTimeout = 100 * time.Millisecond
+	h.opts.Cable.SilentAfter = 2
+	h.start()
+	ctx := ctxT(t)
+	contact, _, _ := h.begin(ctx, 2008, "hello")
+
+	h.oc.DeleteContact(contact.ID)
+	h.oc.RestartCable()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		cu, err := h.store.Customer(ctx, bridge.UserRef{Platform: bridge.Telegram, ID: "2008"})
+		if err == nil && cu.SourceID == "" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the silent subscription's vanished session was never forgotten")
+		case <-tick.C:
+		}
+	}
+	if err := h.adapter.Receive(ctx, userMessage(2008, "anyone?")); err != nil {
+		t.Fatal(err)
+	}
+	contact2, conv2 := h.waitConversation(ctx, "telegram:2008", 1)
+	h.waitIncoming(ctx, conv2.ID, "anyone?")
+	h.waitSubscribed(ctx, contact2.ID)
+	h.oc.AgentReply(conv2.ID, "here")
+	if _, err := h.adapter.WaitSent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+}
