@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/onechat/onechat-bridge/onechat/onechattest"
 )
@@ -79,9 +80,20 @@ func TestDownload(t *testing.T) {
 		if info != want {
 			t.Errorf("info = %+v, want %+v", info, want)
 		}
-		reqs := e.fake.Requests()
-		last2 := reqs[len(reqs)-2:]
-		if last2[0].Status != http.StatusFound || !strings.Contains(last2[1].Path, "/disk/") || last2[1].Status != 200 {
+		// The fake logs a request once its handler returned, which may be after the client read
+		// the last byte: wait for the log rather than racing it.
+		var last2 []onechattest.Request
+		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err = e.fake.Wait(waitCtx, func() bool {
+			reqs := e.fake.Requests()
+			if len(reqs) < 2 {
+				return false
+			}
+			last2 = reqs[len(reqs)-2:]
+			return last2[0].Status == http.StatusFound && strings.Contains(last2[1].Path, "/disk/") && last2[1].Status == 200
+		})
+		if err != nil {
 			t.Errorf("requests = %+v, want the redirect then the bytes", last2)
 		}
 	})
