@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +30,11 @@ type world struct {
 	tg     *telegramtest.Server
 	oc     *onechattest.Server
 	cfg    Config
+	env    []string
+	ocURL  string
+	pg     *tcpProxy
+	tgGate *gate // in front of the fake Bot API
+	ocGate *gate // in front of the fake OneChat
 	logs   *syncBuffer
 	cancel context.CancelFunc
 	done   chan error
@@ -37,23 +43,41 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	w := &world{
-		t:    t,
-		tg:   telegramtest.NewServer(t, testBotToken),
-		oc:   onechattest.NewServer(t, &onechattest.Options{PingInterval: 50 * time.Millisecond}),
-		logs: &syncBuffer{},
+		t:      t,
+		tg:     telegramtest.New(testBotToken),
+		oc:     onechattest.New(&onechattest.Options{PingInterval: 50 * time.Millisecond, Logf: t.Logf}),
+		logs:   &syncBuffer{},
+		tgGate: &gate{},
+		ocGate: &gate{},
 	}
+	tgSrv := httptest.NewServer(w.tgGate.wrap(w.tg.Handler()))
+	ocSrv := httptest.NewServer(w.ocGate.wrap(w.oc.Handler()))
+	t.Cleanup(func() {
+		w.tg.Close() // first: httptest's Close waits for the long polls this unblocks
+		w.oc.Close() // closes the websockets, which httptest does not track
+		// A request the gate holds, or a keep-alive the bridge left behind, must not hold
+		// Close up.
+		tgSrv.CloseClientConnections()
+		ocSrv.CloseClientConnections()
+		tgSrv.Close()
+		ocSrv.Close()
+	})
+	w.ocURL = ocSrv.URL
+	w.pg = newTCPProxy(t, pgtest.NewDatabaseURL(t))
 	env := []string{
-		"DATABASE_URL=" + pgtest.NewDatabaseURL(t),
-		"ONECHAT_BASE_URL=" + w.oc.URL(),
+		"DATABASE_URL=" + w.pg.url(testDBPassword),
+		"ONECHAT_BASE_URL=" + ocSrv.URL,
 		"ONECHAT_INBOX_IDENTIFIER=" + w.oc.InboxIdentifier(),
 		"ONECHAT_HMAC_TOKEN=" + w.oc.HMACToken(),
-		"ONECHAT_CABLE_URL=" + w.oc.CableURL(),
+		"ONECHAT_CABLE_URL=ws" + strings.TrimPrefix(ocSrv.URL, "http") + "/cable",
 		"TELEGRAM_BOT_TOKEN=" + testBotToken,
-		"TELEGRAM_API_URL=" + w.tg.URL(),
+		"TELEGRAM_API_URL=" + tgSrv.URL,
 		"TELEGRAM_POLL_TIMEOUT=2s",
 		"BRIDGE_ADMIN_ADDR=127.0.0.1:0",
+		"BRIDGE_SHUTDOWN_TIMEOUT=6s",
 		"LOG_LEVEL=debug",
 	}
+	w.env = env
 	cfg, err := LoadConfig(env)
 	if err != nil {
 		t.Fatal(err)
