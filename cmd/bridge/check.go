@@ -43,7 +43,9 @@ func (r checkResult) String() string {
 	case !r.ok:
 		status = "FAIL"
 	}
-	s := fmt.Sprintf("%-5s %-10s %s", status, r.name, r.detail)
+	// One line per check: multi-line errors (pgx lists every address it tried) are folded.
+	detail := strings.Join(strings.Fields(r.detail), " ")
+	s := fmt.Sprintf("%-5s %-10s %s", status, r.name, detail)
 	if r.hint != "" {
 		s += " — fix: " + r.hint
 	}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // testDBPassword is put in DATABASE_URL so the tests can look for it in logs and output. The
@@ -230,4 +232,17 @@ func metric(body, name string, labels ...string) (float64, bool) {
 		found = true
 	}
 	return sum, found
+}
+
+// execSQL runs one statement on the database at dbURL.
+func execSQL(t *testing.T, dbURL, sql string) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	if _, err := conn.Exec(t.Context(), sql); err != nil {
+		t.Fatal(err)
+	}
 }
