@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/onechat/onechat-bridge/adapters/telegram/telegramtest"
+	"github.com/onechat/onechat-bridge/onechat/onechattest"
+)
+
+// Secrets a World puts in the bridge's environment; none may ever appear in its logs.
+const (
+	BotToken   = "424242:E2E-telegram-token-never-logged"
+	DBPassword = "e2e-db-password-never-logged"
+)
+
+// WorldOptions configure NewWorld. The zero value is usable.
+type WorldOptions struct {
+	// OneChat configures the fake OneChat; BaseURL is set by NewWorld. Nil: pings every
+	// 200 ms, flood limit off.
+	OneChat *onechattest.Options
+	// Seed seeds the fault injectors.
+	Seed uint64
+	// Logf receives the fakes' log lines; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// World is everything the bridge talks to: the fake OneChat and the fake Bot API on loopback
+// httptest servers, each behind a Faults injector, and a fresh database behind a PGProxy.
+type World struct {
+	OC       *onechattest.Server
+	OCURL    string
+	OCFaults *Faults
+	TG       *telegramtest.Server
+	TGURL    string
+	TGFaults *Faults
+	PG       *PGProxy
+	// DBURL reaches the database directly (not through PG), for the rig's own queries.
+	DBURL string
+	// Extra is appended to every environment Env builds (e.g. Discord's settings).
+	Extra []string
+
+	ocSrv, tgSrv *httptest.Server
+	dropDB       func(context.Context) error
+}
+
+// NewWorld starts the fakes and creates the database.
+func NewWorld(ctx context.Context, o WorldOptions) (*World, error) {
+	logf := o.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	dbURL, drop, err := CreateDatabase(ctx, ServerURL())
+	if err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(dbURL)
+	pg, err := NewPGProxy(u.Host)
+	if err != nil {
+		_ = drop(ctx)
+		return nil, err
+	}
+	w := &World{DBURL: dbURL, PG: pg, dropDB: drop}
+
+	ocOpts := onechattest.Options{PingInterval: 200 * time.Millisecond, MessageFloodLimit: -1}
+	if o.OneChat != nil {
+		ocOpts = *o.OneChat
+	}
+	ocOpts.Logf = logf
+	w.OCFaults = NewFaults(o.Seed + 1)
+	w.OCFaults.Eligible = func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/public/") }
+	w.OCFaults.Body = OneChatError
+	// The fake builds attachment URLs on BaseURL, which is only known once the server listens:
+	// start it on a handler that forwards to the fake made right after.
+	var ocHandler http.Handler
+	w.ocSrv = httptest.NewServer(w.OCFaults.Wrap(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		ocHandler.ServeHTTP(rw, r)
+	})))
+	ocOpts.BaseURL = w.ocSrv.URL
+	w.OC = onechattest.New(&ocOpts)
+	ocHandler = w.OC.Handler()
+	w.OCURL = w.ocSrv.URL
+
+	w.TG = telegramtest.New(BotToken)
+	w.TGFaults = NewFaults(o.Seed + 2)
+	w.TGFaults.Body = TelegramError
+	w.tgSrv = httptest.NewServer(w.TGFaults.Wrap(w.TG.Handler()))
+	w.TGURL = w.tgSrv.URL
+	return w, nil
+}
+
+// DatabaseURL is the bridge's DATABASE_URL: through the proxy, with DBPassword (the test
+// server trusts local connections and ignores it; it is there to be looked for in the logs).
+func (w *World) DatabaseURL() string {
+	u, _ := url.Parse(w.DBURL)
+	u.Host = w.PG.Addr()
+	user := "postgres"
+	if u.User != nil {
+		user = u.User.Username()
+	}
+	u.User = url.UserPassword(user, DBPassword)
+	return u.String()
+}
+
+// Env is the bridge's environment for this world, extra last (a later NAME=value wins).
+func (w *World) Env(extra ...string) []string {
+	env := []string{
+		"DATABASE_URL=" + w.DatabaseURL(),
+		"ONECHAT_BASE_URL=" + w.OCURL,
+		"ONECHAT_INBOX_IDENTIFIER=" + w.OC.InboxIdentifier(),
+		"ONECHAT_HMAC_TOKEN=" + w.OC.HMACToken(),
+		"TELEGRAM_BOT_TOKEN=" + BotToken,
+		"TELEGRAM_API_URL=" + w.TGURL,
+		"TELEGRAM_POLL_TIMEOUT=2s",
+		"TELEGRAM_ALBUM_WINDOW=300ms",
+		"BRIDGE_ADMIN_ADDR=127.0.0.1:0",
+		"BRIDGE_SHUTDOWN_TIMEOUT=5s",
+		"LOG_LEVEL=debug",
+		"LOG_FORMAT=json",
+		// Requested knobs (see docs/architecture.md, "End-to-end suite"); ignored until the
+		// binary reads them.
+		"BRIDGE_MIN_BACKOFF=200ms",
+		"BRIDGE_MAX_BACKOFF=3s",
+		"BRIDGE_ONECHAT_RETRY_AFTER=1s",
+		"BRIDGE_JOB_TIMEOUT=10s",
+	}
+	env = append(env, w.Extra...)
+	return append(env, extra...)
+}
+
+// Secrets lists every credential the bridge knows in this world: the configured ones and each
+// contact session's source_id and pubsub_token.
+func (w *World) Secrets() []string {
+	s := []string{BotToken, strings.SplitN(BotToken, ":", 2)[1], DBPassword, w.OC.HMACToken(), w.OC.InboxIdentifier()}
+	for _, c := range w.OC.Contacts() {
+		for _, ci := range w.OC.ContactInboxes(c.ID) {
+			s = append(s, ci.SourceID, ci.PubsubToken)
+		}
+	}
+	return s
+}
+
+// ExpireLeases makes the queue rows a killed bridge left running claimable now, as their lease
+// expiring would (2 × the job timeout, 120 s by default): a dead process cannot finish them.
+func (w *World) ExpireLeases(ctx context.Context) (int64, error) {
+	return execCount(ctx, w.DBURL, `UPDATE queue SET locked_until = now() - interval '1 second' WHERE state = 'running'`)
+}
+
+// Close stops the fakes and drops the database. The bridge must have exited.
+func (w *World) Close() error {
+	w.TG.Close() // first: the httptest server's Close waits for the long polls this ends
+	w.OC.Close() // closes the websockets, which httptest does not track
+	w.tgSrv.CloseClientConnections()
+	w.ocSrv.CloseClientConnections()
+	w.tgSrv.Close()
+	w.ocSrv.Close()
+	w.PG.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.dropDB(ctx); err != nil {
+		return fmt.Errorf("drop database: %w", err)
+	}
+	return nil
+}
+
