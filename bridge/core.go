@@ -59,6 +59,11 @@ type Options struct {
 	// without a Retry-After header (its default window is one minute); the per-conversation
 	// flood limit waits twice as long. Default 10 s.
 	OneChatRetryAfter time.Duration
+	// IdleAfter is how long after its conversation was resolved a customer's cable
+	// subscription is dropped (the user's next message subscribes again). Default 24 h.
+	IdleAfter time.Duration
+	// IdleSweep is how often idle subscriptions are looked for. Default 10 min.
+	IdleSweep time.Duration
 	// IdlePoll is how often idle workers look at the queue without being signalled, which
 	// only matters when another process shares the database. Default 2 s.
 	IdlePoll time.Duration
@@ -77,6 +82,9 @@ type Core struct {
 	wake [2]*signal // indexed by dirIndex
 
 	typing chan typingReq
+
+	wantedMu sync.Mutex
+	wanted   map[string]time.Time // tokens subscribed because their user just wrote
 
 	catchupMu      sync.Mutex
 	catchupPending map[string]struct{} // pubsub tokens waiting for a REST catch-up
@@ -119,6 +127,8 @@ func New(opts Options) (*Core, error) {
 	setDefault(&opts.MinBackoff, time.Second)
 	setDefault(&opts.MaxBackoff, 5*time.Minute)
 	setDefault(&opts.IdlePoll, 2*time.Second)
+	setDefault(&opts.IdleAfter, 24*time.Hour)
+	setDefault(&opts.IdleSweep, 10*time.Minute)
 	setDefault(&opts.OneChatRetryAfter, 10*time.Second)
 
 	c := &Core{
@@ -133,6 +143,7 @@ func New(opts Options) (*Core, error) {
 		refresh:        make(map[string]struct{}),
 		catchupWake:    newSignal(),
 		typing:         make(chan typingReq, 64),
+		wanted:         make(map[string]time.Time),
 	}
 	for _, a := range opts.Adapters {
 		if _, dup := c.adapters[a.Platform()]; dup {
@@ -195,6 +206,7 @@ func (c *Core) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return c.catchupLoop(gctx) })
 	g.Go(func() error { return c.typingLoop(gctx) })
+	g.Go(func() error { return c.idleLoop(gctx) })
 	g.Go(func() error {
 		// Wakes this process's workers when any process sharing the store queues work.
 		return c.store.Listen(gctx, func(d Direction) { c.wake[dirIndex(d)].notify() })
@@ -212,10 +224,10 @@ func (c *Core) Run(ctx context.Context) error {
 	return err
 }
 
-// subscribeKnown subscribes the cable to every customer with a contact session, so agent
-// replies reach users who wrote before a restart.
+// subscribeKnown subscribes the cable to every customer with an active contact session (not
+// idle: see IdleAfter), so agent replies reach users who wrote before a restart.
 func (c *Core) subscribeKnown(ctx context.Context) error {
-	customers, err := c.store.Customers(ctx)
+	customers, err := c.store.ActiveCustomers(ctx, time.Now().Add(-c.opts.IdleAfter))
 	if err != nil {
 		return fmt.Errorf("load customers: %w", err)
 	}

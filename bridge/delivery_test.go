@@ -436,3 +436,36 @@ func TestSilentSubscriptionOfDeletedContactIsForgotten(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestIdleSubscriptionsAreDroppedAndComeBack: once a conversation has been resolved for
+// IdleAfter, its cable subscription is dropped (also across restarts); the user's next message
+// subscribes again and agent replies flow.
+func TestIdleSubscriptionsAreDroppedAndComeBack(t *testing.T) {
+	h := newHarness(t, nil)
+	h.opts.IdleAfter = time.Millisecond
+	h.opts.IdleSweep = 20 * time.Millisecond
+	h.start()
+	ctx := ctxT(t)
+	contact, conv, _ := h.begin(ctx, 2009, "hello")
+	token := h.oc.ContactInboxes(contact.ID)[0].PubsubToken
+
+	h.oc.Resolve(conv.ID)
+	if err := h.oc.Wait(ctx, func() bool { return h.oc.Subscribed(token) == 0 }); err != nil {
+		t.Fatalf("idle subscription never dropped: %v", err)
+	}
+	h.stop()
+	h.start()
+	// A restarted bridge does not subscribe idle customers either: the next subscription the
+	// fake sees is the one the user's new message brings.
+	if err := h.adapter.Receive(ctx, userMessage(2009, "one more question")); err != nil {
+		t.Fatal(err)
+	}
+	_, conv2 := h.waitConversation(ctx, "telegram:2009", 2)
+	h.waitIncoming(ctx, conv2.ID, "one more question")
+	h.waitSubscribed(ctx, contact.ID)
+	h.oc.AgentReply(conv2.ID, "sure")
+	sent, err := h.adapter.WaitSent(ctx, 1)
+	if err != nil || sent[0].Text != "sure" {
+		t.Fatalf("reply after resubscribe: %v %v", sent, err)
+	}
+}

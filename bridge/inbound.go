@@ -350,7 +350,7 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 	if cu.PubsubToken != "" {
 		// Idempotent and cheap: makes sure the cable listens even if an earlier attempt
 		// stopped between storing the token and subscribing.
-		c.cable.Subscribe(cu.PubsubToken)
+		c.subscribe(cu.PubsubToken)
 		if wasUnreachable {
 			c.setReachability(ctx, cu, "")
 		}
@@ -371,7 +371,7 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 	if cu, err = c.store.SaveCustomer(ctx, cu); err != nil {
 		return cu, err
 	}
-	c.cable.Subscribe(cu.PubsubToken)
+	c.subscribe(cu.PubsubToken)
 	// Only a show (or update) with the identifier hash marks the session verified; create never
 	// does. Without a configured HMAC token this is a plain read of the new session.
 	if _, err := c.oc.GetContact(ctx, cu.SourceID, cu.Identifier); err != nil {

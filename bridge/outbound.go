@@ -223,7 +223,7 @@ func (c *Core) refreshContact(ctx context.Context, cu Customer) error {
 		return err
 	}
 	c.cable.Unsubscribe(old)
-	c.cable.Subscribe(cu.PubsubToken)
+	c.subscribe(cu.PubsubToken)
 	c.log.Info("contact's cable token changed; subscribed the new one", zap.Int64("contact_id", cu.ContactID))
 	return nil
 }

@@ -100,6 +100,12 @@ type Store interface {
 	SaveCustomer(ctx context.Context, c Customer) (Customer, error)
 	// Customers returns every customer that has a contact session (SourceID set).
 	Customers(ctx context.Context) ([]Customer, error)
+	// ActiveCustomers returns the customers with a cable token that were not idle at since;
+	// IdleCustomers those that went idle before `before`. Idle means the current conversation
+	// was resolved (or vanished) before that time, or there is none and the customer has not
+	// changed since.
+	ActiveCustomers(ctx context.Context, since time.Time) ([]Customer, error)
+	IdleCustomers(ctx context.Context, before time.Time) ([]Customer, error)
 	// SetConversation makes conversationID the customer's current conversation with the given
 	// status, remembering that the conversation belongs to the customer.
 	SetConversation(ctx context.Context, customerID, conversationID int64, status string) error
@@ -142,4 +148,43 @@ type Store interface {
 	LinkByOneChat(ctx context.Context, oneChatMessageID int64) ([]MessageLink, error)
 	// LinkByPlatform returns the link of a platform message, or ErrNotFound.
 	LinkByPlatform(ctx context.Context, chat ChatRef, platformMessageID string) (MessageLink, error)
+
+	// Coordination of instances sharing the store (see roles.go). Lease times are the store's
+	// clock, so instances need not agree on the time.
+
+	// AcquireLeases takes or renews, for holder and for ttl from now, each named lease that is
+	// free, expired, released, or already holder's, and returns the names holder now holds (in
+	// any order). A lease another holder has is left alone; that is not an error.
+	AcquireLeases(ctx context.Context, holder string, names []string, ttl time.Duration) ([]string, error)
+	// ReleaseLeases gives up holder's leases of these names, so another instance may take them
+	// at once. Names holder does not hold are ignored.
+	ReleaseLeases(ctx context.Context, holder string, names []string) error
+	// Leases returns the leases that are held now (not expired) whose name starts with prefix,
+	// ordered by name.
+	Leases(ctx context.Context, prefix string) ([]Lease, error)
+	// Heartbeat records that instance is alive for ttl from now and returns the ids of every
+	// live instance, this one included, sorted.
+	Heartbeat(ctx context.Context, instance string, ttl time.Duration) ([]string, error)
+	// Leave removes instance from the live instances and releases every lease it holds.
+	Leave(ctx context.Context, instance string) error
+	// PartitionCustomers returns the customers with a cable token whose ID modulo partitions
+	// is in which and that were not idle at activeSince (see ActiveCustomers).
+	PartitionCustomers(ctx context.Context, partitions int, which []int, activeSince time.Time) ([]Customer, error)
+	// CustomerByID returns the customer with this store id, or ErrNotFound.
+	CustomerByID(ctx context.Context, id int64) (Customer, error)
+	// AnnounceCustomer tells every instance sharing the store (through ListenCustomers) that
+	// the customer's cable subscription is wanted, e.g. because it got a new token.
+	AnnounceCustomer(ctx context.Context, id int64) error
+	// ListenCustomers calls announced with the id of every customer any instance announces,
+	// until ctx is cancelled; it returns nil then. It reconnects by itself; announcements made
+	// while it reconnects are lost.
+	ListenCustomers(ctx context.Context, announced func(id int64)) error
+}
+
+// Lease is a role held by an instance until Expires (the store's clock).
+type Lease struct {
+	Name       string
+	Holder     string
+	AcquiredAt time.Time
+	Expires    time.Time
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +114,54 @@ func TestCursorsByPrefix(t *testing.T) {
 	}
 	if got, _ := s.Cursors(ctx, "slack."); len(got) != 0 {
 		t.Errorf("unknown prefix gave %v", got)
+	}
+}
+
+func TestIdleAndActiveCustomers(t *testing.T) {
+	t.Parallel()
+	s := pgtest.NewStore(t)
+	ctx := t.Context()
+	save := func(id, token string) bridge.Customer {
+		c, err := s.SaveCustomer(ctx, bridge.Customer{
+			User: bridge.UserRef{Platform: bridge.Telegram, ID: id}, Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: id},
+			Identifier: "telegram:" + id, SourceID: "src-" + id, PubsubToken: token,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	open := save("1", "tok1")
+	resolved := save("2", "tok2")
+	save("3", "") // no session yet: never listed
+	if err := s.SetConversation(ctx, open.ID, 11, "open"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetConversation(ctx, resolved.ID, 12, "resolved"); err != nil {
+		t.Fatal(err)
+	}
+	names := func(cs []bridge.Customer, err error) string {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.User.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	future := time.Now().Add(time.Hour)
+	if got := names(s.IdleCustomers(ctx, future)); got != "2" {
+		t.Errorf("idle before now+1h = %q, want the resolved one", got)
+	}
+	if got := names(s.ActiveCustomers(ctx, future)); got != "1" {
+		t.Errorf("active at now+1h = %q, want the open one", got)
+	}
+	past := time.Now().Add(-time.Hour)
+	if got := names(s.IdleCustomers(ctx, past)); got != "" {
+		t.Errorf("idle before now-1h = %q, want none (resolved just now)", got)
+	}
+	if got := names(s.ActiveCustomers(ctx, past)); got != "1,2" {
+		t.Errorf("active at now-1h = %q, want both", got)
 	}
 }

@@ -1,0 +1,48 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/onechat/onechat-bridge/bridge"
+)
+
+// idleCondition is true for a customer whose contact session is idle: its current conversation
+// was resolved (or vanished) before $1, or it never got one and the customer has not changed
+// since $1. The bridge holds cable subscriptions only for customers that are not idle.
+const idleCondition = `(
+	(v.id IS NOT NULL AND v.status IN ('resolved', 'gone') AND v.updated_at < $1)
+	OR (v.id IS NULL AND c.updated_at < $1))`
+
+// IdleCustomers returns the customers with a contact session that went idle before `before`.
+func (s *Store) IdleCustomers(ctx context.Context, before time.Time) ([]bridge.Customer, error) {
+	return s.listCustomers(ctx, "idle customers",
+		selectCustomer+` WHERE c.pubsub_token <> '' AND `+idleCondition+` ORDER BY c.id`, before)
+}
+
+// ActiveCustomers returns the customers with a contact session that were not idle at `since`.
+func (s *Store) ActiveCustomers(ctx context.Context, since time.Time) ([]bridge.Customer, error) {
+	return s.listCustomers(ctx, "active customers",
+		selectCustomer+` WHERE c.pubsub_token <> '' AND NOT `+idleCondition+` ORDER BY c.id`, since)
+}
+
+func (s *Store) listCustomers(ctx context.Context, what, sql string, args ...any) ([]bridge.Customer, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []bridge.Customer
+	for rows.Next() {
+		c, err := scanCustomer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", what, err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list %s: %w", what, err)
+	}
+	return out, nil
+}
