@@ -270,3 +270,13 @@ type ChatMover interface {
 type CursorLister interface {
 	Cursors(ctx context.Context, prefix string) ([]Cursor, error)
 }
+
+// SingletonRunner is implemented by adapters that can say whether their Run must run on one
+// instance at a time when several bridge instances share a store. An adapter that does not
+// implement it is treated as a singleton, which is right for a long poller (Telegram allows
+// one getUpdates per token) and a gateway connection (Discord would deliver every event to
+// each). An adapter that only serves requests pushed to it (Telegram's webhook behind a load
+// balancer) returns false and runs on every instance. The answer must not change after New.
+type SingletonRunner interface {
+	NeedsSingleton() bool
+}

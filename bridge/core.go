@@ -46,6 +46,10 @@ type Options struct {
 	InboundWorkers, OutboundWorkers int
 	// JobTimeout bounds one attempt at one message. Default 60 s.
 	JobTimeout time.Duration
+	// Lease is how long a claimed message stays reserved for its worker without renewal; the
+	// worker renews it every Lease/3 while it works, so after a crash the message is taken over
+	// (by this process after a restart, or another one) within Lease. Default 15 s.
+	Lease time.Duration
 	// ShutdownGrace is how long in-flight messages may still finish after Run's context is
 	// cancelled; then they are returned to the queue. Default 8 s.
 	ShutdownGrace time.Duration
@@ -124,6 +128,7 @@ func New(opts Options) (*Core, error) {
 	setDefault(&opts.MaxOutboundAttempts, 12)
 	setDefault(&opts.JobTimeout, 60*time.Second)
 	setDefault(&opts.ShutdownGrace, 8*time.Second)
+	setDefault(&opts.Lease, 15*time.Second)
 	setDefault(&opts.MinBackoff, time.Second)
 	setDefault(&opts.MaxBackoff, 5*time.Minute)
 	setDefault(&opts.IdlePoll, 2*time.Second)

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -468,4 +469,55 @@ func TestIdleSubscriptionsAreDroppedAndComeBack(t *testing.T) {
 	if err != nil || sent[0].Text != "sure" {
 		t.Fatalf("reply after resubscribe: %v %v", sent, err)
 	}
+}
+
+// TestCrashedWorkersMessageIsTakenOverAtStart: a message claimed by a worker that died (its
+// lease runs out) is delivered by the restarted bridge within the lease.
+func TestCrashedWorkersMessageIsTakenOverAtStart(t *testing.T) {
+	h := newHarness(t, nil)
+	h.opts.Lease = 300 * time.Millisecond
+	ctx := ctxT(t)
+	// The "crashed" process: it stored the message and claimed it, then died.
+	m := userMessage(2010, "sent just before the crash")
+	payload, _ := json.Marshal(m)
+	if _, err := h.store.Enqueue(ctx, bridge.Cursor{}, bridge.NewJob{Direction: bridge.In, Key: m.User.Identifier(), Dedup: m.DedupKey(), Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := h.store.Claim(ctx, bridge.In, h.opts.Lease); err != nil || j == nil {
+		t.Fatalf("claim: %v %v", j, err)
+	}
+	h.start()
+	_, conv := h.waitConversation(ctx, "telegram:2010", 1)
+	h.waitIncoming(ctx, conv.ID, "sent just before the crash")
+}
+
+// TestLongSendKeepsItsLease: a send that takes several leases is not taken over by another
+// worker meanwhile, so the user gets it once.
+func TestLongSendKeepsItsLease(t *testing.T) {
+	h := newHarness(t, nil)
+	h.opts.Lease = 500 * time.Millisecond
+	var calls atomic.Int32
+	h.adapter.SendFunc = func(ctx context.Context, m bridge.Outbound) error {
+		if calls.Add(1) == 1 {
+			select { // a slow upload: four leases long
+			case <-time.After(2 * time.Second):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 2011, "hi")
+	h.oc.AgentReply(conv.ID, "a large file")
+	h.oc.AgentReply(conv.ID, "and a note")
+	sent, err := h.adapter.WaitSent(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(sentTexts(sent)); got != "[a large file and a note]" || calls.Load() != 2 {
+		t.Errorf("sent %s with %d calls, want each message once, in order", got, calls.Load())
+	}
+
 }

@@ -51,7 +51,7 @@ type jobHandler func(ctx context.Context, j *Job) ([]MessageLink, error)
 // jobCtx, which outlives claimCtx by the shutdown grace so in-flight messages can finish.
 func (c *Core) work(claimCtx, jobCtx context.Context, dir Direction, h jobHandler) {
 	wake := c.wake[dirIndex(dir)]
-	lease := c.opts.JobTimeout * 2
+	lease := c.opts.Lease
 	for claimCtx.Err() == nil {
 		woken := wake.wait()
 		job, err := c.store.Claim(claimCtx, dir, lease)
@@ -94,8 +94,27 @@ func (c *Core) idle(ctx context.Context, dir Direction, woken <-chan struct{}) {
 func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler) {
 	log := c.log.With(zap.String("direction", string(dir)), zap.Int64("job", job.ID), zap.String("key", job.Key))
 	attemptCtx, cancel := context.WithTimeout(ctx, c.opts.JobTimeout)
+	// The lease is short, so a crashed worker's message is taken over soon; while this
+	// attempt runs, the lease is renewed.
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(c.opts.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-attemptCtx.Done():
+				return
+			case <-t.C:
+				if err := c.store.ExtendLease(attemptCtx, job.ID, c.opts.Lease); err != nil && attemptCtx.Err() == nil {
+					log.Warn("could not renew the lease of a running message", zap.Error(err))
+				}
+			}
+		}
+	}()
 	links, err := h(attemptCtx, job)
 	cancel()
+	<-renewed
 	// Recording the result must not be cut short by shutdown.
 	rec, cancelRec := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancelRec()

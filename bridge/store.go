@@ -120,6 +120,9 @@ type Store interface {
 	// due, or running with an expired lease (its worker died). The job is leased for lease.
 	// It returns (nil, nil) when no job is eligible.
 	Claim(ctx context.Context, dir Direction, lease time.Duration) (*Job, error)
+	// ExtendLease keeps a running job leased for another lease from now; ErrNotFound when it
+	// is no longer running.
+	ExtendLease(ctx context.Context, jobID int64, lease time.Duration) error
 	// Complete marks the job done and records the message links, in one transaction.
 	Complete(ctx context.Context, jobID int64, links ...MessageLink) error
 	// Retry makes the job pending again, due at `at`. countAttempt is false for rate-limit

@@ -100,3 +100,19 @@ func (s *Store) Cursors(ctx context.Context, prefix string) ([]bridge.Cursor, er
 	}
 	return out, nil
 }
+
+// ExtendLease keeps a running job leased for another lease from now, so a worker busy with a
+// long send keeps it while a crashed worker's job is taken over soon. It returns
+// bridge.ErrNotFound when the job is no longer running (finished, or taken over).
+func (s *Store) ExtendLease(ctx context.Context, jobID int64, lease time.Duration) error {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE queue SET locked_until = now() + $2::bigint * interval '1 microsecond'
+		WHERE id = $1 AND state = 'running'`, jobID, lease.Microseconds())
+	if err != nil {
+		return fmt.Errorf("extend lease of job %d: %w", jobID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("extend lease of job %d: %w", jobID, bridge.ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/onechat/onechat-bridge/bridge"
+)
+
+// customerChannel is the LISTEN/NOTIFY channel AnnounceCustomer notifies with a customer id,
+// so that the instance holding the customer's cable partition subscribes its token at once.
+const customerChannel = "bridge_customer"
+
+// PartitionCustomers returns the customers with a cable token whose id modulo partitions is in
+// which and that were not idle at activeSince (the condition ActiveCustomers uses), in id order.
+func (s *Store) PartitionCustomers(ctx context.Context, partitions int, which []int, activeSince time.Time) ([]bridge.Customer, error) {
+	if partitions <= 0 {
+		return nil, fmt.Errorf("partition customers: %d partitions", partitions)
+	}
+	if len(which) == 0 {
+		return nil, nil
+	}
+	parts := make([]int64, len(which))
+	for i, p := range which {
+		parts[i] = int64(p)
+	}
+	rows, err := s.pool.Query(ctx, selectCustomer+`
+		WHERE c.pubsub_token <> '' AND NOT `+idleCondition+`
+		  AND c.id % $2 = ANY($3::bigint[])
+		ORDER BY c.id`, activeSince, int64(partitions), parts)
+	if err != nil {
+		return nil, fmt.Errorf("partition customers: %w", err)
+	}
+	defer rows.Close()
+	var out []bridge.Customer
+	for rows.Next() {
+		c, err := scanCustomer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("partition customers: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("partition customers: %w", err)
+	}
+	return out, nil
+}
+
+// CustomerByID returns the customer with this store id, or bridge.ErrNotFound.
+func (s *Store) CustomerByID(ctx context.Context, id int64) (bridge.Customer, error) {
+	c, err := scanCustomer(s.pool.QueryRow(ctx, selectCustomer+` WHERE c.id = $1`, id))
+	if err != nil {
+		return bridge.Customer{}, fmt.Errorf("customer %d: %w", id, err)
+	}
+	return c, nil
+}
+
+// AnnounceCustomer notifies every ListenCustomers of any process sharing the database with the
+// customer's id. The payload is the id only: tokens never travel in notifications.
+func (s *Store) AnnounceCustomer(ctx context.Context, id int64) error {
+	if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, customerChannel, strconv.FormatInt(id, 10)); err != nil {
+		return fmt.Errorf("announce customer %d: %w", id, err)
+	}
+	return nil
+}
+
+// ListenCustomers calls announced with every customer id announced by any process, until ctx
+// is cancelled; it returns nil then. It holds one connection of the pool for LISTEN and
+// reconnects with backoff when it breaks.
+func (s *Store) ListenCustomers(ctx context.Context, announced func(id int64)) error {
+	for attempt := 0; ; attempt++ {
+		err := s.listenCustomers(ctx, announced, func() { attempt = 0 })
+		if ctx.Err() != nil {
+			return nil
+		}
+		d := min(100*time.Millisecond<<min(attempt, 8), 10*time.Second)
+		d += time.Duration(rand.Int64N(int64(d)/2 + 1))
+		s.logger.Warn("customer notifications interrupted, reconnecting", zap.Int("attempt", attempt), zap.Duration("sleep", d), zap.Error(err))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Store) listenCustomers(ctx context.Context, announced func(id int64), connected func()) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection for customer notifications: %w", err)
+	}
+	// A connection that was LISTENing must not go back to the pool.
+	pc := conn.Hijack()
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = pc.Close(closeCtx)
+	}()
+	if _, err := pc.Exec(ctx, "LISTEN "+customerChannel); err != nil {
+		return fmt.Errorf("listen for customer notifications: %w", err)
+	}
+	connected()
+	for {
+		n, err := pc.WaitForNotification(ctx)
+		if err != nil {
+			return fmt.Errorf("wait for customer notification: %w", err)
+		}
+		if id, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+			announced(id)
+		}
+	}
+}
