@@ -39,6 +39,7 @@ type Config struct {
 
 	// Each adapter's settings live in their own file (config_<platform>.go).
 	Telegram TelegramSettings
+	Discord  DiscordSettings
 
 	AdminAddr string `env:"BRIDGE_ADMIN_ADDR" envDefault:"127.0.0.1:9090"`
 	// ShutdownTimeout bounds how long the bridge takes to stop after SIGTERM. It must stay
@@ -148,8 +149,9 @@ func (c *Config) Validate() error {
 		bad("ONECHAT_ON_RESOLVED", "must be new or reopen, got %q", c.OnResolved)
 	}
 	errs = append(errs, c.Telegram.validate()...)
-	if !c.Telegram.enabled() {
-		bad("TELEGRAM_BOT_TOKEN", "is required: the token @BotFather gave your bot")
+	errs = append(errs, c.Discord.validate()...)
+	if !c.Telegram.enabled() && !c.Discord.enabled() {
+		bad("TELEGRAM_BOT_TOKEN", "is required unless DISCORD_BOT_TOKEN is set: at least one platform must be configured (the token @BotFather gave your bot)")
 	}
 	if c.AdminAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {

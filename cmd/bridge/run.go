@@ -52,8 +52,14 @@ func buildAdapters(cfg Config, logger *zap.Logger) ([]bridge.Adapter, error) {
 			adapters = append(adapters, tg)
 		}
 	}
-	// HOOK(discord): append the Discord adapter here once config_discord.go offers it:
-	//   if cfg.Discord.enabled() { dc, err := cfg.Discord.adapter(logger); … }
+	if cfg.Discord.enabled() {
+		dc, err := cfg.Discord.adapter(logger)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			adapters = append(adapters, dc)
+		}
+	}
 	return adapters, errors.Join(errs...)
 }
 
@@ -68,6 +74,7 @@ func coreShutdownGrace(deadline time.Duration) time.Duration { return deadline *
 func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	fields := []zap.Field{zap.String("version", version), configField(&cfg)}
 	fields = append(fields, cfg.Telegram.logFields()...)
+	fields = append(fields, cfg.Discord.logFields()...)
 	logger.Info("starting onechat-bridge", fields...)
 
 	store, err := postgres.Open(ctx, string(cfg.DatabaseURL), logger.Named("postgres"))
