@@ -28,7 +28,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	root, err := e2e.ModuleRoot()
-	if err == nil {
+	if prebuilt := os.Getenv("E2E_BRIDGE_BIN"); prebuilt != "" {
+		// A binary built elsewhere (a release build, or a clean checkout while the work tree
+		// is mid-edit).
+		bridgeBin = prebuilt
+	} else if err == nil {
 		bridgeBin = filepath.Join(dir, "bridge")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		err = e2e.Build(ctx, root, bridgeBin, raceEnabled)
