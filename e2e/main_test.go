@@ -72,7 +72,7 @@ type rigConfig struct {
 }
 
 func withOneChat(o onechattest.Options) rigOption { return func(c *rigConfig) { c.oc = &o } }
-func withEnv(kv ...string) rigOption           { return func(c *rigConfig) { c.env = append(c.env, kv...) } }
+func withEnv(kv ...string) rigOption              { return func(c *rigConfig) { c.env = append(c.env, kv...) } }
 
 // newRig builds a world. At the end of the test it stops the bridge and checks its logs for
 // secrets, data races and panics.

@@ -248,4 +248,3 @@ func (l *Logs) ErrorLines() []string {
 	}
 	return out
 }
-

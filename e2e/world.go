@@ -167,4 +167,3 @@ func (w *World) Close() error {
 	}
 	return nil
 }
-
