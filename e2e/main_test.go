@@ -157,8 +157,9 @@ func (r *rig) kill() {
 
 // checkLogs fails the test when a secret, a data race or a panic is in the bridge's stderr.
 func (r *rig) checkLogs() {
-	secrets := r.w.Secrets()
-	names := []string{"the bot token", "the bot token's secret part", "the database password", "the HMAC token", "the inbox identifier"}
+	secrets := append([]string{discordToken}, r.w.Secrets()...)
+	names := []string{"the Discord bot token", "the Telegram bot token", "the Telegram bot token's secret part",
+		"the database password", "the HMAC token", "the inbox identifier"}
 	for _, i := range r.logs.Leaks(secrets) {
 		what := "a contact session's source_id or pubsub_token"
 		if i < len(names) {
