@@ -56,6 +56,10 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 		if err != nil {
 			return nil, c.classifyOneChat(err)
 		}
+		if content == "" && m.Choice != nil {
+			// The option the user pressed, posted as their message so the agent sees it.
+			content = m.Choice.Title
+		}
 		link := func(msg *onechat.Message) []MessageLink {
 			return []MessageLink{{
 				OneChatMessageID:  msg.ID,
@@ -286,7 +290,19 @@ func (c *Core) submitChoice(ctx context.Context, cu Customer, m Inbound) (done b
 		}
 		return err == nil, err
 	}
-	err = c.submitValues(ctx, cu.SourceID, l.ConversationID, msg.ID, 0, m.Choice)
+	choice := *m.Choice
+	// A platform may carry only one of title and value on the button (Telegram's callback data
+	// is 64 bytes at most): complete the choice from the message's items.
+	for _, it := range items(*msg) {
+		if choice.Value == "" && it.Title == choice.Title {
+			choice.Value = it.Value
+		}
+		if choice.Title == "" && it.Value == choice.Value {
+			choice.Title = it.Title
+		}
+	}
+	m.Choice.Title = choice.Title
+	err = c.submitValues(ctx, cu.SourceID, l.ConversationID, msg.ID, 0, &choice)
 	return false, err
 }
 
@@ -328,11 +344,12 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 	if cu.Chat != m.Chat {
 		cu.Chat, changed = m.Chat, true
 	}
+	profileChanged := false
 	if m.DisplayName != "" && cu.DisplayName != m.DisplayName {
-		cu.DisplayName, changed = m.DisplayName, true
+		cu.DisplayName, changed, profileChanged = m.DisplayName, true, true
 	}
 	if m.Username != "" && cu.Username != m.Username {
-		cu.Username, changed = m.Username, true
+		cu.Username, changed, profileChanged = m.Username, true, true
 	}
 	wasUnreachable := cu.UnreachableReason != ""
 	if wasUnreachable {
@@ -350,16 +367,26 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 	if cu.PubsubToken != "" {
 		// Idempotent and cheap: makes sure the cable listens even if an earlier attempt
 		// stopped between storing the token and subscribing.
-		c.subscribe(cu.PubsubToken)
+		c.subscribeCustomer(ctx, cu)
 		if wasUnreachable {
 			c.setReachability(ctx, cu, "")
+		}
+		if profileChanged && !isNew {
+			// A contact create that matched never updates it, and names change: keep
+			// OneChat's contact as the user is now. Best effort: the message matters more.
+			if _, err := c.oc.UpdateContact(ctx, cu.SourceID, cu.Identifier, onechat.ContactParams{
+				Name: contactName(cu), CustomAttributes: profileAttributes(cu),
+			}); err != nil {
+				c.log.Warn("update contact profile", zap.Int64("contact_id", cu.ContactID), zap.Error(err))
+			}
 		}
 		return cu, nil
 	}
 	contact, err := c.oc.CreateContact(ctx, onechat.ContactParams{
-		Identifier: cu.Identifier,
-		Name:       contactName(cu),
-		SourceID:   cu.SourceID,
+		Identifier:       cu.Identifier,
+		Name:             contactName(cu),
+		SourceID:         cu.SourceID,
+		CustomAttributes: profileAttributes(cu),
 	})
 	if err != nil {
 		return cu, fmt.Errorf("create contact: %w", err)
@@ -371,7 +398,7 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 	if cu, err = c.store.SaveCustomer(ctx, cu); err != nil {
 		return cu, err
 	}
-	c.subscribe(cu.PubsubToken)
+	c.subscribeCustomer(ctx, cu)
 	// Only a show (or update) with the identifier hash marks the session verified; create never
 	// does. Without a configured HMAC token this is a plain read of the new session.
 	if _, err := c.oc.GetContact(ctx, cu.SourceID, cu.Identifier); err != nil {
@@ -464,6 +491,15 @@ func (c *Core) classifyOneChat(err error) error {
 		}
 	}
 	return err
+}
+
+// profileAttributes are the contact's custom attributes the bridge keeps: the user's handle
+// on the platform (e.g. telegram_username), which agents use to recognise people.
+func profileAttributes(cu Customer) map[string]any {
+	if cu.Username == "" {
+		return nil
+	}
+	return map[string]any{string(cu.User.Platform) + "_username": cu.Username}
 }
 
 func contactName(cu Customer) string {

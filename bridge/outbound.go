@@ -501,6 +501,12 @@ func (c *Core) agentMessageUpdated(ctx context.Context, ev onechat.Event) {
 		Text:           msg.Content,
 		ContentType:    msg.ContentType,
 		Items:          items(*msg),
+		// An edit must describe the message as it was sent (the platform decides from the
+		// files which parts carry text); OneChat keeps the files on an edit.
+		Attachments: attachments(*msg),
+	}
+	if len(out.Attachments) == 0 {
+		out.Attachments = sent.Attachments
 	}
 	var dedup string
 	switch {
