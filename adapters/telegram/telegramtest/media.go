@@ -586,7 +586,7 @@ func parseKeyboard(v string) ([][]Button, *apiError) {
 func toWire(es []Entity) []wireEntity {
 	var out []wireEntity
 	for _, e := range es {
-		out = append(out, wireEntity{Type: e.Type, Offset: e.Offset, Length: e.Length, URL: e.URL})
+		out = append(out, wireEntity(e))
 	}
 	return out
 }
