@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # test.sh is the project's single test command: it makes sure a PostgreSQL server is reachable,
 # exports BRIDGE_TEST_DATABASE_URL for the store tests, and runs `go test -race -count=1 ./...`.
+# A whole run (no packages named) first runs the static checks: gofmt, go vet, staticcheck and
+# the compose file's validation.
 #
 #   scripts/test.sh                      # every package
 #   scripts/test.sh ./bridge/postgres/...  # arguments go to go test; ./... is added unless a
@@ -69,6 +71,35 @@ wait_for() {
 		sleep 0.5
 	done
 	return 1
+}
+
+# STATICCHECK_VERSION is pinned so the checks do not change under us; it comes from the Go
+# module proxy.
+STATICCHECK_VERSION=v0.8.2
+
+# static_checks runs gofmt, go vet, staticcheck and validates the compose file. No Dockerfile
+# linter installs from Debian or the Go module proxy, so the Dockerfile's properties are tested
+# in cmd/bridge/container_test.go instead.
+static_checks() {
+	local unformatted
+	unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+	[[ -z $unformatted ]] || die "gofmt wants to change: $unformatted"
+	go vet ./... || die "go vet failed"
+	go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./... || die "staticcheck failed"
+	# The compose file is validated with Debian's docker-compose (`config` needs no engine).
+	if ! command -v docker-compose >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose) >/dev/null 2>&1 || true
+	fi
+	if command -v docker-compose >/dev/null 2>&1; then
+		local tmp
+		tmp=$(mktemp -d)
+		cp docker-compose.yml "$tmp/"
+		cp .env.example "$tmp/.env"
+		(cd "$tmp" && docker-compose -f docker-compose.yml config -q) || die "docker-compose.yml is invalid"
+		rm -rf "$tmp"
+	else
+		log "docker-compose could not be installed; the compose file was not validated"
+	fi
 }
 
 url_for() { echo "postgres://postgres@127.0.0.1:$1/postgres?sslmode=disable"; }
@@ -187,6 +218,9 @@ for a in "$@"; do
 	esac
 done
 ((has_pkg)) || args+=(./...)
+
+# A whole run (no packages named) also runs the static checks CI relies on.
+((has_pkg)) || static_checks
 
 # go test runs as a child, not exec'd, so that the cleanup above still stops the servers.
 go test -race -count=1 "${args[@]}"
