@@ -148,7 +148,7 @@ func newStatsCollector(store *postgres.Store, cable *onechat.Cable, log *zap.Log
 		unreachable:     d("bridge_unreachable_users", "Users currently marked unreachable (blocked the bot, closed DMs) by platform.", []string{"platform"}, nil),
 		dbConns:         d("bridge_db_connections", "Database pool connections by state (acquired, idle).", []string{"state"}, nil),
 		cableConns:      d("bridge_cable_connections", "OneChat cable websocket connections by state (connected, disconnected).", []string{"state"}, nil),
-		cableSubs:       d("bridge_cable_subscriptions", "Cable subscriptions (one per contact session) by state (confirmed, pending).", []string{"state"}, nil),
+		cableSubs:       d("bridge_cable_subscriptions", "Cable subscriptions (one per contact session) by state (confirmed, pending, silent: OneChat never confirms it, rejected).", []string{"state"}, nil),
 		cableReconnects: d("bridge_cable_reconnects_total", "Cable dials after the first one.", nil, nil),
 	}
 }
@@ -192,13 +192,11 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.dbConns, float64(pool.IdleConns()), "idle")
 
 	cs := c.cable.Stats()
-	connected := 0.0
-	if cs.Connected {
-		connected = 1
-	}
-	gauge(c.cableConns, connected, "connected")
-	gauge(c.cableConns, 1-connected, "disconnected")
+	gauge(c.cableConns, float64(cs.Connections), "connected")
+	gauge(c.cableConns, float64(max(cs.Sockets-cs.Connections, 0)), "disconnected")
 	gauge(c.cableSubs, float64(cs.Confirmed), "confirmed")
-	gauge(c.cableSubs, float64(max(cs.Subscriptions-cs.Confirmed, 0)), "pending")
+	gauge(c.cableSubs, float64(cs.Pending), "pending")
+	gauge(c.cableSubs, float64(cs.Silent), "silent")
+	gauge(c.cableSubs, float64(cs.Rejected), "rejected")
 	ch <- prometheus.MustNewConstMetric(c.cableReconnects, prometheus.CounterValue, float64(cs.Reconnects))
 }
