@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"mime"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -703,7 +705,17 @@ func attachments(m onechat.Message) []Attachment {
 		} else {
 			name = path.Base(a.DataURL)
 		}
-		out = append(out, Attachment{Kind: kind, Name: name, Size: a.FileSize, Ref: a.DataURL})
+		// The platform picks how to show a file (photo, audio, document) from its type; the
+		// REST shape has none, so it is taken from the file name, as OneChat stored it.
+		mimeType := mimeByExt(path.Ext(name))
+		if i := strings.IndexByte(mimeType, ';'); i >= 0 {
+			mimeType = mimeType[:i]
+		}
+		if name, err := url.PathUnescape(name); err == nil {
+			out = append(out, Attachment{Kind: kind, Name: name, MIME: mimeType, Size: a.FileSize, Ref: a.DataURL})
+			continue
+		}
+		out = append(out, Attachment{Kind: kind, Name: name, MIME: mimeType, Size: a.FileSize, Ref: a.DataURL})
 	}
 	return out
 }
@@ -741,4 +753,22 @@ func items(m onechat.Message) []Item {
 		})
 	}
 	return out
+}
+
+// mediaTypes covers the media files agents send most, since the container image has no
+// system MIME table and Go's own knows images and documents only.
+var mediaTypes = map[string]string{
+	".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg",
+	".m4a": "audio/mp4", ".wav": "audio/wav", ".aac": "audio/aac", ".flac": "audio/flac",
+	".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".mov": "video/quicktime",
+	".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
+	".webp": "image/webp", ".pdf": "application/pdf",
+}
+
+func mimeByExt(ext string) string {
+	ext = strings.ToLower(ext)
+	if t, ok := mediaTypes[ext]; ok {
+		return t
+	}
+	return mime.TypeByExtension(ext)
 }
