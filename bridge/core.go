@@ -71,6 +71,16 @@ type Options struct {
 	// IdlePoll is how often idle workers look at the queue without being signalled, which
 	// only matters when another process shares the database. Default 2 s.
 	IdlePoll time.Duration
+
+	// InstanceID names this instance among those sharing the store, in logs, /readyz and the
+	// store's leases and instances tables. Empty means the host name (the container id
+	// under Docker). A random suffix per Run keeps two processes given the same id apart.
+	InstanceID string
+	// LeaseTTL is how long a role (a singleton adapter, a cable partition) stays held without
+	// renewal, and LeaseRenew how often it is renewed and free roles are looked for: a dead
+	// instance's roles are taken over within LeaseTTL + LeaseRenew. Defaults 10 s and 3 s;
+	// LeaseRenew is cut to LeaseTTL/3 when it is longer than LeaseTTL/2.
+	LeaseTTL, LeaseRenew time.Duration
 }
 
 // Core routes messages between adapters and OneChat. It implements Inbox for adapters and
@@ -95,6 +105,8 @@ type Core struct {
 	inSync         map[string]bool     // pubsub tokens caught up since their last confirmation
 	refresh        map[string]struct{} // pubsub tokens whose contact session must be read again
 	catchupWake    *signal
+
+	roles *roleManager // this instance's roles among those sharing the store (roles.go)
 }
 
 // New checks opts and builds a Core. Nothing runs until Run.
@@ -164,6 +176,7 @@ func New(opts Options) (*Core, error) {
 		cableOpts.Logger = opts.Logger.Named("cable")
 	}
 	c.cable = onechat.NewCable(opts.CableURL, c, &cableOpts)
+	c.roles = newRoleManager(c)
 	return c, nil
 }
 
@@ -195,13 +208,12 @@ func (c *Core) Run(ctx context.Context) error {
 	})
 	defer stopGrace()
 
-	if err := c.subscribeKnown(ctx); err != nil {
-		return err
-	}
-
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.cable.Run(gctx) })
 	for _, a := range c.opts.Adapters {
+		if needsSingleton(a) {
+			continue // run by the role manager while this instance holds the adapter's role
+		}
 		g.Go(func() error {
 			if err := a.Run(gctx, c); err != nil && gctx.Err() == nil {
 				return fmt.Errorf("%s adapter: %w", a.Platform(), err)
@@ -209,6 +221,11 @@ func (c *Core) Run(ctx context.Context) error {
 			return nil
 		})
 	}
+	// The role manager runs the singleton adapters and subscribes the customers of the cable
+	// partitions this instance holds (subscribeKnown); other instances announce customers
+	// whose partition may be held here.
+	g.Go(func() error { return c.roles.run(gctx) })
+	g.Go(func() error { return c.store.ListenCustomers(gctx, c.roles.announce) })
 	g.Go(func() error { return c.catchupLoop(gctx) })
 	g.Go(func() error { return c.typingLoop(gctx) })
 	g.Go(func() error { return c.idleLoop(gctx) })
@@ -229,19 +246,22 @@ func (c *Core) Run(ctx context.Context) error {
 	return err
 }
 
-// subscribeKnown subscribes the cable to every customer with an active contact session (not
-// idle: see IdleAfter), so agent replies reach users who wrote before a restart.
-func (c *Core) subscribeKnown(ctx context.Context) error {
-	customers, err := c.store.ActiveCustomers(ctx, time.Now().Add(-c.opts.IdleAfter))
+// subscribeKnown subscribes the cable to the customers of the given cable partitions (ones
+// this instance just took, or all it holds on a periodic rescan) whose conversations are not
+// idle, so agent replies reach users who wrote before a restart or a takeover. Each
+// subscription's confirmation brings the REST catch-up, as after a reconnect.
+func (c *Core) subscribeKnown(ctx context.Context, partitions []int) error {
+	customers, err := c.store.PartitionCustomers(ctx, CablePartitions, partitions, time.Now().Add(-c.opts.IdleAfter))
 	if err != nil {
 		return fmt.Errorf("load customers: %w", err)
 	}
+	n := 0
 	for _, cu := range customers {
-		if cu.PubsubToken != "" {
-			c.cable.Subscribe(cu.PubsubToken)
+		if c.roles.track(cu) {
+			n++
 		}
 	}
-	c.log.Info("subscribed known customers", zap.Int("customers", len(customers)))
+	c.log.Debug("subscribed known customers", zap.Int("partitions", len(partitions)), zap.Int("customers", n))
 	return nil
 }
 

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
+	mathrand "math/rand/v2"
 	"os"
 	"slices"
 	"sync"
@@ -141,12 +141,21 @@ type adapterRun struct {
 }
 
 func newRoleManager(c *Core) *roleManager {
+	instance, ttl, renew := c.opts.InstanceID, c.opts.LeaseTTL, c.opts.LeaseRenew
+	if instance == "" {
+		instance = defaultInstanceID()
+	}
+	setDefault(&ttl, DefaultLeaseTTL)
+	setDefault(&renew, DefaultLeaseRenew)
+	if renew > ttl/2 {
+		renew = ttl / 3
+	}
 	m := &roleManager{
 		c:         c,
-		instance:  c.opts.InstanceID,
-		holder:    c.opts.InstanceID + "/" + randomSuffix(),
-		ttl:       c.opts.LeaseTTL,
-		renew:     c.opts.LeaseRenew,
+		instance:  instance,
+		holder:    instance + "/" + randomSuffix(),
+		ttl:       ttl,
+		renew:     renew,
 		kick:      newSignal(),
 		changed:   newSignal(),
 		errs:      make(chan error, len(c.opts.Adapters)),
@@ -312,7 +321,7 @@ func (m *roleManager) tick(ctx context.Context, adapters *sync.WaitGroup, rescan
 			}
 		}
 		// Instances joining together would all race for the lowest numbers.
-		rand.Shuffle(len(free), func(i, j int) { free[i], free[j] = free[j], free[i] })
+		mathrand.Shuffle(len(free), func(i, j int) { free[i], free[j] = free[j], free[i] })
 		for _, p := range free[:min(len(free), quota-len(held))] {
 			want = append(want, PartitionRole(p))
 			claims[PartitionRole(p)] = true
@@ -380,13 +389,44 @@ func (m *roleManager) tick(ctx context.Context, adapters *sync.WaitGroup, rescan
 	m.mu.Unlock()
 
 	if len(lost) > 0 {
-		m.c.log.Warn("lost roles to another instance", zap.Strings("roles", lost))
+		m.c.log.Warn("lost roles to another instance", zap.Strings("roles", compactRoles(lost)))
 	}
+	var stopped []int
+	for _, name := range append(lost, release...) {
+		var p int
+		if _, err := fmt.Sscanf(name, "cable/%d", &p); err == nil {
+			stopped = append(stopped, p)
+		}
+	}
+	m.unsubscribeUntracked(dctx, stopped)
 	if len(gained) > 0 {
 		m.c.log.Info("took roles", zap.Strings("roles", compactRoles(gained)), zap.Int("instances", len(live)), zap.Int("partition_share", quota))
 	}
 	m.subscribePending(dctx)
 	m.changed.notify()
+}
+
+// unsubscribeUntracked unsubscribes every token of the given partitions (no longer held here)
+// that the store knows, in case one was subscribed without being tracked (a token refreshed
+// after a silent subscription). Unsubscribing a token that is not subscribed is a no-op.
+func (m *roleManager) unsubscribeUntracked(ctx context.Context, parts []int) {
+	if len(parts) == 0 {
+		return
+	}
+	customers, err := m.c.store.PartitionCustomers(ctx, CablePartitions, parts, time.Time{})
+	if err != nil {
+		if ctx.Err() == nil {
+			m.c.log.Debug("list the customers of given-up partitions", zap.Error(err))
+		}
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, cu := range customers {
+		if _, held := m.parts[partitionOf(cu.ID)]; !held {
+			m.c.cable.Unsubscribe(cu.PubsubToken)
+		}
+	}
 }
 
 // renewFailed gives up every role once the renewals have failed for too long.
@@ -525,7 +565,7 @@ func (m *roleManager) track(cu Customer) bool {
 	}
 	if cu.PubsubToken != "" {
 		tokens[cu.PubsubToken] = struct{}{}
-		m.c.cable.Subscribe(cu.PubsubToken)
+		m.c.subscribe(cu.PubsubToken) // marks it wanted, so the idle sweep leaves it alone
 	}
 	return true
 }
@@ -563,10 +603,10 @@ func (m *roleManager) status() RolesStatus {
 	return s
 }
 
-// subscribe makes sure the customer's token is subscribed by whichever instance holds its
-// partition: here when this instance holds it, otherwise by announcing it to the holder. It is
-// idempotent and cheap either way.
-func (c *Core) subscribe(ctx context.Context, cu Customer) {
+// subscribeCustomer makes sure the customer's token is subscribed by whichever instance holds
+// its cable partition: here when this instance holds it, otherwise by announcing it to the
+// holder. It is idempotent and cheap either way.
+func (c *Core) subscribeCustomer(ctx context.Context, cu Customer) {
 	if cu.PubsubToken == "" || c.roles.track(cu) {
 		return
 	}
