@@ -40,6 +40,7 @@ type Config struct {
 	// Each adapter's settings live in their own file (config_<platform>.go).
 	Telegram TelegramSettings
 	Discord  DiscordSettings
+	Tuning   TuningSettings
 
 	AdminAddr string `env:"BRIDGE_ADMIN_ADDR" envDefault:"127.0.0.1:9090"`
 	// ShutdownTimeout bounds how long the bridge takes to stop after SIGTERM. It must stay
@@ -149,6 +150,7 @@ func (c *Config) Validate() error {
 		bad("ONECHAT_ON_RESOLVED", "must be new or reopen, got %q", c.OnResolved)
 	}
 	errs = append(errs, c.Telegram.validate()...)
+	errs = append(errs, c.Tuning.validate()...)
 	errs = append(errs, c.Discord.validate()...)
 	if !c.Telegram.enabled() && !c.Discord.enabled() {
 		bad("TELEGRAM_BOT_TOKEN", "is required unless DISCORD_BOT_TOKEN is set: at least one platform must be configured (the token @BotFather gave your bot)")

@@ -31,8 +31,13 @@ type TelegramSettings struct {
 	// Greeting answers /start; "none" sends nothing.
 	Greeting    string `env:"TELEGRAM_GREETING" envDefault:"Hi! Send us your question here and our team will answer as soon as possible."` // keep in step with defaultGreeting
 	AlbumWindow string `env:"TELEGRAM_ALBUM_WINDOW" envDefault:"1s"`
+	// PerChatInterval and GlobalInterval pace sends below Telegram's limits (about one message
+	// a second per chat, 30 a second in all). Raise them only for a self-hosted Bot API server.
+	PerChatInterval string `env:"TELEGRAM_PER_CHAT_INTERVAL" envDefault:"1s"`
+	GlobalInterval  string `env:"TELEGRAM_GLOBAL_INTERVAL" envDefault:"34ms"`
 
 	pollTimeout     time.Duration
+	perChat, global time.Duration
 	albumWindow     time.Duration
 	secretGenerated bool
 }
@@ -62,6 +67,16 @@ func (s *TelegramSettings) validate() []error {
 		errs = append(errs, fmt.Errorf("TELEGRAM_ALBUM_WINDOW: must be a duration between 100ms and 10s, got %q", s.AlbumWindow))
 	} else {
 		s.albumWindow = d
+	}
+	for _, iv := range []struct {
+		name, v string
+		dst     *time.Duration
+	}{{"TELEGRAM_PER_CHAT_INTERVAL", s.PerChatInterval, &s.perChat}, {"TELEGRAM_GLOBAL_INTERVAL", s.GlobalInterval, &s.global}} {
+		if d, err := time.ParseDuration(iv.v); err != nil || d <= 0 || d > time.Minute {
+			errs = append(errs, fmt.Errorf("%s: must be a duration above 0 and up to 1m, got %q", iv.name, iv.v))
+		} else {
+			*iv.dst = d
+		}
 	}
 	switch s.Mode {
 	case telegram.ModePolling:
@@ -125,5 +140,8 @@ func (s *TelegramSettings) config() telegram.Config {
 		WebhookListen: s.WebhookListen,
 		Greeting:      greeting,
 		AlbumWindow:   s.albumWindow,
+
+		PerChatInterval: s.perChat,
+		GlobalInterval:  s.global,
 	}
 }

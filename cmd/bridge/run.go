@@ -34,8 +34,10 @@ func migrate(ctx context.Context, cfg Config, logger *zap.Logger) error {
 // newOneChat builds the OneChat Client API client of the configured inbox.
 func newOneChat(cfg Config, logger *zap.Logger) *onechat.Client {
 	return onechat.NewClient(cfg.OneChatBaseURL, string(cfg.InboxIdentifier), &onechat.Options{
-		HMACToken: string(cfg.HMACToken),
-		Logger:    logger.Named("onechat"),
+		HMACToken:         string(cfg.HMACToken),
+		Logger:            logger.Named("onechat"),
+		RequestsPerSecond: cfg.Tuning.parsed.requestsPerSec,
+		RequestBurst:      cfg.Tuning.parsed.requestBurst,
 	})
 }
 
@@ -99,7 +101,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		return err
 	}
 	reg := newRegistry()
-	core, err := bridge.New(bridge.Options{
+	opts := bridge.Options{
 		Store:         store,
 		OneChat:       oc,
 		Adapters:      adapters,
@@ -108,7 +110,9 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		Metrics:       bridge.NewMetrics(reg),
 		OnResolved:    bridge.ResolvedPolicy(cfg.OnResolved),
 		ShutdownGrace: coreShutdownGrace(cfg.shutdownTimeout),
-	})
+	}
+	cfg.Tuning.apply(&opts)
+	core, err := bridge.New(opts)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/onechat"
+)
+
+// TuningSettings are knobs most installations never touch: worker counts, retry timing, the
+// OneChat request budget and the cable pool's shape. The defaults suit OneChat's default rate
+// limit (3000 requests/min per IP).
+type TuningSettings struct {
+	InboundWorkers   string `env:"BRIDGE_INBOUND_WORKERS" envDefault:"8"`
+	OutboundWorkers  string `env:"BRIDGE_OUTBOUND_WORKERS" envDefault:"8"`
+	JobTimeout       string `env:"BRIDGE_JOB_TIMEOUT" envDefault:"60s"`
+	Lease            string `env:"BRIDGE_LEASE" envDefault:"15s"`
+	MinBackoff       string `env:"BRIDGE_MIN_BACKOFF" envDefault:"1s"`
+	MaxBackoff       string `env:"BRIDGE_MAX_BACKOFF" envDefault:"5m"`
+	OneChatRetry     string `env:"BRIDGE_ONECHAT_RETRY_AFTER" envDefault:"10s"`
+	IdleAfter        string `env:"BRIDGE_IDLE_AFTER" envDefault:"24h"`
+	RequestsPerSec   string `env:"ONECHAT_REQUESTS_PER_SECOND" envDefault:"45"`
+	RequestBurst     string `env:"ONECHAT_REQUEST_BURST" envDefault:"5"`
+	CablePerSocket   string `env:"ONECHAT_CABLE_MAX_PER_CONNECTION" envDefault:"500"`
+	CableSubscribeHz string `env:"ONECHAT_CABLE_SUBSCRIBE_RATE" envDefault:"50"`
+
+	parsed tuning
+}
+
+type tuning struct {
+	inboundWorkers, outboundWorkers         int
+	jobTimeout, lease, minBackoff, maxBack  time.Duration
+	oneChatRetry, idleAfter                 time.Duration
+	requestsPerSec                          float64
+	requestBurst, cablePerSocket, cableRate int
+}
+
+// validate parses every knob, one error per bad variable.
+func (s *TuningSettings) validate() []error {
+	var errs []error
+	count := func(name, v string, min, max int, dst *int) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min || n > max {
+			errs = append(errs, fmt.Errorf("%s: must be a whole number from %d to %d, got %q", name, min, max, v))
+			return
+		}
+		*dst = n
+	}
+	dur := func(name, v string, min, max time.Duration, dst *time.Duration) {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < min || d > max {
+			errs = append(errs, fmt.Errorf("%s: must be a duration from %s to %s, got %q", name, min, max, v))
+			return
+		}
+		*dst = d
+	}
+	p := &s.parsed
+	count("BRIDGE_INBOUND_WORKERS", s.InboundWorkers, 1, 1024, &p.inboundWorkers)
+	count("BRIDGE_OUTBOUND_WORKERS", s.OutboundWorkers, 1, 1024, &p.outboundWorkers)
+	dur("BRIDGE_JOB_TIMEOUT", s.JobTimeout, time.Second, time.Hour, &p.jobTimeout)
+	dur("BRIDGE_LEASE", s.Lease, 100*time.Millisecond, time.Hour, &p.lease)
+	dur("BRIDGE_MIN_BACKOFF", s.MinBackoff, time.Millisecond, time.Hour, &p.minBackoff)
+	dur("BRIDGE_MAX_BACKOFF", s.MaxBackoff, time.Millisecond, 24*time.Hour, &p.maxBack)
+	dur("BRIDGE_ONECHAT_RETRY_AFTER", s.OneChatRetry, time.Millisecond, time.Hour, &p.oneChatRetry)
+	dur("BRIDGE_IDLE_AFTER", s.IdleAfter, time.Minute, 365*24*time.Hour, &p.idleAfter)
+	if p.minBackoff > p.maxBack && p.maxBack > 0 {
+		errs = append(errs, fmt.Errorf("BRIDGE_MIN_BACKOFF: must not exceed BRIDGE_MAX_BACKOFF"))
+	}
+	if r, err := strconv.ParseFloat(s.RequestsPerSec, 64); err != nil || r == 0 {
+		errs = append(errs, fmt.Errorf("ONECHAT_REQUESTS_PER_SECOND: must be a positive number (or negative for no limit), got %q", s.RequestsPerSec))
+	} else {
+		p.requestsPerSec = r
+	}
+	count("ONECHAT_REQUEST_BURST", s.RequestBurst, 1, 10000, &p.requestBurst)
+	count("ONECHAT_CABLE_MAX_PER_CONNECTION", s.CablePerSocket, 1, 100000, &p.cablePerSocket)
+	count("ONECHAT_CABLE_SUBSCRIBE_RATE", s.CableSubscribeHz, 1, 100000, &p.cableRate)
+	return errs
+}
+
+// apply copies the knobs into the core's options.
+func (s *TuningSettings) apply(o *bridge.Options) {
+	p := s.parsed
+	o.InboundWorkers, o.OutboundWorkers = p.inboundWorkers, p.outboundWorkers
+	o.JobTimeout, o.Lease = p.jobTimeout, p.lease
+	o.MinBackoff, o.MaxBackoff = p.minBackoff, p.maxBack
+	o.OneChatRetryAfter, o.IdleAfter = p.oneChatRetry, p.idleAfter
+	if o.Cable == nil {
+		o.Cable = &onechat.CableOptions{}
+	}
+	o.Cable.MaxPerConnection, o.Cable.SubscribeRate = p.cablePerSocket, p.cableRate
+}
