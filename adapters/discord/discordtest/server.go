@@ -151,7 +151,6 @@ type Server struct {
 	Token               string
 	BotID, AppID        string
 
-	t   testing.TB
 	srv *httptest.Server
 	wg  sync.WaitGroup
 
@@ -183,12 +182,20 @@ type Server struct {
 	gatewayRequests int
 }
 
-// NewServer starts a fake for the given bot token. The Message Content intent is allowed; see
-// AllowMessageContent.
+// NewServer starts a fake for the given bot token, closed when the test ends. The Message
+// Content intent is allowed; see AllowMessageContent.
 func NewServer(t testing.TB, token string) *Server {
+	s := New(token)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// New starts a fake for the given bot token outside a test (for benchmark and soak commands);
+// the caller closes it.
+func New(token string) *Server {
 	s := &Server{
 		Token: token, BotID: "800000000000000001", AppID: "800000000000000002",
-		t: t, changed: make(chan struct{}), next: 1_000_000_000_000_000,
+		changed: make(chan struct{}), next: 1_000_000_000_000_000,
 		users: map[string]*User{}, channels: map[string]*Channel{}, dms: map[string]string{},
 		messages: map[string]*Message{}, order: map[string][]string{}, closedDMs: map[string]bool{},
 		interactions: map[string]*interaction{}, typing: map[string]int{}, sessions: map[string]*session{},
@@ -203,7 +210,6 @@ func NewServer(t testing.TB, token string) *Server {
 	s.URL = s.srv.URL
 	s.APIURL = s.srv.URL + "/api/v10"
 	s.CDNURL = s.srv.URL + "/cdn"
-	t.Cleanup(s.Close)
 	return s
 }
 
