@@ -779,3 +779,19 @@ func TestNewRejectsBadConfigWithoutEchoingToken(t *testing.T) {
 		t.Errorf("prefix → %s", u)
 	}
 }
+
+func TestGetMeNamesTheBotAndRejectsABadToken(t *testing.T) {
+	srv := discordtest.NewServer(t, testToken)
+	a := newAdapter(t, srv, "dm")
+	me, err := a.GetMe(t.Context())
+	if err != nil || me != "onechat" {
+		t.Fatalf("GetMe = %q, %v; want the bot's username", me, err)
+	}
+	bad, err := New(Config{Token: "not-the-token", APIURL: srv.APIURL, CDNURL: srv.CDNURL}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.GetMe(t.Context()); err == nil || strings.Contains(err.Error(), "not-the-token") {
+		t.Errorf("GetMe with a bad token = %v, want an error without the token", err)
+	}
+}

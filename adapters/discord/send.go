@@ -351,3 +351,15 @@ func (t *typers) stopAll() {
 	t.mu.Unlock()
 	t.wg.Wait()
 }
+
+// GetMe returns the bot's username (GET /users/@me), which proves the token and the API URL;
+// `bridge check` uses it.
+func (a *Adapter) GetMe(ctx context.Context) (string, error) {
+	var u struct {
+		Username string `json:"username"`
+	}
+	if err := a.rest.do(ctx, "GET", "/users/@me", nil, &u); err != nil {
+		return "", fmt.Errorf("get current user: %w", err)
+	}
+	return u.Username, nil
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
+	"github.com/onechat/onechat-bridge/adapters/discord"
 	"github.com/onechat/onechat-bridge/adapters/telegram"
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/bridge/postgres"
@@ -53,10 +54,7 @@ func (r checkResult) String() string {
 }
 
 // selfIdentifier is what `bridge check` asks of an adapter: who the bot is on its platform,
-// which proves the token and the API URL. Telegram's GetMe implements it.
-//
-// HOOK(discord): the Discord adapter should offer the same method (its current user, GET
-// /users/@me) and map its failures in platformHint; until it does, check prints SKIP for it.
+// which proves the token and the API URL. Telegram's and Discord's GetMe implement it.
 type selfIdentifier interface {
 	GetMe(ctx context.Context) (string, error)
 }
@@ -276,6 +274,15 @@ func platformHint(cfg Config, p bridge.Platform, err error) string {
 			return "Telegram answered with an error: see the message"
 		}
 		return fmt.Sprintf("cannot reach the Bot API at TELEGRAM_API_URL (%s): check DNS, proxy and outbound HTTPS from the bridge", cfg.Telegram.APIURL)
+	case bridge.Discord:
+		var apiErr *discord.APIError
+		if errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized {
+			return "Discord rejected DISCORD_BOT_TOKEN: copy it again from the developer portal (your application → Bot → Reset Token)"
+		}
+		if errors.As(err, &apiErr) {
+			return "Discord answered with an error: see the message"
+		}
+		return "cannot reach Discord's API (DISCORD_API_URL when set): check DNS, proxy and outbound HTTPS from the bridge"
 	}
 	return "check the " + strings.ToUpper(string(p)) + "_* variables"
 }

@@ -5,6 +5,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/onechat/onechat-bridge/adapters/discord/discordtest"
 )
 
 // runCheck runs `bridge check` with env and returns its exit code and output.
@@ -92,4 +94,19 @@ func TestCheckFailuresCarryHints(t *testing.T) {
 			t.Errorf("exit %d, want 1 with a migrations FAIL and hint:\n%s", code, out)
 		}
 	})
+}
+
+func TestCheckDiscord(t *testing.T) {
+	w := newWorld(t)
+	dc := discordtest.NewServer(t, "discord-bot-token-x")
+	env := append(w.env, "DISCORD_BOT_TOKEN=discord-bot-token-x", "DISCORD_API_URL="+dc.APIURL)
+	code, out := runCheck(t, env)
+	if code != 0 || !strings.Contains(out, "OK    discord") {
+		t.Fatalf("exit %d, want 0 and an OK line for discord:\n%s", code, out)
+	}
+	code, out = runCheck(t, replaceEnv(env, "DISCORD_BOT_TOKEN=wrong-discord-token"))
+	if code != 1 || !strings.Contains(out, "Discord rejected DISCORD_BOT_TOKEN") {
+		t.Errorf("exit %d, want 1 with the token hint:\n%s", code, out)
+	}
+	assertNoSecrets(t, "check output", out, append(w.secretsOf(), "wrong-discord-token", "discord-bot-token-x"))
 }

@@ -972,10 +972,14 @@ func (s *Server) route(r *http.Request, path string, body []byte) (int, any, *ap
 	case r.Method == "GET" && path == "/gateway":
 		return 200, map[string]any{"url": "ws" + strings.TrimPrefix(s.URL, "http") + "/gateway"}, nil
 	case r.Method == "GET" && len(seg) == 2 && seg[0] == "users":
-		if _, ok := s.users[seg[1]]; !ok {
+		id := seg[1]
+		if id == "@me" {
+			id = s.BotID
+		}
+		if _, ok := s.users[id]; !ok {
 			return 0, nil, errUnknownUser
 		}
-		return 200, s.userJSONLocked(seg[1]), nil
+		return 200, s.userJSONLocked(id), nil
 	case r.Method == "POST" && path == "/users/@me/channels":
 		var d struct {
 			RecipientID string `json:"recipient_id"`
