@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +31,7 @@ type Faults struct {
 	slowRate  float64
 	slowDelay time.Duration
 	down      bool
+	served    func(r *http.Request, body []byte, at time.Time)
 
 	failed, lost, slowed atomic.Int64
 }
@@ -69,6 +71,15 @@ func (f *Faults) SetDown(down bool) {
 	f.down = down
 }
 
+// SetServed makes the injector call fn after the fake answered a request no fault touched,
+// with the request's body and the time the answer was written (the benchmark times deliveries
+// with it). nil stops it.
+func (f *Faults) SetServed(fn func(r *http.Request, body []byte, at time.Time)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.served = fn
+}
+
 // Clear turns every fault off.
 func (f *Faults) Clear() {
 	f.mu.Lock()
@@ -85,15 +96,16 @@ type verdict struct {
 	status int           // fail before the fake with this status
 	lost   bool          // let through, then answer 502
 	delay  time.Duration // wait first
+	served func(r *http.Request, body []byte, at time.Time)
 }
 
 func (f *Faults) decide(r *http.Request) verdict {
-	if f.Eligible != nil && !f.Eligible(r) {
-		return verdict{}
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var v verdict
+	v := verdict{served: f.served}
+	if f.Eligible != nil && !f.Eligible(r) {
+		return v
+	}
 	if f.down {
 		v.status = http.StatusServiceUnavailable
 		return v
@@ -133,6 +145,11 @@ func (f *Faults) Wrap(h http.Handler) http.Handler {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, r)
 			f.writeError(w, http.StatusBadGateway)
+		case v.served != nil:
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			h.ServeHTTP(w, r)
+			v.served(r, body, time.Now())
 		default:
 			h.ServeHTTP(w, r)
 		}

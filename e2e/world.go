@@ -122,8 +122,8 @@ func (w *World) Env(extra ...string) []string {
 		"BRIDGE_SHUTDOWN_TIMEOUT=5s",
 		"LOG_LEVEL=debug",
 		"LOG_FORMAT=json",
-		// Requested knobs (see docs/architecture.md, "End-to-end suite"); ignored until the
-		// binary reads them.
+		// Short retry timing, so faults heal within a test's patience.
+		"BRIDGE_LEASE=3s",
 		"BRIDGE_MIN_BACKOFF=200ms",
 		"BRIDGE_MAX_BACKOFF=3s",
 		"BRIDGE_ONECHAT_RETRY_AFTER=1s",
