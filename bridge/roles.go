@@ -214,7 +214,10 @@ func (m *roleManager) run(ctx context.Context) error {
 			renewals++
 			next = time.Now().Add(m.renew)
 		} else {
-			m.subscribePending(ctx)
+			// Announcements: bounded like a renewal, so the watchdog below is never held up.
+			actx, cancel := context.WithTimeout(ctx, m.renew)
+			m.subscribePending(actx)
+			cancel()
 		}
 		wait := time.Until(next)
 		m.mu.Lock()

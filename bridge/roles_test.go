@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/onechat/onechat-bridge/bridge"
@@ -246,6 +247,9 @@ type node struct {
 
 func newCluster(t *testing.T, platforms ...*fakePlatform) *cluster {
 	t.Helper()
+	// Registered first, so it runs after every instance, pool and server has been stopped.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	c := &cluster{
 		t:         t,
 		dbURL:     pgtest.NewDatabaseURL(t),
