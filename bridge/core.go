@@ -101,9 +101,9 @@ type Core struct {
 	wanted   map[string]time.Time // tokens subscribed because their user just wrote
 
 	catchupMu      sync.Mutex
-	catchupPending map[string]struct{} // pubsub tokens waiting for a REST catch-up
-	inSync         map[string]bool     // pubsub tokens caught up since their last confirmation
-	refresh        map[string]struct{} // pubsub tokens whose contact session must be read again
+	catchupPending map[string]map[int64]struct{} // pubsub token → conversations to catch up (0: the current one)
+	inSync         map[string]bool               // pubsub tokens caught up since their last confirmation
+	refresh        map[string]struct{}           // pubsub tokens whose contact session must be read again
 	catchupWake    *signal
 
 	roles *roleManager // this instance's roles among those sharing the store (roles.go)
@@ -155,7 +155,7 @@ func New(opts Options) (*Core, error) {
 		log:            opts.Logger,
 		adapters:       make(map[Platform]Adapter),
 		wake:           [2]*signal{newSignal(), newSignal()},
-		catchupPending: make(map[string]struct{}),
+		catchupPending: make(map[string]map[int64]struct{}),
 		inSync:         make(map[string]bool),
 		refresh:        make(map[string]struct{}),
 		catchupWake:    newSignal(),

@@ -521,3 +521,29 @@ func TestLongSendKeepsItsLease(t *testing.T) {
 	}
 
 }
+
+// TestCatchUpOverSeveralPagesKeepsOrder: more replies than one REST page (20) were lost by the
+// cable; the catch-up pages back and queues them oldest first.
+func TestCatchUpOverSeveralPagesKeepsOrder(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 2012, "hi")
+
+	const n = 45
+	h.oc.DropEvents(n)
+	var want []string
+	for i := range n {
+		text := fmt.Sprintf("reply %02d", i)
+		want = append(want, text)
+		h.oc.AgentReply(conv.ID, text)
+	}
+	h.oc.RestartCable()
+	sent, err := h.adapter.WaitSent(ctx, n)
+	if err != nil {
+		t.Fatalf("caught up %d of %d: %v", len(h.adapter.Sent()), n, err)
+	}
+	if got := strings.Join(sentTexts(sent), "|"); got != strings.Join(want, "|") {
+		t.Errorf("user received\n%s\nwant\n%s", got, strings.Join(want, "|"))
+	}
+}

@@ -1,15 +1,18 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"mime"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,32 +42,21 @@ func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 		msg, err := ev.Message()
 		if err != nil {
 			c.log.Warn("undecodable cable message", zap.String("event", ev.Name), zap.Error(err))
-			c.scheduleCatchup(ev.Token)
+			c.scheduleCatchup(ev.Token, 0)
 			return
 		}
 		if !deliverable(*msg) {
 			return
 		}
-		if !c.synced(ev.Token) {
-			// A catch-up of this subscription is due or running: queueing this message now
-			// could put it ahead of the ones the catch-up is about to find, so the catch-up
-			// (run again after the current one) queues it in order instead.
-			c.scheduleCatchup(ev.Token)
-			return
-		}
-		cu, err := c.store.CustomerByConversation(ctx, msg.ConversationID)
-		if errors.Is(err, ErrNotFound) {
+		if _, err := c.store.CustomerByConversation(ctx, msg.ConversationID); errors.Is(err, ErrNotFound) {
 			c.log.Debug("message for a conversation the bridge does not own", zap.Int64("conversation_id", msg.ConversationID))
 			return
 		}
-		if err == nil {
-			_, err = c.enqueueAgentMessages(ctx, cu, msg.ConversationID, []onechat.Message{*msg}, Cursor{})
-		}
-		if err != nil {
-			// The cursor did not move past this message, so a catch-up finds it again.
-			c.log.Warn("queue agent message", zap.Int64("message_id", msg.ID), zap.Error(err))
-			c.scheduleCatchup(ev.Token)
-		}
+		// The event is a hint, not the message to send: OneChat may have dropped earlier events
+		// (its broadcasts have no sequence and no replay, and go through Sidekiq), so the
+		// conversation is read over REST from its cursor and everything new is queued in order.
+		// Several events of one conversation share one read.
+		c.scheduleCatchup(ev.Token, msg.ConversationID)
 	case onechat.EventMessageUpdated:
 		c.agentMessageUpdated(ctx, ev)
 	case onechat.EventTypingOn, onechat.EventTypingOff:
@@ -86,25 +78,25 @@ func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 }
 
 // CableConfirmed implements onechat.CableHandler: the cable has no replay, so every
-// (re)confirmed subscription is followed by a REST catch-up of its conversation.
+// (re)confirmed subscription is followed by a REST catch-up of its current conversation, with
+// its status.
 func (c *Core) CableConfirmed(ctx context.Context, token string) {
 	c.catchupMu.Lock()
 	delete(c.inSync, token)
 	c.catchupMu.Unlock()
-	c.scheduleCatchup(token)
+	c.scheduleCatchup(token, 0)
 }
 
-// synced says whether the subscription's conversation has been caught up since its last
-// confirmation, so live events may be queued directly.
-func (c *Core) synced(token string) bool {
+// scheduleCatchup asks for a catch-up of one conversation of the token's customer, or of its
+// current conversation and status when conversationID is 0.
+func (c *Core) scheduleCatchup(token string, conversationID int64) {
 	c.catchupMu.Lock()
-	defer c.catchupMu.Unlock()
-	return c.inSync[token]
-}
-
-func (c *Core) scheduleCatchup(token string) {
-	c.catchupMu.Lock()
-	c.catchupPending[token] = struct{}{}
+	convs := c.catchupPending[token]
+	if convs == nil {
+		convs = make(map[int64]struct{})
+		c.catchupPending[token] = convs
+	}
+	convs[conversationID] = struct{}{}
 	c.catchupMu.Unlock()
 	c.catchupWake.notify()
 }
@@ -116,14 +108,11 @@ func (c *Core) catchupLoop(ctx context.Context) error {
 	for {
 		woken := c.catchupWake.wait()
 		c.catchupMu.Lock()
-		tokens := make([]string, 0, len(c.catchupPending))
-		for t := range c.catchupPending {
-			tokens = append(tokens, t)
-		}
-		clear(c.catchupPending)
+		pending := c.catchupPending
+		c.catchupPending = make(map[string]map[int64]struct{})
 		c.catchupMu.Unlock()
 
-		if len(tokens) == 0 {
+		if len(pending) == 0 {
 			select {
 			case <-ctx.Done():
 				return nil
@@ -133,27 +122,18 @@ func (c *Core) catchupLoop(ctx context.Context) error {
 		}
 		var g errgroup.Group
 		g.SetLimit(catchupParallelism)
-		for _, token := range tokens {
+		for token, convs := range pending {
 			g.Go(func() error {
-				err := c.catchupToken(ctx, token)
-				if err == nil {
-					c.catchupMu.Lock()
-					// In sync unless an event asked for another catch-up meanwhile.
-					if _, again := c.catchupPending[token]; !again {
-						c.inSync[token] = true
-					}
-					c.catchupMu.Unlock()
-				}
+				err := c.catchupToken(ctx, token, convs)
 				if err != nil {
 					if ctx.Err() == nil {
 						c.log.Warn("catch-up failed, will retry", zap.Error(err))
 					}
-					c.catchupMu.Lock()
-					c.catchupPending[token] = struct{}{}
-					c.catchupMu.Unlock()
-					return err
+					for conv := range convs {
+						c.scheduleCatchup(token, conv)
+					}
 				}
-				return nil
+				return err
 			})
 		}
 		if g.Wait() != nil {
@@ -168,7 +148,7 @@ func (c *Core) catchupLoop(ctx context.Context) error {
 	}
 }
 
-func (c *Core) catchupToken(ctx context.Context, token string) error {
+func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]struct{}) error {
 	cu, err := c.store.CustomerByPubsubToken(ctx, token)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -183,7 +163,17 @@ func (c *Core) catchupToken(ctx context.Context, token string) error {
 	if refresh {
 		return c.refreshContact(ctx, cu)
 	}
-	return c.catchUp(ctx, cu)
+	// Oldest conversation first, the current one (0) with its status.
+	ids := slices.Sorted(maps.Keys(convs))
+	for _, id := range ids {
+		if id == cu.ConversationID && slices.Contains(ids, 0) {
+			continue // the current conversation is read below with its status
+		}
+		if err := c.catchUp(ctx, cu, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CableSilent implements onechat.CableSilentHandler: OneChat answers an unknown pubsub token
@@ -192,7 +182,7 @@ func (c *Core) CableSilent(ctx context.Context, token string) {
 	c.catchupMu.Lock()
 	c.refresh[token] = struct{}{}
 	c.catchupMu.Unlock()
-	c.scheduleCatchup(token)
+	c.scheduleCatchup(token, 0)
 }
 
 // CableRejected implements onechat.CableRejectedHandler. The cable keeps retrying; a rejection
@@ -230,24 +220,32 @@ func (c *Core) refreshContact(ctx context.Context, cu Customer) error {
 	return nil
 }
 
-// catchUp reads the customer's current conversation over REST back to its cursor and queues
-// every agent message the cable did not bring. The message list only pages backwards, 20 at a
-// time, so it pages until it reaches the cursor or the first message.
-func (c *Core) catchUp(ctx context.Context, cu Customer) error {
-	if cu.ConversationID == 0 || cu.ConversationStatus == conversationGone || cu.SourceID == "" {
+// catchUp reads one of the customer's conversations (0: the current one, with its status)
+// over REST back to its cursor and queues every agent message not queued yet, oldest first.
+// The message list only pages backwards, 20 at a time, so it pages until it reaches the cursor
+// or the first message.
+func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) error {
+	if cu.SourceID == "" {
 		return nil
 	}
-	// A status change the cable missed (an agent resolved while it was down) matters for the
-	// resolved-conversation policy, so the status is read again too.
-	conv, err := c.oc.GetConversation(ctx, cu.SourceID, cu.ConversationID)
-	switch {
-	case err == nil && conv.Status != "" && conv.Status != cu.ConversationStatus:
-		if err := c.store.SetConversationStatus(ctx, cu.ConversationID, conv.Status); err != nil {
-			return err
+	if conversationID == 0 {
+		if cu.ConversationID == 0 || cu.ConversationStatus == conversationGone {
+			return nil
 		}
-	case err != nil && !onechat.IsNotFound(err):
-		return fmt.Errorf("catch up conversation %d: %w", cu.ConversationID, err)
+		conversationID = cu.ConversationID
+		// A status change the cable missed (an agent resolved while it was down) matters for
+		// the resolved-conversation policy, so the status is read again too.
+		conv, err := c.oc.GetConversation(ctx, cu.SourceID, cu.ConversationID)
+		switch {
+		case err == nil && conv.Status != "" && conv.Status != cu.ConversationStatus:
+			if err := c.store.SetConversationStatus(ctx, cu.ConversationID, conv.Status); err != nil {
+				return err
+			}
+		case err != nil && !onechat.IsNotFound(err):
+			return fmt.Errorf("catch up conversation %d: %w", cu.ConversationID, err)
+		}
 	}
+	cu.ConversationID = conversationID
 	name := conversationCursor(cu.ConversationID)
 	pos, err := c.store.Cursor(ctx, name)
 	if err != nil {
@@ -257,6 +255,9 @@ func (c *Core) catchUp(ctx context.Context, cu Customer) error {
 	var before, highest int64
 	for {
 		page, err := c.oc.ListMessages(ctx, cu.SourceID, cu.ConversationID, before)
+		if onechat.IsNotFound(err) {
+			return nil // the conversation is gone from OneChat: nothing more to deliver
+		}
 		if err != nil {
 			return fmt.Errorf("catch up conversation %d: %w", cu.ConversationID, err)
 		}
@@ -278,6 +279,8 @@ func (c *Core) catchUp(ctx context.Context, cu Customer) error {
 	if highest <= pos {
 		return nil
 	}
+	// Pages come newest first: queue the messages oldest first, as the agent wrote them.
+	slices.SortFunc(missed, func(a, b onechat.Message) int { return cmp.Compare(a.ID, b.ID) })
 	n, err := c.enqueueAgentMessages(ctx, cu, cu.ConversationID, missed, Cursor{Name: name, Position: highest})
 	if err != nil {
 		return err
