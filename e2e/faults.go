@@ -18,7 +18,8 @@ import (
 // a proxy timing out), or a delay. Down answers 503 to every eligible request. It is safe for
 // concurrent use; the zero rates let everything through.
 type Faults struct {
-	// Eligible selects the requests faults may hit; nil means all.
+	// Eligible selects the requests faults may hit; nil means all. Set it before the server
+	// serves, or with SetEligible.
 	Eligible func(*http.Request) bool
 	// Body writes the error answer for a status; nil means a plain-text status line.
 	Body func(w http.ResponseWriter, status int)
@@ -78,6 +79,13 @@ func (f *Faults) SetServed(fn func(r *http.Request, body []byte, at time.Time)) 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.served = fn
+}
+
+// SetEligible replaces Eligible while the server serves.
+func (f *Faults) SetEligible(fn func(*http.Request) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Eligible = fn
 }
 
 // Clear turns every fault off.

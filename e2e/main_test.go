@@ -96,6 +96,10 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 			}
 		}
 		r.checkLogs()
+		if dir := os.Getenv("E2E_LOG_DIR"); dir != "" && t.Failed() {
+			// The whole stderr, for a failure the last lines do not explain.
+			_ = os.WriteFile(filepath.Join(dir, t.Name()+".log"), []byte(r.logs.String()), 0o644)
+		}
 		if t.Failed() {
 			lines := r.logs.LinesSince(max(0, r.logs.Len()-150))
 			t.Logf("last %d lines of the bridge's stderr:\n%s", len(lines), strings.Join(lines, "\n"))

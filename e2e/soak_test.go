@@ -62,10 +62,10 @@ func TestSoak(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(seed, 7))
 
 	r := newRig(t, withOneChat(onechattest.Options{PingInterval: 300 * time.Millisecond, MessageFloodLimit: -1}))
-	r.w.TGFaults.Eligible = func(req *http.Request) bool {
+	r.w.TGFaults.SetEligible(func(req *http.Request) bool {
 		// Sends and polls; never getFile/getMe, whose failures only slow things down.
 		return strings.Contains(req.URL.Path, "/send") || strings.HasSuffix(req.URL.Path, "/getUpdates")
-	}
+	})
 	r.start()
 
 	users := make([]int64, *soakUsers)
@@ -110,16 +110,10 @@ func TestSoak(t *testing.T) {
 			case <-tick.C:
 			}
 			u := users[rnd.IntN(len(users))]
-			if conv[u] == 0 {
-				c, ok := r.w.OC.ContactByIdentifier(tgIdentifier(user(u)))
-				if !ok {
-					continue
-				}
-				convs := r.w.OC.Conversations(c.ID)
-				if len(convs) == 0 {
-					continue
-				}
-				conv[u] = convs[0].ID
+			// The agent answers where the user's messages are, as an agent in the inbox does
+			// (a retried create after a lost answer can leave an empty conversation too).
+			if conv[u] = soakActiveConversation(r, u); conv[u] == 0 {
+				continue
 			}
 			seq[u]++
 			text := fmt.Sprintf("out %d %d", u, seq[u])
@@ -217,11 +211,12 @@ func TestSoak(t *testing.T) {
 		"faults: onechat failed %d (429 windows %d), answers lost %d, slowed %d; cable restarts %d, events dropped %d; "+
 		"telegram failed %d; postgres cuts %d; SIGKILL %d, SIGTERM %d\n"+
 		"inbound:  sent %d, lost %d, out of order %d, duplicated %d\n"+
-		"outbound: sent %d, lost %d, out of order %d, duplicated %d (allowed: at most %d, one per SIGKILL)",
+		"outbound: sent %d, lost %d, out of order %d, duplicated %d (allowed: at most %d, one per SIGKILL)\n"+
+		"conversations without a user message (a create retried after its answer was lost): %d",
 		*soakDuration, len(users), seed, drained.Round(100*time.Millisecond),
 		ocFailed, c.throttles, ocLost, ocSlowed, c.restarts, c.drops, tgFailed, c.pgCuts, c.kills, c.sigterms,
 		inRep.sent, inRep.lost, inRep.reordered, inRep.dup,
-		outRep.sent, outRep.lost, outRep.reordered, outRep.dup, c.kills)
+		outRep.sent, outRep.lost, outRep.reordered, outRep.dup, c.kills, soakStrayConversations(r, users))
 	t.Log(summary)
 	fmt.Println(summary)
 	if inRep.lost+outRep.lost > 0 {
@@ -239,6 +234,37 @@ func TestSoak(t *testing.T) {
 	if inRep.sent == 0 || outRep.sent == 0 {
 		t.Errorf("the soak sent %d in and %d out: no traffic, nothing proven", inRep.sent, outRep.sent)
 	}
+}
+
+// soakActiveConversation is the newest conversation of the user's contact that has a message
+// from the user, or 0.
+func soakActiveConversation(r *rig, u int64) int64 {
+	c, ok := r.w.OC.ContactByIdentifier(tgIdentifier(user(u)))
+	if !ok {
+		return 0
+	}
+	convs := r.w.OC.Conversations(c.ID)
+	for i := len(convs) - 1; i >= 0; i-- {
+		if len(r.incoming(convs[i].ID)) > 0 {
+			return convs[i].ID
+		}
+	}
+	return 0
+}
+
+// soakStrayConversations counts conversations without a single message from their contact.
+func soakStrayConversations(r *rig, users []int64) int {
+	n := 0
+	for _, u := range users {
+		if c, ok := r.w.OC.ContactByIdentifier(tgIdentifier(user(u))); ok {
+			for _, cv := range r.w.OC.Conversations(c.ID) {
+				if len(r.incoming(cv.ID)) == 0 {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }
 
 func soakInboundArrived(r *rig, in map[int64][]string) bool {
