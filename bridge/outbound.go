@@ -215,7 +215,7 @@ func (c *Core) refreshContact(ctx context.Context, cu Customer) error {
 		return err
 	}
 	c.cable.Unsubscribe(old)
-	c.subscribe(cu.PubsubToken)
+	c.subscribeCustomer(ctx, cu)
 	c.log.Info("contact's cable token changed; subscribed the new one", zap.Int64("contact_id", cu.ContactID))
 	return nil
 }

@@ -312,3 +312,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// NeedsSingleton implements bridge.SingletonRunner: the long poller must run on one instance at
+// a time (Telegram allows one getUpdates per token), while webhook mode serves what a load
+// balancer hands it and runs on every instance.
+func (a *Adapter) NeedsSingleton() bool { return a.mode != ModeWebhook }

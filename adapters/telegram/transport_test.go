@@ -629,3 +629,14 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+func TestOnlyThePollerNeedsASingleInstance(t *testing.T) {
+	f := newFixture(t, testToken)
+	if !f.a.NeedsSingleton() {
+		t.Error("the long poller must run on one instance at a time")
+	}
+	f.a.mode = ModeWebhook
+	if f.a.NeedsSingleton() {
+		t.Error("webhook mode serves what the load balancer hands it, on every instance")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -62,10 +63,49 @@ func readinessChecks(store *postgres.Store, oc *onechat.Client, core *bridge.Cor
 	}
 	for _, a := range adapters {
 		if hr, ok := a.(bridge.HealthReporter); ok {
-			checks = append(checks, readyCheck{string(a.Platform()), func(context.Context) error { return hr.Health() }})
+			checks = append(checks, readyCheck{string(a.Platform()), func(context.Context) error {
+				// A standby instance does not run a singleton adapter (another instance holds
+				// its role), so its health says nothing about this instance.
+				roles := core.Roles()
+				if !slices.Contains(roles.Running, a.Platform()) && !slices.Contains(roles.Shared, a.Platform()) {
+					return nil
+				}
+				return hr.Health()
+			}})
 		}
 	}
+	checks = append(checks, readyCheck{"roles", func(context.Context) error {
+		if !core.Roles().Coordinated {
+			return errors.New("not coordinated with the other instances through Postgres yet")
+		}
+		return nil
+	}})
 	return checks
+}
+
+// rolesBody is what /readyz says of this instance's roles among those sharing the database.
+type rolesBody struct {
+	Instance    string   `json:"instance"`
+	Running     []string `json:"running"`
+	Standby     []string `json:"standby"`
+	Shared      []string `json:"shared"`
+	Partitions  int      `json:"cable_partitions"`
+	Instances   int      `json:"instances"`
+	Coordinated bool     `json:"coordinated"`
+}
+
+func rolesOf(s bridge.RolesStatus) *rolesBody {
+	names := func(ps []bridge.Platform) []string {
+		out := make([]string, 0, len(ps))
+		for _, p := range ps {
+			out = append(out, string(p))
+		}
+		return out
+	}
+	return &rolesBody{
+		Instance: s.Instance, Running: names(s.Running), Standby: names(s.Standby), Shared: names(s.Shared),
+		Partitions: len(s.Partitions), Instances: s.Instances, Coordinated: s.Coordinated,
+	}
 }
 
 // readyBody is /readyz's JSON answer. Down names each dependency that is not up and why.
@@ -73,11 +113,12 @@ type readyBody struct {
 	Status string            `json:"status"`
 	Checks map[string]string `json:"checks"`
 	Down   map[string]string `json:"down,omitempty"`
+	Roles  *rolesBody        `json:"roles,omitempty"`
 }
 
 // adminHandler serves /livez (the process answers; for restarts), /readyz (every dependency is
 // up; 503 with what is down otherwise) and /metrics from reg.
-func adminHandler(checks []readyCheck, reg *prometheus.Registry) http.Handler {
+func adminHandler(checks []readyCheck, reg *prometheus.Registry, roles func() bridge.RolesStatus) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -106,6 +147,9 @@ func adminHandler(checks []readyCheck, reg *prometheus.Registry) http.Handler {
 			})
 		}
 		wg.Wait()
+		if roles != nil {
+			body.Roles = rolesOf(roles())
+		}
 		w.Header().Set("Content-Type", "application/json")
 		if len(body.Down) > 0 {
 			body.Status = "unavailable"

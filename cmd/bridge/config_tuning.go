@@ -25,6 +25,11 @@ type TuningSettings struct {
 	RequestBurst     string `env:"ONECHAT_REQUEST_BURST" envDefault:"5"`
 	CablePerSocket   string `env:"ONECHAT_CABLE_MAX_PER_CONNECTION" envDefault:"500"`
 	CableSubscribeHz string `env:"ONECHAT_CABLE_SUBSCRIBE_RATE" envDefault:"50"`
+	// InstanceID names this instance among several sharing the database (default: host name);
+	// LeaseTTL and LeaseRenew time the roles they hand over (see docs/operations.md).
+	InstanceID string `env:"BRIDGE_INSTANCE_ID"`
+	LeaseTTL   string `env:"BRIDGE_LEASE_TTL" envDefault:"10s"`
+	LeaseRenew string `env:"BRIDGE_LEASE_RENEW" envDefault:"3s"`
 
 	parsed tuning
 }
@@ -35,6 +40,7 @@ type tuning struct {
 	oneChatRetry, idleAfter                 time.Duration
 	requestsPerSec                          float64
 	requestBurst, cablePerSocket, cableRate int
+	leaseTTL, leaseRenew                    time.Duration
 }
 
 // validate parses every knob, one error per bad variable.
@@ -76,6 +82,14 @@ func (s *TuningSettings) validate() []error {
 	count("ONECHAT_REQUEST_BURST", s.RequestBurst, 1, 10000, &p.requestBurst)
 	count("ONECHAT_CABLE_MAX_PER_CONNECTION", s.CablePerSocket, 1, 100000, &p.cablePerSocket)
 	count("ONECHAT_CABLE_SUBSCRIBE_RATE", s.CableSubscribeHz, 1, 100000, &p.cableRate)
+	dur("BRIDGE_LEASE_TTL", s.LeaseTTL, 3*time.Second, 10*time.Minute, &p.leaseTTL)
+	dur("BRIDGE_LEASE_RENEW", s.LeaseRenew, 100*time.Millisecond, 10*time.Minute, &p.leaseRenew)
+	if p.leaseTTL > 0 && p.leaseRenew > p.leaseTTL/3 {
+		errs = append(errs, fmt.Errorf("BRIDGE_LEASE_RENEW: must be at most a third of BRIDGE_LEASE_TTL (%s)", p.leaseTTL))
+	}
+	if len(s.InstanceID) > 100 {
+		errs = append(errs, fmt.Errorf("BRIDGE_INSTANCE_ID: must be at most 100 characters"))
+	}
 	return errs
 }
 
@@ -90,4 +104,5 @@ func (s *TuningSettings) apply(o *bridge.Options) {
 		o.Cable = &onechat.CableOptions{}
 	}
 	o.Cable.MaxPerConnection, o.Cable.SubscribeRate = p.cablePerSocket, p.cableRate
+	o.InstanceID, o.LeaseTTL, o.LeaseRenew = s.InstanceID, p.leaseTTL, p.leaseRenew
 }

@@ -218,6 +218,16 @@ func TestReadyzNamesWhatIsDown(t *testing.T) {
 	if code, _ := get(ctx, addr, "/livez"); code != 200 {
 		t.Errorf("/livez = %d", code)
 	}
+	// A lone instance holds every role, and says so.
+	_, body := get(ctx, addr, "/readyz")
+	var rb readyBody
+	if err := json.Unmarshal([]byte(body), &rb); err != nil || rb.Roles == nil {
+		t.Fatalf("/readyz has no roles: %s (%v)", body, err)
+	}
+	if !rb.Roles.Coordinated || rb.Roles.Instances != 1 || rb.Roles.Partitions != 64 ||
+		strings.Join(rb.Roles.Running, ",") != "telegram" {
+		t.Errorf("roles of a lone instance: %+v, want it coordinated, alone, with 64 partitions and the poller", *rb.Roles)
+	}
 	// bridge health is the container's health check: it asks the same listener.
 	var out, errOut bytes.Buffer
 	if code := realMain([]string{"health"}, []string{"BRIDGE_ADMIN_ADDR=" + addr}, &out, &errOut); code != 0 {

@@ -116,7 +116,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	reg.MustRegister(newStatsCollector(store, core.Cable(), logger.Named("metrics")))
+	reg.MustRegister(newStatsCollector(store, core.Cable(), logger.Named("metrics")), core.RolesCollector())
 
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.AdminAddr != "" {
@@ -125,7 +125,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 			return fmt.Errorf("BRIDGE_ADMIN_ADDR: %w", err)
 		}
 		srv := &http.Server{
-			Handler:           adminHandler(readinessChecks(store, oc, core, adapters), reg),
+			Handler:           adminHandler(readinessChecks(store, oc, core, adapters), reg, core.Roles),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		g.Go(func() error {
