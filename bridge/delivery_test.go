@@ -547,3 +547,37 @@ func TestCatchUpOverSeveralPagesKeepsOrder(t *testing.T) {
 		t.Errorf("user received\n%s\nwant\n%s", got, strings.Join(want, "|"))
 	}
 }
+
+// TestLostConversationCreateIsAdopted: OneChat opened the conversation but its answer was lost;
+// the retry adopts that conversation instead of opening a second, empty one an agent could
+// answer unheard.
+func TestLostConversationCreateIsAdopted(t *testing.T) {
+	h := newHarness(t, nil)
+	target, _ := url.Parse(h.oc.URL())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var lost atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/conversations") && lost.CompareAndSwap(false, true) {
+			proxy.ServeHTTP(httptest.NewRecorder(), r) // OneChat opens it...
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return // ...and the answer is lost
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	h.opts.OneChat = onechat.NewClient(srv.URL, h.oc.InboxIdentifier(), &onechat.Options{HMACToken: h.oc.HMACToken()})
+	h.start()
+	ctx := ctxT(t)
+
+	if err := h.adapter.Receive(ctx, userMessage(2013, "hello?")); err != nil {
+		t.Fatal(err)
+	}
+	contact, conv := h.waitConversation(ctx, "telegram:2013", 1)
+	h.waitIncoming(ctx, conv.ID, "hello?")
+	if !lost.Load() {
+		t.Fatal("the create's answer was never lost: the test proves nothing")
+	}
+	if n := len(h.oc.Conversations(contact.ID)); n != 1 {
+		t.Errorf("%d conversations, want the one the lost answer was about", n)
+	}
+}

@@ -41,7 +41,7 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 				return nil, c.classifyOneChat(err)
 			}
 		}
-		cu, err = c.ensureConversation(ctx, cu)
+		cu, err = c.ensureConversation(ctx, cu, j.Attempts > 0)
 		if onechat.IsNotFound(err) {
 			log.Warn("contact session missing in OneChat, creating a new one")
 			if err := c.forgetContact(ctx, cu); err != nil {
@@ -425,7 +425,7 @@ func (c *Core) forgetContact(ctx context.Context, cu Customer) error {
 }
 
 // ensureConversation returns cu with a current conversation the next message may go to.
-func (c *Core) ensureConversation(ctx context.Context, cu Customer) (Customer, error) {
+func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) (Customer, error) {
 	switch {
 	case cu.ConversationID == 0 || cu.ConversationStatus == conversationGone:
 	case cu.ConversationStatus == "resolved" && c.opts.OnResolved == NewConversation:
@@ -444,6 +444,20 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer) (Customer, e
 	default:
 		return cu, nil
 	}
+	if retry {
+		// An earlier attempt may have created the conversation and lost OneChat's answer:
+		// adopt it rather than leave an empty conversation an agent might answer unheard.
+		if conv, err := c.unrecordedConversation(ctx, cu); err != nil {
+			return cu, err
+		} else if conv != nil {
+			if err := c.store.SetConversation(ctx, cu.ID, conv.ID, conv.Status); err != nil {
+				return cu, err
+			}
+			c.log.Info("adopted a conversation an interrupted attempt had opened", zap.Int64("conversation_id", conv.ID))
+			cu.ConversationID, cu.ConversationStatus = conv.ID, conv.Status
+			return cu, nil
+		}
+	}
 	conv, err := c.oc.CreateConversation(ctx, cu.SourceID)
 	if err != nil {
 		return cu, fmt.Errorf("create conversation: %w", err)
@@ -455,6 +469,30 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer) (Customer, e
 		zap.Int64("contact_id", cu.ContactID), zap.Int64("conversation_id", conv.ID), zap.String("status", conv.Status))
 	cu.ConversationID, cu.ConversationStatus = conv.ID, conv.Status
 	return cu, nil
+}
+
+// unrecordedConversation returns the newest conversation of the contact session that is not
+// resolved and that the bridge never recorded, or nil.
+func (c *Core) unrecordedConversation(ctx context.Context, cu Customer) (*onechat.Conversation, error) {
+	convs, err := c.oc.ListConversations(ctx, cu.SourceID)
+	if err != nil {
+		return nil, fmt.Errorf("list conversations: %w", err)
+	}
+	var newest *onechat.Conversation
+	for i := range convs {
+		cv := &convs[i]
+		if cv.Status == "resolved" || (newest != nil && cv.ID < newest.ID) {
+			continue
+		}
+		if _, err := c.store.CustomerByConversation(ctx, cv.ID); !errors.Is(err, ErrNotFound) {
+			if err != nil {
+				return nil, err
+			}
+			continue // known: resolved or gone by the bridge's account
+		}
+		newest = cv
+	}
+	return newest, nil
 }
 
 // classifyOneChat maps a OneChat failure onto the queue's classes, once: a 429 is a rate limit
