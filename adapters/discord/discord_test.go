@@ -599,7 +599,10 @@ func TestGatewayDropResumesWithoutLoss(t *testing.T) {
 func TestZombieAndSilentGatewaysAreReplaced(t *testing.T) {
 	srv := discordtest.NewServer(t, testToken)
 	srv.SetHeartbeatInterval(30 * time.Millisecond)
-	h := start(t, srv, newAdapter(t, srv, "dm"), newInbox())
+	a := newAdapter(t, srv, "dm")
+	// Short enough for the silent-HELLO phase below; set before Run, which reads it.
+	a.helloTimeout = 200 * time.Millisecond
+	h := start(t, srv, a, newInbox())
 	srv.WaitFor(t, "heartbeats", func() bool { return srv.StatsLocked().Heartbeats >= 2 })
 
 	srv.SetHeartbeatACKs(false)
@@ -613,7 +616,6 @@ func TestZombieAndSilentGatewaysAreReplaced(t *testing.T) {
 	}
 
 	srv.SetSilentHello(true)
-	h.a.helloTimeout = 50 * time.Millisecond
 	srv.DropConnections()
 	if err := h.waitUnhealthy(t); err == nil {
 		t.Fatal("no health error")
