@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/onechat/onechat-bridge/adapters/telegram/telegramtest"
@@ -77,13 +78,21 @@ func NewWorld(ctx context.Context, o WorldOptions) (*World, error) {
 	w.OCFaults.Body = OneChatError
 	// The fake builds attachment URLs on BaseURL, which is only known once the server listens:
 	// start it on a handler that forwards to the fake made right after.
-	var ocHandler http.Handler
+	// A stray request (a process of an earlier test that still knows this port) may arrive
+	// before the fake exists: it gets 503 rather than racing the assignment.
+	var ocHandler atomic.Pointer[http.Handler]
 	w.ocSrv = httptest.NewServer(w.OCFaults.Wrap(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		ocHandler.ServeHTTP(rw, r)
+		h := ocHandler.Load()
+		if h == nil {
+			http.Error(rw, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		(*h).ServeHTTP(rw, r)
 	})))
 	ocOpts.BaseURL = w.ocSrv.URL
 	w.OC = onechattest.New(&ocOpts)
-	ocHandler = w.OC.Handler()
+	handler := w.OC.Handler()
+	ocHandler.Store(&handler)
 	w.OCURL = w.ocSrv.URL
 
 	w.TG = telegramtest.New(BotToken)
