@@ -154,9 +154,9 @@ func (r *rig) kill() {
 	r.t.Helper()
 	r.p.Kill()
 	r.p = nil
-	if _, err := r.w.ExpireLeases(testCtx(r.t)); err != nil {
-		r.t.Fatal(err)
-	}
+	// The rows the dead process was working on are taken over when their lease (BRIDGE_LEASE,
+	// 3 s here) runs out, as in production: by then a request it had in flight has either
+	// reached OneChat (and is found there, not posted twice) or died with it.
 }
 
 // checkLogs fails the test when a secret, a data race or a panic is in the bridge's stderr.

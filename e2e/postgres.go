@@ -167,16 +167,3 @@ func (p *PGProxy) serve(c net.Conn) {
 	_ = c.Close()
 	wg.Wait()
 }
-
-// execCount runs one statement on the database at dbURL and returns the rows it affected.
-func execCount(ctx context.Context, dbURL, sql string, args ...any) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	tag, err := conn.Exec(ctx, sql, args...)
-	return tag.RowsAffected(), err
-}

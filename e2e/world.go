@@ -133,6 +133,9 @@ func (w *World) Env(extra ...string) []string {
 		"LOG_FORMAT=json",
 		// Short retry timing, so faults heal within a test's patience.
 		"BRIDGE_LEASE=3s",
+		// A killed process's roles (the poller, the cable partitions) are taken over this fast.
+		"BRIDGE_LEASE_TTL=3s",
+		"BRIDGE_LEASE_RENEW=1s",
 		"BRIDGE_MIN_BACKOFF=200ms",
 		"BRIDGE_MAX_BACKOFF=3s",
 		"BRIDGE_ONECHAT_RETRY_AFTER=1s",
@@ -152,12 +155,6 @@ func (w *World) Secrets() []string {
 		}
 	}
 	return s
-}
-
-// ExpireLeases makes the queue rows a killed bridge left running claimable now, as their lease
-// expiring would (2 × the job timeout, 120 s by default): a dead process cannot finish them.
-func (w *World) ExpireLeases(ctx context.Context) (int64, error) {
-	return execCount(ctx, w.DBURL, `UPDATE queue SET locked_until = now() - interval '1 second' WHERE state = 'running'`)
 }
 
 // Close stops the fakes and drops the database. The bridge must have exited.
