@@ -17,21 +17,26 @@ import (
 )
 
 // The queue keeps one row per job. Within (direction, key) the unfinished row with the lowest id
-// is the head, and only the head may run. Two things make that hold with several processes:
+// is the head, and only the head may run. The head carries head = true (migration 00003), so
+// that Claim reads a partial index of heads (one entry per key with work) in id order instead of
+// every unfinished row of the direction. Three rules keep the flag right with several processes:
 //
-//   - Enqueue takes a transaction-level advisory lock per (direction, key) before inserting, so
-//     jobs of one key get their ids in commit order. Without it a job could commit after a
-//     later-numbered job of the same key had already been claimed, and both would run at once.
-//   - Claim finds the eligible heads in its snapshot, then locks one with FOR UPDATE SKIP LOCKED
-//     and repeats the row's own eligibility test in that locking query, so Postgres re-checks
-//     it against the newest row version: a job another worker took or finished in between is
-//     skipped. The head test itself may be stale but only errs on the safe side, because
-//     finished rows never become unfinished and new rows of a key always come after it.
+//   - Every change of a key's head happens under a transaction-level advisory lock per
+//     (direction, key) (keyLockID), taken before the statements that decide it, so each such
+//     statement sees the others' commits. Enqueue takes it before inserting, which also gives
+//     the jobs of a key their ids in commit order; then it sets head on the key's lowest
+//     unfinished row when no row of the key has it (a key that had no work). Complete and Fail
+//     take it before finishing the job and, in the same transaction, move head to the key's next
+//     unfinished row. Retry and lease takeovers leave the head where it is.
+//   - Without the lock a job could be inserted as a non-head while the head was finishing in
+//     another transaction that, in its turn, saw no next row: the key would stall for ever.
+//   - Claim locks a head with FOR UPDATE SKIP LOCKED and tests head and eligibility in that
+//     locking query, so Postgres re-checks them against the newest row version: a job another
+//     worker took or finished in between is skipped. A head promoted after Claim's snapshot is
+//     merely missed until the next claim, which errs on the safe side.
 //
-// Claim reads every unfinished row of the direction (DISTINCT ON over the partial index), so it
-// costs O(backlog) whatever plan Postgres picks: about a millisecond per thousand waiting jobs.
-// A NOT EXISTS anti-join looked cheaper but degrades to O(backlog²) on a table without
-// statistics, which is what a fresh queue is.
+// So a claim costs O(log n) plus the heads it passes over that are not eligible (running, or
+// waiting for a retry), however many jobs wait behind them.
 
 // Enqueue stores the jobs (skipping those whose Dedup exists, also within jobs) and moves cur
 // forward when cur.Name is not empty, in one transaction. It returns how many jobs were new.
@@ -84,6 +89,9 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 				added = int(tag.RowsAffected())
 				return nil
 			})
+			// A later statement, so that it sees the rows just inserted (and, under the locks,
+			// every commit of these keys): a key that had no unfinished job gets its head.
+			b.Queue(promoteHeads, dirs, keys)
 		}
 		if n > 0 {
 			// Delivered at commit, once per distinct payload: wakes every process's workers.
@@ -105,6 +113,19 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 	}
 	return added, nil
 }
+
+// promoteHeads marks, for each (direction, key) of the arrays $1 and $2, the key's lowest
+// unfinished job as head unless it is already. Callers hold the keys' advisory locks, under which
+// that job is the only one that may carry head: a finished head has lost the flag.
+const promoteHeads = `
+	UPDATE queue q SET head = true
+	FROM (SELECT DISTINCT d, k FROM unnest($1::text[], $2::text[]) AS b(d, k)) b
+	CROSS JOIN LATERAL (
+		SELECT id FROM queue
+		WHERE direction = b.d AND key = b.k AND state IN ('pending', 'running')
+		ORDER BY id
+		LIMIT 1) h
+	WHERE q.id = h.id AND NOT q.head`
 
 // keyLockID is the advisory lock id that serialises enqueues of one queue key. Collisions only
 // serialise unrelated keys a little.
@@ -132,10 +153,6 @@ func replaceNUL(p []byte) string {
 	}
 	return string(out)
 }
-
-// claimCandidates is how many eligible heads Claim considers. Heads that concurrent claimers
-// hold locked are skipped, so this many claimers can succeed at once.
-const claimCandidates = 64
 
 func validDirection(d bridge.Direction) error {
 	if d != bridge.In && d != bridge.Out {
@@ -166,25 +183,15 @@ func (s *Store) Claim(ctx context.Context, dir bridge.Direction, lease time.Dura
 			locked_until = now() + $2::bigint * interval '1 microsecond',
 			updated_at = now()
 		WHERE id = (
-			SELECT q.id FROM queue q
-			WHERE q.id IN (
-				SELECT h.id FROM (
-					SELECT DISTINCT ON (key) id, state, run_at, locked_until
-					FROM queue
-					WHERE direction = $1 AND state IN ('pending', 'running')
-					ORDER BY key, id
-				) h
-				WHERE (h.state = 'pending' AND h.run_at <= now())
-				   OR (h.state = 'running' AND h.locked_until < now())
-				ORDER BY h.id
-				LIMIT $3)
-			  AND ((q.state = 'pending' AND q.run_at <= now())
-			    OR (q.state = 'running' AND q.locked_until < now()))
-			ORDER BY q.id
+			SELECT id FROM queue
+			WHERE direction = $1 AND head AND state IN ('pending', 'running')
+			  AND ((state = 'pending' AND run_at <= now())
+			    OR (state = 'running' AND locked_until < now()))
+			ORDER BY id
 			LIMIT 1
-			FOR UPDATE OF q SKIP LOCKED)
+			FOR UPDATE SKIP LOCKED)
 		RETURNING id, direction, key, dedup, payload, attempts, created_at`,
-		string(dir), lease.Microseconds(), claimCandidates).Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.CreatedAt)
+		string(dir), lease.Microseconds()).Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -196,9 +203,10 @@ func (s *Store) Claim(ctx context.Context, dir bridge.Direction, lease time.Dura
 	return &j, nil
 }
 
-// Complete marks the job done and records the message links, in one transaction. Links that
-// exist already are kept as they are. Completing a finished job again is allowed (a worker whose
-// lease expired may finish after another one); it returns bridge.ErrNotFound for unknown jobs.
+// Complete marks the job done, moves its key's head to the next unfinished job and records the
+// message links, in one transaction. Links that exist already are kept as they are. Completing a
+// finished job again is allowed (a worker whose lease expired may finish after another one); it
+// returns bridge.ErrNotFound for unknown jobs.
 func (s *Store) Complete(ctx context.Context, jobID int64, links ...bridge.MessageLink) error {
 	n := len(links)
 	oc, conv, plat, chat, pm, dir := make([]int64, n), make([]int64, n), make([]string, n),
@@ -210,27 +218,18 @@ func (s *Store) Complete(ctx context.Context, jobID int64, links ...bridge.Messa
 		oc[i], conv[i], plat[i], chat[i], pm[i], dir[i] = l.OneChatMessageID, l.ConversationID,
 			string(l.Chat.Platform), l.Chat.ID, l.PlatformMessageID, string(l.Direction)
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
-			UPDATE queue SET state = 'done', locked_until = NULL,
-				done_at = COALESCE(done_at, now()), updated_at = now()
-			WHERE id = $1`, jobID)
-		if err != nil {
-			return err
+	_, err := s.finish(ctx, jobID, `
+		UPDATE queue SET state = 'done', head = false, locked_until = NULL,
+			done_at = COALESCE(done_at, now()), updated_at = now()
+		WHERE id = $1`, []any{jobID}, func(b *pgx.Batch) {
+		if n > 0 {
+			b.Queue(`
+				INSERT INTO message_map (onechat_message_id, conversation_id, platform, chat_id,
+					platform_message_id, direction)
+				SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
+				ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING`,
+				oc, conv, plat, chat, pm, dir)
 		}
-		if tag.RowsAffected() == 0 {
-			return bridge.ErrNotFound
-		}
-		if n == 0 {
-			return nil
-		}
-		_, err = tx.Exec(ctx, `
-			INSERT INTO message_map (onechat_message_id, conversation_id, platform, chat_id,
-				platform_message_id, direction)
-			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
-			ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING`,
-			oc, conv, plat, chat, pm, dir)
-		return err
 	})
 	if err != nil {
 		return fmt.Errorf("complete job %d: %w", jobID, err)
@@ -239,45 +238,73 @@ func (s *Store) Complete(ctx context.Context, jobID int64, links ...bridge.Messa
 }
 
 // Retry makes the job pending again, due at `at`. countAttempt is false for rate-limit waits.
-// reason is kept as the job's last error. A finished job stays finished: Retry then returns an
-// error, and bridge.ErrNotFound for unknown jobs.
+// reason is kept as the job's last error. The job stays its key's head. A finished job stays
+// finished: Retry then returns an error, and bridge.ErrNotFound for unknown jobs.
 func (s *Store) Retry(ctx context.Context, jobID int64, at time.Time, countAttempt bool, reason string) error {
 	inc := 0
 	if countAttempt {
 		inc = 1
 	}
-	err := s.finish(ctx, jobID, `
+	tag, err := s.pool.Exec(ctx, `
 		UPDATE queue SET state = 'pending', run_at = $2, attempts = attempts + $3,
 			last_error = $4, locked_until = NULL, updated_at = now()
 		WHERE id = $1 AND state IN ('pending', 'running')`, jobID, at, inc, reason)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = s.whyUnchanged(ctx, jobID)
+	}
 	if err != nil {
 		return fmt.Errorf("retry job %d: %w", jobID, err)
 	}
 	return nil
 }
 
-// Fail marks the job failed with reason; the key moves on to its next job. A finished job stays
-// as it is: Fail then returns an error, and bridge.ErrNotFound for unknown jobs.
+// Fail marks the job failed with reason and moves its key's head to the next unfinished job. A
+// finished job stays as it is: Fail then returns an error, and bridge.ErrNotFound for unknown
+// jobs.
 func (s *Store) Fail(ctx context.Context, jobID int64, reason string) error {
-	err := s.finish(ctx, jobID, `
-		UPDATE queue SET state = 'failed', last_error = $2, locked_until = NULL,
+	changed, err := s.finish(ctx, jobID, `
+		UPDATE queue SET state = 'failed', head = false, last_error = $2, locked_until = NULL,
 			done_at = now(), updated_at = now()
-		WHERE id = $1 AND state IN ('pending', 'running')`, jobID, reason)
+		WHERE id = $1 AND state IN ('pending', 'running')`, []any{jobID, reason}, nil)
+	if err == nil && !changed {
+		err = s.whyUnchanged(ctx, jobID)
+	}
 	if err != nil {
 		return fmt.Errorf("fail job %d: %w", jobID, err)
 	}
 	return nil
 }
 
-// finish runs an update of one unfinished job and explains why it changed nothing.
-func (s *Store) finish(ctx context.Context, jobID int64, sql string, args ...any) error {
-	tag, err := s.pool.Exec(ctx, sql, args...)
-	if err != nil {
-		return err
+// finish runs update (with args), which finishes the job, and the statements more queues, under
+// the advisory lock of the job's key, followed by promoteHeads for the key, in one transaction (a
+// batch runs as one implicit transaction). changed reports whether update changed a row;
+// bridge.ErrNotFound means there is no such job.
+func (s *Store) finish(ctx context.Context, jobID int64, update string, args []any, more func(b *pgx.Batch)) (changed bool, err error) {
+	// The key is needed for the lock, which must be held before the job is touched: a
+	// transaction that waited for it while holding the job's row could deadlock with one
+	// that holds it and promotes that row.
+	var d, key string
+	if err := s.pool.QueryRow(ctx, `SELECT direction, key FROM queue WHERE id = $1`, jobID).Scan(&d, &key); err != nil {
+		return false, notFound(err)
 	}
-	if tag.RowsAffected() == 1 {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, keyLockID(bridge.Direction(d), key))
+	b.Queue(update, args...).Exec(func(tag pgconn.CommandTag) error {
+		changed = tag.RowsAffected() > 0
 		return nil
+	})
+	b.Queue(promoteHeads, []string{d}, []string{key})
+	if more != nil {
+		more(b)
 	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return false, err
+	}
+	return changed, nil
+}
+
+// whyUnchanged explains why an update of an unfinished job changed nothing.
+func (s *Store) whyUnchanged(ctx context.Context, jobID int64) error {
 	var state string
 	if err := s.pool.QueryRow(ctx, `SELECT state FROM queue WHERE id = $1`, jobID).Scan(&state); err != nil {
 		return notFound(err)
@@ -288,7 +315,8 @@ func (s *Store) finish(ctx context.Context, jobID int64, sql string, args ...any
 // NextDue returns when the next job of the direction becomes eligible: the earliest run_at of a
 // pending head, or the lease end of a running head (when its worker may have died). Jobs
 // waiting behind their key's head are ignored, so a worker never wakes for a job it cannot
-// claim. ok is false when no job is unfinished.
+// claim. ok is false when no job is unfinished. queue_head_due_idx answers it from its first
+// entry; the expression here must stay the index's.
 func (s *Store) NextDue(ctx context.Context, dir bridge.Direction) (time.Time, bool, error) {
 	if err := validDirection(dir); err != nil {
 		return time.Time{}, false, fmt.Errorf("next due: %w", err)
@@ -296,12 +324,8 @@ func (s *Store) NextDue(ctx context.Context, dir bridge.Direction) (time.Time, b
 	var at *time.Time
 	err := s.pool.QueryRow(ctx, `
 		SELECT min(CASE WHEN state = 'pending' THEN run_at ELSE locked_until END)
-		FROM (
-			SELECT DISTINCT ON (key) state, run_at, locked_until
-			FROM queue
-			WHERE direction = $1 AND state IN ('pending', 'running')
-			ORDER BY key, id
-		) heads`, string(dir)).Scan(&at)
+		FROM queue
+		WHERE direction = $1 AND head AND state IN ('pending', 'running')`, string(dir)).Scan(&at)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("next due %s job: %w", dir, err)
 	}

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,11 +15,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, for goose
+	"github.com/pressly/goose/v3"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/bridge/postgres"
 	"github.com/onechat/onechat-bridge/bridge/postgres/pgtest"
+	"github.com/onechat/onechat-bridge/migrations"
 )
 
 const offsetCursor = "telegram.update_offset"
@@ -605,4 +610,346 @@ func TestEnqueueSerialisesPerKey(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Enqueue after the lock was released: %v", err)
 	}
+}
+
+// BenchmarkClaimBacklog measures one Claim while 10,000 jobs wait (1,000 keys with 10 each),
+// the situation of a burst the workers have not caught up with. Each iteration also enqueues a
+// job and completes the claimed one, outside the timer, so the backlog stays at 10,000.
+func BenchmarkClaimBacklog(b *testing.B) {
+	const backlog, keys, batch = 10_000, 1_000, 500
+	ctx := b.Context()
+	s := pgtest.NewStore(b)
+	payload := json.RawMessage(`{"text":"` + strings.Repeat("x", 200) + `"}`)
+	seq := 0
+	next := func() bridge.NewJob {
+		nj := bridge.NewJob{Direction: bridge.Out, Key: fmt.Sprintf("chat%d", seq%keys), Dedup: fmt.Sprint(seq), Payload: payload}
+		seq++
+		return nj
+	}
+	for range backlog / batch {
+		jobs := make([]bridge.NewJob, batch)
+		for i := range jobs {
+			jobs[i] = next()
+		}
+		if _, err := s.Enqueue(ctx, bridge.Cursor{}, jobs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		j, err := s.Claim(ctx, bridge.Out, time.Minute)
+		if err != nil || j == nil {
+			b.Fatalf("Claim = %v, %v", j, err)
+		}
+		b.StopTimer()
+		if err := s.Complete(ctx, j.ID); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Enqueue(ctx, bridge.Cursor{}, next()); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
+// openStore opens a store on a fresh database migrated up to version (0: every migration) and
+// returns it with a direct connection for looking at the table.
+func openStore(t *testing.T, version int64) (*postgres.Store, *pgx.Conn) {
+	t.Helper()
+	ctx := t.Context()
+	dbURL := pgtest.NewDatabaseURL(t)
+	s, err := postgres.Open(ctx, dbURL, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if version == 0 {
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		db, err := sql.Open("pgx", dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithDisableGlobalRegistry(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.UpTo(ctx, version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return s, conn
+}
+
+// checkHeads fails the test unless every key with unfinished jobs has exactly one head, its
+// lowest unfinished job, and no other row is marked head.
+func checkHeads(t *testing.T, conn *pgx.Conn) {
+	t.Helper()
+	rows, err := conn.Query(t.Context(), `
+		SELECT direction, key, id, state, head FROM queue q
+		WHERE head <> (state IN ('pending', 'running') AND id = (
+			SELECT min(id) FROM queue u
+			WHERE u.direction = q.direction AND u.key = q.key AND u.state IN ('pending', 'running')))
+		ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type bad struct {
+		Dir, Key string
+		ID       int64
+		State    string
+		Head     bool
+	}
+	wrong, err := pgx.CollectRows(rows, pgx.RowToStructByPos[bad])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range wrong {
+		t.Errorf("%s job %d of key %s is %s with head = %v", w.Dir, w.ID, w.Key, w.State, w.Head)
+	}
+}
+
+// TestHeadMarking follows the head flag through the ways a key's head changes: enqueues in
+// batches (with duplicates), completion, failure, retries and lease takeovers.
+func TestHeadMarking(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, conn := openStore(t, 0)
+
+	// Several jobs of a new key in one batch: only the first is the head.
+	enqueue(t, s, job(bridge.In, "A", "a1"), job(bridge.In, "A", "a2"), job(bridge.Out, "A", "o1"), job(bridge.In, "A", "a3"))
+	checkHeads(t, conn)
+	a1 := claim(t, s, bridge.In, time.Minute, "a1")
+	claim(t, s, bridge.In, time.Minute, "")
+	if err := s.Retry(ctx, a1.ID, time.Now().Add(-time.Second), false, "rate limited"); err != nil {
+		t.Fatal(err)
+	}
+	checkHeads(t, conn)
+	a1 = claim(t, s, bridge.In, time.Microsecond, "a1")
+	a1 = claim(t, s, bridge.In, time.Minute, "a1") // the lease expired: taken over, still the head
+	checkHeads(t, conn)
+	if err := s.Fail(ctx, a1.ID, "permanent"); err != nil {
+		t.Fatal(err)
+	}
+	checkHeads(t, conn)
+	a2 := claim(t, s, bridge.In, time.Minute, "a2")
+	if err := s.Complete(ctx, a2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, a2.ID); err != nil { // a late worker's second Complete
+		t.Fatal(err)
+	}
+	checkHeads(t, conn)
+	a3 := claim(t, s, bridge.In, time.Minute, "a3")
+	if err := s.Complete(ctx, a3.ID); err != nil {
+		t.Fatal(err)
+	}
+	checkHeads(t, conn)
+
+	// A batch whose first job of the key is a duplicate: the first new one becomes the head.
+	enqueue(t, s, job(bridge.In, "A", "a3"), job(bridge.In, "A", "a4"), job(bridge.In, "A", "a5"))
+	checkHeads(t, conn)
+	claim(t, s, bridge.In, time.Minute, "a4")
+	claim(t, s, bridge.In, time.Minute, "")
+
+	// Completing a job that is not the head leaves the head alone.
+	enqueue(t, s, job(bridge.In, "B", "b1"), job(bridge.In, "B", "b2"))
+	var b2 int64
+	if err := conn.QueryRow(ctx, `SELECT id FROM queue WHERE dedup = 'b2'`).Scan(&b2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, b2); err != nil {
+		t.Fatal(err)
+	}
+	checkHeads(t, conn)
+	claim(t, s, bridge.In, time.Minute, "b1")
+	claim(t, s, bridge.Out, time.Minute, "o1")
+	checkHeads(t, conn)
+}
+
+// TestEnqueueWhileHeadFinishes races an Enqueue of a key against the Complete or Fail of the
+// key's only job, many times over on many keys: whichever commits first, the new job must become
+// the head. Without the advisory lock in Complete and Fail the new job could be left without a
+// head, and its key would never run again.
+func TestEnqueueWhileHeadFinishes(t *testing.T) {
+	t.Parallel()
+	const keys, rounds = 16, 40
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	s, conn := openStore(t, 0)
+	pool, err := pgxpool.New(ctx, conn.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*keys)
+	for k := range keys {
+		wg.Go(func() {
+			key := fmt.Sprintf("k%d", k)
+			for r := range rounds {
+				dedup := fmt.Sprintf("%s-%d", key, r)
+				if r == 0 {
+					if _, err := s.Enqueue(ctx, bridge.Cursor{}, job(bridge.Out, key, dedup)); err != nil {
+						errs <- err
+						return
+					}
+				}
+				// The key's only unfinished job, its head. Complete and Fail accept a pending
+				// job, so no claim (and no contention with the other keys) is needed.
+				var cur int64
+				if err := pool.QueryRow(ctx, `SELECT id FROM queue WHERE direction = 'out' AND dedup = $1`, dedup).Scan(&cur); err != nil {
+					errs <- err
+					return
+				}
+				var inner sync.WaitGroup
+				inner.Go(func() {
+					next := fmt.Sprintf("%s-%d", key, r+1)
+					if _, err := s.Enqueue(ctx, bridge.Cursor{}, job(bridge.Out, key, next)); err != nil {
+						errs <- err
+					}
+				})
+				inner.Go(func() {
+					var err error
+					if r%2 == 0 {
+						err = s.Complete(ctx, cur)
+					} else {
+						err = s.Fail(ctx, cur, "failed")
+					}
+					if err != nil {
+						errs <- err
+					}
+				})
+				inner.Wait()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	checkHeads(t, conn)
+	// Every key's last job is its head, so each key runs once more.
+	seen := map[string]bool{}
+	for range keys {
+		j, err := s.Claim(ctx, bridge.Out, time.Minute)
+		if err != nil || j == nil {
+			t.Fatalf("Claim = %v, %v; want the last job of a key", j, err)
+		}
+		if want := fmt.Sprintf("%s-%d", j.Key, rounds); j.Dedup != want || seen[j.Key] {
+			t.Errorf("claimed %s of key %s, want %s once", j.Dedup, j.Key, want)
+		}
+		seen[j.Key] = true
+	}
+	claim(t, s, bridge.Out, time.Minute, "")
+}
+
+// TestMigrationMarksHeads applies migration 00003 to a queue that holds finished, running and
+// pending jobs, as an upgrade would, and checks that it marks each key's head and that the
+// queue carries on in order from there.
+func TestMigrationMarksHeads(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, conn := openStore(t, 2)
+	// Rows as the previous version left them: A's first job is done and its second running
+	// (with a lease that has expired), B has only finished jobs, C waits for a retry, and the
+	// same key in the other direction is a separate queue.
+	_, err := conn.Exec(ctx, `
+		INSERT INTO queue (direction, key, dedup, payload, state, run_at, locked_until) VALUES
+			('in',  'A', 'a1', '{}', 'done',    now(), NULL),
+			('in',  'A', 'a2', '{}', 'running', now(), now() - interval '1 second'),
+			('in',  'B', 'b1', '{}', 'failed',  now(), NULL),
+			('in',  'A', 'a3', '{}', 'pending', now(), NULL),
+			('in',  'C', 'c1', '{}', 'pending', now() + interval '1 hour', NULL),
+			('in',  'C', 'c2', '{}', 'pending', now(), NULL),
+			('out', 'A', 'o1', '{}', 'pending', now(), NULL),
+			('out', 'A', 'o2', '{}', 'pending', now(), NULL),
+			('in',  'B', 'b2', '{}', 'done',    now(), NULL)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkHeads(t, conn)
+
+	a2 := claim(t, s, bridge.In, time.Minute, "a2") // taken over from the dead worker
+	if a2.Attempts != 1 {
+		t.Errorf("taken-over job has %d attempts, want 1", a2.Attempts)
+	}
+	claim(t, s, bridge.In, time.Minute, "") // a3 waits behind a2, c2 behind c1
+	// Nothing is due until a2's lease ends (c1, C's head, waits an hour).
+	if at, ok, err := s.NextDue(ctx, bridge.In); err != nil || !ok || at.Before(time.Now().Add(50*time.Second)) || at.After(time.Now().Add(time.Minute)) {
+		t.Errorf("NextDue = %v, %v, %v; want a2's lease end, a minute from now", at, ok, err)
+	}
+	if err := s.Complete(ctx, a2.ID); err != nil {
+		t.Fatal(err)
+	}
+	claim(t, s, bridge.In, time.Minute, "a3")
+	claim(t, s, bridge.Out, time.Minute, "o1")
+	enqueue(t, s, job(bridge.In, "B", "b3"))
+	claim(t, s, bridge.In, time.Minute, "b3")
+	checkHeads(t, conn)
+}
+
+// TestFinishWaitsForKeyLock holds the advisory lock of a key, as an Enqueue of that key would,
+// and checks that Complete and Fail of the key's jobs wait for it: that is what lets the one
+// that commits second see the other's job (see queue.go).
+func TestFinishWaitsForKeyLock(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	s, conn := openStore(t, 0)
+	enqueue(t, s, job(bridge.In, "K", "k1"), job(bridge.In, "K", "k2"), job(bridge.In, "K", "k3"))
+	claim(t, s, bridge.In, time.Minute, "k1")
+
+	// The head is k1 (running) the first time round, k2 (pending) the second.
+	for name, finish := range map[string]func(id int64) error{
+		"Complete": func(id int64) error { return s.Complete(ctx, id) },
+		"Fail":     func(id int64) error { return s.Fail(ctx, id, "x") },
+	} {
+		var id int64
+		if err := conn.QueryRow(ctx, `SELECT id FROM queue WHERE head`).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, postgres.KeyLockID(bridge.In, "K")); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- finish(id) }()
+		for {
+			var waiting int
+			if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			if waiting > 0 {
+				break
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("%s finished (err %v) while another transaction held its key's lock", name, err)
+			case <-ctx.Done():
+				t.Fatalf("%s never waited for its key's lock", name)
+			case <-time.After(5 * time.Millisecond): // polling pg_locks; there is no signal to await
+			}
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, postgres.KeyLockID(bridge.In, "K")); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("%s after the lock was released: %v", name, err)
+		}
+		checkHeads(t, conn)
+	}
+	claim(t, s, bridge.In, time.Minute, "k3")
 }
