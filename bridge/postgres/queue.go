@@ -19,24 +19,24 @@ import (
 // The queue keeps one row per job. Within (direction, key) the unfinished row with the lowest id
 // is the head, and only the head may run. The head carries head = true (migration 00003), so
 // that Claim reads a partial index of heads (one entry per key with work) in id order instead of
-// every unfinished row of the direction. Three rules keep the flag right with several processes:
+// every unfinished row of the direction. With several processes this holds because:
 //
 //   - Every change of a key's head happens under a transaction-level advisory lock per
-//     (direction, key) (keyLockID), taken before the statements that decide it, so each such
-//     statement sees the others' commits. Enqueue takes it before inserting, which also gives
-//     the jobs of a key their ids in commit order; then it sets head on the key's lowest
-//     unfinished row when no row of the key has it (a key that had no work). Complete and Fail
-//     take it before finishing the job and, in the same transaction, move head to the key's next
-//     unfinished row. Retry and lease takeovers leave the head where it is.
-//   - Without the lock a job could be inserted as a non-head while the head was finishing in
-//     another transaction that, in its turn, saw no next row: the key would stall for ever.
+//     (direction, key) (keyLockID), taken before the statements that decide it, so each of them
+//     sees the others' commits. Enqueue takes it before inserting, which also gives the jobs of
+//     a key their ids in commit order, and inserts a key's first job as head when the key has
+//     no unfinished job. Complete and Fail take it before finishing the job and, in the same
+//     transaction, move head to the key's next unfinished job. Retry and lease takeovers leave
+//     the head where it is. Without the lock in Complete and Fail, a job could be inserted as a
+//     non-head while the head finished in a transaction that saw no next job: the key would
+//     stall for ever.
 //   - Claim locks a head with FOR UPDATE SKIP LOCKED and tests head and eligibility in that
 //     locking query, so Postgres re-checks them against the newest row version: a job another
 //     worker took or finished in between is skipped. A head promoted after Claim's snapshot is
-//     merely missed until the next claim, which errs on the safe side.
+//     only missed until the next claim.
 //
-// So a claim costs O(log n) plus the heads it passes over that are not eligible (running, or
-// waiting for a retry), however many jobs wait behind them.
+// So a claim costs an index descent plus the heads it passes over that are not eligible
+// (running, or waiting for a retry), however many jobs wait behind them.
 
 // Enqueue stores the jobs (skipping those whose Dedup exists, also within jobs) and moves cur
 // forward when cur.Name is not empty, in one transaction. It returns how many jobs were new.
@@ -47,6 +47,9 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 	n := len(jobs)
 	dirs, keys, dedups := make([]string, n), make([]string, n), make([]string, n)
 	payloads := make([]string, n)
+	// firsts marks the first job of each key in jobs, the only one that may become its head.
+	firsts := make([]bool, n)
+	seen := make(map[[2]string]bool, n)
 	lockIDs := make([]int64, 0, n)
 	for i, j := range jobs {
 		if err := validDirection(j.Direction); err != nil {
@@ -63,6 +66,9 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 			return 0, fmt.Errorf("enqueue: %s job %q: payload is not valid JSON", j.Direction, j.Dedup)
 		}
 		dirs[i], keys[i], dedups[i], payloads[i] = string(j.Direction), j.Key, j.Dedup, replaceNUL(p)
+		if k := [2]string{string(j.Direction), j.Key}; !seen[k] {
+			seen[k], firsts[i] = true, true
+		}
 		lockIDs = append(lockIDs, keyLockID(j.Direction, j.Key))
 	}
 	if n == 0 && cur.Name == "" {
@@ -72,26 +78,34 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 	slices.Sort(lockIDs)
 	lockIDs = slices.Compact(lockIDs)
 
-	var added int
+	inserted := make(map[[3]string]bool, n) // direction, key, dedup
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
+		// The insert's plan does not depend on the arrays, but Postgres would plan it afresh
+		// for every call (the generic plan's row estimate for unnest looks costlier), which
+		// costs more than running it.
+		b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`)
 		if len(lockIDs) > 0 {
 			b.Queue(`SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n`, lockIDs)
 		}
 		if n > 0 {
 			b.Queue(`
-				INSERT INTO queue (direction, key, dedup, payload)
-				SELECT d, k, u, p::jsonb
-				FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS j(d, k, u, p, n)
+				INSERT INTO queue (direction, key, dedup, payload, head)
+				SELECT d, k, u, p::jsonb, CASE WHEN f THEN NOT EXISTS (
+					SELECT FROM queue q WHERE q.direction = d AND q.key = k AND q.state IN ('pending', 'running'))
+					ELSE false END
+				FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[]) WITH ORDINALITY AS j(d, k, u, p, f, n)
 				ORDER BY n
-				ON CONFLICT (direction, dedup) DO NOTHING`,
-				dirs, keys, dedups, payloads).Exec(func(tag pgconn.CommandTag) error {
-				added = int(tag.RowsAffected())
-				return nil
+				ON CONFLICT (direction, dedup) DO NOTHING
+				RETURNING direction, key, dedup`,
+				dirs, keys, dedups, payloads, firsts).Query(func(rows pgx.Rows) error {
+				var d, k, u string
+				_, err := pgx.ForEachRow(rows, []any{&d, &k, &u}, func() error {
+					inserted[[3]string{d, k, u}] = true
+					return nil
+				})
+				return err
 			})
-			// A later statement, so that it sees the rows just inserted (and, under the locks,
-			// every commit of these keys): a key that had no unfinished job gets its head.
-			b.Queue(promoteHeads, dirs, keys)
 		}
 		if n > 0 {
 			// Delivered at commit, once per distinct payload: wakes every process's workers.
@@ -106,12 +120,30 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 					position = GREATEST(cursors.position, EXCLUDED.position), updated_at = now()`,
 				cur.Name, cur.Position)
 		}
-		return tx.SendBatch(ctx, b).Close()
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		// A key's first job became its head above if the key had no unfinished job. If that
+		// job was a duplicate, and so not inserted, while a later one of the key was, that
+		// one may have to be the head: promoteHeads sees the new rows and decides.
+		var pd, pk []string
+		for i := range n {
+			if firsts[i] && !inserted[[3]string{dirs[i], keys[i], dedups[i]}] && slices.ContainsFunc(jobs[i+1:], func(j bridge.NewJob) bool {
+				return string(j.Direction) == dirs[i] && j.Key == keys[i] && inserted[[3]string{dirs[i], keys[i], j.Dedup}]
+			}) {
+				pd, pk = append(pd, dirs[i]), append(pk, keys[i])
+			}
+		}
+		if len(pd) > 0 {
+			_, err := tx.Exec(ctx, promoteHeads, pd, pk)
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %d jobs: %w", n, err)
 	}
-	return added, nil
+	return len(inserted), nil
 }
 
 // promoteHeads marks, for each (direction, key) of the arrays $1 and $2, the key's lowest
@@ -275,10 +307,10 @@ func (s *Store) Fail(ctx context.Context, jobID int64, reason string) error {
 	return nil
 }
 
-// finish runs update (with args), which finishes the job, and the statements more queues, under
-// the advisory lock of the job's key, followed by promoteHeads for the key, in one transaction (a
-// batch runs as one implicit transaction). changed reports whether update changed a row;
-// bridge.ErrNotFound means there is no such job.
+// finish runs update (with args), which finishes the job, under the advisory lock of the job's
+// key, then marks the key's next unfinished job as head, then runs the statements more queues,
+// in one transaction (a batch runs as one implicit transaction). changed reports whether update
+// changed a row; bridge.ErrNotFound means there is no such job.
 func (s *Store) finish(ctx context.Context, jobID int64, update string, args []any, more func(b *pgx.Batch)) (changed bool, err error) {
 	// The key is needed for the lock, which must be held before the job is touched: a
 	// transaction that waited for it while holding the job's row could deadlock with one
@@ -293,7 +325,14 @@ func (s *Store) finish(ctx context.Context, jobID int64, update string, args []a
 		changed = tag.RowsAffected() > 0
 		return nil
 	})
-	b.Queue(promoteHeads, []string{d}, []string{key})
+	b.Queue(`
+		UPDATE queue SET head = true
+		WHERE id = (
+			SELECT id FROM queue
+			WHERE direction = $1 AND key = $2 AND state IN ('pending', 'running')
+			ORDER BY id
+			LIMIT 1)
+		  AND NOT head`, d, key)
 	if more != nil {
 		more(b)
 	}

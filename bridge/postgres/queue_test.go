@@ -759,6 +759,9 @@ func TestHeadMarking(t *testing.T) {
 	checkHeads(t, conn)
 	claim(t, s, bridge.In, time.Minute, "a4")
 	claim(t, s, bridge.In, time.Minute, "")
+	// The same for a duplicate within the batch, of another key's job.
+	enqueue(t, s, job(bridge.Out, "K1", "x"), job(bridge.Out, "K2", "x"), job(bridge.Out, "K2", "z"))
+	checkHeads(t, conn)
 
 	// Completing a job that is not the head leaves the head alone.
 	enqueue(t, s, job(bridge.In, "B", "b1"), job(bridge.In, "B", "b2"))
@@ -772,6 +775,8 @@ func TestHeadMarking(t *testing.T) {
 	checkHeads(t, conn)
 	claim(t, s, bridge.In, time.Minute, "b1")
 	claim(t, s, bridge.Out, time.Minute, "o1")
+	claim(t, s, bridge.Out, time.Minute, "x")
+	claim(t, s, bridge.Out, time.Minute, "z")
 	checkHeads(t, conn)
 }
 
