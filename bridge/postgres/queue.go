@@ -159,8 +159,8 @@ const promoteHeads = `
 		LIMIT 1) h
 	WHERE q.id = h.id AND NOT q.head`
 
-// keyLockID is the advisory lock id that serialises enqueues of one queue key. Collisions only
-// serialise unrelated keys a little.
+// keyLockID is the advisory lock id that serialises the changes of one queue key's head:
+// Enqueue, Complete and Fail. Collisions only serialise unrelated keys a little.
 func keyLockID(dir bridge.Direction, key string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte("onechat-bridge queue\x00" + string(dir) + "\x00" + key))
