@@ -455,6 +455,9 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 			}
 			c.log.Info("adopted a conversation an interrupted attempt had opened", zap.Int64("conversation_id", conv.ID))
 			cu.ConversationID, cu.ConversationStatus = conv.ID, conv.Status
+			// Agents may have answered while the bridge did not know the conversation was its
+			// own (their events were passed over): read it.
+			c.scheduleCatchup(cu.PubsubToken, conv.ID)
 			return cu, nil
 		}
 	}
@@ -465,6 +468,9 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 	if err := c.store.SetConversation(ctx, cu.ID, conv.ID, conv.Status); err != nil {
 		return cu, err
 	}
+	// An agent (or a greeting template) may have written before the conversation was recorded
+	// as the bridge's, when its events were passed over: read it once now.
+	c.scheduleCatchup(cu.PubsubToken, conv.ID)
 	c.log.Info("opened OneChat conversation", zap.String("platform", string(cu.User.Platform)),
 		zap.Int64("contact_id", cu.ContactID), zap.Int64("conversation_id", conv.ID), zap.String("status", conv.Status))
 	cu.ConversationID, cu.ConversationStatus = conv.ID, conv.Status
