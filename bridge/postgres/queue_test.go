@@ -740,7 +740,7 @@ func TestHeadMarking(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkHeads(t, conn)
-	a1 = claim(t, s, bridge.In, time.Microsecond, "a1")
+	claim(t, s, bridge.In, time.Microsecond, "a1")
 	a1 = claim(t, s, bridge.In, time.Minute, "a1") // the lease expired: taken over, still the head
 	checkHeads(t, conn)
 	if err := s.Fail(ctx, a1.ID, "permanent"); err != nil {
