@@ -3,11 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/onechat/onechat-bridge/bridge"
 )
@@ -73,47 +70,9 @@ func (s *Store) AnnounceCustomer(ctx context.Context, id int64) error {
 // is cancelled; it returns nil then. It holds one connection of the pool for LISTEN and
 // reconnects with backoff when it breaks.
 func (s *Store) ListenCustomers(ctx context.Context, announced func(id int64)) error {
-	for attempt := 0; ; attempt++ {
-		err := s.listenCustomers(ctx, announced, func() { attempt = 0 })
-		if ctx.Err() != nil {
-			return nil
-		}
-		d := min(100*time.Millisecond<<min(attempt, 8), 10*time.Second)
-		d += time.Duration(rand.Int64N(int64(d)/2 + 1))
-		s.logger.Warn("customer notifications interrupted, reconnecting", zap.Int("attempt", attempt), zap.Duration("sleep", d), zap.Error(err))
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-func (s *Store) listenCustomers(ctx context.Context, announced func(id int64), connected func()) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("acquire connection for customer notifications: %w", err)
-	}
-	// A connection that was LISTENing must not go back to the pool.
-	pc := conn.Hijack()
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = pc.Close(closeCtx)
-	}()
-	if _, err := pc.Exec(ctx, "LISTEN "+customerChannel); err != nil {
-		return fmt.Errorf("listen for customer notifications: %w", err)
-	}
-	connected()
-	for {
-		n, err := pc.WaitForNotification(ctx)
-		if err != nil {
-			return fmt.Errorf("wait for customer notification: %w", err)
-		}
-		if id, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+	return s.listenLoop(ctx, customerChannel, "customer", func() {}, func(payload string) {
+		if id, err := strconv.ParseInt(payload, 10, 64); err == nil {
 			announced(id)
 		}
-	}
+	})
 }

@@ -23,14 +23,29 @@ const queueChannel = "bridge_queue"
 // when it breaks; a notification lost while reconnecting only delays work until the workers'
 // idle poll. It returns nil when ctx is cancelled.
 func (s *Store) Listen(ctx context.Context, wake func(bridge.Direction)) error {
+	return s.listenLoop(ctx, queueChannel, "queue", func() {
+		// Jobs may have been enqueued while no one listened.
+		wake(bridge.In)
+		wake(bridge.Out)
+	}, func(payload string) {
+		if d := bridge.Direction(payload); d == bridge.In || d == bridge.Out {
+			wake(d)
+		}
+	})
+}
+
+// listenLoop LISTENs on channel and hands every notification's payload to notify until ctx is
+// cancelled (then it returns nil), reconnecting with backoff and jitter when the connection
+// breaks. connected runs after each successful LISTEN, for what may have been missed meanwhile.
+func (s *Store) listenLoop(ctx context.Context, channel, what string, connected func(), notify func(payload string)) error {
 	for attempt := 0; ; attempt++ {
-		err := s.listen(ctx, wake, func() { attempt = 0 })
+		err := s.listenOnce(ctx, channel, func() { attempt = 0; connected() }, notify)
 		if ctx.Err() != nil {
 			return nil
 		}
 		d := min(100*time.Millisecond<<min(attempt, 8), 10*time.Second)
 		d += time.Duration(rand.Int64N(int64(d)/2 + 1))
-		s.logger.Warn("queue notifications interrupted, reconnecting", zap.Int("attempt", attempt), zap.Duration("sleep", d), zap.Error(err))
+		s.logger.Warn(what+" notifications interrupted, reconnecting", zap.Int("attempt", attempt), zap.Duration("sleep", d), zap.Error(err))
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
@@ -41,10 +56,10 @@ func (s *Store) Listen(ctx context.Context, wake func(bridge.Direction)) error {
 	}
 }
 
-func (s *Store) listen(ctx context.Context, wake func(bridge.Direction), connected func()) error {
+func (s *Store) listenOnce(ctx context.Context, channel string, connected func(), notify func(payload string)) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("acquire connection for notifications: %w", err)
+		return fmt.Errorf("acquire connection for %s notifications: %w", channel, err)
 	}
 	// A connection that was LISTENing must not go back to the pool.
 	pc := conn.Hijack()
@@ -53,21 +68,16 @@ func (s *Store) listen(ctx context.Context, wake func(bridge.Direction), connect
 		defer cancel()
 		_ = pc.Close(closeCtx)
 	}()
-	if _, err := pc.Exec(ctx, "LISTEN "+queueChannel); err != nil {
-		return fmt.Errorf("listen for queue notifications: %w", err)
+	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return fmt.Errorf("listen for %s notifications: %w", channel, err)
 	}
 	connected()
-	// Jobs may have been enqueued while no one listened.
-	wake(bridge.In)
-	wake(bridge.Out)
 	for {
 		n, err := pc.WaitForNotification(ctx)
 		if err != nil {
-			return fmt.Errorf("wait for queue notification: %w", err)
+			return fmt.Errorf("wait for %s notification: %w", channel, err)
 		}
-		if d := bridge.Direction(n.Payload); d == bridge.In || d == bridge.Out {
-			wake(d)
-		}
+		notify(n.Payload)
 	}
 }
 
