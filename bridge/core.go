@@ -102,7 +102,6 @@ type Core struct {
 
 	catchupMu      sync.Mutex
 	catchupPending map[string]map[int64]struct{} // pubsub token → conversations to catch up (0: the current one)
-	inSync         map[string]bool               // pubsub tokens caught up since their last confirmation
 	refresh        map[string]struct{}           // pubsub tokens whose contact session must be read again
 	catchupWake    *signal
 
@@ -156,7 +155,6 @@ func New(opts Options) (*Core, error) {
 		adapters:       make(map[Platform]Adapter),
 		wake:           [2]*signal{newSignal(), newSignal()},
 		catchupPending: make(map[string]map[int64]struct{}),
-		inSync:         make(map[string]bool),
 		refresh:        make(map[string]struct{}),
 		catchupWake:    newSignal(),
 		typing:         make(chan typingReq, 64),

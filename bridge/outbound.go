@@ -81,9 +81,6 @@ func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 // (re)confirmed subscription is followed by a REST catch-up of its current conversation, with
 // its status.
 func (c *Core) CableConfirmed(ctx context.Context, token string) {
-	c.catchupMu.Lock()
-	delete(c.inSync, token)
-	c.catchupMu.Unlock()
 	c.scheduleCatchup(token, 0)
 }
 

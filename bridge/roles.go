@@ -475,15 +475,8 @@ func (m *roleManager) stopPartitionLocked(p int) {
 	}
 	delete(m.parts, p)
 	delete(m.pending, p)
-	if len(tokens) == 0 {
-		return
-	}
-	// The next subscription of these tokens, here or elsewhere, starts with a catch-up.
-	m.c.catchupMu.Lock()
-	for token := range tokens {
-		delete(m.c.inSync, token)
-	}
-	m.c.catchupMu.Unlock()
+	// The next subscription of these tokens, here or elsewhere, starts with a catch-up when it
+	// is confirmed (CableConfirmed).
 }
 
 // dropAll gives up every role at once, without waiting for the store.
