@@ -36,6 +36,7 @@ type fakeCable struct {
 	closed    chan int // the number of each connection whose handler ended
 	cmds      chan fakeCmd
 	pinged    chan struct{} // one value per ping sent, dropped when nobody listens
+	closing   bool          // set by close, under mu
 	closeOnce sync.Once
 }
 
@@ -83,6 +84,7 @@ func (f *fakeCable) close() {
 	f.closeOnce.Do(func() {
 		f.srv.Close()
 		f.mu.Lock()
+		f.closing = true // a handler that registers after this cancels itself
 		for fc := range f.conns {
 			fc.cancel()
 		}
@@ -139,6 +141,9 @@ func (f *fakeCable) serve(w http.ResponseWriter, r *http.Request) {
 	f.nconns++
 	fc := &fakeConn{f: f, n: f.nconns, ws: ws, header: r.Header.Clone(), ctx: ctx, cancel: cancel, subs: map[string]bool{}}
 	f.conns[fc] = true
+	if f.closing {
+		cancel()
+	}
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
@@ -156,7 +161,8 @@ func (f *fakeCable) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ws.Subprotocol() != protocolV1 {
-		<-ctx.Done()
+		// Nothing more to say on this socket: wait until the client hangs up or the fake closes.
+		<-ws.CloseRead(ctx).Done()
 		return
 	}
 	fc.send(`{"type":"welcome"}`)
