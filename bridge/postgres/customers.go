@@ -107,21 +107,26 @@ func (s *Store) SaveCustomer(ctx context.Context, c bridge.Customer) (bridge.Cus
 
 // Customers returns every customer that has a contact session (SourceID set), in id order.
 func (s *Store) Customers(ctx context.Context) ([]bridge.Customer, error) {
-	rows, err := s.pool.Query(ctx, selectCustomer+` WHERE c.source_id <> '' ORDER BY c.id`)
+	return s.listCustomers(ctx, "customers", selectCustomer+` WHERE c.source_id <> '' ORDER BY c.id`)
+}
+
+// listCustomers runs a selectCustomer query and scans every row; what names the list in errors.
+func (s *Store) listCustomers(ctx context.Context, what, sql string, args ...any) ([]bridge.Customer, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list customers: %w", err)
+		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []bridge.Customer
 	for rows.Next() {
 		c, err := scanCustomer(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list customers: %w", err)
+			return nil, fmt.Errorf("list %s: %w", what, err)
 		}
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list customers: %w", err)
+		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
 	return out, nil
 }

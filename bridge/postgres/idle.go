@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/onechat/onechat-bridge/bridge"
@@ -25,24 +24,4 @@ func (s *Store) IdleCustomers(ctx context.Context, before time.Time) ([]bridge.C
 func (s *Store) ActiveCustomers(ctx context.Context, since time.Time) ([]bridge.Customer, error) {
 	return s.listCustomers(ctx, "active customers",
 		selectCustomer+` WHERE c.pubsub_token <> '' AND NOT `+idleCondition+` ORDER BY c.id`, since)
-}
-
-func (s *Store) listCustomers(ctx context.Context, what, sql string, args ...any) ([]bridge.Customer, error) {
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", what, err)
-	}
-	defer rows.Close()
-	var out []bridge.Customer
-	for rows.Next() {
-		c, err := scanCustomer(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", what, err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list %s: %w", what, err)
-	}
-	return out, nil
 }

@@ -26,26 +26,10 @@ func (s *Store) PartitionCustomers(ctx context.Context, partitions int, which []
 	for i, p := range which {
 		parts[i] = int64(p)
 	}
-	rows, err := s.pool.Query(ctx, selectCustomer+`
+	return s.listCustomers(ctx, "partition customers", selectCustomer+`
 		WHERE c.pubsub_token <> '' AND NOT `+idleCondition+`
 		  AND c.id % $2 = ANY($3::bigint[])
 		ORDER BY c.id`, activeSince, int64(partitions), parts)
-	if err != nil {
-		return nil, fmt.Errorf("partition customers: %w", err)
-	}
-	defer rows.Close()
-	var out []bridge.Customer
-	for rows.Next() {
-		c, err := scanCustomer(rows)
-		if err != nil {
-			return nil, fmt.Errorf("partition customers: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("partition customers: %w", err)
-	}
-	return out, nil
 }
 
 // CustomerByID returns the customer with this store id, or bridge.ErrNotFound.
