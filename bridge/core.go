@@ -233,12 +233,8 @@ func (c *Core) Run(ctx context.Context) error {
 	})
 
 	var workers sync.WaitGroup
-	for i := 0; i < c.opts.InboundWorkers; i++ {
-		workers.Go(func() { c.work(gctx, work, In, c.handleInbound) })
-	}
-	for i := 0; i < c.opts.OutboundWorkers; i++ {
-		workers.Go(func() { c.work(gctx, work, Out, c.handleOutbound) })
-	}
+	workers.Go(func() { c.work(gctx, work, In, c.opts.InboundWorkers, c.handleInbound) })
+	workers.Go(func() { c.work(gctx, work, Out, c.opts.OutboundWorkers, c.handleOutbound) })
 	err := g.Wait()
 	workers.Wait()
 	return err

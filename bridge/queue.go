@@ -47,30 +47,159 @@ func jsonMarshal(v any) (json.RawMessage, error) { return json.Marshal(v) }
 // error classified with PermanentError and RateLimitedError.
 type jobHandler func(ctx context.Context, j *Job) ([]MessageLink, error)
 
-// work claims and runs jobs of one direction until claimCtx is cancelled. Jobs run under
-// jobCtx, which outlives claimCtx by the shutdown grace so in-flight messages can finish.
-func (c *Core) work(claimCtx, jobCtx context.Context, dir Direction, h jobHandler) {
+// maxClaimBatch bounds how many jobs one claim takes (at most the idle workers).
+const maxClaimBatch = 64
+
+// maxCompleteBatch bounds how many delivered jobs one transaction records.
+const maxCompleteBatch = 256
+
+// work runs the queue of one direction with n workers until claimCtx is cancelled. One
+// dispatcher claims, in one statement, as many jobs as workers are idle and hands them out; one
+// recorder commits the workers' delivered jobs together, so that the commits per message do not
+// grow with the load. Jobs run under jobCtx, which outlives claimCtx by the shutdown grace so
+// in-flight messages can finish; work returns when every worker has finished and its result is
+// recorded.
+func (c *Core) work(claimCtx, jobCtx context.Context, dir Direction, n int, h jobHandler) {
+	jobs := make(chan Job)
+	// free holds one token per idle worker.
+	free := make(chan struct{}, n)
+	rec := newRecorder(c, dir)
+	var recDone sync.WaitGroup
+	recDone.Go(rec.run)
+	var workers sync.WaitGroup
+	for range n {
+		free <- struct{}{}
+		workers.Go(func() {
+			for job := range jobs {
+				c.run(jobCtx, dir, &job, h, rec)
+				free <- struct{}{}
+			}
+		})
+	}
+	c.dispatch(claimCtx, dir, jobs, free)
+	close(jobs)
+	workers.Wait()
+	rec.close()
+	recDone.Wait()
+}
+
+// dispatch claims jobs for the idle workers until ctx is cancelled.
+func (c *Core) dispatch(ctx context.Context, dir Direction, jobs chan<- Job, free <-chan struct{}) {
 	wake := c.wake[dirIndex(dir)]
-	lease := c.opts.Lease
-	for claimCtx.Err() == nil {
+	idle := 0
+	for ctx.Err() == nil {
+		if idle == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-free:
+				idle++
+			}
+		}
+	take:
+		for idle < maxClaimBatch {
+			select {
+			case <-free:
+				idle++
+			default:
+				break take
+			}
+		}
 		woken := wake.wait()
-		job, err := c.store.Claim(claimCtx, dir, lease)
+		got, err := c.store.ClaimBatch(ctx, dir, c.opts.Lease, idle)
 		if err != nil {
-			if claimCtx.Err() != nil {
+			if ctx.Err() != nil {
 				return
 			}
 			c.log.Warn("claim failed", zap.String("direction", string(dir)), zap.Error(err))
-			sleepCtx(claimCtx, c.opts.MinBackoff)
+			sleepCtx(ctx, c.opts.MinBackoff)
 			continue
 		}
-		if job == nil {
-			c.idle(claimCtx, dir, woken)
-			continue
+		// Every job goes to an idle worker, so handing them out does not wait for long.
+		for _, j := range got {
+			jobs <- j
 		}
-		c.run(jobCtx, dir, job, h)
-		// Another job of the same key may be due now that this one is finished.
-		wake.notify()
+		idle -= len(got)
+		if len(got) == 0 {
+			c.idle(ctx, dir, woken)
+		}
 	}
+}
+
+// recorder commits delivered jobs for the workers of one direction: a worker hands its
+// result over and waits until it is committed; results that arrive while a commit runs go
+// into the next one together.
+type recorder struct {
+	c    *Core
+	dir  Direction
+	in   chan recording
+	stop chan struct{}
+}
+
+type recording struct {
+	done Completion
+	err  chan error
+}
+
+func newRecorder(c *Core, dir Direction) *recorder {
+	return &recorder{c: c, dir: dir, in: make(chan recording, maxCompleteBatch), stop: make(chan struct{})}
+}
+
+// complete records the delivered job and returns once it is committed (or failed to be).
+func (r *recorder) complete(job *Job, links []MessageLink) error {
+	done := make(chan error, 1)
+	r.in <- recording{done: Completion{JobID: job.ID, Links: links}, err: done}
+	return <-done
+}
+
+// close ends run once every recording handed over before it is committed. Callers must not
+// call complete after close.
+func (r *recorder) close() { close(r.stop) }
+
+func (r *recorder) run() {
+	batch := make([]recording, 0, maxCompleteBatch)
+	for {
+		select {
+		case first := <-r.in:
+			batch = append(batch[:0], first)
+		case <-r.stop:
+			return
+		}
+	more:
+		for len(batch) < maxCompleteBatch {
+			select {
+			case next := <-r.in:
+				batch = append(batch, next)
+			default:
+				break more
+			}
+		}
+		r.commit(batch)
+	}
+}
+
+// commit records the batch. Recording must not be cut short by shutdown, so it has its own
+// deadline. If the batch fails as a whole, each job is tried alone, so one bad job cannot
+// keep the others unrecorded (and sent again after their leases expire).
+func (r *recorder) commit(batch []recording) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make([]Completion, len(batch))
+	for i, b := range batch {
+		done[i] = b.done
+	}
+	err := r.c.store.CompleteBatch(ctx, done)
+	if err != nil && len(batch) > 1 {
+		for _, b := range batch {
+			b.err <- r.c.store.CompleteBatch(ctx, []Completion{b.done})
+		}
+	} else {
+		for _, b := range batch {
+			b.err <- err
+		}
+	}
+	// The next job of each key is its head now.
+	r.c.wake[dirIndex(r.dir)].notify()
 }
 
 // idle waits until the queue is signalled, the next retry is due, or the idle poll passes.
@@ -91,7 +220,7 @@ func (c *Core) idle(ctx context.Context, dir Direction, woken <-chan struct{}) {
 }
 
 // run executes one attempt of job and records the result.
-func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler) {
+func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, results *recorder) {
 	log := c.log.With(zap.String("direction", string(dir)), zap.Int64("job", job.ID), zap.String("key", job.Key))
 	attemptCtx, cancel := context.WithTimeout(ctx, c.opts.JobTimeout)
 	// The lease is short, so a crashed worker's message is taken over soon; while this
@@ -119,12 +248,14 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler) {
 	rec, cancelRec := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancelRec()
 	if err == nil {
-		if err := c.store.Complete(rec, job.ID, links...); err != nil {
+		if err := results.complete(job, links); err != nil {
 			log.Error("record delivered message", zap.Error(err))
 		}
 		c.opts.Metrics.delivered(dir, job)
 		return
 	}
+	// A failed job moves its key on to the next one; a retried one may be due again soon.
+	defer c.wake[dirIndex(dir)].notify()
 	var perm *PermanentError
 	var rl *RateLimitedError
 	switch {

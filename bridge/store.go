@@ -75,6 +75,12 @@ const (
 	JobFailed  = "failed"
 )
 
+// Completion is a job that was delivered and the message links to record with it.
+type Completion struct {
+	JobID int64
+	Links []MessageLink
+}
+
 // MessageLink maps a OneChat message to one platform message.
 type MessageLink struct {
 	OneChatMessageID  int64
@@ -120,11 +126,16 @@ type Store interface {
 	// due, or running with an expired lease (its worker died). The job is leased for lease.
 	// It returns (nil, nil) when no job is eligible.
 	Claim(ctx context.Context, dir Direction, lease time.Duration) (*Job, error)
+	// ClaimBatch is Claim for up to max jobs at once (of distinct keys), oldest first.
+	ClaimBatch(ctx context.Context, dir Direction, lease time.Duration, max int) ([]Job, error)
 	// ExtendLease keeps a running job leased for another lease from now; ErrNotFound when it
 	// is no longer running.
 	ExtendLease(ctx context.Context, jobID int64, lease time.Duration) error
 	// Complete marks the job done and records the message links, in one transaction.
 	Complete(ctx context.Context, jobID int64, links ...MessageLink) error
+	// CompleteBatch is Complete for many jobs in one transaction. Unknown jobs make it return
+	// an error wrapping ErrNotFound after the others are recorded.
+	CompleteBatch(ctx context.Context, done []Completion) error
 	// Retry makes the job pending again, due at `at`. countAttempt is false for rate-limit
 	// waits. reason is kept as the job's last error.
 	Retry(ctx context.Context, jobID int64, at time.Time, countAttempt bool, reason string) error

@@ -2,9 +2,9 @@ package postgres
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -193,68 +193,125 @@ func validDirection(d bridge.Direction) error {
 	return nil
 }
 
-// Claim takes the oldest eligible job of the direction and leases it for lease: the head of its
-// key, pending and due, or running with an expired lease (its worker died). Taking over an
-// expired lease counts as a failed attempt, so that a job that kills its worker every time is
-// visible in Attempts. It returns (nil, nil) when no job is eligible.
+// Claim takes the oldest eligible job of the direction and leases it for lease; see ClaimBatch.
+// It returns (nil, nil) when no job is eligible.
 func (s *Store) Claim(ctx context.Context, dir bridge.Direction, lease time.Duration) (*bridge.Job, error) {
+	jobs, err := s.ClaimBatch(ctx, dir, lease, 1)
+	if err != nil || len(jobs) == 0 {
+		return nil, err
+	}
+	return &jobs[0], nil
+}
+
+// ClaimBatch takes up to max of the oldest eligible jobs of the direction, oldest first, and
+// leases them for lease: heads of their keys, pending and due, or running with an expired lease
+// (their worker died). Only heads are eligible, so no two jobs of one key are ever in a batch.
+// Taking over an expired lease counts as a failed attempt, so that a job that kills its worker
+// every time is visible in Attempts. It returns no jobs when none is eligible.
+func (s *Store) ClaimBatch(ctx context.Context, dir bridge.Direction, lease time.Duration, max int) ([]bridge.Job, error) {
 	if err := validDirection(dir); err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
 	if lease < time.Microsecond {
 		return nil, fmt.Errorf("claim %s job: lease %s is too short", dir, lease)
 	}
-	var j bridge.Job
-	var d string
-	var payload []byte
-	err := s.pool.QueryRow(ctx, `
+	if max < 1 {
+		return nil, fmt.Errorf("claim %s jobs: batch size %d", dir, max)
+	}
+	rows, err := s.pool.Query(ctx, `
 		UPDATE queue SET
 			state = 'running',
 			attempts = attempts + CASE WHEN state = 'running' THEN 1 ELSE 0 END,
 			last_error = CASE WHEN state = 'running' THEN 'lease expired' ELSE last_error END,
 			locked_until = now() + $2::bigint * interval '1 microsecond',
 			updated_at = now()
-		WHERE id = (
+		WHERE id IN (
 			SELECT id FROM queue
 			WHERE direction = $1 AND head AND state IN ('pending', 'running')
 			  AND ((state = 'pending' AND run_at <= now())
 			    OR (state = 'running' AND locked_until < now()))
 			ORDER BY id
-			LIMIT 1
+			LIMIT $3
 			FOR UPDATE SKIP LOCKED)
 		RETURNING id, direction, key, dedup, payload, attempts, created_at`,
-		string(dir), lease.Microseconds()).Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
+		string(dir), lease.Microseconds(), max)
 	if err != nil {
-		return nil, fmt.Errorf("claim %s job: %w", dir, err)
+		return nil, fmt.Errorf("claim %s jobs: %w", dir, err)
 	}
-	j.Direction = bridge.Direction(d)
-	j.Payload = json.RawMessage(payload)
-	return &j, nil
+	jobs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (bridge.Job, error) {
+		var j bridge.Job
+		var d string
+		var payload []byte
+		err := row.Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.CreatedAt)
+		j.Direction, j.Payload = bridge.Direction(d), json.RawMessage(payload)
+		return j, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %s jobs: %w", dir, err)
+	}
+	slices.SortFunc(jobs, func(a, b bridge.Job) int { return cmp.Compare(a.ID, b.ID) })
+	return jobs, nil
 }
 
 // Complete marks the job done, moves its key's head to the next unfinished job and records the
-// message links, in one transaction. Links that exist already are kept as they are. Completing a
-// finished job again is allowed (a worker whose lease expired may finish after another one); it
-// returns bridge.ErrNotFound for unknown jobs.
+// message links, in one transaction; see CompleteBatch.
 func (s *Store) Complete(ctx context.Context, jobID int64, links ...bridge.MessageLink) error {
-	n := len(links)
-	oc, conv, plat, chat, pm, dir := make([]int64, n), make([]int64, n), make([]string, n),
-		make([]string, n), make([]string, n), make([]string, n)
-	for i, l := range links {
-		if err := validDirection(l.Direction); err != nil {
-			return fmt.Errorf("complete job %d: link %d: %w", jobID, i, err)
-		}
-		oc[i], conv[i], plat[i], chat[i], pm[i], dir[i] = l.OneChatMessageID, l.ConversationID,
-			string(l.Chat.Platform), l.Chat.ID, l.PlatformMessageID, string(l.Direction)
+	return s.CompleteBatch(ctx, []bridge.Completion{{JobID: jobID, Links: links}})
+}
+
+// CompleteBatch marks the jobs done, moves each of their keys' head to the key's next unfinished
+// job and records the message links, in one transaction, so that many workers' results cost one
+// commit. Links that exist already are kept as they are. Completing a finished job again is
+// allowed (a worker whose lease expired may finish after another one). Unknown jobs make it
+// return an error wrapping bridge.ErrNotFound after the others are recorded.
+func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) error {
+	if len(done) == 0 {
+		return nil
 	}
-	_, err := s.finish(ctx, jobID, `
-		UPDATE queue SET state = 'done', head = false, locked_until = NULL,
-			done_at = COALESCE(done_at, now()), updated_at = now()
-		WHERE id = $1`, []any{jobID}, func(b *pgx.Batch) {
-		if n > 0 {
+	ids := make([]int64, 0, len(done))
+	var oc, conv []int64
+	var plat, chat, pm, dir []string
+	for _, d := range done {
+		ids = append(ids, d.JobID)
+		for i, l := range d.Links {
+			if err := validDirection(l.Direction); err != nil {
+				return fmt.Errorf("complete job %d: link %d: %w", d.JobID, i, err)
+			}
+			oc, conv, plat = append(oc, l.OneChatMessageID), append(conv, l.ConversationID), append(plat, string(l.Chat.Platform))
+			chat, pm, dir = append(chat, l.Chat.ID), append(pm, l.PlatformMessageID), append(dir, string(l.Direction))
+		}
+	}
+	// The keys are needed for the locks, which must be held before the jobs are touched: a
+	// transaction that waited for a lock while holding a job's row could deadlock with one that
+	// holds it and promotes that row.
+	rows, err := s.pool.Query(ctx, `SELECT id, direction, key FROM queue WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("complete %d jobs: %w", len(ids), err)
+	}
+	var found []int64
+	var dirs, keys []string
+	var lockIDs []int64
+	var id int64
+	var d, k string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &d, &k}, func() error {
+		found, dirs, keys = append(found, id), append(dirs, d), append(keys, k)
+		lockIDs = append(lockIDs, keyLockID(bridge.Direction(d), k))
+		return nil
+	}); err != nil {
+		return fmt.Errorf("complete %d jobs: %w", len(ids), err)
+	}
+	if len(found) > 0 {
+		slices.Sort(lockIDs)
+		lockIDs = slices.Compact(lockIDs)
+		b := &pgx.Batch{}
+		// In one global order, so that two completers (or an enqueuer) cannot deadlock.
+		b.Queue(`SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n`, lockIDs)
+		b.Queue(`
+			UPDATE queue SET state = 'done', head = false, locked_until = NULL,
+				done_at = COALESCE(done_at, now()), updated_at = now()
+			WHERE id = ANY($1)`, found)
+		b.Queue(promoteHeads, dirs, keys)
+		if len(oc) > 0 {
 			b.Queue(`
 				INSERT INTO message_map (onechat_message_id, conversation_id, platform, chat_id,
 					platform_message_id, direction)
@@ -262,9 +319,19 @@ func (s *Store) Complete(ctx context.Context, jobID int64, links ...bridge.Messa
 				ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING`,
 				oc, conv, plat, chat, pm, dir)
 		}
-	})
-	if err != nil {
-		return fmt.Errorf("complete job %d: %w", jobID, err)
+		// A batch runs as one implicit transaction.
+		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("complete %d jobs: %w", len(found), err)
+		}
+	}
+	if len(found) < len(ids) {
+		var missing []int64
+		for _, id := range ids {
+			if !slices.Contains(found, id) {
+				missing = append(missing, id)
+			}
+		}
+		return fmt.Errorf("complete jobs %v: %w", missing, bridge.ErrNotFound)
 	}
 	return nil
 }
@@ -297,7 +364,7 @@ func (s *Store) Fail(ctx context.Context, jobID int64, reason string) error {
 	changed, err := s.finish(ctx, jobID, `
 		UPDATE queue SET state = 'failed', head = false, last_error = $2, locked_until = NULL,
 			done_at = now(), updated_at = now()
-		WHERE id = $1 AND state IN ('pending', 'running')`, []any{jobID, reason}, nil)
+		WHERE id = $1 AND state IN ('pending', 'running')`, []any{jobID, reason})
 	if err == nil && !changed {
 		err = s.whyUnchanged(ctx, jobID)
 	}
@@ -308,10 +375,10 @@ func (s *Store) Fail(ctx context.Context, jobID int64, reason string) error {
 }
 
 // finish runs update (with args), which finishes the job, under the advisory lock of the job's
-// key, then marks the key's next unfinished job as head, then runs the statements more queues,
+// key, then marks the key's next unfinished job as head,
 // in one transaction (a batch runs as one implicit transaction). changed reports whether update
 // changed a row; bridge.ErrNotFound means there is no such job.
-func (s *Store) finish(ctx context.Context, jobID int64, update string, args []any, more func(b *pgx.Batch)) (changed bool, err error) {
+func (s *Store) finish(ctx context.Context, jobID int64, update string, args []any) (changed bool, err error) {
 	// The key is needed for the lock, which must be held before the job is touched: a
 	// transaction that waited for it while holding the job's row could deadlock with one
 	// that holds it and promotes that row.
@@ -333,9 +400,6 @@ func (s *Store) finish(ctx context.Context, jobID int64, update string, args []a
 			ORDER BY id
 			LIMIT 1)
 		  AND NOT head`, d, key)
-	if more != nil {
-		more(b)
-	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return false, err
 	}

@@ -426,8 +426,16 @@ func TestNextDue(t *testing.T) {
 // TestConcurrentClaimers runs producers and workers against one store at once, as several
 // bridge instances would: every job must run exactly once, one job per key at a time, in the
 // order of its key.
+// TestConcurrentClaimers runs workers that claim and complete one job at a time, and workers
+// that claim and complete several at once, against producers: every job runs once, a key's jobs
+// run one at a time and in order.
 func TestConcurrentClaimers(t *testing.T) {
 	t.Parallel()
+	t.Run("one at a time", func(t *testing.T) { t.Parallel(); concurrentClaimers(t, 1) })
+	t.Run("batches", func(t *testing.T) { t.Parallel(); concurrentClaimers(t, 6) })
+}
+
+func concurrentClaimers(t *testing.T, claimBatch int) {
 	const (
 		workers   = 8
 		producers = 2
@@ -472,41 +480,47 @@ func TestConcurrentClaimers(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for completed.Load() < jobs {
-				j, err := s.Claim(ctx, bridge.In, time.Minute)
+				got, err := s.ClaimBatch(ctx, bridge.In, time.Minute, claimBatch)
 				if err != nil {
 					errs <- err
 					return
 				}
-				if j == nil {
-					continue
+				if len(got) > claimBatch {
+					errs <- fmt.Errorf("ClaimBatch(%d) returned %d jobs", claimBatch, len(got))
+					return
 				}
-				var p struct{ Seq int }
-				if err := json.Unmarshal(j.Payload, &p); err != nil {
+				var done []bridge.Completion
+				for _, j := range got {
+					var p struct{ Seq int }
+					if err := json.Unmarshal(j.Payload, &p); err != nil {
+						errs <- err
+						return
+					}
+					mu.Lock()
+					claimed[j.ID]++
+					if running[j.Key] {
+						problems = append(problems, fmt.Sprintf("job %d of key %s claimed while another job of the key runs", j.ID, j.Key))
+					}
+					if last, ok := lastID[j.Key]; ok && j.ID < last {
+						problems = append(problems, fmt.Sprintf("key %s: job %d ran after job %d", j.Key, j.ID, last))
+					}
+					if last, ok := lastSeq[j.Key]; ok && p.Seq < last {
+						problems = append(problems, fmt.Sprintf("key %s: seq %d ran after seq %d", j.Key, p.Seq, last))
+					}
+					running[j.Key], lastID[j.Key], lastSeq[j.Key] = true, j.ID, p.Seq
+					mu.Unlock()
+					done = append(done, bridge.Completion{JobID: j.ID})
+				}
+				mu.Lock()
+				for _, j := range got {
+					running[j.Key] = false
+				}
+				mu.Unlock()
+				if err := s.CompleteBatch(ctx, done); err != nil {
 					errs <- err
 					return
 				}
-				mu.Lock()
-				claimed[j.ID]++
-				if running[j.Key] {
-					problems = append(problems, fmt.Sprintf("job %d of key %s claimed while another job of the key runs", j.ID, j.Key))
-				}
-				if last, ok := lastID[j.Key]; ok && j.ID < last {
-					problems = append(problems, fmt.Sprintf("key %s: job %d ran after job %d", j.Key, j.ID, last))
-				}
-				if last, ok := lastSeq[j.Key]; ok && p.Seq < last {
-					problems = append(problems, fmt.Sprintf("key %s: seq %d ran after seq %d", j.Key, p.Seq, last))
-				}
-				running[j.Key], lastID[j.Key], lastSeq[j.Key] = true, j.ID, p.Seq
-				mu.Unlock()
-
-				mu.Lock()
-				running[j.Key] = false
-				mu.Unlock()
-				if err := s.Complete(ctx, j.ID); err != nil {
-					errs <- err
-					return
-				}
-				completed.Add(1)
+				completed.Add(int64(len(got)))
 			}
 		})
 	}
@@ -531,6 +545,59 @@ func TestConcurrentClaimers(t *testing.T) {
 	}
 	if got := cursor(t, s); got != jobs-1 {
 		t.Errorf("cursor = %d, want %d", got, jobs-1)
+	}
+}
+
+// TestBatchClaimAndComplete: a batch claim takes the oldest heads, one per key; a batch
+// completion records every job and its links in one go, moves each key on, and names the jobs it
+// does not know without losing the others.
+func TestBatchClaimAndComplete(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	enqueue(t, s, job(bridge.Out, "a", "a1"), job(bridge.Out, "a", "a2"), job(bridge.Out, "b", "b1"),
+		job(bridge.Out, "c", "c1"), job(bridge.Out, "b", "b2"))
+	got, err := s.ClaimBatch(ctx, bridge.Out, time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, j := range got {
+		names = append(names, j.Dedup)
+	}
+	if strings.Join(names, " ") != "a1 b1 c1" {
+		t.Fatalf("first batch = %v, want the heads a1 b1 c1", names)
+	}
+	if more, err := s.ClaimBatch(ctx, bridge.Out, time.Minute, 10); err != nil || len(more) != 0 {
+		t.Fatalf("claim while every head runs = %d jobs, %v; want none", len(more), err)
+	}
+	chat := bridge.ChatRef{Platform: "telegram", ID: "42"}
+	err = s.CompleteBatch(ctx, []bridge.Completion{
+		{JobID: got[0].ID, Links: []bridge.MessageLink{{OneChatMessageID: 7, ConversationID: 1, Chat: chat, PlatformMessageID: "70", Direction: bridge.Out}}},
+		{JobID: got[1].ID},
+		{JobID: 999999},
+	})
+	if !errors.Is(err, bridge.ErrNotFound) || !strings.Contains(err.Error(), "999999") {
+		t.Fatalf("CompleteBatch with an unknown job = %v, want ErrNotFound naming it", err)
+	}
+	for _, d := range []string{"a1", "b1"} {
+		if st, _ := state(t, s, bridge.Out, d); st != bridge.JobDone {
+			t.Errorf("%s is %s after CompleteBatch, want done", d, st)
+		}
+	}
+	if links, err := s.LinkByOneChat(ctx, 7); err != nil || len(links) != 1 || links[0].PlatformMessageID != "70" {
+		t.Errorf("links of message 7 = %v, %v; want the one recorded", links, err)
+	}
+	next, err := s.ClaimBatch(ctx, bridge.Out, time.Minute, 1)
+	if err != nil || len(next) != 1 || next[0].Dedup != "a2" {
+		t.Fatalf("claim of one after a1 and b1 finished = %v, %v; want a2 (the oldest head)", next, err)
+	}
+	next, err = s.ClaimBatch(ctx, bridge.Out, time.Minute, 5)
+	if err != nil || len(next) != 1 || next[0].Dedup != "b2" {
+		t.Fatalf("next claim = %v, %v; want b2 only (c1 still runs)", next, err)
+	}
+	if _, err := s.ClaimBatch(ctx, bridge.Out, time.Minute, 0); err == nil {
+		t.Error("ClaimBatch of 0 jobs did not fail")
 	}
 }
 
