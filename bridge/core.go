@@ -102,6 +102,7 @@ type Core struct {
 
 	catchupMu      sync.Mutex
 	catchupPending map[string]map[int64]struct{} // pubsub token → conversations to catch up (0: the current one)
+	catchupBusy    map[string]struct{}           // pubsub tokens a catch-up worker is reading now
 	refresh        map[string]struct{}           // pubsub tokens whose contact session must be read again
 	catchupWake    *signal
 
@@ -155,6 +156,7 @@ func New(opts Options) (*Core, error) {
 		adapters:       make(map[Platform]Adapter),
 		wake:           [2]*signal{newSignal(), newSignal()},
 		catchupPending: make(map[string]map[int64]struct{}),
+		catchupBusy:    make(map[string]struct{}),
 		refresh:        make(map[string]struct{}),
 		catchupWake:    newSignal(),
 		typing:         make(chan typingReq, 64),

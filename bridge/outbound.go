@@ -15,16 +15,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/onechat/onechat-bridge/onechat"
 )
 
-// catchupParallelism bounds concurrent REST catch-ups after a reconnect.
-const catchupParallelism = 4
+// catchupParallelism bounds concurrent REST catch-ups (each reads one customer's
+// conversations; a reconnect schedules one per subscription).
+const catchupParallelism = 16
 
 // messagePageSize is the fixed page size of OneChat's message list.
 const messagePageSize = 20
@@ -48,14 +49,11 @@ func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 		if !deliverable(*msg) {
 			return
 		}
-		if _, err := c.store.CustomerByConversation(ctx, msg.ConversationID); errors.Is(err, ErrNotFound) {
-			c.log.Debug("message for a conversation the bridge does not own", zap.Int64("conversation_id", msg.ConversationID))
-			return
-		}
 		// The event is a hint, not the message to send: OneChat may have dropped earlier events
 		// (its broadcasts have no sequence and no replay, and go through Sidekiq), so the
 		// conversation is read over REST from its cursor and everything new is queued in order.
-		// Several events of one conversation share one read.
+		// Several events of one conversation share one read, which also checks that the bridge
+		// owns the conversation (events are handled one at a time: no database read here).
 		c.scheduleCatchup(ev.Token, msg.ConversationID)
 	case onechat.EventMessageUpdated:
 		c.agentMessageUpdated(ctx, ev)
@@ -98,51 +96,71 @@ func (c *Core) scheduleCatchup(token string, conversationID int64) {
 	c.catchupWake.notify()
 }
 
-// catchupLoop runs the scheduled catch-ups until ctx is cancelled. A catch-up that fails is
-// scheduled again after a backoff.
+// catchupLoop runs the scheduled catch-ups with catchupParallelism workers until ctx is
+// cancelled. A customer's catch-ups never run concurrently: events that arrive while one runs
+// are read by the next. A catch-up that fails is scheduled again, and its worker backs off.
 func (c *Core) catchupLoop(ctx context.Context) error {
-	failures := 0
-	for {
-		woken := c.catchupWake.wait()
-		c.catchupMu.Lock()
-		pending := c.catchupPending
-		c.catchupPending = make(map[string]map[int64]struct{})
-		c.catchupMu.Unlock()
+	var workers sync.WaitGroup
+	for range catchupParallelism {
+		workers.Go(func() { c.catchupWorker(ctx) })
+	}
+	workers.Wait()
+	return nil
+}
 
-		if len(pending) == 0 {
+func (c *Core) catchupWorker(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		woken := c.catchupWake.wait()
+		token, convs, ok := c.takeCatchup()
+		if !ok {
 			select {
 			case <-ctx.Done():
-				return nil
+				return
 			case <-woken:
 			}
 			continue
 		}
-		var g errgroup.Group
-		g.SetLimit(catchupParallelism)
-		for token, convs := range pending {
-			g.Go(func() error {
-				err := c.catchupToken(ctx, token, convs)
-				if err != nil {
-					if ctx.Err() == nil {
-						c.log.Warn("catch-up failed, will retry", zap.Error(err))
-					}
-					for conv := range convs {
-						c.scheduleCatchup(token, conv)
-					}
-				}
-				return err
-			})
+		err := c.catchupToken(ctx, token, convs)
+		if err != nil {
+			for conv := range convs {
+				c.scheduleCatchup(token, conv)
+			}
 		}
-		if g.Wait() != nil {
+		c.catchupMu.Lock()
+		delete(c.catchupBusy, token)
+		_, again := c.catchupPending[token]
+		c.catchupMu.Unlock()
+		if again && err == nil {
+			c.catchupWake.notify()
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.log.Warn("catch-up failed, will retry", zap.Error(err))
 			failures++
 			sleepCtx(ctx, c.backoff(failures))
-		} else {
-			failures = 0
+			c.catchupWake.notify()
+			continue
 		}
-		if ctx.Err() != nil {
-			return nil
-		}
+		failures = 0
 	}
+}
+
+// takeCatchup takes a scheduled catch-up of a customer no other worker is reading.
+func (c *Core) takeCatchup() (token string, convs map[int64]struct{}, ok bool) {
+	c.catchupMu.Lock()
+	defer c.catchupMu.Unlock()
+	for token, convs := range c.catchupPending {
+		if _, busy := c.catchupBusy[token]; busy {
+			continue
+		}
+		delete(c.catchupPending, token)
+		c.catchupBusy[token] = struct{}{}
+		return token, convs, true
+	}
+	return "", nil, false
 }
 
 func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]struct{}) error {
@@ -165,6 +183,18 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 	for _, id := range ids {
 		if id == cu.ConversationID && slices.Contains(ids, 0) {
 			continue // the current conversation is read below with its status
+		}
+		if id != 0 && id != cu.ConversationID {
+			// A past conversation of the customer's, or one an agent opened with the contact
+			// that the bridge does not own: only the bridge's own are delivered.
+			owner, err := c.store.CustomerByConversation(ctx, id)
+			if errors.Is(err, ErrNotFound) || err == nil && owner.ID != cu.ID {
+				c.log.Debug("message for a conversation the bridge does not own", zap.Int64("conversation_id", id))
+				continue
+			}
+			if err != nil {
+				return err
+			}
 		}
 		if err := c.catchUp(ctx, cu, id); err != nil {
 			return err
