@@ -1,18 +1,22 @@
 // Command bridge-bench measures the real bridge binary against the in-repo fakes on loopback:
-// inbound and outbound throughput with many users, added latency at a steady rate, the same
-// traffic sent directly to the fakes (the physical limit of the setup), memory and goroutines,
-// and the time from a cable restart to every subscription re-confirmed. It prints a Markdown
-// table for docs/benchmarks.md. It needs a Postgres server (BRIDGE_TEST_DATABASE_URL, as
-// scripts/test.sh provides; default postgres://postgres@127.0.0.1:5432/postgres).
+// inbound and outbound throughput with many users, each beside the same traffic sent directly
+// to the fakes by a minimal client (the physical limit of the setup), added latency at a steady
+// rate, the time from a cable restart to every subscription re-confirmed, and, with -known,
+// memory and goroutines with many known users of whom few are active, and the time from a
+// cable restart to the active ones re-confirmed and caught up. It prints a Markdown table for
+// docs/benchmarks.md. It needs a Postgres server (BRIDGE_TEST_DATABASE_URL, as scripts/test.sh
+// provides; default postgres://postgres@127.0.0.1:5432/postgres).
 //
-//	go run ./cmd/bridge-bench                      # every scenario, about 10 minutes
+//	go run ./cmd/bridge-bench                      # throughput and latency, about 10 minutes
 //	go run ./cmd/bridge-bench -users 100,1000 -window 20s
+//	go run ./cmd/bridge-bench -only known -known 50000 -active 5000   # 30 minutes or more
 package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,10 +25,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,71 +41,125 @@ import (
 	"github.com/onechat/onechat-bridge/onechat/onechattest"
 )
 
+// scenarios are the names -only accepts.
+var scenarios = []string{"inbound", "outbound", "latency", "known"}
+
 func main() {
+	var b bench
 	bin := flag.String("bin", "", "bridge binary to measure (default: build ./cmd/bridge)")
 	usersFlag := flag.String("users", "100,1000,10000", "active user counts for the throughput runs")
-	window := flag.Duration("window", 30*time.Second, "longest a throughput run lasts")
-	perRun := flag.Int("messages", 2000, "messages per throughput run (at least one per user)")
+	flag.DurationVar(&b.window, "window", 30*time.Second, "longest a throughput run lasts")
+	flag.IntVar(&b.perRun, "messages", 2000, "messages per throughput run (at least one per user)")
 	rate := flag.Int("rate", 100, "messages per second of the latency runs")
 	latFor := flag.Duration("latency-for", 10*time.Second, "how long each latency run sends")
+	flag.IntVar(&b.workers, "workers", 8, "the bridge's inbound and outbound workers (BRIDGE_INBOUND_WORKERS, BRIDGE_OUTBOUND_WORKERS; 8 is their default), and the direct client's concurrency")
+	only := flag.String("only", "", "comma-separated scenarios to run, of "+strings.Join(scenarios, ", ")+" (default: all; known needs -known)")
+	known := flag.Int("known", 0, "known users of the memory scenario (0: no memory scenario)")
+	active := flag.Int("active", 5000, "of the -known users, how many keep an open conversation and so a subscription")
+	idle := flag.String("idle", "sweep", "how the memory scenario's resolved users lose their subscriptions: sweep (the running bridge's idle sweep; it runs every 10 minutes and spares tokens wanted in the last 20, so this takes about half an hour) or restart (restart the bridge once BRIDGE_IDLE_AFTER has passed: it subscribes only the active users)")
 	flag.Parse()
 
-	ctx, stop := signalContext()
-	defer stop()
-	if err := run(ctx, *bin, *usersFlag, *window, *perRun, *rate, *latFor); err != nil {
-		fmt.Fprintln(os.Stderr, "bridge-bench:", err)
-		os.Exit(1)
+	run := map[string]bool{}
+	if *only == "" {
+		run["inbound"], run["outbound"], run["latency"], run["known"] = true, true, true, *known > 0
+	} else {
+		for _, s := range strings.Split(*only, ",") {
+			s = strings.TrimSpace(s)
+			if !slices.Contains(scenarios, s) {
+				fail(fmt.Errorf("-only: unknown scenario %q (want %s)", s, strings.Join(scenarios, ", ")))
+			}
+			run[s] = true
+		}
 	}
-}
-
-func run(ctx context.Context, bin, usersFlag string, window time.Duration, perRun, rate int, latFor time.Duration) error {
-	if bin == "" {
-		dir, err := os.MkdirTemp("", "bridge-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		root, err := e2e.ModuleRoot()
-		if err != nil {
-			return err
-		}
-		bin = filepath.Join(dir, "bridge")
-		if err := e2e.Build(ctx, root, bin, false); err != nil {
-			return err
-		}
+	if run["known"] && (*known < 1 || *active < 1 || *active > *known) {
+		fail(errors.New("the known scenario needs -known > 0 and 0 < -active <= -known"))
+	}
+	if *idle != "sweep" && *idle != "restart" {
+		fail(fmt.Errorf("-idle: want sweep or restart, got %q", *idle))
+	}
+	if b.workers < 1 {
+		fail(errors.New("-workers must be at least 1"))
 	}
 	var users []int
-	for _, s := range strings.Split(usersFlag, ",") {
+	for _, s := range strings.Split(*usersFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
-			return fmt.Errorf("-users: bad count %q", s)
+			fail(fmt.Errorf("-users: bad count %q", s))
 		}
 		users = append(users, n)
 	}
-	b := &bench{bin: bin, window: window, perRun: perRun}
 
-	row("scenario", "users", "messages", "seconds", "msg/s", "p50 ms", "p99 ms", "note")
-	row("---", "---", "---", "---", "---", "---", "---", "---")
-	if err := b.direct(ctx, rate, latFor); err != nil {
-		return err
-	}
-	for _, n := range users {
-		if err := b.inbound(ctx, n); err != nil {
+	ctx, stop := signalContext()
+	defer stop()
+	err := func() error {
+		if err := b.build(ctx, *bin); err != nil {
 			return err
 		}
-	}
-	for _, n := range users {
-		if err := b.outbound(ctx, n); err != nil {
-			return err
+		fmt.Printf("Bridge: %d inbound and %d outbound workers; the direct client sends %d requests at a time.\n\n", b.workers, b.workers, b.workers)
+		row("scenario", "users", "messages", "seconds", "msg/s", "vs direct", "p50 ms", "p99 ms", "note")
+		row("---", "---", "---", "---", "---", "---", "---", "---", "---")
+		if run["inbound"] {
+			for _, n := range users {
+				if err := b.inbound(ctx, n); err != nil {
+					return err
+				}
+			}
 		}
+		if run["outbound"] {
+			for _, n := range users {
+				if err := b.outbound(ctx, n); err != nil {
+					return err
+				}
+			}
+		}
+		if run["latency"] {
+			if err := b.latency(ctx, *rate, *latFor); err != nil {
+				return err
+			}
+		}
+		if run["known"] {
+			return b.knownUsers(ctx, *known, *active, *idle == "restart")
+		}
+		return nil
+	}()
+	if b.cleanup != nil {
+		b.cleanup()
 	}
-	return b.latency(ctx, rate, latFor)
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bridge-bench:", err)
+	os.Exit(1)
 }
 
 type bench struct {
-	bin    string
-	window time.Duration
-	perRun int
+	bin     string
+	cleanup func()
+	window  time.Duration
+	perRun  int
+	workers int
+}
+
+// build sets the binary: bin, or ./cmd/bridge built into a temporary directory.
+func (b *bench) build(ctx context.Context, bin string) error {
+	if bin != "" {
+		b.bin = bin
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "bridge-bench-")
+	if err != nil {
+		return err
+	}
+	b.cleanup = func() { os.RemoveAll(dir) }
+	root, err := e2e.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	b.bin = filepath.Join(dir, "bridge")
+	return e2e.Build(ctx, root, b.bin, false)
 }
 
 func row(cols ...any) {
@@ -117,21 +177,38 @@ func row(cols ...any) {
 	fmt.Println("| " + strings.Join(s, " | ") + " |")
 }
 
-// env is the bridge's environment for the benchmark: info logs (the admin address is an info line), no OneChat request budget and no
-// Telegram pacing, so the figures are the bridge's own limits.
-func env(w *e2e.World) []string {
-	return w.Env("LOG_LEVEL=info", "TELEGRAM_POLL_TIMEOUT=10s",
-		"ONECHAT_REQUESTS_PER_SECOND=-1", "TELEGRAM_PER_CHAT_INTERVAL=1ns", "TELEGRAM_GLOBAL_INTERVAL=1ns")
+// share is a bridge rate as a percentage of the direct client's.
+func share(bridge, direct float64) string {
+	if direct <= 0 {
+		return ""
+	}
+	return strconv.FormatFloat(100*bridge/direct, 'f', 0, 64) + "%"
 }
 
-// world starts a world and the bridge in it; stop ends both.
-func (b *bench) world(ctx context.Context) (*e2e.World, *e2e.Process, func(), error) {
-	w, err := e2e.NewWorld(ctx, e2e.WorldOptions{OneChat: &onechattest.Options{PingInterval: time.Second, MessageFloodLimit: -1}})
+// env is the bridge's environment for the benchmark: info logs (the admin address is an info
+// line), no OneChat request budget and no Telegram pacing, so the figures are the bridge's own
+// limits, and Postgres reached directly rather than through the rig's fault proxy (a TCP relay
+// in this process, which costs CPU and latency the bridge would not have). extra comes last.
+func (b *bench) env(w *e2e.World, extra ...string) []string {
+	workers := strconv.Itoa(b.workers)
+	env := w.Env("LOG_LEVEL=info", "TELEGRAM_POLL_TIMEOUT=10s",
+		"ONECHAT_REQUESTS_PER_SECOND=-1", "TELEGRAM_PER_CHAT_INTERVAL=1ns", "TELEGRAM_GLOBAL_INTERVAL=1ns",
+		"BRIDGE_INBOUND_WORKERS="+workers, "BRIDGE_OUTBOUND_WORKERS="+workers,
+		"DATABASE_URL="+w.DBURL)
+	return append(env, extra...)
+}
+
+func newWorld(ctx context.Context) (*e2e.World, error) {
+	return e2e.NewWorld(ctx, e2e.WorldOptions{OneChat: &onechattest.Options{PingInterval: time.Second, MessageFloodLimit: -1}})
+}
+
+// world starts a world and the bridge in it (extra added to its environment); stop ends both.
+func (b *bench) world(ctx context.Context, extra ...string) (*e2e.World, *e2e.Process, func(), error) {
+	w, err := newWorld(ctx)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	logs := e2e.NewLogs(nil)
-	p, err := e2e.Start(ctx, b.bin, env(w), logs)
+	p, err := e2e.Start(ctx, b.bin, b.env(w, extra...), e2e.NewLogs(nil))
 	if err != nil {
 		_ = w.Close()
 		return nil, nil, nil, err
@@ -147,49 +224,105 @@ func tgUser(i int) telegramtest.User {
 	return telegramtest.User{ID: int64(9000000 + i), FirstName: "Bench", LastName: strconv.Itoa(i)}
 }
 
-// countIncoming counts the contacts' messages in the fake OneChat.
-func countIncoming(oc *onechattest.Server) int {
-	n := 0
-	for _, c := range oc.Contacts() {
-		for _, cv := range oc.Conversations(c.ID) {
-			for _, m := range oc.Messages(cv.ID) {
-				if m.MessageType == onechattest.MessageIncoming {
-					n++
-				}
-			}
-		}
-	}
-	return n
+func incoming(oc *onechattest.Server) func() int {
+	return func() int { return oc.CountMessages(onechattest.MessageIncoming) }
 }
 
-// inbound: n users write perRun messages in all (round robin), queued in Telegram at once;
-// the figure is messages in OneChat per second until all arrived or the window ended.
+// inbound: n users new to OneChat write max(perRun, n) messages in all (round robin), queued in
+// Telegram at once; the figure is messages in OneChat per second until all arrived or the
+// window ended. The direct client does the same before: per user a contact, a conversation and
+// the messages in order.
 func (b *bench) inbound(ctx context.Context, n int) error {
+	total := max(b.perRun, n)
+	del, err := b.directInbound(ctx, n, total)
+	if err != nil {
+		return fmt.Errorf("direct inbound %d: %w", n, err)
+	}
+	direct := float64(total) / del.Seconds()
+	row("direct Client API client (new users)", n, total, del.Seconds(), direct, "100%", "", "",
+		fmt.Sprintf("%d at a time, one user's messages in order; per user: create contact, create conversation, then its messages", b.workers))
+
 	w, p, stop, err := b.world(ctx)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	total := max(b.perRun, n)
 	start := time.Now()
 	for i := range total {
 		w.TG.SendText(tgUser(i%n), "bench "+strconv.Itoa(i))
 	}
 	wctx, cancel := context.WithTimeout(ctx, b.window)
 	defer cancel()
-	got := waitCount(wctx, func() int { return countIncoming(w.OC) }, total)
+	got := waitCount(wctx, 20*time.Millisecond, incoming(w.OC), total)
 	el := time.Since(start)
 	m, _ := p.Scrape(ctx)
-	row("bridge inbound (new users)", n, got, el.Seconds(), float64(got)/el.Seconds(), "", "",
-		fmt.Sprintf("RSS %.0f MB, %v goroutines, %v subscriptions", m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"),
-			m.Value("bridge_cable_subscriptions", "state", "confirmed")))
+	rate := float64(got) / el.Seconds()
+	row("bridge inbound (new users)", n, got, el.Seconds(), rate, share(rate, direct), "", "",
+		fmt.Sprintf("RSS %.0f MB, %v goroutines, %v subscriptions%s", m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"),
+			m.Value("bridge_cable_subscriptions", "state", "confirmed"), short(got, total)))
 	return nil
 }
 
-// waitCount polls count every 100 ms (the fake's Wait would re-count on every request) until it
-// reaches want or ctx ends, and returns the last count.
-func waitCount(ctx context.Context, count func() int, want int) int {
-	t := time.NewTicker(100 * time.Millisecond)
+func short(got, want int) string {
+	if got < want {
+		return fmt.Sprintf("; window ended, %d of %d arrived", got, want)
+	}
+	return ""
+}
+
+// directInbound times a minimal Client API client sending total messages of n new users
+// (round robin, each user's in order), workers at a time: for a user's first message it creates
+// the contact and the conversation, as the bridge must.
+func (b *bench) directInbound(ctx context.Context, n, total int) (time.Duration, error) {
+	w, err := newWorld(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer w.Close()
+	c := b.client()
+	base := w.OCURL + "/public/api/v1/inboxes/" + w.OC.InboxIdentifier()
+	type conv struct {
+		source string
+		id     int64
+	}
+	convs := make([]conv, n)
+	return ordered(ctx, b.workers, n, total, func(u, k int) error {
+		if k == 0 {
+			ident := "direct:" + strconv.Itoa(u)
+			var ct struct {
+				SourceID string `json:"source_id"`
+			}
+			if err := post(ctx, c, base+"/contacts", map[string]any{
+				"identifier": ident, "identifier_hash": w.OC.IdentifierHash(ident), "name": "Direct " + strconv.Itoa(u),
+			}, &ct); err != nil {
+				return fmt.Errorf("create contact: %w", err)
+			}
+			var cv struct {
+				ID int64 `json:"id"`
+			}
+			if err := post(ctx, c, base+"/contacts/"+ct.SourceID+"/conversations", map[string]any{}, &cv); err != nil {
+				return fmt.Errorf("create conversation: %w", err)
+			}
+			convs[u] = conv{ct.SourceID, cv.ID}
+		}
+		cv := convs[u]
+		return post(ctx, c, fmt.Sprintf("%s/contacts/%s/conversations/%d/messages", base, cv.source, cv.id),
+			map[string]any{"content": "direct " + strconv.Itoa(u) + " " + strconv.Itoa(k)}, nil)
+	})
+}
+
+// client is the direct client's HTTP client: keep-alive connections for every worker (the
+// default keeps only two idle per host, so eight workers would keep dialling).
+func (b *bench) client() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = b.workers
+	return &http.Client{Timeout: 10 * time.Second, Transport: tr}
+}
+
+// waitCount polls count every interval until it reaches want or ctx ends, and returns the last
+// count.
+func waitCount(ctx context.Context, interval time.Duration, count func() int, want int) int {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		c := count()
@@ -204,10 +337,129 @@ func waitCount(ctx context.Context, count func() int, want int) int {
 	}
 }
 
-// outbound: n users each write once (setup, not timed), then agents reply perRun times in all
-// (round robin); the figure is replies in Telegram per second. After it, the cable restarts
-// and the time until every subscription is confirmed again is measured.
+// waitFor polls cond every interval until it holds (true) or ctx ends (false).
+func waitFor(ctx context.Context, interval time.Duration, cond func() bool) bool {
+	return waitCount(ctx, interval, func() int {
+		if cond() {
+			return 1
+		}
+		return 0
+	}, 1) == 1
+}
+
+// benchUser is a bridged user as the fake OneChat knows it.
+type benchUser struct {
+	conv  int64
+	token string
+}
+
+// bridgedUsers finds tgUser(0…n-1) in the fake OneChat: the first conversation of each and the
+// pubsub token of its contact session. It reads the fake's state once, not once per user.
+func bridgedUsers(oc *onechattest.Server, n int) ([]benchUser, error) {
+	contactOf := map[string]int64{}
+	for _, c := range oc.Contacts() {
+		contactOf[c.Identifier] = c.ID
+	}
+	tokenOf := map[int64]string{}
+	for _, ci := range oc.AllContactInboxes() {
+		tokenOf[ci.ID] = ci.PubsubToken
+	}
+	convOf := map[int64]onechattest.Conversation{}
+	for _, cv := range oc.AllConversations() {
+		if _, ok := convOf[cv.ContactID]; !ok {
+			convOf[cv.ContactID] = cv
+		}
+	}
+	out := make([]benchUser, n)
+	for i := range out {
+		id, ok := contactOf["telegram:"+strconv.FormatInt(tgUser(i).ID, 10)]
+		if !ok {
+			return nil, fmt.Errorf("user %d has no contact", i)
+		}
+		cv, ok := convOf[id]
+		if !ok {
+			return nil, fmt.Errorf("user %d has no conversation", i)
+		}
+		out[i] = benchUser{conv: cv.ID, token: tokenOf[cv.ContactInboxID]}
+	}
+	return out, nil
+}
+
+// subscribed counts the users whose token has a confirmed subscription on the fake.
+func subscribed(oc *onechattest.Server, us []benchUser) int {
+	subs := oc.SubscribedTokens()
+	n := 0
+	for _, u := range us {
+		if subs[u.token] > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// sendCounter counts, through the fake Bot API's served hook, the distinct texts with a prefix
+// the bridge sent with sendMessage, and notes when the count reached want.
+type sendCounter struct {
+	prefix string
+	want   int
+	mu     sync.Mutex
+	seen   map[string]struct{}
+	dups   int
+	doneAt time.Time
+	done   chan struct{}
+}
+
+func countSends(f *e2e.Faults, prefix string, want int) *sendCounter {
+	c := &sendCounter{prefix: prefix, want: want, seen: map[string]struct{}{}, done: make(chan struct{})}
+	f.SetServed(func(r *http.Request, body []byte, at time.Time) {
+		if !strings.HasSuffix(r.URL.Path, "/sendMessage") {
+			return
+		}
+		text := formText(r, body)
+		if !strings.HasPrefix(text, prefix) {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, dup := c.seen[text]; dup {
+			c.dups++
+			return
+		}
+		c.seen[text] = struct{}{}
+		if len(c.seen) == c.want {
+			c.doneAt = at
+			close(c.done)
+		}
+	})
+	return c
+}
+
+// wait waits until every text arrived or ctx ends, and returns how many arrived, when the last
+// did (zero when not all did), and the duplicates.
+func (c *sendCounter) wait(ctx context.Context) (got int, at time.Time, dups int) {
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen), c.doneAt, c.dups
+}
+
+// outbound: n users each write once (setup, not timed), then agents reply max(perRun, n) times
+// in all (round robin); the figure is replies in Telegram per second. The direct client sends
+// as many sendMessage calls to the fake Bot API. After it, the cable restarts and the time until
+// every subscription is confirmed again is measured.
 func (b *bench) outbound(ctx context.Context, n int) error {
+	total := max(b.perRun, n)
+	del, err := b.directOutbound(ctx, n, total)
+	if err != nil {
+		return fmt.Errorf("direct outbound %d: %w", n, err)
+	}
+	direct := float64(total) / del.Seconds()
+	row("direct sendMessage → fake Bot API", n, total, del.Seconds(), direct, "100%", "", "",
+		fmt.Sprintf("%d at a time, one user's messages in order", b.workers))
+
 	w, p, stop, err := b.world(ctx)
 	if err != nil {
 		return err
@@ -219,67 +471,84 @@ func (b *bench) outbound(ctx context.Context, n int) error {
 	setupCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	setupStart := time.Now()
-	if got := waitCount(setupCtx, func() int { return countIncoming(w.OC) }, n); got < n {
-		row("bridge outbound", n, "-", "-", "-", "", "", fmt.Sprintf("setup: only %d of %d users reached OneChat in 10 min", got, n))
+	if got := waitCount(setupCtx, 100*time.Millisecond, incoming(w.OC), n); got < n {
+		row("bridge outbound", n, "-", "-", "-", "", "", "", fmt.Sprintf("setup: only %d of %d users reached OneChat in 10 min", got, n))
 		return nil
 	}
-	convs := make([]int64, n)
-	tokens := make([]string, 0, n)
-	for i := range n {
-		c, _ := w.OC.ContactByIdentifier("telegram:" + strconv.FormatInt(tgUser(i).ID, 10))
-		convs[i] = w.OC.Conversations(c.ID)[0].ID
-		for _, ci := range w.OC.ContactInboxes(c.ID) {
-			tokens = append(tokens, ci.PubsubToken)
-		}
+	us, err := bridgedUsers(w.OC, n)
+	if err != nil {
+		return fmt.Errorf("outbound %d: %w", n, err)
 	}
-	allSubscribed := func() bool {
-		for _, t := range tokens {
-			if w.OC.Subscribed(t) == 0 {
-				return false
-			}
-		}
-		return true
-	}
-	if err := w.OC.Wait(setupCtx, allSubscribed); err != nil {
-		return fmt.Errorf("outbound %d: subscriptions: %w", n, err)
+	if !waitFor(setupCtx, 100*time.Millisecond, func() bool { return subscribed(w.OC, us) == n }) {
+		return fmt.Errorf("outbound %d: only %d of %d subscribed after 10 min", n, subscribed(w.OC, us), n)
 	}
 	setup := time.Since(setupStart)
 
-	total := max(b.perRun, n)
-	start := time.Now()
-	for i := range total {
-		w.OC.AgentReply(convs[i%n], "reply "+strconv.Itoa(i))
-	}
+	sent := countSends(w.TGFaults, "reply ", total)
 	wctx, cancelW := context.WithTimeout(ctx, b.window)
 	defer cancelW()
-	got := waitCount(wctx, func() int {
-		c := 0
-		for i := range n {
-			c += len(w.TG.Sent(tgUser(i).ID))
-		}
-		return c
-	}, total)
-	el := time.Since(start)
+	start := time.Now()
+	for i := range total {
+		w.OC.AgentReply(us[i%n].conv, "reply "+strconv.Itoa(i))
+	}
+	posted := time.Since(start)
+	got, at, dups := sent.wait(wctx)
+	w.TGFaults.SetServed(nil)
+	el := at.Sub(start)
+	if at.IsZero() {
+		el = time.Since(start)
+	}
 	m, _ := p.Scrape(ctx)
-	row("bridge outbound", n, got, el.Seconds(), float64(got)/el.Seconds(), "", "",
-		fmt.Sprintf("setup %s; RSS %.0f MB, %v goroutines", setup.Round(time.Second), m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines")))
+	rate := float64(got) / el.Seconds()
+	row("bridge outbound", n, got, el.Seconds(), rate, share(rate, direct), "", "",
+		fmt.Sprintf("setup %s; posting the replies took the fake %.1f s; RSS %.0f MB, %v goroutines%s%s", setup.Round(time.Second), posted.Seconds(),
+			m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"), short(got, total), dupNote(dups)))
 
 	restart := time.Now()
 	w.OC.RestartCable()
 	rctx, cancelR := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancelR()
-	if err := w.OC.Wait(rctx, allSubscribed); err != nil {
-		row("cable restart → all re-confirmed", n, "-", "-", "-", "", "", "not within 5 min")
+	if !waitFor(rctx, 20*time.Millisecond, func() bool { return subscribed(w.OC, us) == n }) {
+		row("cable restart → all re-confirmed", n, "-", "-", "-", "", "", "", "not within 5 min")
 		return nil
 	}
-	row("cable restart → all re-confirmed", n, len(tokens), time.Since(restart).Seconds(), "", "", "", "subscriptions confirmed again on the fake")
+	row("cable restart → all re-confirmed", n, "", time.Since(restart).Seconds(), "", "", "", "", "subscriptions confirmed again on the fake")
 	return nil
+}
+
+func dupNote(dups int) string {
+	if dups > 0 {
+		return fmt.Sprintf("; %d duplicates", dups)
+	}
+	return ""
+}
+
+// directOutbound times total sendMessage calls to n users of the fake Bot API (round robin,
+// each user's in order), workers at a time.
+func (b *bench) directOutbound(ctx context.Context, n, total int) (time.Duration, error) {
+	w, err := newWorld(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer w.Close()
+	for i := range n {
+		w.TG.SendText(tgUser(i), "hi") // Telegram only lets a bot write to users who wrote first
+	}
+	c := b.client()
+	tg := w.TGURL + "/bot" + e2e.BotToken + "/sendMessage"
+	return ordered(ctx, b.workers, n, total, func(u, k int) error {
+		return post(ctx, c, tg, map[string]any{"chat_id": tgUser(u).ID, "text": "direct " + strconv.Itoa(u) + " " + strconv.Itoa(k)}, nil)
+	})
 }
 
 // latency: 100 users, a steady rate each direction; inbound is timed from the user's send to
 // the message's creation in OneChat, outbound from the agent's reply to Telegram's answer to
-// the bridge's sendMessage.
+// the bridge's sendMessage. Before them, the direct client's request → response time at the
+// same rate.
 func (b *bench) latency(ctx context.Context, rate int, d time.Duration) error {
+	if err := b.directLatency(ctx, rate, d); err != nil {
+		return err
+	}
 	w, _, stop, err := b.world(ctx)
 	if err != nil {
 		return err
@@ -291,13 +560,12 @@ func (b *bench) latency(ctx context.Context, rate int, d time.Duration) error {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if got := waitCount(sctx, func() int { return countIncoming(w.OC) }, n); got < n {
+	if got := waitCount(sctx, 100*time.Millisecond, incoming(w.OC), n); got < n {
 		return fmt.Errorf("latency: setup: %d of %d users", got, n)
 	}
-	convs := make([]int64, n)
-	for i := range n {
-		c, _ := w.OC.ContactByIdentifier("telegram:" + strconv.FormatInt(tgUser(i).ID, 10))
-		convs[i] = w.OC.Conversations(c.ID)[0].ID
+	us, err := bridgedUsers(w.OC, n)
+	if err != nil {
+		return fmt.Errorf("latency: %w", err)
 	}
 
 	// Inbound.
@@ -310,19 +578,17 @@ func (b *bench) latency(ctx context.Context, rate int, d time.Duration) error {
 	})
 	wctx, cancelW := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancelW()
-	waitCount(wctx, func() int { return countIncoming(w.OC) }, n+total)
+	waitCount(wctx, 100*time.Millisecond, incoming(w.OC), n+total)
 	var in []time.Duration
-	for _, c := range w.OC.Contacts() {
-		for _, cv := range w.OC.Conversations(c.ID) {
-			for _, m := range w.OC.Messages(cv.ID) {
-				if t, ok := sentAt[m.Content]; ok {
-					in = append(in, m.CreatedAt.Sub(t))
-				}
+	for _, u := range us {
+		for _, m := range w.OC.Messages(u.conv) {
+			if t, ok := sentAt[m.Content]; ok {
+				in = append(in, m.CreatedAt.Sub(t))
 			}
 		}
 	}
 	p50, p99 := pct(in)
-	row("bridge inbound latency", n, len(in), d.Seconds(), float64(rate), p50, p99, fmt.Sprintf("%d of %d arrived", len(in), total))
+	row("bridge inbound latency", n, len(in), d.Seconds(), float64(rate), "", p50, p99, fmt.Sprintf("%d of %d arrived", len(in), total))
 
 	// Outbound: Telegram's answer times, by text, from the sendMessage requests.
 	var mu sync.Mutex
@@ -339,10 +605,10 @@ func (b *bench) latency(ctx context.Context, rate int, d time.Duration) error {
 	created := map[string]time.Time{}
 	pace(ctx, rate, total, func(i int) {
 		text := "lat out " + strconv.Itoa(i)
-		m := w.OC.AgentReply(convs[i%n], text)
+		m := w.OC.AgentReply(us[i%n].conv, text)
 		created[text] = m.CreatedAt
 	})
-	waitCount(wctx, func() int {
+	waitCount(wctx, 100*time.Millisecond, func() int {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(arrived)
@@ -356,8 +622,216 @@ func (b *bench) latency(ctx context.Context, rate int, d time.Duration) error {
 	}
 	mu.Unlock()
 	p50, p99 = pct(out)
-	row("bridge outbound latency", n, len(out), d.Seconds(), float64(rate), p50, p99, fmt.Sprintf("%d of %d arrived", len(out), total))
+	row("bridge outbound latency", n, len(out), d.Seconds(), float64(rate), "", p50, p99, fmt.Sprintf("%d of %d arrived", len(out), total))
 	return nil
+}
+
+// directLatency: the direct client posting messages to 100 existing conversations at rate,
+// request → response.
+func (b *bench) directLatency(ctx context.Context, rate int, d time.Duration) error {
+	w, err := newWorld(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	c := b.client()
+	base := w.OCURL + "/public/api/v1/inboxes/" + w.OC.InboxIdentifier()
+	const n = 100
+	type conv struct {
+		source string
+		id     int64
+	}
+	convs := make([]conv, n)
+	for i := range n {
+		var ct struct {
+			SourceID string `json:"source_id"`
+		}
+		if err := post(ctx, c, base+"/contacts", map[string]any{"name": "direct " + strconv.Itoa(i)}, &ct); err != nil {
+			return fmt.Errorf("direct: create contact: %w", err)
+		}
+		var cv struct {
+			ID int64 `json:"id"`
+		}
+		if err := post(ctx, c, base+"/contacts/"+ct.SourceID+"/conversations", map[string]any{}, &cv); err != nil {
+			return fmt.Errorf("direct: create conversation: %w", err)
+		}
+		convs[i] = conv{ct.SourceID, cv.ID}
+	}
+	var lat []time.Duration
+	pace(ctx, rate, int(d.Seconds())*rate, func(i int) {
+		cv := convs[i%n]
+		t := time.Now()
+		if post(ctx, c, fmt.Sprintf("%s/contacts/%s/conversations/%d/messages", base, cv.source, cv.id),
+			map[string]any{"content": "direct " + strconv.Itoa(i)}, nil) == nil {
+			lat = append(lat, time.Since(t))
+		}
+	})
+	p50, p99 := pct(lat)
+	row("direct Client API latency", n, len(lat), d.Seconds(), float64(rate), "", p50, p99, "request → response")
+	return nil
+}
+
+// knownUsers: k users each write once through the bridge (they become contacts with
+// conversations and subscriptions); agents resolve the conversations of all but the first a,
+// and the bridge drops those subscriptions once they are idle (BRIDGE_IDLE_AFTER, at its
+// minimum of a minute). With exactly the a active users subscribed, memory and goroutines are
+// read. Then the cable restarts and, at once, an agent replies in each active conversation: the
+// bridge can only find those replies by its catch-up reads once it has subscribed again. The
+// time to all re-confirmed and to all replies delivered is measured.
+func (b *bench) knownUsers(ctx context.Context, k, a int, restartBridge bool) error {
+	const idleAfter = time.Minute
+	extra := []string{"BRIDGE_IDLE_AFTER=" + idleAfter.String()}
+	w, p, stop, err := b.world(ctx, extra...)
+	if err != nil {
+		return err
+	}
+	defer func() { stop() }()
+
+	// Every user writes once.
+	start := time.Now()
+	for i := range k {
+		w.TG.SendText(tgUser(i), "hello")
+	}
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Minute)
+	defer cancel()
+	if got := waitCount(sctx, 250*time.Millisecond, incoming(w.OC), k); got < k {
+		return fmt.Errorf("known: only %d of %d users reached OneChat", got, k)
+	}
+	wrote := time.Since(start)
+	row("known users: each writes once (setup)", k, k, wrote.Seconds(), float64(k)/wrote.Seconds(), "", "", "",
+		"new contact, conversation and message per user, through the bridge")
+	us, err := bridgedUsers(w.OC, k)
+	if err != nil {
+		return fmt.Errorf("known: %w", err)
+	}
+	if !waitFor(sctx, 250*time.Millisecond, func() bool { return subscribed(w.OC, us) == k }) {
+		return fmt.Errorf("known: only %d of %d subscribed", subscribed(w.OC, us), k)
+	}
+	allSub := time.Since(start)
+	m, _ := p.Scrape(ctx)
+	row("known users: all subscribed (setup)", k, "", allSub.Seconds(), "", "", "", "",
+		fmt.Sprintf("since the first message; RSS %s, peak %s, %v goroutines, %v subscriptions",
+			mb(m.Value("process_resident_memory_bytes")), peakRSS(p.Pid()), m.Value("go_goroutines"), m.Value("bridge_cable_subscriptions", "state", "confirmed")))
+
+	// Agents resolve all but the first a; the bridge lets those go idle.
+	resolveStart := time.Now()
+	for _, u := range us[a:] {
+		w.OC.Resolve(u.conv)
+	}
+	resolved := time.Now()
+	exact := func() bool {
+		subs := w.OC.SubscribedTokens()
+		for i, u := range us {
+			if (subs[u.token] > 0) != (i < a) {
+				return false
+			}
+		}
+		return true
+	}
+	how := "the running bridge's idle sweep"
+	if restartBridge {
+		how = "a bridge restart after BRIDGE_IDLE_AFTER"
+		if !sleepCtx(ctx, idleAfter+30*time.Second) {
+			return ctx.Err()
+		}
+		if err := p.Stop(30 * time.Second); err != nil {
+			return fmt.Errorf("known: stop the bridge: %w", err)
+		}
+		if p, err = e2e.Start(ctx, b.bin, b.env(w, extra...), e2e.NewLogs(nil)); err != nil {
+			return fmt.Errorf("known: start the bridge again: %w", err)
+		}
+		stop = func() {
+			_ = p.Stop(30 * time.Second)
+			_ = w.Close()
+		}
+	}
+	ictx, cancelI := context.WithTimeout(ctx, 45*time.Minute)
+	defer cancelI()
+	if !waitFor(ictx, time.Second, exact) {
+		subs := w.OC.SubscribedTokens()
+		act, idl := 0, 0
+		for i, u := range us {
+			if subs[u.token] > 0 {
+				if i < a {
+					act++
+				} else {
+					idl++
+				}
+			}
+		}
+		return fmt.Errorf("known: after 45 min %d of %d active and %d of %d idle users are subscribed", act, a, idl, k-a)
+	}
+	row("known users: resolved → unsubscribed", k-a, "", time.Since(resolved).Seconds(), "", "", "", "",
+		fmt.Sprintf("from the last of %d resolves (they took %.1f s) until exactly the %d active users are subscribed, by %s; BRIDGE_IDLE_AFTER=%s",
+			k-a, resolved.Sub(resolveStart).Seconds(), a, how, idleAfter))
+
+	m, _ = p.Scrape(ctx)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	row(fmt.Sprintf("memory: %d known, %d active", k, a), k, "", "", "", "", "", "",
+		fmt.Sprintf("bridge RSS %s (peak %s), %v goroutines, %v confirmed subscriptions; heap in use %s; this process (fakes, rig): heap in use %s",
+			mb(m.Value("process_resident_memory_bytes")), peakRSS(p.Pid()), m.Value("go_goroutines"),
+			m.Value("bridge_cable_subscriptions", "state", "confirmed"), mb(m.Value("go_memstats_heap_inuse_bytes")), mb(float64(ms.HeapInuse))))
+
+	// The cable restarts; an agent replies in every active conversation at once.
+	sent := countSends(w.TGFaults, "catch-up ", a)
+	defer w.TGFaults.SetServed(nil)
+	restart := time.Now()
+	w.OC.RestartCable()
+	for i, u := range us[:a] {
+		w.OC.AgentReply(u.conv, "catch-up "+strconv.Itoa(i))
+	}
+	posted := time.Since(restart)
+	rctx, cancelR := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancelR()
+	var confirmed time.Duration
+	if waitFor(rctx, 20*time.Millisecond, func() bool { return subscribed(w.OC, us[:a]) == a }) {
+		confirmed = time.Since(restart)
+		row("cable restart → all re-confirmed", a, "", confirmed.Seconds(), "", "", "", "", "subscriptions of the active users confirmed again on the fake")
+	} else {
+		row("cable restart → all re-confirmed", a, "-", "-", "", "", "", "", fmt.Sprintf("only %d of %d within 10 min", subscribed(w.OC, us[:a]), a))
+	}
+	got, at, dups := sent.wait(rctx)
+	idleBack := subscribed(w.OC, us[a:])
+	if at.IsZero() {
+		row("cable restart → caught up", a, got, "-", "", "", "", "", fmt.Sprintf("only %d of %d replies reached Telegram within 10 min", got, a))
+		return nil
+	}
+	m, _ = p.Scrape(ctx)
+	row("cable restart → caught up", a, got, at.Sub(restart).Seconds(), float64(got)/at.Sub(restart).Seconds(), "", "", "",
+		fmt.Sprintf("one agent reply per active conversation, posted right after the restart (took %.1f s), all sent to Telegram; %d idle users subscribed again; RSS %s, %v goroutines%s",
+			posted.Seconds(), idleBack, mb(m.Value("process_resident_memory_bytes")), m.Value("go_goroutines"), dupNote(dups)))
+	return nil
+}
+
+func mb(bytes float64) string { return strconv.FormatFloat(bytes/1e6, 'f', 0, 64) + " MB" }
+
+// peakRSS is the process's resident high-water mark (VmHWM), or "?" where /proc cannot tell.
+func peakRSS(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			if err == nil {
+				return mb(kb * 1000)
+			}
+		}
+	}
+	return "?"
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 func formText(r *http.Request, body []byte) string {
@@ -395,98 +869,58 @@ func pct(ds []time.Duration) (time.Duration, time.Duration) {
 	return ds[len(ds)*50/100], ds[min(len(ds)-1, len(ds)*99/100)]
 }
 
-// direct: the physical limit — a minimal Client API client (8 at a time, as the bridge has 8
-// inbound workers) posting messages to the same fake OneChat, and the same against the fake
-// Bot API's sendMessage.
-func (b *bench) direct(ctx context.Context, rate int, d time.Duration) error {
-	w, err := e2e.NewWorld(ctx, e2e.WorldOptions{OneChat: &onechattest.Options{PingInterval: time.Second, MessageFloodLimit: -1}})
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	c := &http.Client{Timeout: 10 * time.Second}
-	base := w.OCURL + "/public/api/v1/inboxes/" + w.OC.InboxIdentifier()
-	const n = 100
-	type conv struct {
-		source string
-		id     int64
-	}
-	convs := make([]conv, n)
-	for i := range n {
-		var ct struct {
-			SourceID string `json:"source_id"`
+// ordered calls f(u, k) for total items dealt round robin over n users (user u gets the items
+// u, u+n, u+2n, …; k counts a user's items from 0), workers at a time, and returns how long
+// that took. A user's items run one at a time and in order, as the bridge's per-user queues
+// deliver them: a user waits at the back of the line until its previous item is done.
+func ordered(ctx context.Context, workers, n, total int, f func(u, k int) error) (time.Duration, error) {
+	items := func(u int) int {
+		c := total / n
+		if u < total%n {
+			c++
 		}
-		if err := post(ctx, c, base+"/contacts", map[string]any{"name": "direct " + strconv.Itoa(i)}, &ct); err != nil {
-			return fmt.Errorf("direct: create contact: %w", err)
+		return c
+	}
+	ready := make(chan int, n)
+	for u := range n {
+		if items(u) > 0 {
+			ready <- u
 		}
-		var cv struct {
-			ID int64 `json:"id"`
-		}
-		if err := post(ctx, c, base+"/contacts/"+ct.SourceID+"/conversations", map[string]any{}, &cv); err != nil {
-			return fmt.Errorf("direct: create conversation: %w", err)
-		}
-		convs[i] = conv{ct.SourceID, cv.ID}
 	}
-	send := func(i int) error {
-		cv := convs[i%n]
-		return post(ctx, c, fmt.Sprintf("%s/contacts/%s/conversations/%d/messages", base, cv.source, cv.id),
-			map[string]any{"content": "direct " + strconv.Itoa(i)}, nil)
-	}
-	total := b.perRun
-	el, err := parallel(ctx, 8, total, send)
-	if err != nil {
-		return err
-	}
-	row("direct Client API client → fake OneChat", n, total, el.Seconds(), float64(total)/el.Seconds(), "", "", "8 concurrent")
-
-	var lat []time.Duration
-	pace(ctx, rate, int(d.Seconds())*rate, func(i int) {
-		t := time.Now()
-		if send(i) == nil {
-			lat = append(lat, time.Since(t))
-		}
-	})
-	p50, p99 := pct(lat)
-	row("direct Client API latency", n, len(lat), d.Seconds(), float64(rate), p50, p99, "request → response")
-
-	tg := w.TGURL + "/bot" + e2e.BotToken + "/sendMessage"
-	for i := range n {
-		w.TG.SendText(tgUser(i), "hi") // Telegram only lets a bot write to users who wrote first
-	}
-	el, err = parallel(ctx, 8, total, func(i int) error {
-		return post(ctx, c, tg, map[string]any{"chat_id": tgUser(i % n).ID, "text": "direct " + strconv.Itoa(i)}, nil)
-	})
-	if err != nil {
-		return err
-	}
-	row("direct sendMessage → fake Bot API", n, total, el.Seconds(), float64(total)/el.Seconds(), "", "", "8 concurrent")
-	return nil
-}
-
-func parallel(ctx context.Context, workers, total int, f func(i int) error) (time.Duration, error) {
+	next := make([]int, n) // next[u] is touched only by the worker holding u
+	var left atomic.Int64
+	left.Store(int64(total))
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
-	next := make(chan int)
 	for range workers {
 		g.Go(func() error {
-			for i := range next {
-				if err := f(i); err != nil {
+			for {
+				var u int
+				select {
+				case v, ok := <-ready:
+					if !ok {
+						return nil
+					}
+					u = v
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				k := next[u]
+				if err := f(u, k); err != nil {
 					return err
 				}
+				next[u] = k + 1
+				if k+1 < items(u) {
+					ready <- u
+				}
+				if left.Add(-1) == 0 {
+					close(ready)
+				}
 			}
-			return nil
 		})
 	}
-feed:
-	for i := range total {
-		select {
-		case next <- i:
-		case <-gctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	return time.Since(start), g.Wait()
+	err := g.Wait()
+	return time.Since(start), err
 }
 
 func post(ctx context.Context, c *http.Client, u string, body any, out any) error {
