@@ -275,6 +275,10 @@ type messagePayload struct {
 	AllowedMentions  allowedMentions              `json:"allowed_mentions"`
 	MessageReference *discordgo.MessageReference  `json:"message_reference,omitempty"`
 	Attachments      []attachmentMeta             `json:"attachments,omitempty"`
+	// Nonce with EnforceNonce makes a create idempotent: Discord returns the message the bot
+	// already created with that nonce in the past few minutes instead of a second one.
+	Nonce        string `json:"nonce,omitempty"`
+	EnforceNonce bool   `json:"enforce_nonce,omitempty"`
 }
 
 // plannedMessage is one Discord message of an outbound message, before its files are read.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -333,8 +334,11 @@ func TestBotsOwnMessagesAndOtherGuildChannelsAreNotBridged(t *testing.T) {
 	}
 }
 
+// outIDs numbers the OneChat messages out makes: each agent message has its own id.
+var outIDs atomic.Int64
+
 func out(chat string, text string) bridge.Outbound {
-	return bridge.Outbound{User: bridge.UserRef{Platform: bridge.Discord, ID: alice}, Chat: bridge.ChatRef{Platform: bridge.Discord, ID: chat}, Text: text, MessageID: 1}
+	return bridge.Outbound{User: bridge.UserRef{Platform: bridge.Discord, ID: alice}, Chat: bridge.ChatRef{Platform: bridge.Discord, ID: chat}, Text: text, MessageID: outIDs.Add(1)}
 }
 
 func TestSendEveryKind(t *testing.T) {
@@ -371,6 +375,7 @@ func TestSendEveryKind(t *testing.T) {
 	m.Attachments = []bridge.Attachment{{Name: "invoice.pdf", MIME: "application/pdf", Open: func(context.Context) (io.ReadCloser, error) {
 		return io.NopCloser(strings.NewReader("PDF!")), nil
 	}}, {Name: "huge.bin", Size: 1 << 40}}
+	m.MessageID = outIDs.Add(1) // another agent message
 	ids, err = h.a.Send(ctx, m)
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("Send file = %v, %v", ids, err)
@@ -387,6 +392,7 @@ func TestSendEveryKind(t *testing.T) {
 	m = out(dm, "Which plan?")
 	m.ContentType = "input_select"
 	m.Items = []bridge.Item{{Title: "Basic", Value: "basic"}, {Title: "Pro", Value: "pro"}}
+	m.MessageID = outIDs.Add(1) // another agent message
 	ids, err = h.a.Send(ctx, m)
 	if err != nil {
 		t.Fatal(err)
@@ -412,6 +418,7 @@ func TestSendEveryKind(t *testing.T) {
 	for _, v := range []string{"a", "b", "c", "d", "e", "f"} {
 		m.Items = append(m.Items, bridge.Item{Title: strings.ToUpper(v), Value: v})
 	}
+	m.MessageID = outIDs.Add(1) // another agent message
 	ids, err = h.a.Send(ctx, m)
 	if err != nil {
 		t.Fatal(err)
@@ -425,6 +432,7 @@ func TestSendEveryKind(t *testing.T) {
 	// CSAT: five buttons; the rating comes back as a choice.
 	m = out(dm, "")
 	m.ContentType = "input_csat"
+	m.MessageID = outIDs.Add(1) // another agent message
 	ids, err = h.a.Send(ctx, m)
 	if err != nil {
 		t.Fatal(err)
@@ -439,6 +447,7 @@ func TestSendEveryKind(t *testing.T) {
 	m = out(dm, "")
 	m.ContentType = "cards"
 	m.Items = []bridge.Item{{Title: "Guide", Description: "How to", Link: "https://example.com/g", MediaURL: "https://example.com/g.png"}}
+	m.MessageID = outIDs.Add(1) // another agent message
 	ids, err = h.a.Send(ctx, m)
 	if err != nil || len(ids) != 1 {
 		t.Fatal(ids, err)
@@ -450,6 +459,7 @@ func TestSendEveryKind(t *testing.T) {
 
 	// Agent edits and deletes.
 	m = out(dm, "first version")
+	m.MessageID = outIDs.Add(1) // another agent message
 	ids, err = h.a.Send(ctx, m)
 	if err != nil {
 		t.Fatal(err)
@@ -498,6 +508,36 @@ func TestTypingIsKeptAliveUntilOff(t *testing.T) {
 	h.in.waitMsgs(t, 1)
 	if m := h.srv.TypingCount(dm); m != n {
 		t.Errorf("typing sent after off: %d → %d", n, m)
+	}
+}
+
+// TestRetriedSendIsNotDoubled: a message sent again (the bridge crashed after Discord created
+// it, before the result was recorded, and the queue ran it again) comes back as the messages
+// already sent instead of a second copy; another message with the same text is still sent.
+func TestRetriedSendIsNotDoubled(t *testing.T) {
+	h := dmSetup(t)
+	ctx := context.Background()
+	dm := h.srv.DMChannel(alice)
+	m := out(dm, strings.Repeat("long words ", 300))
+	m.MessageID = 9223372036854775807 // the longest id: its nonces must still fit Discord's 25 characters
+	first, err := h.a.Send(ctx, m)
+	if err != nil || len(first) != 2 {
+		t.Fatalf("Send = %v, %v; want two parts", first, err)
+	}
+	again, err := h.a.Send(ctx, m)
+	if err != nil || strings.Join(again, ",") != strings.Join(first, ",") {
+		t.Fatalf("Send again = %v, %v; want the same messages %v", again, err, first)
+	}
+	if n := len(h.srv.Messages(dm)); n != 2 {
+		t.Fatalf("%d messages in the DM after a retried send, want 2", n)
+	}
+	other := m
+	other.MessageID = 77
+	if ids, err := h.a.Send(ctx, other); err != nil || len(ids) != 2 || ids[0] == first[0] {
+		t.Fatalf("Send of another message with the same text = %v, %v; want two new messages", ids, err)
+	}
+	if n := len(h.srv.Messages(dm)); n != 4 {
+		t.Errorf("%d messages in the DM, want 4", n)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +79,11 @@ func (a *Adapter) sendTo(ctx context.Context, channel string, m bridge.Outbound)
 		for j := range files {
 			p.payload.Attachments = append(p.payload.Attachments, attachmentMeta{ID: j, Filename: files[j].Name})
 		}
+		if m.MessageID > 0 {
+			// A retry of this message (after a crash or a lost answer, within Discord's few
+			// minutes) gets the part already sent back instead of posting it twice.
+			p.payload.Nonce, p.payload.EnforceNonce = partNonce(m.MessageID, i), true
+		}
 		var created discordgo.Message
 		path := "/channels/" + channel + "/messages"
 		for try := 0; ; try++ {
@@ -100,6 +106,12 @@ func (a *Adapter) sendTo(ctx context.Context, channel string, m bridge.Outbound)
 		ids = append(ids, created.ID)
 	}
 	return ids, nil
+}
+
+// partNonce is the nonce of part i of the OneChat message id: "oc", the id, "." and the part
+// (at most 2+19+1+3 = 25 characters, Discord's limit, for any int64 id and up to 999 parts).
+func partNonce(id int64, i int) string {
+	return "oc" + strconv.FormatInt(id, 10) + "." + strconv.Itoa(i)
 }
 
 // readFiles reads the agent's files for an upload (Discord takes a multipart body). A file over

@@ -163,6 +163,7 @@ type Server struct {
 	messages        map[string]*Message
 	order           map[string][]string // channel → message ids in order
 	closedDMs       map[string]bool
+	nonces          map[string]nonceUse // the bot's message nonces (enforce_nonce)
 	faults          []fault
 	requests        []Request
 	interactions    map[string]*interaction
@@ -197,7 +198,7 @@ func New(token string) *Server {
 		Token: token, BotID: "800000000000000001", AppID: "800000000000000002",
 		changed: make(chan struct{}), next: 1_000_000_000_000_000,
 		users: map[string]*User{}, channels: map[string]*Channel{}, dms: map[string]string{},
-		messages: map[string]*Message{}, order: map[string][]string{}, closedDMs: map[string]bool{},
+		messages: map[string]*Message{}, order: map[string][]string{}, closedDMs: map[string]bool{}, nonces: map[string]nonceUse{},
 		interactions: map[string]*interaction{}, typing: map[string]int{}, sessions: map[string]*session{},
 		conns: map[*gwConn]bool{}, heartbeatMS: 41250, acks: true, allowContent: true,
 	}
@@ -1172,6 +1173,15 @@ func (s *Server) listMessages(r *http.Request, c *Channel) (int, any, *apiError)
 	return 200, out, nil
 }
 
+// nonceWindow is how long Discord remembers an enforced nonce ("the past few minutes").
+const nonceWindow = 5 * time.Minute
+
+// nonceUse is the message a nonce created, and when.
+type nonceUse struct {
+	messageID string
+	at        time.Time
+}
+
 func (s *Server) createMessage(r *http.Request, c *Channel, body []byte) (int, any, *apiError) {
 	if c.Type == 1 && s.closedDMs[c.Recipient] {
 		return 0, nil, errCannotDM
@@ -1210,9 +1220,33 @@ func (s *Server) createMessage(r *http.Request, c *Channel, body []byte) (int, a
 			MessageID       string `json:"message_id"`
 			FailIfNotExists *bool  `json:"fail_if_not_exists"`
 		} `json:"message_reference"`
+		Nonce        json.RawMessage `json:"nonce"`
+		EnforceNonce bool            `json:"enforce_nonce"`
 	}
 	if err := json.Unmarshal(payload, &d); err != nil {
 		return 0, nil, &apiError{400, 50109, "The request body contains invalid JSON."}
+	}
+	// nonce: an integer or a string of up to 25 characters. With enforce_nonce, a message the
+	// same author created with it in the past few minutes is returned instead of a new one.
+	var nonce string
+	if len(d.Nonce) > 0 && string(d.Nonce) != "null" {
+		if err := json.Unmarshal(d.Nonce, &nonce); err != nil {
+			var n int64
+			if json.Unmarshal(d.Nonce, &n) != nil {
+				return 0, nil, &apiError{400, 50035, "Invalid Form Body: nonce: Must be an integer or a string."}
+			}
+			nonce = strconv.FormatInt(n, 10)
+		}
+		if len(nonce) > 25 {
+			return 0, nil, &apiError{400, 50035, "Invalid Form Body: nonce: Must be 25 or fewer in length."}
+		}
+	}
+	if nonce != "" && d.EnforceNonce {
+		if u, ok := s.nonces[nonce]; ok && time.Since(u.at) < nonceWindow {
+			if prev, ok := s.messages[u.messageID]; ok {
+				return 200, s.renderLocked(prev, false), nil
+			}
+		}
 	}
 	if utf8.RuneCountInString(d.Content) > 2000 {
 		return 0, nil, &apiError{400, 50035, "Invalid Form Body: content: Must be 2000 or fewer in length."}
@@ -1238,6 +1272,9 @@ func (s *Server) createMessage(r *http.Request, c *Channel, body []byte) (int, a
 		}
 	}
 	s.storeLocked(m)
+	if nonce != "" {
+		s.nonces[nonce] = nonceUse{messageID: m.ID, at: time.Now()}
+	}
 	s.dispatchLocked("MESSAGE_CREATE", s.renderLocked(m, true))
 	return 200, s.renderLocked(m, false), nil
 }
