@@ -224,7 +224,8 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 	log := c.log.With(zap.String("direction", string(dir)), zap.Int64("job", job.ID), zap.String("key", job.Key))
 	attemptCtx, cancel := context.WithTimeout(ctx, c.opts.JobTimeout)
 	// The lease is short, so a crashed worker's message is taken over soon; while this
-	// attempt runs, the lease is renewed.
+	// attempt runs and until its result is recorded, the lease is renewed.
+	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
@@ -232,18 +233,22 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 		defer t.Stop()
 		for {
 			select {
-			case <-attemptCtx.Done():
+			case <-leaseCtx.Done():
 				return
 			case <-t.C:
-				if err := c.store.ExtendLease(attemptCtx, job.ID, c.opts.Lease); err != nil && attemptCtx.Err() == nil {
+				err := c.store.ExtendLease(leaseCtx, job.ID, c.opts.Lease)
+				if err != nil && leaseCtx.Err() == nil && !errors.Is(err, ErrNotFound) {
 					log.Warn("could not renew the lease of a running message", zap.Error(err))
 				}
 			}
 		}
 	}()
+	defer func() {
+		stopLease()
+		<-renewed
+	}()
 	links, err := h(attemptCtx, job)
 	cancel()
-	<-renewed
 	// Recording the result must not be cut short by shutdown.
 	rec, cancelRec := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancelRec()
