@@ -205,6 +205,26 @@ func (h *harness) waitStatus(ctx context.Context, userID, status string) {
 	}
 }
 
+// waitLinked waits until the bridge has recorded which OneChat message the platform message
+// is, which it does right after the platform accepted it (the adapter's Send returned). The
+// bridge offers no signal for that, so the store is polled, bounded by ctx.
+func (h *harness) waitLinked(ctx context.Context, chat bridge.ChatRef, platformMessageID string) {
+	h.t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, err := h.store.LinkByPlatform(ctx, chat, platformMessageID)
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			h.t.Fatalf("bridge never recorded platform message %s: %v", platformMessageID, err)
+		case <-tick.C:
+		}
+	}
+}
+
 func sentTexts(sent []bridge.Outbound) []string {
 	out := make([]string, len(sent))
 	for i, m := range sent {

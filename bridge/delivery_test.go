@@ -91,7 +91,9 @@ func TestRepliesAreMappedBothWays(t *testing.T) {
 		t.Errorf("agent reply has ReplyTo %q, want the user's platform message %q", sent[0].ReplyTo, first.MessageID)
 	}
 
-	// A user's reply to the agent's message carries a quote of it for the agent.
+	// A user's reply to the agent's message carries a quote of it for the agent. (The user
+	// can reply once the message is delivered, which the bridge records right after sending.)
+	h.waitLinked(ctx, sent[0].Chat, "sent-1")
 	reply := userMessage(2002, "Thanks!")
 	reply.ReplyTo = "sent-1"
 	if err := h.adapter.Receive(ctx, reply); err != nil {
