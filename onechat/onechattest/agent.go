@@ -231,7 +231,11 @@ func (s *Server) DeleteContact(contactID int64) {
 		s.errorf("DeleteContact: no contact %d", contactID)
 		return
 	}
+	if ct := s.st.contacts[contactID]; s.st.byIdentifier[ct.identifier] == ct {
+		delete(s.st.byIdentifier, ct.identifier)
+	}
 	delete(s.st.contacts, contactID)
+	delete(s.st.contactSessions, contactID)
 	for id, ci := range s.st.sessions {
 		if ci.contactID == contactID {
 			delete(s.st.sessions, id)

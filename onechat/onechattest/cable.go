@@ -557,8 +557,8 @@ func (s *Server) contactTokens(sessionID int64) []string {
 		return []string{ci.pubsubToken}
 	}
 	var out []string
-	for _, other := range s.st.sessions {
-		if other.contactID == ci.contactID && other.hmacVerified {
+	for _, other := range s.st.contactSessions[ci.contactID] {
+		if other.hmacVerified {
 			out = append(out, other.pubsubToken)
 		}
 	}

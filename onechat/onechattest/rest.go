@@ -339,6 +339,9 @@ func (s *Server) contactCreate(p params) response {
 			customAttrs: custom, additionalAttrs: map[string]any{}, createdAt: now, updatedAt: now,
 		}
 		s.st.contacts[ct.id] = ct
+		if identifier != "" {
+			s.st.byIdentifier[identifier] = ct
+		}
 	}
 	if sourceID == "" {
 		sourceID = uuidV4()
@@ -349,13 +352,21 @@ func (s *Server) contactCreate(p params) response {
 }
 
 func (s *Server) findContact(identifier, email, phone string) *contactRec {
-	for _, match := range []func(*contactRec) bool{
-		func(c *contactRec) bool { return identifier != "" && c.identifier == identifier },
-		func(c *contactRec) bool { return email != "" && c.email == email },
-		func(c *contactRec) bool { return phone != "" && c.phone == phone },
-	} {
+	if identifier != "" {
+		if c := s.st.byIdentifier[identifier]; c != nil {
+			return c
+		}
+	}
+	if email != "" {
 		for _, c := range s.st.contacts {
-			if match(c) {
+			if c.email == email {
+				return c
+			}
+		}
+	}
+	if phone != "" {
+		for _, c := range s.st.contacts {
+			if c.phone == phone {
 				return c
 			}
 		}

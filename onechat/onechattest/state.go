@@ -167,31 +167,37 @@ type attachmentRec struct {
 
 // state is the fake's database. Every access holds Server.mu.
 type state struct {
-	contacts    map[int64]*contactRec
-	sessions    map[int64]*sessionRec
-	bySource    map[string]*sessionRec
-	byToken     map[string]*sessionRec
-	convs       map[int64]*convRec
-	msgs        map[int64]*msgRec
-	msgsByConv  map[int64][]*msgRec // ascending id
-	attachments map[string]*attachmentRec
-	seqContact  int64
-	seqSession  int64
-	seqConv     int64
-	seqMsg      int64
-	seqAttach   int64
+	contacts map[int64]*contactRec
+	sessions map[int64]*sessionRec
+	bySource map[string]*sessionRec
+	byToken  map[string]*sessionRec
+	// byIdentifier and contactSessions index contacts and sessions, so that a fake holding
+	// tens of thousands of contacts (benchmarks) does not scan them all per request or event.
+	byIdentifier    map[string]*contactRec
+	contactSessions map[int64][]*sessionRec
+	convs           map[int64]*convRec
+	msgs            map[int64]*msgRec
+	msgsByConv      map[int64][]*msgRec // ascending id
+	attachments     map[string]*attachmentRec
+	seqContact      int64
+	seqSession      int64
+	seqConv         int64
+	seqMsg          int64
+	seqAttach       int64
 }
 
 func newState() state {
 	return state{
-		contacts:    map[int64]*contactRec{},
-		sessions:    map[int64]*sessionRec{},
-		bySource:    map[string]*sessionRec{},
-		byToken:     map[string]*sessionRec{},
-		convs:       map[int64]*convRec{},
-		msgs:        map[int64]*msgRec{},
-		msgsByConv:  map[int64][]*msgRec{},
-		attachments: map[string]*attachmentRec{},
+		contacts:        map[int64]*contactRec{},
+		sessions:        map[int64]*sessionRec{},
+		bySource:        map[string]*sessionRec{},
+		byToken:         map[string]*sessionRec{},
+		byIdentifier:    map[string]*contactRec{},
+		contactSessions: map[int64][]*sessionRec{},
+		convs:           map[int64]*convRec{},
+		msgs:            map[int64]*msgRec{},
+		msgsByConv:      map[int64][]*msgRec{},
+		attachments:     map[string]*attachmentRec{},
 		// Message ids start far from conversation ids so a client mixing them up fails.
 		seqMsg: 1000,
 	}
@@ -201,10 +207,8 @@ func newState() state {
 func (s *Server) ContactByIdentifier(identifier string) (Contact, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, c := range s.st.contacts {
-		if c.identifier != "" && c.identifier == identifier {
-			return c.public(), true
-		}
+	if c := s.st.byIdentifier[identifier]; identifier != "" && c != nil {
+		return c.public(), true
 	}
 	return Contact{}, false
 }
@@ -353,6 +357,7 @@ func (s *Server) newSession(contactID int64, sourceID string, now time.Time) *se
 	s.st.sessions[ci.id] = ci
 	s.st.bySource[sourceID] = ci
 	s.st.byToken[ci.pubsubToken] = ci
+	s.st.contactSessions[contactID] = append(s.st.contactSessions[contactID], ci)
 	return ci
 }
 
@@ -444,11 +449,11 @@ func (s *Server) mergeContacts(base, mergee *contactRec) *contactRec {
 	if base.id == mergee.id {
 		return base
 	}
-	for _, ci := range s.st.sessions {
-		if ci.contactID == mergee.id {
-			ci.contactID = base.id
-		}
+	for _, ci := range s.st.contactSessions[mergee.id] {
+		ci.contactID = base.id
 	}
+	s.st.contactSessions[base.id] = append(s.st.contactSessions[base.id], s.st.contactSessions[mergee.id]...)
+	delete(s.st.contactSessions, mergee.id)
 	for _, c := range s.st.convs {
 		if c.contactID == mergee.id {
 			c.contactID = base.id
@@ -475,6 +480,12 @@ func (s *Server) mergeContacts(base, mergee *contactRec) *contactRec {
 	base.additionalAttrs = deepMerge(copyMap(mergee.additionalAttrs), base.additionalAttrs)
 	base.updatedAt = time.Now()
 	delete(s.st.contacts, mergee.id)
+	if s.st.byIdentifier[mergee.identifier] == mergee {
+		delete(s.st.byIdentifier, mergee.identifier)
+	}
+	if base.identifier != "" {
+		s.st.byIdentifier[base.identifier] = base
+	}
 	return base
 }
 
