@@ -21,6 +21,7 @@ type TuningSettings struct {
 	MaxBackoff       string `env:"BRIDGE_MAX_BACKOFF" envDefault:"5m"`
 	OneChatRetry     string `env:"BRIDGE_ONECHAT_RETRY_AFTER" envDefault:"10s"`
 	IdleAfter        string `env:"BRIDGE_IDLE_AFTER" envDefault:"24h"`
+	IdleSweep        string `env:"BRIDGE_IDLE_SWEEP" envDefault:"10m"`
 	RequestsPerSec   string `env:"ONECHAT_REQUESTS_PER_SECOND" envDefault:"45"`
 	RequestBurst     string `env:"ONECHAT_REQUEST_BURST" envDefault:"5"`
 	CablePerSocket   string `env:"ONECHAT_CABLE_MAX_PER_CONNECTION" envDefault:"500"`
@@ -37,7 +38,7 @@ type TuningSettings struct {
 type tuning struct {
 	inboundWorkers, outboundWorkers         int
 	jobTimeout, lease, minBackoff, maxBack  time.Duration
-	oneChatRetry, idleAfter                 time.Duration
+	oneChatRetry, idleAfter, idleSweep      time.Duration
 	requestsPerSec                          float64
 	requestBurst, cablePerSocket, cableRate int
 	leaseTTL, leaseRenew                    time.Duration
@@ -71,6 +72,7 @@ func (s *TuningSettings) validate() []error {
 	dur("BRIDGE_MAX_BACKOFF", s.MaxBackoff, time.Millisecond, 24*time.Hour, &p.maxBack)
 	dur("BRIDGE_ONECHAT_RETRY_AFTER", s.OneChatRetry, time.Millisecond, time.Hour, &p.oneChatRetry)
 	dur("BRIDGE_IDLE_AFTER", s.IdleAfter, time.Minute, 365*24*time.Hour, &p.idleAfter)
+	dur("BRIDGE_IDLE_SWEEP", s.IdleSweep, time.Second, 24*time.Hour, &p.idleSweep)
 	if p.minBackoff > p.maxBack && p.maxBack > 0 {
 		errs = append(errs, fmt.Errorf("BRIDGE_MIN_BACKOFF: must not exceed BRIDGE_MAX_BACKOFF"))
 	}
@@ -99,7 +101,7 @@ func (s *TuningSettings) apply(o *bridge.Options) {
 	o.InboundWorkers, o.OutboundWorkers = p.inboundWorkers, p.outboundWorkers
 	o.JobTimeout, o.Lease = p.jobTimeout, p.lease
 	o.MinBackoff, o.MaxBackoff = p.minBackoff, p.maxBack
-	o.OneChatRetryAfter, o.IdleAfter = p.oneChatRetry, p.idleAfter
+	o.OneChatRetryAfter, o.IdleAfter, o.IdleSweep = p.oneChatRetry, p.idleAfter, p.idleSweep
 	if o.Cable == nil {
 		o.Cable = &onechat.CableOptions{}
 	}
