@@ -9,7 +9,7 @@
 //
 //	go run ./cmd/bridge-bench                      # throughput and latency, about 10 minutes
 //	go run ./cmd/bridge-bench -users 100,1000 -window 20s
-//	go run ./cmd/bridge-bench -only known -known 50000 -active 5000   # 30 minutes or more
+//	go run ./cmd/bridge-bench -only known -known 50000 -active 5000
 package main
 
 import (
@@ -56,7 +56,8 @@ func main() {
 	only := flag.String("only", "", "comma-separated scenarios to run, of "+strings.Join(scenarios, ", ")+" (default: all; known needs -known)")
 	known := flag.Int("known", 0, "known users of the memory scenario (0: no memory scenario)")
 	active := flag.Int("active", 5000, "of the -known users, how many keep an open conversation and so a subscription")
-	idle := flag.String("idle", "sweep", "how the memory scenario's resolved users lose their subscriptions: sweep (the running bridge's idle sweep; it runs every 10 minutes and spares tokens wanted in the last 20, so this takes about half an hour) or restart (restart the bridge once BRIDGE_IDLE_AFTER has passed: it subscribes only the active users)")
+	idle := flag.String("idle", "sweep", "how the memory scenario's resolved users lose their subscriptions: sweep (the running bridge's idle sweep, every -idle-sweep; it spares tokens wanted in the last two sweeps) or restart (restart the bridge once BRIDGE_IDLE_AFTER has passed: it subscribes only the active users)")
+	flag.DurationVar(&b.idleSweep, "idle-sweep", 15*time.Second, "BRIDGE_IDLE_SWEEP of the memory scenario (a bridge without that setting sweeps every 10 minutes, and -idle sweep then takes about half an hour)")
 	flag.Parse()
 
 	run := map[string]bool{}
@@ -79,6 +80,9 @@ func main() {
 	}
 	if b.workers < 1 {
 		fail(errors.New("-workers must be at least 1"))
+	}
+	if b.idleSweep < time.Second {
+		fail(errors.New("-idle-sweep must be at least 1s (the bridge's minimum)"))
 	}
 	var users []int
 	for _, s := range strings.Split(*usersFlag, ",") {
@@ -141,6 +145,8 @@ type bench struct {
 	window  time.Duration
 	perRun  int
 	workers int
+	// idleSweep is the memory scenario's BRIDGE_IDLE_SWEEP.
+	idleSweep time.Duration
 }
 
 // build sets the binary: bin, or ./cmd/bridge built into a temporary directory.
@@ -680,7 +686,7 @@ func (b *bench) directLatency(ctx context.Context, rate int, d time.Duration) er
 // time to all re-confirmed and to all replies delivered is measured.
 func (b *bench) knownUsers(ctx context.Context, k, a int, restartBridge bool) error {
 	const idleAfter = time.Minute
-	extra := []string{"BRIDGE_IDLE_AFTER=" + idleAfter.String()}
+	extra := []string{"BRIDGE_IDLE_AFTER=" + idleAfter.String(), "BRIDGE_IDLE_SWEEP=" + b.idleSweep.String()}
 	w, p, stop, err := b.world(ctx, extra...)
 	if err != nil {
 		return err
@@ -762,8 +768,8 @@ func (b *bench) knownUsers(ctx context.Context, k, a int, restartBridge bool) er
 		return fmt.Errorf("known: after 45 min %d of %d active and %d of %d idle users are subscribed", act, a, idl, k-a)
 	}
 	row("known users: resolved → unsubscribed", k-a, "", time.Since(resolved).Seconds(), "", "", "", "",
-		fmt.Sprintf("from the last of %d resolves (they took %.1f s) until exactly the %d active users are subscribed, by %s; BRIDGE_IDLE_AFTER=%s",
-			k-a, resolved.Sub(resolveStart).Seconds(), a, how, idleAfter))
+		fmt.Sprintf("from the last of %d resolves (they took %.1f s) until exactly the %d active users are subscribed, by %s; BRIDGE_IDLE_AFTER=%s, BRIDGE_IDLE_SWEEP=%s",
+			k-a, resolved.Sub(resolveStart).Seconds(), a, how, idleAfter, b.idleSweep))
 
 	m, _ = p.Scrape(ctx)
 	var ms runtime.MemStats
