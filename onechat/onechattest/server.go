@@ -119,6 +119,7 @@ type Server struct {
 	// agentPresence is the availability of agents by id, as presence.update reports it.
 	agentPresence map[int64]string
 	conns         map[*cableConn]struct{}
+	tokenSubs     map[string]map[subRef]struct{} // confirmed subscriptions by pubsub token
 	connSeq       int64
 	wg            sync.WaitGroup // cable handlers
 }
@@ -191,6 +192,7 @@ func newServer(o *Options, tb testing.TB) *Server {
 		changed:       make(chan struct{}),
 		baseURL:       strings.TrimRight(o.BaseURL, "/"),
 		conns:         make(map[*cableConn]struct{}),
+		tokenSubs:     make(map[string]map[subRef]struct{}),
 		timers:        make(map[*time.Timer]struct{}),
 		agentPresence: map[int64]string{agentID: "online"},
 		st:            newState(),
