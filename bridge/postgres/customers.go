@@ -62,7 +62,9 @@ func (s *Store) CustomerByPubsubToken(ctx context.Context, token string) (bridge
 	if token == "" {
 		return bridge.Customer{}, fmt.Errorf("customer by pubsub token: empty token: %w", bridge.ErrNotFound)
 	}
-	c, err := scanCustomer(s.pool.QueryRow(ctx, selectCustomer+` WHERE c.pubsub_token = $1`, token))
+	// "<> ''" lets Postgres use the partial unique index on the token: a prepared statement's
+	// plan cannot know that $1 is not empty, and without it scans every customer.
+	c, err := scanCustomer(s.pool.QueryRow(ctx, selectCustomer+` WHERE c.pubsub_token = $1 AND c.pubsub_token <> ''`, token))
 	if err != nil {
 		return bridge.Customer{}, fmt.Errorf("customer by pubsub token: %w", err)
 	}
@@ -162,12 +164,20 @@ func (s *Store) SetConversation(ctx context.Context, customerID, conversationID 
 // SetConversationStatus records a new status for a known conversation. It returns
 // bridge.ErrNotFound when the bridge does not own the conversation.
 func (s *Store) SetConversationStatus(ctx context.Context, conversationID int64, status string) error {
-	tag, err := s.pool.Exec(ctx,
-		`UPDATE conversations SET status = $2, updated_at = now() WHERE id = $1`, conversationID, status)
+	// The cable repeats a conversation's status with many events: an unchanged status is not
+	// written (no row version, no WAL flush), and updated_at stays the time it changed, which
+	// is what the idle sweep measures from.
+	var known bool
+	err := s.pool.QueryRow(ctx, `
+		WITH changed AS (
+			UPDATE conversations SET status = $2, updated_at = now()
+			WHERE id = $1 AND status <> $2
+			RETURNING id)
+		SELECT EXISTS (SELECT FROM conversations WHERE id = $1)`, conversationID, status).Scan(&known)
 	if err != nil {
 		return fmt.Errorf("set status of conversation %d: %w", conversationID, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if !known {
 		return fmt.Errorf("set status of conversation %d: %w", conversationID, bridge.ErrNotFound)
 	}
 	return nil

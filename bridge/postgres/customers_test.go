@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/bridge/postgres/pgtest"
@@ -183,5 +184,45 @@ func TestConversations(t *testing.T) {
 	}
 	if got, _ := s.Customer(ctx, c.User); got.ConversationID != 10 || got.ConversationStatus != "open" {
 		t.Errorf("after reopening 10: %d %q", got.ConversationID, got.ConversationStatus)
+	}
+}
+
+// TestRepeatedStatusKeepsIdleClock: the cable repeats a conversation's status with many events.
+// A repeat is not a change: a conversation resolved before a moment stays idle from then on,
+// while one that really changed status after it does not.
+func TestRepeatedStatusKeepsIdleClock(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	nc := newCustomer("1")
+	nc.SourceID, nc.PubsubToken = "source-1", "token-1"
+	c, err := s.SaveCustomer(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetConversation(ctx, c.ID, 20, "resolved"); err != nil {
+		t.Fatal(err)
+	}
+	mark := time.Now()
+	if err := s.SetConversationStatus(ctx, 20, "resolved"); err != nil {
+		t.Fatalf("repeating a status: %v", err)
+	}
+	idle, err := s.IdleCustomers(ctx, mark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idle) != 1 || idle[0].ID != c.ID {
+		t.Fatalf("idle before the repeat = %+v, want the customer (resolved before it)", idle)
+	}
+	for _, st := range []string{"open", "resolved"} {
+		if err := s.SetConversationStatus(ctx, 20, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if idle, err := s.IdleCustomers(ctx, mark); err != nil || len(idle) != 0 {
+		t.Fatalf("idle before a reopen and resolve = %+v, %v; want none", idle, err)
+	}
+	if got, err := s.CustomerByPubsubToken(ctx, c.PubsubToken); err != nil || got.ID != c.ID {
+		t.Fatalf("CustomerByPubsubToken = %+v, %v", got, err)
 	}
 }
