@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/onechat/onechat-bridge/bridge"
@@ -65,6 +67,71 @@ func TestListenWakesOnAnotherProcessesEnqueue(t *testing.T) {
 	stop()
 	if err := <-done; err != nil {
 		t.Errorf("Listen returned %v after cancel, want nil", err)
+	}
+}
+
+// TestEnqueueNotifiesAtMostEvery10ms: a stream of enqueues (one per conversation catch-up)
+// does not notify once each, which would make Postgres commit them one at a time, but other
+// processes still hear of new jobs at least every 10 ms while the stream lasts.
+func TestEnqueueNotifiesAtMostEvery10ms(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabaseURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	open := func() *postgres.Store {
+		s, err := postgres.Open(ctx, dbURL, zaptest.NewLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	listener, producer := open(), open()
+	wakes := make(chan bridge.Direction, 1024)
+	listenCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- listener.Listen(listenCtx, func(d bridge.Direction) { wakes <- d }) }()
+	defer func() { stop(); <-done }()
+	for seen := 0; seen < 2; seen++ { // Listen's initial wake of both directions
+		select {
+		case <-wakes:
+		case <-ctx.Done():
+			t.Fatal("no initial wake-up")
+		}
+	}
+
+	const jobs = 50
+	start := time.Now()
+	for i := range jobs {
+		if _, err := producer.Enqueue(ctx, bridge.Cursor{}, bridge.NewJob{Direction: bridge.Out,
+			Key: fmt.Sprintf("telegram:%d", i), Dedup: fmt.Sprintf("onechat:%d", i), Payload: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	// Notifications arrive in commit order: an "in" notification sent now marks the end.
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `SELECT pg_notify('bridge_queue', 'in')`); err != nil {
+		t.Fatal(err)
+	}
+	outs := 0
+	for d := range wakes {
+		if d == bridge.In {
+			break
+		}
+		outs++
+	}
+	most := int(elapsed/(10*time.Millisecond)) + 1
+	if outs < 1 || outs > most {
+		t.Errorf("%d enqueues in %s woke the other process %d times, want 1 to %d", jobs, elapsed, outs, most)
 	}
 }
 

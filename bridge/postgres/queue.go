@@ -109,8 +109,16 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 		}
 		if n > 0 {
 			// Delivered at commit, once per distinct payload: wakes every process's workers.
+			// Postgres serialises the commits of notifying transactions (one global lock
+			// held across the WAL flush), so a stream of small enqueues, one per
+			// conversation catch-up, would commit one at a time: a direction notifies at
+			// most once per notifyEvery. The jobs of a skipped notify are not stranded: the
+			// enqueuing process wakes its own workers, which claim them, and other processes
+			// see them at the next notify or idle poll.
 			for _, d := range slices.Compact(slices.Sorted(slices.Values(dirs))) {
-				b.Queue(`SELECT pg_notify($1, $2)`, queueChannel, d)
+				if s.shouldNotify(bridge.Direction(d)) {
+					b.Queue(`SELECT pg_notify($1, $2)`, queueChannel, d)
+				}
 			}
 		}
 		if cur.Name != "" {
@@ -144,6 +152,21 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 		return 0, fmt.Errorf("enqueue %d jobs: %w", n, err)
 	}
 	return len(inserted), nil
+}
+
+// notifyEvery is the shortest time between two NOTIFYs of one direction from one Store.
+const notifyEvery = 10 * time.Millisecond
+
+// shouldNotify reports whether an enqueue of the direction should NOTIFY now, and if so takes
+// the turn.
+func (s *Store) shouldNotify(d bridge.Direction) bool {
+	slot := &s.notified[0]
+	if d == bridge.Out {
+		slot = &s.notified[1]
+	}
+	now := time.Now().UnixNano()
+	last := slot.Load()
+	return now-last >= int64(notifyEvery) && slot.CompareAndSwap(last, now)
 }
 
 // promoteHeads marks, for each (direction, key) of the arrays $1 and $2, the key's lowest

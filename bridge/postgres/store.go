@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -28,6 +29,9 @@ import (
 type Store struct {
 	pool   *pgxpool.Pool
 	logger *zap.Logger
+	// notified is when Enqueue last sent each direction's NOTIFY (unix nanoseconds, indexed
+	// by notifySlot); see Enqueue.
+	notified [2]atomic.Int64
 }
 
 var _ bridge.Store = (*Store)(nil)
