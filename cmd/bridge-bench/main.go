@@ -240,7 +240,7 @@ func incoming(oc *onechattest.Server) func() int {
 // the messages in order.
 func (b *bench) inbound(ctx context.Context, n int) error {
 	total := max(b.perRun, n)
-	del, err := b.directInbound(ctx, n, total)
+	del, delKnown, err := b.directInbound(ctx, n, total)
 	if err != nil {
 		return fmt.Errorf("direct inbound %d: %w", n, err)
 	}
@@ -266,6 +266,26 @@ func (b *bench) inbound(ctx context.Context, n int) error {
 	row("bridge inbound (new users)", n, got, el.Seconds(), rate, share(rate, direct), "", "",
 		fmt.Sprintf("RSS %.0f MB, %v goroutines, %v subscriptions%s", m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"),
 			m.Value("bridge_cable_subscriptions", "state", "confirmed"), short(got, total)))
+	if got < total {
+		return nil
+	}
+
+	// The same users write as many messages again, now known to the bridge and to OneChat.
+	directKnown := float64(total) / delKnown.Seconds()
+	row("direct Client API client (known users)", n, total, delKnown.Seconds(), directKnown, "100%", "", "",
+		fmt.Sprintf("%d at a time, one user's messages in order, to the conversations made above", b.workers))
+	start = time.Now()
+	for i := range total {
+		w.TG.SendText(tgUser(i%n), "again "+strconv.Itoa(i))
+	}
+	wctx2, cancel2 := context.WithTimeout(ctx, b.window)
+	defer cancel2()
+	got = waitCount(wctx2, 20*time.Millisecond, incoming(w.OC), 2*total) - total
+	el = time.Since(start)
+	m, _ = p.Scrape(ctx)
+	rate = float64(got) / el.Seconds()
+	row("bridge inbound (known users)", n, got, el.Seconds(), rate, share(rate, directKnown), "", "",
+		fmt.Sprintf("RSS %.0f MB, %v goroutines%s", m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"), short(got, total)))
 	return nil
 }
 
@@ -279,10 +299,10 @@ func short(got, want int) string {
 // directInbound times a minimal Client API client sending total messages of n new users
 // (round robin, each user's in order), workers at a time: for a user's first message it creates
 // the contact and the conversation, as the bridge must.
-func (b *bench) directInbound(ctx context.Context, n, total int) (time.Duration, error) {
+func (b *bench) directInbound(ctx context.Context, n, total int) (newUsers, knownUsers time.Duration, err error) {
 	w, err := newWorld(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer w.Close()
 	c := b.client()
@@ -292,7 +312,7 @@ func (b *bench) directInbound(ctx context.Context, n, total int) (time.Duration,
 		id     int64
 	}
 	convs := make([]conv, n)
-	return ordered(ctx, b.workers, n, total, func(u, k int) error {
+	newUsers, err = ordered(ctx, b.workers, n, total, func(u, k int) error {
 		if k == 0 {
 			ident := "direct:" + strconv.Itoa(u)
 			var ct struct {
@@ -315,6 +335,16 @@ func (b *bench) directInbound(ctx context.Context, n, total int) (time.Duration,
 		return post(ctx, c, fmt.Sprintf("%s/contacts/%s/conversations/%d/messages", base, cv.source, cv.id),
 			map[string]any{"content": "direct " + strconv.Itoa(u) + " " + strconv.Itoa(k)}, nil)
 	})
+	if err != nil {
+		return 0, 0, err
+	}
+	// The same users write as many messages again, now that they are known.
+	knownUsers, err = ordered(ctx, b.workers, n, total, func(u, k int) error {
+		cv := convs[u]
+		return post(ctx, c, fmt.Sprintf("%s/contacts/%s/conversations/%d/messages", base, cv.source, cv.id),
+			map[string]any{"content": "again " + strconv.Itoa(u) + " " + strconv.Itoa(k)}, nil)
+	})
+	return newUsers, knownUsers, err
 }
 
 // client is the direct client's HTTP client: keep-alive connections for every worker (the
