@@ -20,7 +20,12 @@ import (
 // openStores opens n stores (n "processes") on one fresh, migrated database.
 func openStores(t *testing.T, ctx context.Context, n int) []*postgres.Store {
 	t.Helper()
-	dbURL := pgtest.NewDatabaseURL(t)
+	return openStoresAt(t, ctx, pgtest.NewDatabaseURL(t), n)
+}
+
+// openStoresAt opens n stores on the database at dbURL and migrates it.
+func openStoresAt(t *testing.T, ctx context.Context, dbURL string, n int) []*postgres.Store {
+	t.Helper()
 	var out []*postgres.Store
 	for range n {
 		s, err := postgres.Open(ctx, dbURL, zaptest.NewLogger(t))

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/bridge/postgres"
@@ -21,37 +21,12 @@ import (
 // the workers listening through another store on the same database.
 func TestListenWakesOnAnotherProcessesEnqueue(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewDatabaseURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	open := func() *postgres.Store {
-		s, err := postgres.Open(ctx, dbURL, zaptest.NewLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		if err := s.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	listener, producer := open(), open()
+	stores := openStores(t, ctx, 2)
+	listener, producer := stores[0], stores[1]
 
-	wakes := make(chan bridge.Direction, 16)
-	listenCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- listener.Listen(listenCtx, func(d bridge.Direction) { wakes <- d }) }()
-
-	// Listen wakes both directions once it listens, for jobs enqueued before it did.
-	seen := map[bridge.Direction]bool{}
-	for len(seen) < 2 {
-		select {
-		case d := <-wakes:
-			seen[d] = true
-		case <-ctx.Done():
-			t.Fatal("no initial wake-up")
-		}
-	}
+	wakes, stop := listen(t, ctx, listener)
 	if _, err := producer.Enqueue(ctx, bridge.Cursor{}, bridge.NewJob{Direction: bridge.Out, Key: "telegram:1", Dedup: "onechat:1", Payload: json.RawMessage(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
@@ -63,11 +38,38 @@ func TestListenWakesOnAnotherProcessesEnqueue(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("enqueue in another process did not wake the listener")
 	}
-	// A duplicate (nothing new) still notifies at most harmlessly; a cancelled Listen returns nil.
-	stop()
-	if err := <-done; err != nil {
+	// A cancelled Listen returns nil.
+	if err := stop(); err != nil {
 		t.Errorf("Listen returned %v after cancel, want nil", err)
 	}
+}
+
+// listen runs s.Listen, sending every wake-up to the returned channel, and waits for the wake-up
+// of both directions Listen gives once it listens (for jobs enqueued before it did). stop
+// cancels it and returns what Listen returned; the test's cleanup stops it too.
+func listen(t *testing.T, ctx context.Context, s *postgres.Store) (wakes <-chan bridge.Direction, stop func() error) {
+	t.Helper()
+	ch := make(chan bridge.Direction, 1024)
+	listenCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Listen(listenCtx, func(d bridge.Direction) { ch <- d }) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	seen := map[bridge.Direction]bool{}
+	for len(seen) < 2 {
+		select {
+		case d := <-ch:
+			seen[d] = true
+		case <-ctx.Done():
+			t.Fatal("no initial wake-up")
+		}
+	}
+	return ch, stop
 }
 
 // TestEnqueueNotifiesAtMostEvery10ms: a stream of enqueues (one per conversation catch-up)
@@ -78,31 +80,9 @@ func TestEnqueueNotifiesAtMostEvery10ms(t *testing.T) {
 	dbURL := pgtest.NewDatabaseURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	open := func() *postgres.Store {
-		s, err := postgres.Open(ctx, dbURL, zaptest.NewLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		if err := s.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	listener, producer := open(), open()
-	wakes := make(chan bridge.Direction, 1024)
-	listenCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- listener.Listen(listenCtx, func(d bridge.Direction) { wakes <- d }) }()
-	defer func() { stop(); <-done }()
-	for seen := 0; seen < 2; seen++ { // Listen's initial wake of both directions
-		select {
-		case <-wakes:
-		case <-ctx.Done():
-			t.Fatal("no initial wake-up")
-		}
-	}
+	stores := openStoresAt(t, ctx, dbURL, 2)
+	listener, producer := stores[0], stores[1]
+	wakes, _ := listen(t, ctx, listener)
 
 	const jobs = 50
 	start := time.Now()
