@@ -651,23 +651,7 @@ func TestEnqueueSerialisesPerKey(t *testing.T) {
 		_, err := s.Enqueue(ctx, bridge.Cursor{}, job(bridge.In, "J", "j1"), job(bridge.In, "K", "k1"))
 		done <- err
 	}()
-	// Wait until the Enqueue is blocked on the advisory lock.
-	for {
-		var waiting int
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("Enqueue finished (err %v) while another transaction held its key's lock", err)
-		case <-ctx.Done():
-			t.Fatal("Enqueue never waited for its key's lock")
-		case <-time.After(5 * time.Millisecond): // polling pg_locks; there is no signal to await
-		}
-	}
+	waitForKeyLock(t, ctx, conn, "Enqueue", done)
 	if n, err := s.Enqueue(ctx, bridge.Cursor{}, job(bridge.In, "other", "o1"), job(bridge.Out, "K", "k1")); err != nil || n != 2 {
 		t.Errorf("Enqueue of other keys = %d, %v; want 2 without waiting", n, err)
 	}
@@ -1006,22 +990,7 @@ func TestFinishWaitsForKeyLock(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- finish(id) }()
-		for {
-			var waiting int
-			if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting); err != nil {
-				t.Fatal(err)
-			}
-			if waiting > 0 {
-				break
-			}
-			select {
-			case err := <-done:
-				t.Fatalf("%s finished (err %v) while another transaction held its key's lock", name, err)
-			case <-ctx.Done():
-				t.Fatalf("%s never waited for its key's lock", name)
-			case <-time.After(5 * time.Millisecond): // polling pg_locks; there is no signal to await
-			}
-		}
+		waitForKeyLock(t, ctx, conn, name, done)
 		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, postgres.KeyLockID(bridge.In, "K")); err != nil {
 			t.Fatal(err)
 		}
@@ -1031,4 +1000,27 @@ func TestFinishWaitsForKeyLock(t *testing.T) {
 		checkHeads(t, conn)
 	}
 	claim(t, s, bridge.In, time.Minute, "k3")
+}
+
+// waitForKeyLock waits until a transaction waits for an advisory lock (what, running in the
+// background, which reports its result on done, waits for the key lock conn holds). It fails
+// the test if what finishes first.
+func waitForKeyLock(t *testing.T, ctx context.Context, conn *pgx.Conn, what string, done <-chan error) {
+	t.Helper()
+	for {
+		var waiting int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("%s finished (err %v) while another transaction held its key's lock", what, err)
+		case <-ctx.Done():
+			t.Fatalf("%s never waited for its key's lock", what)
+		case <-time.After(5 * time.Millisecond): // polling pg_locks; there is no signal to await
+		}
+	}
 }
