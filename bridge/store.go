@@ -122,19 +122,17 @@ type Store interface {
 	// Enqueue stores the jobs (skipping those whose Dedup exists) and moves cur forward
 	// (when cur.Name is not empty), in one transaction. It returns how many jobs were new.
 	Enqueue(ctx context.Context, cur Cursor, jobs ...NewJob) (int, error)
-	// Claim takes the oldest eligible job of the direction: the head of its key, pending and
-	// due, or running with an expired lease (its worker died). The job is leased for lease.
-	// It returns (nil, nil) when no job is eligible.
-	Claim(ctx context.Context, dir Direction, lease time.Duration) (*Job, error)
-	// ClaimBatch is Claim for up to max jobs at once (of distinct keys), oldest first.
+	// ClaimBatch takes up to max of the oldest eligible jobs of the direction, oldest first:
+	// heads of their keys (so never two of one key), pending and due, or running with an
+	// expired lease (their worker died). The jobs are leased for lease. It returns no jobs when
+	// none is eligible.
 	ClaimBatch(ctx context.Context, dir Direction, lease time.Duration, max int) ([]Job, error)
 	// ExtendLease keeps a running job leased for another lease from now; ErrNotFound when it
 	// is no longer running.
 	ExtendLease(ctx context.Context, jobID int64, lease time.Duration) error
-	// Complete marks the job done and records the message links, in one transaction.
-	Complete(ctx context.Context, jobID int64, links ...MessageLink) error
-	// CompleteBatch is Complete for many jobs in one transaction. Unknown jobs make it return
-	// an error wrapping ErrNotFound after the others are recorded.
+	// CompleteBatch marks the jobs done and records their message links, in one transaction;
+	// each key moves on to its next job. Unknown jobs make it return an error wrapping
+	// ErrNotFound after the others are recorded.
 	CompleteBatch(ctx context.Context, done []Completion) error
 	// Retry makes the job pending again, due at `at`. countAttempt is false for rate-limit
 	// waits. reason is kept as the job's last error.

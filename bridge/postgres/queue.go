@@ -415,14 +415,7 @@ func (s *Store) finish(ctx context.Context, jobID int64, update string, args []a
 		changed = tag.RowsAffected() > 0
 		return nil
 	})
-	b.Queue(`
-		UPDATE queue SET head = true
-		WHERE id = (
-			SELECT id FROM queue
-			WHERE direction = $1 AND key = $2 AND state IN ('pending', 'running')
-			ORDER BY id
-			LIMIT 1)
-		  AND NOT head`, d, key)
+	b.Queue(promoteHeads, []string{d}, []string{key})
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return false, err
 	}
