@@ -123,28 +123,24 @@ func (c *Core) catchupWorker(ctx context.Context) {
 		}
 		err := c.catchupToken(ctx, token, convs)
 		if err != nil {
-			for conv := range convs {
-				c.scheduleCatchup(token, conv)
-			}
-		}
-		c.catchupMu.Lock()
-		delete(c.catchupBusy, token)
-		_, again := c.catchupPending[token]
-		c.catchupMu.Unlock()
-		if again && err == nil {
-			c.catchupWake.notify()
-		}
-		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			c.log.Warn("catch-up failed, will retry", zap.Error(err))
 			failures++
+			// The customer stays taken while this worker backs off, so no other retries it sooner.
 			sleepCtx(ctx, c.backoff(failures))
-			c.catchupWake.notify()
-			continue
+			for conv := range convs {
+				c.scheduleCatchup(token, conv)
+			}
+		} else {
+			failures = 0
 		}
-		failures = 0
+		c.catchupMu.Lock()
+		delete(c.catchupBusy, token)
+		c.catchupMu.Unlock()
+		// Catch-ups of this customer scheduled meanwhile waited for it: wake a worker for them.
+		c.catchupWake.notify()
 	}
 }
 
