@@ -18,8 +18,8 @@ import (
 
 // The queue keeps one row per job. Within (direction, key) the unfinished row with the lowest id
 // is the head, and only the head may run. The head carries head = true (migration 00003), so
-// that Claim reads a partial index of heads (one entry per key with work) in id order instead of
-// every unfinished row of the direction. With several processes this holds because:
+// that Claim reads a partial index of heads (one entry per key with work) in the order they
+// become due (migration 00004) instead of every unfinished row of the direction. With several processes this holds because:
 //
 //   - Every change of a key's head happens under a transaction-level advisory lock per
 //     (direction, key) (keyLockID), taken before the statements that decide it, so each of them
@@ -35,8 +35,10 @@ import (
 //     worker took or finished in between is skipped. A head promoted after Claim's snapshot is
 //     only missed until the next claim.
 //
-// So a claim costs an index descent plus the heads it passes over that are not eligible
-// (running, or waiting for a retry), however many jobs wait behind them.
+// So a claim costs an index descent and the heads it takes, however many jobs wait behind them
+// or wait for a retry: the index condition (due by now) leaves out heads that are not eligible.
+// Statements that read the queue run after indexPlans, so that Postgres keeps to those indexes
+// when its statistics are stale.
 
 // Enqueue stores the jobs (skipping those whose Dedup exists, also within jobs) and moves cur
 // forward when cur.Name is not empty, in one transaction. It returns how many jobs were new.
@@ -85,20 +87,12 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 		// for every call (the generic plan's row estimate for unnest looks costlier), which
 		// costs more than running it.
 		b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`)
+		b.Queue(indexPlans)
 		if len(lockIDs) > 0 {
 			b.Queue(`SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n`, lockIDs)
 		}
 		if n > 0 {
-			b.Queue(`
-				INSERT INTO queue (direction, key, dedup, payload, head)
-				SELECT d, k, u, p::jsonb, CASE WHEN f THEN NOT EXISTS (
-					SELECT FROM queue q WHERE q.direction = d AND q.key = k AND q.state IN ('pending', 'running'))
-					ELSE false END
-				FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[]) WITH ORDINALITY AS j(d, k, u, p, f, n)
-				ORDER BY n
-				ON CONFLICT (direction, dedup) DO NOTHING
-				RETURNING direction, key, dedup`,
-				dirs, keys, dedups, payloads, firsts).Query(func(rows pgx.Rows) error {
+			b.Queue(insertJobs, dirs, keys, dedups, payloads, firsts).Query(func(rows pgx.Rows) error {
 				var d, k, u string
 				_, err := pgx.ForEachRow(rows, []any{&d, &k, &u}, func() error {
 					inserted[[3]string{d, k, u}] = true
@@ -153,6 +147,32 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 	}
 	return len(inserted), nil
 }
+
+// insertJobs inserts the jobs of the arrays $1..$5 (direction, key, dedup, payload, first of its
+// key in the arrays) in array order, skipping duplicates. A key's first job becomes its head when
+// the key has no unfinished job; that test is a scalar subquery, which Postgres runs as one index
+// probe per job, where NOT EXISTS would let it hash every unfinished row instead.
+const insertJobs = `
+	INSERT INTO queue (direction, key, dedup, payload, head)
+	SELECT d, k, u, p::jsonb, CASE WHEN f THEN (
+		SELECT true FROM queue q WHERE q.direction = d AND q.key = k AND q.state IN ('pending', 'running')
+		LIMIT 1) IS NULL
+		ELSE false END
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[]) WITH ORDINALITY AS j(d, k, u, p, f, n)
+	ORDER BY n
+	ON CONFLICT (direction, dedup) DO NOTHING
+	RETURNING direction, key, dedup`
+
+// indexPlans, run first in a transaction, makes Postgres plan the queue statements that follow
+// in it as index lookups, whatever its statistics say. Statistics of a queue table describe the
+// queue when it was last analysed, which in production is nearly empty; when a burst arrives, a
+// plan made for an empty table (read every unfinished row and hash them, or read every head and
+// sort them) costs the whole backlog on every enqueue and claim, and a cached plan keeps doing
+// so until the next analyse. Every queue statement has an index that answers it in the order
+// it needs, so these settings only ever take away the plans that read the backlog. They end
+// with the transaction (a pgx batch without BEGIN is one implicit transaction).
+const indexPlans = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+	set_config('enable_sort', 'off', true)`
 
 // notifyEvery is the shortest time between two NOTIFYs of one direction from one Store.
 const notifyEvery = 10 * time.Millisecond
@@ -216,8 +236,29 @@ func validDirection(d bridge.Direction) error {
 	return nil
 }
 
-// Claim takes the oldest eligible job of the direction and leases it for lease; see ClaimBatch.
-// It returns (nil, nil) when no job is eligible.
+// claimJobs leases ($2 microseconds) up to $3 eligible heads of direction $1, read in the order
+// they became due through queue_head_due_id_idx, whose expression it repeats: the scan meets only
+// eligible heads and stops after $3. The ids go to the update as an array, which it looks up in
+// the primary key; "id IN (subquery)" would let Postgres join instead, and a plan made for a
+// small queue joins by reading all of it.
+const claimJobs = `
+	UPDATE queue SET
+		state = 'running',
+		attempts = attempts + CASE WHEN state = 'running' THEN 1 ELSE 0 END,
+		last_error = CASE WHEN state = 'running' THEN 'lease expired' ELSE last_error END,
+		locked_until = now() + $2::bigint * interval '1 microsecond',
+		updated_at = now()
+	WHERE id = ANY(ARRAY(
+		SELECT id FROM queue
+		WHERE direction = $1 AND head AND state IN ('pending', 'running')
+		  AND (CASE WHEN state = 'pending' THEN run_at ELSE locked_until END) <= now()
+		ORDER BY (CASE WHEN state = 'pending' THEN run_at ELSE locked_until END), id
+		LIMIT $3
+		FOR UPDATE SKIP LOCKED))
+	RETURNING id, direction, key, dedup, payload, attempts, created_at`
+
+// Claim takes the eligible job of the direction that has been due longest and leases it for
+// lease; see ClaimBatch. It returns (nil, nil) when no job is eligible.
 func (s *Store) Claim(ctx context.Context, dir bridge.Direction, lease time.Duration) (*bridge.Job, error) {
 	jobs, err := s.ClaimBatch(ctx, dir, lease, 1)
 	if err != nil || len(jobs) == 0 {
@@ -226,9 +267,9 @@ func (s *Store) Claim(ctx context.Context, dir bridge.Direction, lease time.Dura
 	return &jobs[0], nil
 }
 
-// ClaimBatch takes up to max of the oldest eligible jobs of the direction, oldest first, and
-// leases them for lease: heads of their keys, pending and due, or running with an expired lease
-// (their worker died). Only heads are eligible, so no two jobs of one key are ever in a batch.
+// ClaimBatch takes up to max of the eligible jobs of the direction that have been due longest
+// (ties in id order), leases them for lease and returns them in id order. Eligible are heads of
+// their keys that are pending and due, or running with an expired lease (their worker died). Only heads are eligible, so no two jobs of one key are ever in a batch.
 // Taking over an expired lease counts as a failed attempt, so that a job that kills its worker
 // every time is visible in Attempts. It returns no jobs when none is eligible.
 func (s *Store) ClaimBatch(ctx context.Context, dir bridge.Direction, lease time.Duration, max int) ([]bridge.Job, error) {
@@ -241,35 +282,22 @@ func (s *Store) ClaimBatch(ctx context.Context, dir bridge.Direction, lease time
 	if max < 1 {
 		return nil, fmt.Errorf("claim %s jobs: batch size %d", dir, max)
 	}
-	rows, err := s.pool.Query(ctx, `
-		UPDATE queue SET
-			state = 'running',
-			attempts = attempts + CASE WHEN state = 'running' THEN 1 ELSE 0 END,
-			last_error = CASE WHEN state = 'running' THEN 'lease expired' ELSE last_error END,
-			locked_until = now() + $2::bigint * interval '1 microsecond',
-			updated_at = now()
-		WHERE id IN (
-			SELECT id FROM queue
-			WHERE direction = $1 AND head AND state IN ('pending', 'running')
-			  AND ((state = 'pending' AND run_at <= now())
-			    OR (state = 'running' AND locked_until < now()))
-			ORDER BY id
-			LIMIT $3
-			FOR UPDATE SKIP LOCKED)
-		RETURNING id, direction, key, dedup, payload, attempts, created_at`,
-		string(dir), lease.Microseconds(), max)
-	if err != nil {
-		return nil, fmt.Errorf("claim %s jobs: %w", dir, err)
-	}
-	jobs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (bridge.Job, error) {
-		var j bridge.Job
-		var d string
-		var payload []byte
-		err := row.Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.CreatedAt)
-		j.Direction, j.Payload = bridge.Direction(d), json.RawMessage(payload)
-		return j, err
+	var jobs []bridge.Job
+	b := &pgx.Batch{}
+	b.Queue(indexPlans)
+	b.Queue(claimJobs, string(dir), lease.Microseconds(), max).Query(func(rows pgx.Rows) error {
+		var err error
+		jobs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (bridge.Job, error) {
+			var j bridge.Job
+			var d string
+			var payload []byte
+			err := row.Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.CreatedAt)
+			j.Direction, j.Payload = bridge.Direction(d), json.RawMessage(payload)
+			return j, err
+		})
+		return err
 	})
-	if err != nil {
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("claim %s jobs: %w", dir, err)
 	}
 	slices.SortFunc(jobs, func(a, b bridge.Job) int { return cmp.Compare(a.ID, b.ID) })
@@ -327,6 +355,7 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) err
 		slices.Sort(lockIDs)
 		lockIDs = slices.Compact(lockIDs)
 		b := &pgx.Batch{}
+		b.Queue(indexPlans)
 		// In one global order, so that two completers (or an enqueuer) cannot deadlock.
 		b.Queue(`SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n`, lockIDs)
 		b.Queue(`
@@ -410,6 +439,7 @@ func (s *Store) finish(ctx context.Context, jobID int64, update string, args []a
 		return false, notFound(err)
 	}
 	b := &pgx.Batch{}
+	b.Queue(indexPlans)
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, keyLockID(bridge.Direction(d), key))
 	b.Queue(update, args...).Exec(func(tag pgconn.CommandTag) error {
 		changed = tag.RowsAffected() > 0
@@ -434,7 +464,7 @@ func (s *Store) whyUnchanged(ctx context.Context, jobID int64) error {
 // NextDue returns when the next job of the direction becomes eligible: the earliest run_at of a
 // pending head, or the lease end of a running head (when its worker may have died). Jobs
 // waiting behind their key's head are ignored, so a worker never wakes for a job it cannot
-// claim. ok is false when no job is unfinished. queue_head_due_idx answers it from its first
+// claim. ok is false when no job is unfinished. queue_head_due_id_idx answers it from its first
 // entry; the expression here must stay the index's.
 func (s *Store) NextDue(ctx context.Context, dir bridge.Direction) (time.Time, bool, error) {
 	if err := validDirection(dir); err != nil {

@@ -1024,3 +1024,94 @@ func waitForKeyLock(t *testing.T, ctx context.Context, conn *pgx.Conn, what stri
 		}
 	}
 }
+
+// TestBacklogUnknownToStatistics plans the claim and the insert as the store runs them: generic
+// plans, made and cached while the queue held three jobs and its statistics said so (in
+// production the queue is nearly empty when it is analysed, and a burst comes later). With
+// 10,000 keys then waiting, each statement must still read a handful of pages, not the backlog:
+// reading every head or every unfinished row on each claim and enqueue is what made a burst for
+// many users ten times slower than one for a few.
+func TestBacklogUnknownToStatistics(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	dbURL := pgtest.NewDatabaseURL(t)
+	s, err := postgres.Open(ctx, dbURL, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	run := func(sql string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	// Autovacuum must not analyse the backlog behind the test's back.
+	run(`ALTER TABLE queue SET (autovacuum_enabled = false)`)
+	enqueue(t, s, job(bridge.Out, "a", "a1"), job(bridge.Out, "b", "b1"), job(bridge.Out, "c", "c1"))
+	run(`ANALYZE queue`)
+	run(`PREPARE claim_jobs AS ` + postgres.ClaimJobs)
+	run(`PREPARE insert_jobs AS ` + postgres.InsertJobs)
+
+	// pages runs the prepared statement as the store would, rolls it back, and returns the
+	// pages its execution read.
+	pages := func(execute string) int {
+		t.Helper()
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(context.Background()) //nolint:errcheck // the point is to undo
+		if _, err := tx.Exec(ctx, postgres.IndexPlans); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_generic_plan`); err != nil {
+			t.Fatal(err)
+		}
+		var out []struct {
+			Plan struct {
+				Hit  int `json:"Shared Hit Blocks"`
+				Read int `json:"Shared Read Blocks"`
+			}
+		}
+		var raw []byte
+		if err := tx.QueryRow(ctx, `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) `+execute).Scan(&raw); err != nil {
+			t.Fatalf("%s: %v", execute, err)
+		}
+		if err := json.Unmarshal(raw, &out); err != nil || len(out) != 1 {
+			t.Fatalf("plan of %s: %v in %s", execute, err, raw)
+		}
+		return out[0].Plan.Hit + out[0].Plan.Read
+	}
+	const (
+		claimOne  = `EXECUTE claim_jobs('out', 60000000, 1)`
+		insertOne = `EXECUTE insert_jobs('{out}', '{new}', '{new1}', '{"{}"}', '{t}')`
+	)
+	smallClaim, smallInsert := pages(claimOne), pages(insertOne)
+
+	const backlog = 10_000
+	for i := 0; i < backlog; i += 1000 {
+		jobs := make([]bridge.NewJob, 0, 1000)
+		for k := i; k < i+1000; k++ {
+			jobs = append(jobs, job(bridge.Out, fmt.Sprintf("user%d", k), fmt.Sprintf("m%d", k)))
+		}
+		enqueue(t, s, jobs...)
+	}
+	claimPages, insertPages := pages(claimOne), pages(insertOne)
+	t.Logf("pages read with 3 and %d keys waiting: claim %d and %d, insert %d and %d",
+		backlog+3, smallClaim, claimPages, smallInsert, insertPages)
+	// Both may grow by an index level or two; reading the backlog is hundreds of pages.
+	if claimPages > 60 || insertPages > 60 {
+		t.Errorf("with %d keys waiting a claim read %d pages (%d with 3 keys) and an insert %d (%d): "+
+			"they read the backlog", backlog+3, claimPages, smallClaim, insertPages, smallInsert)
+	}
+}
