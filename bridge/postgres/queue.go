@@ -151,12 +151,14 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 // insertJobs inserts the jobs of the arrays $1..$5 (direction, key, dedup, payload, first of its
 // key in the arrays) in array order, skipping duplicates. A key's first job becomes its head when
 // the key has no unfinished job; that test is a scalar subquery, which Postgres runs as one index
-// probe per job, where NOT EXISTS would let it hash every unfinished row instead.
+// probe per job, where NOT EXISTS would let it hash every unfinished row instead. Its ORDER BY
+// (with sorts ruled out by indexPlans) leaves queue_active_idx as its only index: without it, a
+// plan made before the backlog came could read every job of the direction through the dedup key.
 const insertJobs = `
 	INSERT INTO queue (direction, key, dedup, payload, head)
 	SELECT d, k, u, p::jsonb, CASE WHEN f THEN (
 		SELECT true FROM queue q WHERE q.direction = d AND q.key = k AND q.state IN ('pending', 'running')
-		LIMIT 1) IS NULL
+		ORDER BY q.id LIMIT 1) IS NULL
 		ELSE false END
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[]) WITH ORDINALITY AS j(d, k, u, p, f, n)
 	ORDER BY n
