@@ -251,6 +251,9 @@ func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) e
 	if cu.SourceID == "" {
 		return nil
 	}
+	// A catch-up for a message event reads what that event announced; one after a
+	// (re)confirm finds only what the cable missed.
+	afterEvent := conversationID != 0
 	if conversationID == 0 {
 		if cu.ConversationID == 0 || cu.ConversationStatus == conversationGone {
 			return nil
@@ -308,8 +311,11 @@ func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) e
 	if err != nil {
 		return err
 	}
-	if n > 0 {
+	switch {
+	case n > 0 && !afterEvent:
 		c.log.Info("caught up agent messages the cable missed", zap.Int64("conversation_id", cu.ConversationID), zap.Int("messages", n))
+	case n > 0:
+		c.log.Debug("queued agent messages", zap.Int64("conversation_id", cu.ConversationID), zap.Int("messages", n))
 	}
 	return nil
 }

@@ -52,6 +52,7 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 	// firsts marks the first job of each key in jobs, the only one that may become its head.
 	firsts := make([]bool, n)
 	seen := make(map[[2]string]bool, n)
+	multi := make(map[[2]string]bool) // keys with more than one job here
 	lockIDs := make([]int64, 0, n)
 	for i, j := range jobs {
 		if err := validDirection(j.Direction); err != nil {
@@ -70,6 +71,8 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 		dirs[i], keys[i], dedups[i], payloads[i] = string(j.Direction), j.Key, j.Dedup, replaceNUL(p)
 		if k := [2]string{string(j.Direction), j.Key}; !seen[k] {
 			seen[k], firsts[i] = true, true
+		} else {
+			multi[k] = true
 		}
 		lockIDs = append(lockIDs, keyLockID(j.Direction, j.Key))
 	}
@@ -81,67 +84,57 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 	lockIDs = slices.Compact(lockIDs)
 
 	inserted := make(map[[3]string]bool, n) // direction, key, dedup
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		// The insert's plan does not depend on the arrays, but Postgres would plan it afresh
-		// for every call (the generic plan's row estimate for unnest looks costlier), which
-		// costs more than running it.
-		b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`)
-		b.Queue(indexPlans)
-		if len(lockIDs) > 0 {
-			b.Queue(`SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n`, lockIDs)
-		}
-		if n > 0 {
-			b.Queue(insertJobs, dirs, keys, dedups, payloads, firsts).Query(func(rows pgx.Rows) error {
-				var d, k, u string
-				_, err := pgx.ForEachRow(rows, []any{&d, &k, &u}, func() error {
-					inserted[[3]string{d, k, u}] = true
-					return nil
-				})
-				return err
+	// One batch, so one round trip and one implicit transaction.
+	b := &pgx.Batch{}
+	// The insert's plan does not depend on the arrays, but Postgres would plan it afresh for
+	// every call (the generic plan's row estimate for unnest looks costlier), which costs more
+	// than running it.
+	b.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`)
+	b.Queue(indexPlans)
+	if len(lockIDs) > 0 {
+		b.Queue(`SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n`, lockIDs)
+	}
+	if n > 0 {
+		b.Queue(insertJobs, dirs, keys, dedups, payloads, firsts).Query(func(rows pgx.Rows) error {
+			var d, k, u string
+			_, err := pgx.ForEachRow(rows, []any{&d, &k, &u}, func() error {
+				inserted[[3]string{d, k, u}] = true
+				return nil
 			})
-		}
-		if n > 0 {
-			// Delivered at commit, once per distinct payload: wakes every process's workers.
-			// Postgres serialises the commits of notifying transactions (one global lock
-			// held across the WAL flush), so a stream of small enqueues, one per
-			// conversation catch-up, would commit one at a time: a direction notifies at
-			// most once per notifyEvery. The jobs of a skipped notify are not stranded: the
-			// enqueuing process wakes its own workers, which claim them, and other processes
-			// see them at the next notify or idle poll.
-			for _, d := range slices.Compact(slices.Sorted(slices.Values(dirs))) {
-				if s.shouldNotify(bridge.Direction(d)) {
-					b.Queue(`SELECT pg_notify($1, $2)`, queueChannel, d)
-				}
-			}
-		}
-		if cur.Name != "" {
-			b.Queue(`
-				INSERT INTO cursors (name, position) VALUES ($1, $2)
-				ON CONFLICT (name) DO UPDATE SET
-					position = GREATEST(cursors.position, EXCLUDED.position), updated_at = now()`,
-				cur.Name, cur.Position)
-		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
-		}
+		})
 		// A key's first job became its head above if the key had no unfinished job. If that
-		// job was a duplicate, and so not inserted, while a later one of the key was, that
-		// one may have to be the head: promoteHeads sees the new rows and decides.
-		var pd, pk []string
-		for i := range n {
-			if firsts[i] && !inserted[[3]string{dirs[i], keys[i], dedups[i]}] && slices.ContainsFunc(jobs[i+1:], func(j bridge.NewJob) bool {
-				return string(j.Direction) == dirs[i] && j.Key == keys[i] && inserted[[3]string{dirs[i], keys[i], j.Dedup}]
-			}) {
-				pd, pk = append(pd, dirs[i]), append(pk, keys[i])
+		// job was a duplicate, and so not inserted, while a later one of the key was, that one
+		// must be the head: promoteHeads sees the new rows and decides. Only keys with several
+		// jobs here can be in that case; for the others it would be a lookup for nothing.
+		if len(multi) > 0 {
+			var pd, pk []string
+			for k := range multi {
+				pd, pk = append(pd, k[0]), append(pk, k[1])
+			}
+			b.Queue(promoteHeads, pd, pk)
+		}
+		// Delivered at commit, once per distinct payload: wakes every process's workers.
+		// Postgres serialises the commits of notifying transactions (one global lock held
+		// across the WAL flush), so a stream of small enqueues, one per conversation catch-up,
+		// would commit one at a time: a direction notifies at most once per notifyEvery. The
+		// jobs of a skipped notify are not stranded: the enqueuing process wakes its own
+		// workers, which claim them, and other processes see them at the next notify or idle
+		// poll.
+		for _, d := range slices.Compact(slices.Sorted(slices.Values(dirs))) {
+			if s.shouldNotify(bridge.Direction(d)) {
+				b.Queue(`SELECT pg_notify($1, $2)`, queueChannel, d)
 			}
 		}
-		if len(pd) > 0 {
-			_, err := tx.Exec(ctx, promoteHeads, pd, pk)
-			return err
-		}
-		return nil
-	})
+	}
+	if cur.Name != "" {
+		b.Queue(`
+			INSERT INTO cursors (name, position) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET
+				position = GREATEST(cursors.position, EXCLUDED.position), updated_at = now()`,
+			cur.Name, cur.Position)
+	}
+	err := s.pool.SendBatch(ctx, b).Close()
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %d jobs: %w", n, err)
 	}

@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/onechat/onechat-bridge/adapters/telegram/telegramtest"
@@ -253,6 +254,7 @@ func (b *bench) inbound(ctx context.Context, n int) error {
 		return err
 	}
 	defer stop()
+	cpu0 := cpuNow(ctx, w, p.Pid())
 	start := time.Now()
 	for i := range total {
 		w.TG.SendText(tgUser(i%n), "bench "+strconv.Itoa(i))
@@ -261,11 +263,12 @@ func (b *bench) inbound(ctx context.Context, n int) error {
 	defer cancel()
 	got := waitCount(wctx, 20*time.Millisecond, incoming(w.OC), total)
 	el := time.Since(start)
+	cpu1 := cpuNow(ctx, w, p.Pid())
 	m, _ := p.Scrape(ctx)
 	rate := float64(got) / el.Seconds()
 	row("bridge inbound (new users)", n, got, el.Seconds(), rate, share(rate, direct), "", "",
-		fmt.Sprintf("RSS %.0f MB, %v goroutines, %v subscriptions%s", m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"),
-			m.Value("bridge_cable_subscriptions", "state", "confirmed"), short(got, total)))
+		fmt.Sprintf("RSS %.0f MB, %v goroutines, %v subscriptions%s%s", m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"),
+			m.Value("bridge_cable_subscriptions", "state", "confirmed"), perMessage(cpu0, cpu1, got), short(got, total)))
 	if got < total {
 		return nil
 	}
@@ -274,6 +277,7 @@ func (b *bench) inbound(ctx context.Context, n int) error {
 	directKnown := float64(total) / delKnown.Seconds()
 	row("direct Client API client (known users)", n, total, delKnown.Seconds(), directKnown, "100%", "", "",
 		fmt.Sprintf("%d at a time, one user's messages in order, to the conversations made above", b.workers))
+	cpu0 = cpuNow(ctx, w, p.Pid())
 	start = time.Now()
 	for i := range total {
 		w.TG.SendText(tgUser(i%n), "again "+strconv.Itoa(i))
@@ -282,10 +286,12 @@ func (b *bench) inbound(ctx context.Context, n int) error {
 	defer cancel2()
 	got = waitCount(wctx2, 20*time.Millisecond, incoming(w.OC), 2*total) - total
 	el = time.Since(start)
+	cpu1 = cpuNow(ctx, w, p.Pid())
 	m, _ = p.Scrape(ctx)
 	rate = float64(got) / el.Seconds()
 	row("bridge inbound (known users)", n, got, el.Seconds(), rate, share(rate, directKnown), "", "",
-		fmt.Sprintf("RSS %.0f MB, %v goroutines%s", m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"), short(got, total)))
+		fmt.Sprintf("RSS %.0f MB, %v goroutines%s%s", m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"),
+			perMessage(cpu0, cpu1, got), short(got, total)))
 	return nil
 }
 
@@ -523,12 +529,14 @@ func (b *bench) outbound(ctx context.Context, n int) error {
 	sent := countSends(w.TGFaults, "reply ", total)
 	wctx, cancelW := context.WithTimeout(ctx, b.window)
 	defer cancelW()
+	cpu0 := cpuNow(ctx, w, p.Pid())
 	start := time.Now()
 	for i := range total {
 		w.OC.AgentReply(us[i%n].conv, "reply "+strconv.Itoa(i))
 	}
 	posted := time.Since(start)
 	got, at, dups := sent.wait(wctx)
+	cpu1 := cpuNow(ctx, w, p.Pid())
 	w.TGFaults.SetServed(nil)
 	el := at.Sub(start)
 	if at.IsZero() {
@@ -537,8 +545,8 @@ func (b *bench) outbound(ctx context.Context, n int) error {
 	m, _ := p.Scrape(ctx)
 	rate := float64(got) / el.Seconds()
 	row("bridge outbound", n, got, el.Seconds(), rate, share(rate, direct), "", "",
-		fmt.Sprintf("setup %s; posting the replies took the fake %.1f s; RSS %.0f MB, %v goroutines%s%s", setup.Round(time.Second), posted.Seconds(),
-			m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"), short(got, total), dupNote(dups)))
+		fmt.Sprintf("setup %s; posting the replies took the fake %.1f s; RSS %.0f MB, %v goroutines%s%s%s", setup.Round(time.Second), posted.Seconds(),
+			m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"), perMessage(cpu0, cpu1, got), short(got, total), dupNote(dups)))
 
 	restart := time.Now()
 	w.OC.RestartCable()
@@ -983,4 +991,72 @@ func post(ctx context.Context, c *http.Client, u string, body any, out any) erro
 
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+}
+
+// cpuUse is the CPU time (user and system) the bridge process and the Postgres backends of the
+// world's database have used so far. The difference of two readings over a run, per message, is
+// what a message cost each of them: a figure a busy shared machine changes far less than it
+// changes messages per second, so it is what A/B comparisons use.
+type cpuUse struct {
+	bridge, postgres time.Duration
+	ok               bool
+}
+
+// cpuNow reads cpuUse. Postgres's share is read from /proc, so it is only known when the server
+// runs on this machine (ok false otherwise); backends that exited in between are not counted.
+func cpuNow(ctx context.Context, w *e2e.World, pid int) cpuUse {
+	u := cpuUse{bridge: procCPU(pid), ok: true}
+	conn, err := pgx.Connect(ctx, w.DBURL)
+	if err != nil {
+		return cpuUse{}
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	if err != nil {
+		return cpuUse{}
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return cpuUse{}
+	}
+	for _, p := range pids {
+		d := procCPU(int(p))
+		if d < 0 {
+			return cpuUse{}
+		}
+		u.postgres += d
+	}
+	return u
+}
+
+// procCPU is the user and system time of the process, or -1 when /proc does not tell.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The command name (field 2) may hold spaces; the fields after it are plain numbers.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return -1
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	const ticks = 100 // USER_HZ, 100 on every Linux the benchmark runs on
+	return time.Duration(ut+st) * time.Second / ticks
+}
+
+// perMessage says what the messages between the readings a and b cost each process.
+func perMessage(a, b cpuUse, msgs int) string {
+	if !a.ok || !b.ok || msgs == 0 {
+		return ""
+	}
+	ms := func(d time.Duration) string {
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond)/float64(msgs), 'f', 2, 64)
+	}
+	return fmt.Sprintf("; CPU per message: bridge %s ms, Postgres %s ms", ms(b.bridge-a.bridge), ms(b.postgres-a.postgres))
 }
