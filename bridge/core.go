@@ -107,6 +107,8 @@ type Core struct {
 	catchupWake    *signal
 
 	roles *roleManager // this instance's roles among those sharing the store (roles.go)
+
+	enqueues *enqueueGroup // every enqueue goes through it (enqueue.go)
 }
 
 // New checks opts and builds a Core. Nothing runs until Run.
@@ -161,6 +163,7 @@ func New(opts Options) (*Core, error) {
 		catchupWake:    newSignal(),
 		typing:         make(chan typingReq, 64),
 		wanted:         make(map[string]time.Time),
+		enqueues:       &enqueueGroup{store: opts.Store},
 	}
 	for _, a := range opts.Adapters {
 		if _, dup := c.adapters[a.Platform()]; dup {
@@ -275,7 +278,7 @@ func (c *Core) Deliver(ctx context.Context, cur Cursor, msgs ...Inbound) error {
 		}
 		jobs = append(jobs, NewJob{Direction: In, Key: m.User.Identifier(), Dedup: m.DedupKey(), Payload: payload})
 	}
-	n, err := c.store.Enqueue(ctx, cur, jobs...)
+	n, err := c.enqueues.enqueue(ctx, JobBatch{Cursor: cur, Jobs: jobs})
 	if err != nil {
 		return fmt.Errorf("deliver: %w", err)
 	}

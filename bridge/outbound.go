@@ -369,7 +369,7 @@ func (c *Core) enqueueAgentMessages(ctx context.Context, cu Customer, conversati
 	if len(jobs) == 0 && cur.Name == "" {
 		return 0, nil
 	}
-	n, err := c.store.Enqueue(ctx, cur, jobs...)
+	n, err := c.enqueues.enqueue(ctx, JobBatch{Cursor: cur, Jobs: jobs})
 	if err != nil {
 		return 0, err
 	}
@@ -557,7 +557,7 @@ func (c *Core) agentMessageUpdated(ctx context.Context, ev onechat.Event) {
 	if err != nil {
 		return
 	}
-	n, err := c.store.Enqueue(ctx, Cursor{}, NewJob{Direction: Out, Key: cu.Chat.String(), Dedup: dedup, Payload: payload})
+	n, err := c.enqueues.enqueue(ctx, JobBatch{Jobs: []NewJob{{Direction: Out, Key: cu.Chat.String(), Dedup: dedup, Payload: payload}}})
 	if err != nil {
 		c.log.Warn("queue agent edit", zap.Int64("message_id", msg.ID), zap.Error(err))
 		return

@@ -55,6 +55,14 @@ type NewJob struct {
 	Payload json.RawMessage
 }
 
+// JobBatch is jobs to queue together with the cursor that moves when they are stored.
+type JobBatch struct {
+	// Cursor moves forward (never back) in the transaction that stores Jobs, unless its Name
+	// is empty.
+	Cursor Cursor
+	Jobs   []NewJob
+}
+
 // Job is a claimed queue row.
 type Job struct {
 	ID        int64
@@ -119,13 +127,14 @@ type Store interface {
 	// ErrNotFound when the bridge does not own the conversation.
 	SetConversationStatus(ctx context.Context, conversationID int64, status string) error
 
-	// Enqueue stores the jobs (skipping those whose Dedup exists) and moves cur forward
-	// (when cur.Name is not empty), in one transaction. It returns how many jobs were new.
-	Enqueue(ctx context.Context, cur Cursor, jobs ...NewJob) (int, error)
-	// ClaimBatch takes up to max of the oldest eligible jobs of the direction, oldest first:
-	// heads of their keys (so never two of one key), pending and due, or running with an
-	// expired lease (their worker died). The jobs are leased for lease. It returns no jobs when
-	// none is eligible.
+	// EnqueueBatch stores the jobs of every batch in order (skipping those whose Dedup exists)
+	// and moves each batch's cursor forward (when its Name is not empty), all in one
+	// transaction. It returns how many of each batch's jobs were new.
+	EnqueueBatch(ctx context.Context, batches []JobBatch) ([]int, error)
+	// ClaimBatch takes up to max of the eligible jobs of the direction that have been due
+	// longest: heads of their keys (so never two of one key), pending and due, or running with
+	// an expired lease (their worker died). The jobs are leased for lease and returned in id
+	// order. It returns no jobs when none is eligible.
 	ClaimBatch(ctx context.Context, dir Direction, lease time.Duration, max int) ([]Job, error)
 	// ExtendLease keeps a running job leased for another lease from now; ErrNotFound when it
 	// is no longer running.

@@ -7,7 +7,8 @@ var KeyLockID = keyLockID
 // The queue's statements and the settings they run under, for the test that plans them as the
 // store does with a backlog its statistics do not know of.
 const (
-	IndexPlans = indexPlans
-	ClaimJobs  = claimJobs
-	InsertJobs = insertJobs
+	IndexPlans  = indexPlans
+	ClaimJobs   = claimJobs
+	InsertJobs  = insertJobs
+	MoveCursors = moveCursors
 )

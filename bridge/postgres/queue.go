@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"time"
 
@@ -41,43 +42,75 @@ import (
 // when its statistics are stale.
 
 // Enqueue stores the jobs (skipping those whose Dedup exists, also within jobs) and moves cur
-// forward when cur.Name is not empty, in one transaction. It returns how many jobs were new.
+// forward when cur.Name is not empty, in one transaction; see EnqueueBatch. It returns how many
+// jobs were new.
+func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.NewJob) (int, error) {
+	n, err := s.EnqueueBatch(ctx, []bridge.JobBatch{{Cursor: cur, Jobs: jobs}})
+	if err != nil {
+		return 0, err
+	}
+	return n[0], nil
+}
+
+// EnqueueBatch stores the jobs of every batch, in order (skipping those whose Dedup exists,
+// also within and across batches), and moves each batch's cursor forward when its Name is not
+// empty, all in one transaction. It returns how many of each batch's jobs were new.
 // Payloads are stored as jsonb, so Claim returns them re-encoded (same value, maybe other
 // spacing); an empty payload is stored as JSON null, and escaped NUL characters, which jsonb
 // cannot hold, become U+FFFD rather than making a user's message impossible to store.
-func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.NewJob) (int, error) {
-	n := len(jobs)
-	dirs, keys, dedups := make([]string, n), make([]string, n), make([]string, n)
-	payloads := make([]string, n)
-	// firsts marks the first job of each key in jobs, the only one that may become its head.
-	firsts := make([]bool, n)
+func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch) ([]int, error) {
+	var n int
+	cursors := make(map[string]int64)
+	for _, b := range batches {
+		n += len(b.Jobs)
+		if c := b.Cursor; c.Name != "" {
+			if p, ok := cursors[c.Name]; !ok || c.Position > p {
+				cursors[c.Name] = c.Position
+			}
+		}
+	}
+	// One row per name (an upsert may not touch a row twice), in name order (so that two
+	// transactions moving the same cursors cannot deadlock).
+	curNames := slices.Sorted(maps.Keys(cursors))
+	curPos := make([]int64, len(curNames))
+	for i, name := range curNames {
+		curPos[i] = cursors[name]
+	}
+	dirs, keys, dedups := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	payloads := make([]string, 0, n)
+	// firsts marks the first job of each key, the only one that may become its head.
+	firsts := make([]bool, 0, n)
 	seen := make(map[[2]string]bool, n)
 	multi := make(map[[2]string]bool) // keys with more than one job here
 	lockIDs := make([]int64, 0, n)
-	for i, j := range jobs {
-		if err := validDirection(j.Direction); err != nil {
-			return 0, fmt.Errorf("enqueue: %w", err)
+	for _, b := range batches {
+		for i, j := range b.Jobs {
+			if err := validDirection(j.Direction); err != nil {
+				return nil, fmt.Errorf("enqueue: %w", err)
+			}
+			if j.Key == "" || j.Dedup == "" {
+				return nil, fmt.Errorf("enqueue: %s job %d has an empty key or dedup", j.Direction, i)
+			}
+			p := j.Payload
+			if len(p) == 0 {
+				p = json.RawMessage("null")
+			}
+			if !json.Valid(p) {
+				return nil, fmt.Errorf("enqueue: %s job %q: payload is not valid JSON", j.Direction, j.Dedup)
+			}
+			k := [2]string{string(j.Direction), j.Key}
+			dirs, keys, dedups = append(dirs, k[0]), append(keys, k[1]), append(dedups, j.Dedup)
+			payloads, firsts = append(payloads, replaceNUL(p)), append(firsts, !seen[k])
+			if seen[k] {
+				multi[k] = true
+			}
+			seen[k] = true
+			lockIDs = append(lockIDs, keyLockID(j.Direction, j.Key))
 		}
-		if j.Key == "" || j.Dedup == "" {
-			return 0, fmt.Errorf("enqueue: %s job %d has an empty key or dedup", j.Direction, i)
-		}
-		p := j.Payload
-		if len(p) == 0 {
-			p = json.RawMessage("null")
-		}
-		if !json.Valid(p) {
-			return 0, fmt.Errorf("enqueue: %s job %q: payload is not valid JSON", j.Direction, j.Dedup)
-		}
-		dirs[i], keys[i], dedups[i], payloads[i] = string(j.Direction), j.Key, j.Dedup, replaceNUL(p)
-		if k := [2]string{string(j.Direction), j.Key}; !seen[k] {
-			seen[k], firsts[i] = true, true
-		} else {
-			multi[k] = true
-		}
-		lockIDs = append(lockIDs, keyLockID(j.Direction, j.Key))
 	}
-	if n == 0 && cur.Name == "" {
-		return 0, nil
+	counts := make([]int, len(batches))
+	if n == 0 && len(curNames) == 0 {
+		return counts, nil
 	}
 	// Lock keys in one global order so that two enqueuers cannot deadlock.
 	slices.Sort(lockIDs)
@@ -89,8 +122,7 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 	// The insert's plan does not depend on the arrays, but Postgres would plan it afresh for
 	// every call (the generic plan's row estimate for unnest looks costlier), which costs more
 	// than running it.
-	b.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`)
-	b.Queue(indexPlans)
+	b.Queue(indexPlans + `, set_config('plan_cache_mode', 'force_generic_plan', true)`)
 	if len(lockIDs) > 0 {
 		b.Queue(`SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n`, lockIDs)
 	}
@@ -127,18 +159,24 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 			}
 		}
 	}
-	if cur.Name != "" {
-		b.Queue(`
-			INSERT INTO cursors (name, position) VALUES ($1, $2)
-			ON CONFLICT (name) DO UPDATE SET
-				position = GREATEST(cursors.position, EXCLUDED.position), updated_at = now()`,
-			cur.Name, cur.Position)
+	if len(curNames) > 0 {
+		b.Queue(moveCursors, curNames, curPos)
 	}
-	err := s.pool.SendBatch(ctx, b).Close()
-	if err != nil {
-		return 0, fmt.Errorf("enqueue %d jobs: %w", n, err)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("enqueue %d jobs: %w", n, err)
 	}
-	return len(inserted), nil
+	// A job inserted once counts for the first batch that has it.
+	i := 0
+	for bi, b := range batches {
+		for range b.Jobs {
+			if t := [3]string{dirs[i], keys[i], dedups[i]}; inserted[t] {
+				counts[bi]++
+				delete(inserted, t)
+			}
+			i++
+		}
+	}
+	return counts, nil
 }
 
 // insertJobs inserts the jobs of the arrays $1..$5 (direction, key, dedup, payload, first of its
@@ -158,16 +196,27 @@ const insertJobs = `
 	ON CONFLICT (direction, dedup) DO NOTHING
 	RETURNING direction, key, dedup`
 
+// moveCursors moves the cursors named in $1 forward to the positions in $2, in array order.
+const moveCursors = `
+	INSERT INTO cursors (name, position)
+	SELECT name, pos FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS c(name, pos, n)
+	ORDER BY n
+	ON CONFLICT (name) DO UPDATE SET
+		position = GREATEST(cursors.position, EXCLUDED.position), updated_at = now()`
+
 // indexPlans, run first in a transaction, makes Postgres plan the queue statements that follow
 // in it as index lookups, whatever its statistics say. Statistics of a queue table describe the
 // queue when it was last analysed, which in production is nearly empty; when a burst arrives, a
 // plan made for an empty table (read every unfinished row and hash them, or read every head and
 // sort them) costs the whole backlog on every enqueue and claim, and a cached plan keeps doing
 // so until the next analyse. Every queue statement has an index that answers it in the order
-// it needs, so these settings only ever take away the plans that read the backlog. They end
-// with the transaction (a pgx batch without BEGIN is one implicit transaction).
+// it needs, so these settings only ever take away the plans that read the backlog. A plan that
+// cannot avoid what they rule out is costed as if it were enormous, which would make Postgres
+// compile it with JIT on every execution (a quarter of a second for an eight-row upsert): JIT
+// goes off with them. They end with the transaction (a pgx batch without BEGIN is one implicit
+// transaction).
 const indexPlans = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
-	set_config('enable_sort', 'off', true)`
+	set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`
 
 // notifyEvery is the shortest time between two NOTIFYs of one direction from one Store.
 const notifyEvery = 10 * time.Millisecond
