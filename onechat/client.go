@@ -37,6 +37,9 @@ const (
 
 const (
 	defaultHTTPTimeout = 30 * time.Second
+	// idleConnsPerHost is how many idle connections to OneChat the default client keeps: about
+	// as many as the bridge runs requests at once (workers and catch-ups).
+	idleConnsPerHost = 64
 	// maxBodyBytes caps a success body. Conversation payloads embed every message, so this is
 	// generous; an error body is read only up to maxErrorBodyBytes.
 	maxBodyBytes      = 32 << 20
@@ -85,7 +88,12 @@ func NewClient(baseURL, inboxIdentifier string, opts *Options) *Client {
 		o = *opts
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
+		// Go's default transport keeps two idle connections per host: the bridge's workers
+		// and catch-ups run dozens of requests to OneChat at once, and every one beyond two
+		// would open (over HTTPS: handshake) a connection of its own and close it after.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = idleConnsPerHost
+		o.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout, Transport: tr}
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -677,5 +679,41 @@ func TestSmallerRoutes(t *testing.T) {
 				t.Errorf("body = %v, want %v", r.Body, tc.wantBody)
 			}
 		})
+	}
+}
+
+// TestClientKeepsConnectionsForConcurrentRequests: the bridge runs dozens of requests to
+// OneChat at once. With Go's default of two idle connections per host, every request beyond
+// two opened a connection (over HTTPS, a TLS handshake) and closed it afterwards.
+func TestClientKeepsConnectionsForConcurrentRequests(t *testing.T) {
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `[]`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := NewClient(srv.URL, testInbox, &Options{RequestsPerSecond: -1})
+
+	const concurrent, rounds = 16, 20
+	for range rounds {
+		var wg sync.WaitGroup
+		for range concurrent {
+			wg.Go(func() {
+				if _, err := c.ListMessages(t.Context(), testSourceID, 1, 0); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if n := opened.Load(); n > concurrent {
+		t.Errorf("%d rounds of %d concurrent requests opened %d connections; want at most %d, kept and reused",
+			rounds, concurrent, n, concurrent)
 	}
 }

@@ -182,7 +182,12 @@ func New(cfg Config, logger *zap.Logger) (*Adapter, error) {
 	}
 	client := cfg.HTTPClient
 	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
+		// Go's default transport keeps two idle connections per host; the outbound workers
+		// run more requests than that at once, and each beyond two would open a TLS
+		// connection of its own and close it after.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 32
+		client = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	}
 	if logger == nil {
 		logger = zap.NewNop()

@@ -198,7 +198,12 @@ func New(cfg Config, logger *zap.Logger) (*Adapter, error) {
 		return nil, fmt.Errorf("telegram: HTTP client timeout %s must exceed the poll timeout %s", client.Timeout, pollTimeout)
 	}
 	if client == nil {
-		client = &http.Client{Timeout: pollTimeout + httpSlack}
+		// Go's default transport keeps two idle connections per host; the outbound workers
+		// and the poller run more requests than that at once, and each beyond two would
+		// open a TLS connection of its own and close it after.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 32
+		client = &http.Client{Timeout: pollTimeout + httpSlack, Transport: tr}
 	}
 	if logger == nil {
 		logger = zap.NewNop()
