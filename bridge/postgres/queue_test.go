@@ -1137,20 +1137,7 @@ func deliverInbound(t *testing.T, s *postgres.Store, n int) {
 func testBacklogUnknownToStatistics(t *testing.T, before func(*testing.T, *postgres.Store, func(string))) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	dbURL := pgtest.NewDatabaseURL(t)
-	s, err := postgres.Open(ctx, dbURL, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	s, conn := openStore(t, 0)
 	run := func(sql string) {
 		t.Helper()
 		if _, err := conn.Exec(ctx, sql); err != nil {
