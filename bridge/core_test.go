@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -255,6 +257,40 @@ func TestUserMessagesReachOneChatInOrder(t *testing.T) {
 		if ci.SourceID == "1001" || ci.SourceID == "telegram:1001" {
 			t.Errorf("source_id %q is derived from the user id; it must be random", ci.SourceID)
 		}
+	}
+}
+
+// TestContactSessionIsVerifiedOnlyWhereItCan: with the inbox's HMAC token the new contact
+// session is shown once with the identifier hash, which is what marks it verified; without one
+// there is nothing to verify, and the show would only spend one of OneChat's requests.
+func TestContactSessionIsVerifiedOnlyWhereItCan(t *testing.T) {
+	for _, withHMAC := range []bool{true, false} {
+		t.Run(fmt.Sprintf("hmac=%v", withHMAC), func(t *testing.T) {
+			h := newHarness(t, nil)
+			if !withHMAC {
+				h.opts.OneChat = onechat.NewClient(h.oc.URL(), h.oc.InboxIdentifier(), nil)
+			}
+			h.start()
+			ctx := ctxT(t)
+			if err := h.adapter.Receive(ctx, userMessage(1001, "hello")); err != nil {
+				t.Fatal(err)
+			}
+			contact, conv := h.waitConversation(ctx, "telegram:1001", 1)
+			h.waitIncoming(ctx, conv.ID, "hello")
+			cis := h.oc.ContactInboxes(contact.ID)
+			if len(cis) != 1 || cis[0].HMACVerified != withHMAC {
+				t.Errorf("contact sessions %+v; want one, verified %v", cis, withHMAC)
+			}
+			shows := 0
+			for _, r := range h.oc.Requests() {
+				if r.Method == http.MethodGet && strings.HasSuffix(r.Path, "/contacts/"+cis[0].SourceID) {
+					shows++
+				}
+			}
+			if want := map[bool]int{true: 1, false: 0}[withHMAC]; shows != want {
+				t.Errorf("the contact session was shown %d times; want %d", shows, want)
+			}
+		})
 	}
 }
 

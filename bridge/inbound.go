@@ -400,9 +400,12 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 	}
 	c.subscribeCustomer(ctx, cu)
 	// Only a show (or update) with the identifier hash marks the session verified; create never
-	// does. Without a configured HMAC token this is a plain read of the new session.
-	if _, err := c.oc.GetContact(ctx, cu.SourceID, cu.Identifier); err != nil {
-		return cu, fmt.Errorf("verify contact: %w", err)
+	// does. Without a configured HMAC token there is nothing to verify, and the read would
+	// only spend one of OneChat's requests.
+	if c.oc.VerifiesIdentity() {
+		if _, err := c.oc.GetContact(ctx, cu.SourceID, cu.Identifier); err != nil {
+			return cu, fmt.Errorf("verify contact: %w", err)
+		}
 	}
 	c.log.Info("created OneChat contact", zap.String("platform", string(cu.User.Platform)), zap.Int64("contact_id", cu.ContactID))
 	return cu, nil

@@ -165,6 +165,10 @@ func (c *Client) CreateContact(ctx context.Context, p ContactParams) (*Contact, 
 	return &ct, nil
 }
 
+// VerifiesIdentity reports whether the client has an HMAC token, and so whether a show of a
+// contact session (GetContact) marks it verified.
+func (c *Client) VerifiesIdentity() bool { return c.hmacToken != "" }
+
 // GetContact shows the contact session sourceID. When an HMAC token is configured, identifier
 // and its hash go in the query: that is what marks the session verified (hmac_verified), which
 // a create never does, so call it once after CreateContact when verification matters
