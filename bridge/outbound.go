@@ -69,7 +69,10 @@ func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 			return
 		}
 		err = c.store.SetConversationStatus(ctx, conv.ID, conv.Status)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		switch {
+		case err == nil:
+			c.log.Debug("recorded conversation status", zap.Int64("conversation_id", conv.ID), zap.String("status", conv.Status))
+		case !errors.Is(err, ErrNotFound):
 			c.log.Warn("record conversation status", zap.Int64("conversation_id", conv.ID), zap.Error(err))
 		}
 	}

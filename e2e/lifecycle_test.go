@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -179,7 +180,14 @@ func TestResolveThenNewConversation(t *testing.T) {
 	r.waitSubscribed(ctx, contact.ID)
 	r.w.OC.AgentReply(first.ID, "fixed")
 	r.waitSentTexts(ctx, alice.ID, 1)
+	mark := r.logs.Len()
 	r.w.OC.Resolve(first.ID)
+	// A message the user sends before the bridge hears of the resolve goes to the conversation
+	// it knows (and OneChat reopens it), as in OneChat's own widget; this test is about the
+	// message after.
+	if err := r.logs.WaitFor(ctx, mark, `"msg":"recorded conversation status","conversation_id":`+strconv.FormatInt(first.ID, 10)+`,"status":"resolved"`); err != nil {
+		t.Fatalf("the bridge did not record the resolve: %v", err)
+	}
 
 	r.w.TG.SendText(alice, "new problem")
 	if err := r.w.OC.Wait(ctx, func() bool { return len(r.w.OC.Conversations(contact.ID)) == 2 }); err != nil {
