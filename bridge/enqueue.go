@@ -39,10 +39,11 @@ type enqueueCall struct {
 }
 
 // enqueue stores the jobs and moves the cursor in one transaction, shared with other calls,
-// and returns how many of the jobs were new. ctx bounds the commit only when the call leads it;
-// a follower waits for its leader, whose commit is bounded by commitTimeout, so that one
-// caller's cancellation cannot fail another's jobs. An enqueue is idempotent (jobs are unique by
-// Dedup, cursors only move forward), so a caller that gave up may find its jobs stored.
+// and returns how many of the jobs were new. The commit is bounded by commitTimeout, not by
+// ctx (whose values it keeps): the other calls in a group wait for it, and one caller's
+// cancellation must not fail their jobs. So a call returns within about commitTimeout of its
+// group's turn even when ctx is done; at shutdown that means its jobs are stored or not, never
+// half.
 func (g *enqueueGroup) enqueue(ctx context.Context, b JobBatch) (int, error) {
 	call := &enqueueCall{batch: b, done: make(chan bool, 1)}
 	g.mu.Lock()
