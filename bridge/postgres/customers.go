@@ -137,26 +137,25 @@ func (s *Store) listCustomers(ctx context.Context, what, sql string, args ...any
 // status, remembering that the conversation belongs to the customer. It returns
 // bridge.ErrNotFound when the customer does not exist.
 func (s *Store) SetConversation(ctx context.Context, customerID, conversationID int64, status string) error {
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		// Lock the customer first: it proves it exists and orders concurrent switches.
-		var id int64
-		if err := tx.QueryRow(ctx, `SELECT id FROM customers WHERE id = $1 FOR UPDATE`, customerID).Scan(&id); err != nil {
-			return notFound(err)
-		}
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO conversations (id, customer_id, status) VALUES ($1, $2, $3)
+	// One statement, so one round trip: every new conversation of every user passes here.
+	// Locking the customer first proves it exists and orders concurrent switches; the
+	// customer's foreign key to the conversation is checked at the end of the statement, when
+	// the conversation row exists.
+	var id int64
+	err := s.pool.QueryRow(ctx, `
+		WITH cu AS (
+			SELECT id FROM customers WHERE id = $1 FOR UPDATE
+		), conv AS (
+			INSERT INTO conversations (id, customer_id, status) SELECT $2, id, $3 FROM cu
 			ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id,
-				status = EXCLUDED.status, updated_at = now()`,
-			conversationID, customerID, status); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx,
-			`UPDATE customers SET conversation_id = $2, updated_at = now() WHERE id = $1`,
-			customerID, conversationID)
-		return err
-	})
+				status = EXCLUDED.status, updated_at = now()
+			RETURNING id
+		)
+		UPDATE customers SET conversation_id = (SELECT id FROM conv), updated_at = now()
+		WHERE id = (SELECT id FROM cu)
+		RETURNING id`, customerID, conversationID, status).Scan(&id)
 	if err != nil {
-		return fmt.Errorf("set conversation %d of customer %d: %w", conversationID, customerID, err)
+		return fmt.Errorf("set conversation %d of customer %d: %w", conversationID, customerID, notFound(err))
 	}
 	return nil
 }
