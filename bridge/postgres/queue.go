@@ -20,7 +20,8 @@ import (
 // The queue keeps one row per job. Within (direction, key) the unfinished row with the lowest id
 // is the head, and only the head may run. The head carries head = true (migration 00003), so
 // that Claim reads a partial index of heads (one entry per key with work) in the order they
-// become due (migration 00004) instead of every unfinished row of the direction. With several processes this holds because:
+// become due (migration 00004) instead of every unfinished row of the direction. With several
+// processes this holds because:
 //
 //   - Every change of a key's head happens under a transaction-level advisory lock per
 //     (direction, key) (keyLockID), taken before the statements that decide it, so each of them
@@ -124,7 +125,7 @@ func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch) ([]
 	// than running it.
 	b.Queue(indexPlans + `, set_config('plan_cache_mode', 'force_generic_plan', true)`)
 	if len(lockIDs) > 0 {
-		b.Queue(`SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n`, lockIDs)
+		b.Queue(lockKeys, lockIDs)
 	}
 	if n > 0 {
 		b.Queue(insertJobs, dirs, keys, dedups, payloads, firsts).Query(func(rows pgx.Rows) error {
@@ -280,9 +281,17 @@ func validDirection(d bridge.Direction) error {
 	return nil
 }
 
+// dueAt is when a head becomes eligible: a pending head's run_at, a running head's lease end
+// (when its worker may have died). It must stay the expression of queue_head_due_id_idx
+// (migration 00004), through which claimJobs and NextDue read the heads in this order.
+const dueAt = `(CASE WHEN state = 'pending' THEN run_at ELSE locked_until END)`
+
+// lockKeys takes the advisory locks $1 (keyLockID), in array order.
+const lockKeys = `SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n`
+
 // claimJobs leases ($2 microseconds) up to $3 eligible heads of direction $1, read in the order
-// they became due through queue_head_due_id_idx, whose expression it repeats: the scan meets only
-// eligible heads and stops after $3. The ids go to the update as an array, which it looks up in
+// they became due through queue_head_due_id_idx: the scan meets only eligible heads and stops
+// after $3. The ids go to the update as an array, which it looks up in
 // the primary key; "id IN (subquery)" would let Postgres join instead, and a plan made for a
 // small queue joins by reading all of it.
 const claimJobs = `
@@ -295,8 +304,8 @@ const claimJobs = `
 	WHERE id = ANY(ARRAY(
 		SELECT id FROM queue
 		WHERE direction = $1 AND head AND state IN ('pending', 'running')
-		  AND (CASE WHEN state = 'pending' THEN run_at ELSE locked_until END) <= now()
-		ORDER BY (CASE WHEN state = 'pending' THEN run_at ELSE locked_until END), id
+		  AND ` + dueAt + ` <= now()
+		ORDER BY ` + dueAt + `, id
 		LIMIT $3
 		FOR UPDATE SKIP LOCKED))
 	RETURNING id, direction, key, dedup, payload, attempts, created_at`
@@ -313,7 +322,8 @@ func (s *Store) Claim(ctx context.Context, dir bridge.Direction, lease time.Dura
 
 // ClaimBatch takes up to max of the eligible jobs of the direction that have been due longest
 // (ties in id order), leases them for lease and returns them in id order. Eligible are heads of
-// their keys that are pending and due, or running with an expired lease (their worker died). Only heads are eligible, so no two jobs of one key are ever in a batch.
+// their keys that are pending and due, or running with an expired lease (their worker died), so
+// no two jobs of one key are ever in a batch.
 // Taking over an expired lease counts as a failed attempt, so that a job that kills its worker
 // every time is visible in Attempts. It returns no jobs when none is eligible.
 func (s *Store) ClaimBatch(ctx context.Context, dir bridge.Direction, lease time.Duration, max int) ([]bridge.Job, error) {
@@ -401,7 +411,7 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) err
 		b := &pgx.Batch{}
 		b.Queue(indexPlans)
 		// In one global order, so that two completers (or an enqueuer) cannot deadlock.
-		b.Queue(`SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n`, lockIDs)
+		b.Queue(lockKeys, lockIDs)
 		b.Queue(`
 			UPDATE queue SET state = 'done', head = false, locked_until = NULL,
 				done_at = COALESCE(done_at, now()), updated_at = now()
@@ -509,14 +519,14 @@ func (s *Store) whyUnchanged(ctx context.Context, jobID int64) error {
 // pending head, or the lease end of a running head (when its worker may have died). Jobs
 // waiting behind their key's head are ignored, so a worker never wakes for a job it cannot
 // claim. ok is false when no job is unfinished. queue_head_due_id_idx answers it from its first
-// entry; the expression here must stay the index's.
+// entry (dueAt).
 func (s *Store) NextDue(ctx context.Context, dir bridge.Direction) (time.Time, bool, error) {
 	if err := validDirection(dir); err != nil {
 		return time.Time{}, false, fmt.Errorf("next due: %w", err)
 	}
 	var at *time.Time
 	err := s.pool.QueryRow(ctx, `
-		SELECT min(CASE WHEN state = 'pending' THEN run_at ELSE locked_until END)
+		SELECT min`+dueAt+`
 		FROM queue
 		WHERE direction = $1 AND head AND state IN ('pending', 'running')`, string(dir)).Scan(&at)
 	if err != nil {
