@@ -29,8 +29,8 @@ import (
 type Store struct {
 	pool   *pgxpool.Pool
 	logger *zap.Logger
-	// notified is when Enqueue last sent each direction's NOTIFY (unix nanoseconds, indexed
-	// by notifySlot); see Enqueue.
+	// notified is when an enqueue last sent each direction's NOTIFY (unix nanoseconds; in,
+	// then out); see shouldNotify.
 	notified [2]atomic.Int64
 }
 
