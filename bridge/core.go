@@ -48,7 +48,9 @@ type Options struct {
 	JobTimeout time.Duration
 	// Lease is how long a claimed message stays reserved for its worker without renewal; the
 	// worker renews it every Lease/3 while it works, so after a crash the message is taken over
-	// (by this process after a restart, or another one) within Lease. Default 15 s.
+	// (by this process after a restart, or another one) within Lease. A worker whose renewals
+	// fail stops its attempt at 2/3 of Lease, before anyone else may take the message over.
+	// Default 15 s.
 	Lease time.Duration
 	// ShutdownGrace is how long in-flight messages may still finish after Run's context is
 	// cancelled; then they are returned to the queue. Default 8 s.

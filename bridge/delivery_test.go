@@ -1,9 +1,11 @@
 package bridge_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -397,6 +399,71 @@ func TestCrashMidPostDoesNotDoubleTheMessage(t *testing.T) {
 	hold.Store(false)
 	h.start()
 	if err := h.adapter.Receive(ctx, userMessage(2007, "and the next one")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIncoming(ctx, conv.ID, "only once please", "and the next one")
+}
+
+// stallingStore is the real store whose lease renewals fail for the jobs stall picks, as they
+// do while the database is out of reach or the process is starved.
+type stallingStore struct {
+	bridge.Store
+	stall func(bridge.JobLease) bool
+}
+
+func (s stallingStore) ExtendLease(ctx context.Context, l bridge.JobLease, d time.Duration) error {
+	if s.stall(l) {
+		return fmt.Errorf("extend lease of job %d: connection reset by peer", l.ID)
+	}
+	return s.Store.ExtendLease(ctx, l, d)
+}
+
+// TestWorkerThatCannotRenewItsLeaseLetsGo: a worker whose lease cannot be renewed (here its
+// POST to OneChat hangs meanwhile) stops before the lease runs out, so the worker that takes
+// the message over next does not post it beside a late copy: the agent sees it once.
+func TestWorkerThatCannotRenewItsLeaseLetsGo(t *testing.T) {
+	h := newHarness(t, nil)
+	h.opts.Lease = 600 * time.Millisecond
+	h.opts.Store = stallingStore{Store: h.store, stall: func(l bridge.JobLease) bool { return l.Attempts == 0 }}
+	target, _ := url.Parse(h.oc.URL())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var posts atomic.Int32
+	laterPosted := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/messages") {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		if posts.Add(1) > 1 {
+			proxy.ServeHTTP(w, r)
+			close(laterPosted)
+			return
+		}
+		// The first post hangs on its way to OneChat. If its worker still waits when another
+		// one has posted the message, it arrives late, beside that copy.
+		body, err := io.ReadAll(r.Body) // read, so that a client that gives up is noticed
+		if err != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-laterPosted:
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	h.opts.OneChat = onechat.NewClient(srv.URL, h.oc.InboxIdentifier(), &onechat.Options{HMACToken: h.oc.HMACToken()})
+	h.start()
+	ctx := ctxT(t)
+
+	if err := h.adapter.Receive(ctx, userMessage(2012, "only once please")); err != nil {
+		t.Fatal(err)
+	}
+	_, conv := h.waitConversation(ctx, "telegram:2012", 1)
+	h.waitIncoming(ctx, conv.ID, "only once please")
+	if err := h.adapter.Receive(ctx, userMessage(2012, "and the next one")); err != nil {
 		t.Fatal(err)
 	}
 	h.waitIncoming(ctx, conv.ID, "only once please", "and the next one")

@@ -9,6 +9,11 @@ import (
 // ErrNotFound is returned by a Store when the thing asked for does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrLeaseLost is returned by a Store when a worker acts on a job it no longer holds: its lease
+// expired and another worker took the job over (or the job is finished). The worker must stop
+// and leave the job to its new holder.
+var ErrLeaseLost = errors.New("the message's lease passed to another worker")
+
 // PermanentError marks a failure that retrying cannot fix: the user blocked the bot, the
 // message is malformed, OneChat rejected it with 422. The queue marks the message failed with
 // Reason and moves on.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -106,6 +108,7 @@ func (c *Core) dispatch(ctx context.Context, dir Direction, jobs chan<- Job, fre
 			}
 		}
 		woken := wake.wait()
+		sent := time.Now()
 		got, err := c.store.ClaimBatch(ctx, dir, c.opts.Lease, idle)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -117,6 +120,7 @@ func (c *Core) dispatch(ctx context.Context, dir Direction, jobs chan<- Job, fre
 		}
 		// Every job goes to an idle worker, so handing them out does not wait for long.
 		for _, j := range got {
+			j.leasedFrom = sent
 			jobs <- j
 		}
 		idle -= len(got)
@@ -145,10 +149,11 @@ func newRecorder(c *Core, dir Direction) *recorder {
 	return &recorder{c: c, dir: dir, in: make(chan recording, maxCompleteBatch), stop: make(chan struct{})}
 }
 
-// complete records the delivered job and returns once it is committed (or failed to be).
+// complete records the delivered job and returns once it is committed (or failed to be, or
+// refused with ErrLeaseLost).
 func (r *recorder) complete(job *Job, links []MessageLink) error {
 	done := make(chan error, 1)
-	r.in <- recording{done: Completion{JobID: job.ID, Links: links}, err: done}
+	r.in <- recording{done: Completion{Lease: job.Lease(), Links: links}, err: done}
 	return <-done
 }
 
@@ -188,18 +193,33 @@ func (r *recorder) commit(batch []recording) {
 	for i, b := range batch {
 		done[i] = b.done
 	}
-	err := r.c.store.CompleteBatch(ctx, done)
-	if err != nil && len(batch) > 1 {
+	refused, err := r.c.store.CompleteBatch(ctx, done)
+	switch {
+	case err != nil && len(batch) > 1:
 		for _, b := range batch {
-			b.err <- r.c.store.CompleteBatch(ctx, []Completion{b.done})
+			b.err <- r.commitOne(ctx, b.done)
 		}
-	} else {
-		for _, b := range batch {
-			b.err <- err
+	case err != nil:
+		batch[0].err <- err
+	default:
+		for i, b := range batch {
+			if slices.Contains(refused, i) {
+				b.err <- fmt.Errorf("complete job %d: %w", b.done.Lease.ID, ErrLeaseLost)
+			} else {
+				b.err <- nil
+			}
 		}
 	}
 	// The next job of each key is its head now.
 	r.c.wake[dirIndex(r.dir)].notify()
+}
+
+func (r *recorder) commitOne(ctx context.Context, done Completion) error {
+	refused, err := r.c.store.CompleteBatch(ctx, []Completion{done})
+	if err == nil && len(refused) > 0 {
+		err = fmt.Errorf("complete job %d: %w", done.Lease.ID, ErrLeaseLost)
+	}
+	return err
 }
 
 // idle waits until the queue is signalled, the next retry is due, or the idle poll passes.
@@ -219,45 +239,60 @@ func (c *Core) idle(ctx context.Context, dir Direction, woken <-chan struct{}) {
 	}
 }
 
+// errLeaseUnconfirmed ends an attempt whose lease could not be renewed in time: the store
+// may hand the job to another worker soon, so this one must not act on it any more.
+var errLeaseUnconfirmed = errors.New("the message's lease could not be renewed in time")
+
 // run executes one attempt of job and records the result.
+//
+// A job is held under a lease that expires unless renewed, so that a crashed worker's message
+// is taken over soon. While the attempt runs and until its result is recorded, the lease is
+// renewed every third of it. A worker acts on the job only while it knows it holds it: the
+// attempt is cancelled when the store says the job was taken over, and when no renewal
+// succeeded for two thirds of a lease (the store's lease runs from no earlier than the
+// renewal was sent). The last third is the margin in which a request cut short lands
+// before anyone else may take the job and check what reached the other side.
 func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, results *recorder) {
 	log := c.log.With(zap.String("direction", string(dir)), zap.Int64("job", job.ID), zap.String("key", job.Key))
-	attemptCtx, cancel := context.WithTimeout(ctx, c.opts.JobTimeout)
-	// The lease is short, so a crashed worker's message is taken over soon; while this
-	// attempt runs and until its result is recorded, the lease is renewed.
+	timeoutCtx, cancel := context.WithTimeout(ctx, c.opts.JobTimeout)
+	defer cancel()
+	attemptCtx, stopAttempt := context.WithCancelCause(timeoutCtx)
+	defer stopAttempt(nil)
 	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		t := time.NewTicker(c.opts.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-leaseCtx.Done():
-				return
-			case <-t.C:
-				err := c.store.ExtendLease(leaseCtx, job.ID, c.opts.Lease)
-				if err != nil && leaseCtx.Err() == nil && !errors.Is(err, ErrNotFound) {
-					log.Warn("could not renew the lease of a running message", zap.Error(err))
-				}
-			}
-		}
+		c.keepLease(leaseCtx, log, job, stopAttempt)
 	}()
 	defer func() {
 		stopLease()
 		<-renewed
 	}()
 	links, err := h(attemptCtx, job)
+	lost := context.Cause(attemptCtx)
 	cancel()
 	// Recording the result must not be cut short by shutdown.
 	rec, cancelRec := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancelRec()
 	if err == nil {
-		if err := results.complete(job, links); err != nil {
+		switch err := results.complete(job, links); {
+		case errors.Is(err, ErrLeaseLost):
+			// Another worker holds the message now; it checks what reached the other side
+			// before it sends anything.
+			log.Warn("message delivered after its lease passed to another worker; that one records it", zap.Error(err))
+		case err != nil:
 			log.Error("record delivered message", zap.Error(err))
+		default:
+			c.opts.Metrics.delivered(dir, job)
 		}
-		c.opts.Metrics.delivered(dir, job)
 		return
+	}
+	if errors.Is(lost, ErrLeaseLost) {
+		log.Warn("stopped a message another worker took over", zap.Error(err))
+		return
+	}
+	if errors.Is(lost, errLeaseUnconfirmed) {
+		err = fmt.Errorf("%w (%w)", errLeaseUnconfirmed, err)
 	}
 	// A failed job moves its key on to the next one; a retried one may be due again soon.
 	defer c.wake[dirIndex(dir)].notify()
@@ -272,7 +307,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 	case errors.As(err, &perm):
 		log.Warn("message failed permanently", zap.String("reason", perm.Reason), zap.Error(err))
 		c.opts.Metrics.failed(dir, job, perm.Unreachable)
-		if err := c.store.Fail(rec, job.ID, perm.Error()); err != nil {
+		if err := c.store.Fail(rec, job.Lease(), perm.Error()); err != nil {
 			log.Error("record failed message", zap.Error(err))
 		}
 		if perm.Unreachable {
@@ -287,7 +322,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 		if dir == Out && attempt >= c.opts.MaxOutboundAttempts {
 			log.Error("giving up on message", zap.Int("attempts", attempt), zap.Error(err))
 			c.opts.Metrics.failed(dir, job, false)
-			if err := c.store.Fail(rec, job.ID, "gave up: "+err.Error()); err != nil {
+			if err := c.store.Fail(rec, job.Lease(), "gave up: "+err.Error()); err != nil {
 				log.Error("record failed message", zap.Error(err))
 			}
 			return
@@ -300,8 +335,51 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 }
 
 func (c *Core) retry(ctx context.Context, log *zap.Logger, job *Job, at time.Time, count bool, reason string) {
-	if err := c.store.Retry(ctx, job.ID, at, count, reason); err != nil {
+	if err := c.store.Retry(ctx, job.Lease(), at, count, reason); errors.Is(err, ErrLeaseLost) {
+		log.Warn("another worker took the message over; leaving it to that one", zap.Error(err))
+	} else if err != nil {
 		log.Error("reschedule message", zap.Error(err))
+	}
+}
+
+// keepLease renews the lease of job until ctx is cancelled, and calls stop with ErrLeaseLost
+// when the store says another worker took the job over, or with errLeaseUnconfirmed when no
+// renewal succeeded for two thirds of a lease; see run.
+func (c *Core) keepLease(ctx context.Context, log *zap.Logger, job *Job, stop context.CancelCauseFunc) {
+	every := c.opts.Lease / 3
+	from := job.leasedFrom
+	if from.IsZero() {
+		from = time.Now()
+	}
+	held := time.NewTimer(time.Until(from.Add(c.opts.Lease - every)))
+	defer held.Stop()
+	renew := time.NewTimer(every)
+	defer renew.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-held.C:
+			log.Warn("the message's lease could not be renewed in time; stopping the attempt")
+			stop(errLeaseUnconfirmed)
+		case <-renew.C:
+			sent := time.Now()
+			err := c.store.ExtendLease(ctx, job.Lease(), c.opts.Lease)
+			switch {
+			case err == nil:
+				held.Reset(time.Until(sent.Add(c.opts.Lease - every)))
+				renew.Reset(every)
+			case errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrNotFound):
+				stop(fmt.Errorf("renew: %w", ErrLeaseLost))
+				return
+			case ctx.Err() != nil:
+				return
+			default:
+				// Try again soon: the lease must not run out over one failed round trip.
+				log.Warn("could not renew the lease of a running message", zap.Error(err))
+				renew.Reset(every / 4)
+			}
+		}
 	}
 }
 

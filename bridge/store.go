@@ -70,10 +70,27 @@ type Job struct {
 	Key       string
 	Dedup     string
 	Payload   json.RawMessage
-	// Attempts counts earlier attempts that failed (rate-limit waits are not counted).
+	// Attempts counts earlier attempts that failed (rate-limit waits are not counted). Taking
+	// over a job whose lease expired counts one, so ID and Attempts together name the claim.
 	Attempts  int
 	CreatedAt time.Time
+
+	// leasedFrom is when the claim that leased the job was sent: the lease runs from no
+	// earlier than that by the store's clock.
+	leasedFrom time.Time
 }
+
+// JobLease names one claim of a job: the job and its Attempts when claimed. Every claim of a
+// job whose earlier holder may still be running (its lease expired) counts an attempt, so two
+// workers never hold the same JobLease, and the store refuses to let an earlier holder renew,
+// finish or retry the job (ErrLeaseLost).
+type JobLease struct {
+	ID       int64
+	Attempts int
+}
+
+// Lease returns the claim the job was handed out under.
+func (j *Job) Lease() JobLease { return JobLease{ID: j.ID, Attempts: j.Attempts} }
 
 // Job states as the store records them.
 const (
@@ -83,9 +100,9 @@ const (
 	JobFailed  = "failed"
 )
 
-// Completion is a job that was delivered and the message links to record with it.
+// Completion is a job that was delivered under Lease and the message links to record with it.
 type Completion struct {
-	JobID int64
+	Lease JobLease
 	Links []MessageLink
 }
 
@@ -136,18 +153,23 @@ type Store interface {
 	// an expired lease (their worker died). The jobs are leased for lease and returned in id
 	// order. It returns no jobs when none is eligible.
 	ClaimBatch(ctx context.Context, dir Direction, lease time.Duration, max int) ([]Job, error)
-	// ExtendLease keeps a running job leased for another lease from now; ErrNotFound when it
-	// is no longer running.
-	ExtendLease(ctx context.Context, jobID int64, lease time.Duration) error
+	// ExtendLease keeps a running job leased for another lease from now, as long as the job
+	// is still held under l; ErrLeaseLost when it is not (taken over, or finished), and
+	// ErrNotFound when the job does not exist.
+	ExtendLease(ctx context.Context, l JobLease, lease time.Duration) error
 	// CompleteBatch marks the jobs done and records their message links, in one transaction;
-	// each key moves on to its next job. Unknown jobs make it return an error wrapping
-	// ErrNotFound after the others are recorded.
-	CompleteBatch(ctx context.Context, done []Completion) error
+	// each key moves on to its next job. A completion whose job is not held under its lease
+	// any more (or does not exist) changes nothing, its links included: refused holds the
+	// indexes of those in done. err is for the transaction as a whole, which then recorded
+	// nothing.
+	CompleteBatch(ctx context.Context, done []Completion) (refused []int, err error)
 	// Retry makes the job pending again, due at `at`. countAttempt is false for rate-limit
-	// waits. reason is kept as the job's last error.
-	Retry(ctx context.Context, jobID int64, at time.Time, countAttempt bool, reason string) error
-	// Fail marks the job failed with reason; the key moves on to its next job.
-	Fail(ctx context.Context, jobID int64, reason string) error
+	// waits. reason is kept as the job's last error. ErrLeaseLost when the job is not held
+	// under l.
+	Retry(ctx context.Context, l JobLease, at time.Time, countAttempt bool, reason string) error
+	// Fail marks the job failed with reason; the key moves on to its next job. ErrLeaseLost
+	// when the job is not held under l.
+	Fail(ctx context.Context, l JobLease, reason string) error
 	// NextDue returns when the next pending job of the direction becomes due; ok is false when
 	// there is none.
 	NextDue(ctx context.Context, dir Direction) (at time.Time, ok bool, err error)

@@ -112,17 +112,18 @@ func (s *Store) Cursors(ctx context.Context, prefix string) ([]bridge.Cursor, er
 }
 
 // ExtendLease keeps a running job leased for another lease from now, so a worker busy with a
-// long send keeps it while a crashed worker's job is taken over soon. It returns
-// bridge.ErrNotFound when the job is no longer running (finished, or taken over).
-func (s *Store) ExtendLease(ctx context.Context, jobID int64, lease time.Duration) error {
+// long send keeps it while a crashed worker's job is taken over soon. Only the holder of l
+// may: it returns an error wrapping bridge.ErrLeaseLost when the job was taken over or is no
+// longer running, and bridge.ErrNotFound when it does not exist.
+func (s *Store) ExtendLease(ctx context.Context, l bridge.JobLease, lease time.Duration) error {
 	tag, err := s.pool.Exec(ctx, `
-		UPDATE queue SET locked_until = now() + $2::bigint * interval '1 microsecond'
-		WHERE id = $1 AND state = 'running'`, jobID, lease.Microseconds())
-	if err != nil {
-		return fmt.Errorf("extend lease of job %d: %w", jobID, err)
+		UPDATE queue SET locked_until = now() + $3::bigint * interval '1 microsecond'
+		WHERE id = $1 AND attempts = $2 AND state = 'running'`, l.ID, l.Attempts, lease.Microseconds())
+	if err == nil && tag.RowsAffected() == 0 {
+		err = s.whyUnchanged(ctx, l.ID)
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("extend lease of job %d: %w", jobID, bridge.ErrNotFound)
+	if err != nil {
+		return fmt.Errorf("extend lease of job %d: %w", l.ID, err)
 	}
 	return nil
 }

@@ -129,7 +129,7 @@ func TestJobPayloadKeepsFinishedJobs(t *testing.T) {
 	if err != nil || j == nil {
 		t.Fatalf("claim: %v %v", j, err)
 	}
-	if err := s.Complete(ctx, j.ID); err != nil {
+	if err := s.Complete(ctx, j.Lease()); err != nil {
 		t.Fatal(err)
 	}
 	p, err := s.JobPayload(ctx, bridge.Out, "onechat:9")

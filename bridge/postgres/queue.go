@@ -359,123 +359,142 @@ func (s *Store) ClaimBatch(ctx context.Context, dir bridge.Direction, lease time
 }
 
 // Complete marks the job done, moves its key's head to the next unfinished job and records the
-// message links, in one transaction; see CompleteBatch.
-func (s *Store) Complete(ctx context.Context, jobID int64, links ...bridge.MessageLink) error {
-	return s.CompleteBatch(ctx, []bridge.Completion{{JobID: jobID, Links: links}})
+// message links, in one transaction; see CompleteBatch. It returns an error wrapping
+// bridge.ErrLeaseLost when the job is not held under l.
+func (s *Store) Complete(ctx context.Context, l bridge.JobLease, links ...bridge.MessageLink) error {
+	refused, err := s.CompleteBatch(ctx, []bridge.Completion{{Lease: l, Links: links}})
+	if err == nil && len(refused) > 0 {
+		err = fmt.Errorf("complete job %d: %w", l.ID, bridge.ErrLeaseLost)
+	}
+	return err
 }
 
 // CompleteBatch marks the jobs done, moves each of their keys' head to the key's next unfinished
 // job and records the message links, in one transaction, so that many workers' results cost one
-// commit. Links that exist already are kept as they are. Completing a finished job again is
-// allowed (a worker whose lease expired may finish after another one). Unknown jobs make it
-// return an error wrapping bridge.ErrNotFound after the others are recorded.
-func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) error {
+// commit. Links that exist already are kept as they are. A job is completed only while it is
+// running under the completion's lease: a worker whose lease expired and whose job another one
+// took over records nothing, not even its links (the new holder checks what reached the other
+// side and records that). refused are the indexes in done of the completions not recorded.
+func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (refused []int, err error) {
 	if len(done) == 0 {
-		return nil
+		return nil, nil
 	}
 	ids := make([]int64, 0, len(done))
-	var oc, conv []int64
+	attempts := make([]int32, 0, len(done))
+	var lj, oc, conv []int64
 	var plat, chat, pm, dir []string
 	for _, d := range done {
-		ids = append(ids, d.JobID)
+		ids, attempts = append(ids, d.Lease.ID), append(attempts, int32(d.Lease.Attempts)) //nolint:gosec // attempts are small
 		for i, l := range d.Links {
 			if err := validDirection(l.Direction); err != nil {
-				return fmt.Errorf("complete job %d: link %d: %w", d.JobID, i, err)
+				return nil, fmt.Errorf("complete job %d: link %d: %w", d.Lease.ID, i, err)
 			}
-			oc, conv, plat = append(oc, l.OneChatMessageID), append(conv, l.ConversationID), append(plat, string(l.Chat.Platform))
-			chat, pm, dir = append(chat, l.Chat.ID), append(pm, l.PlatformMessageID), append(dir, string(l.Direction))
+			lj, oc, conv = append(lj, d.Lease.ID), append(oc, l.OneChatMessageID), append(conv, l.ConversationID)
+			plat, chat, pm, dir = append(plat, string(l.Chat.Platform)), append(chat, l.Chat.ID), append(pm, l.PlatformMessageID), append(dir, string(l.Direction))
 		}
 	}
 	// The keys are needed for the locks, which must be held before the jobs are touched: a
 	// transaction that waited for a lock while holding a job's row could deadlock with one that
 	// holds it and promotes that row.
-	rows, err := s.pool.Query(ctx, `SELECT id, direction, key FROM queue WHERE id = ANY($1)`, ids)
+	rows, err := s.pool.Query(ctx, `SELECT direction, key FROM queue WHERE id = ANY($1)`, ids)
 	if err != nil {
-		return fmt.Errorf("complete %d jobs: %w", len(ids), err)
+		return nil, fmt.Errorf("complete %d jobs: %w", len(ids), err)
 	}
-	var found []int64
 	var dirs, keys []string
 	var lockIDs []int64
-	var id int64
 	var d, k string
-	if _, err := pgx.ForEachRow(rows, []any{&id, &d, &k}, func() error {
-		found, dirs, keys = append(found, id), append(dirs, d), append(keys, k)
+	if _, err := pgx.ForEachRow(rows, []any{&d, &k}, func() error {
+		dirs, keys = append(dirs, d), append(keys, k)
 		lockIDs = append(lockIDs, keyLockID(bridge.Direction(d), k))
 		return nil
 	}); err != nil {
-		return fmt.Errorf("complete %d jobs: %w", len(ids), err)
+		return nil, fmt.Errorf("complete %d jobs: %w", len(ids), err)
 	}
-	if len(found) > 0 {
+	completed := make(map[int64]bool, len(ids))
+	if len(lockIDs) > 0 {
 		slices.Sort(lockIDs)
 		lockIDs = slices.Compact(lockIDs)
 		b := &pgx.Batch{}
 		b.Queue(indexPlans)
 		// In one global order, so that two completers (or an enqueuer) cannot deadlock.
 		b.Queue(lockKeys, lockIDs)
-		b.Queue(`
-			UPDATE queue SET state = 'done', head = false, locked_until = NULL,
-				done_at = COALESCE(done_at, now()), updated_at = now()
-			WHERE id = ANY($1)`, found)
+		b.Queue(completeJobs, ids, attempts, lj, oc, conv, plat, chat, pm, dir).Query(func(rows pgx.Rows) error {
+			var id int64
+			_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+				completed[id] = true
+				return nil
+			})
+			return err
+		})
 		b.Queue(promoteHeads, dirs, keys)
-		if len(oc) > 0 {
-			b.Queue(`
-				INSERT INTO message_map (onechat_message_id, conversation_id, platform, chat_id,
-					platform_message_id, direction)
-				SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
-				ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING`,
-				oc, conv, plat, chat, pm, dir)
-		}
 		// A batch runs as one implicit transaction.
 		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("complete %d jobs: %w", len(found), err)
+			return nil, fmt.Errorf("complete %d jobs: %w", len(ids), err)
 		}
 	}
-	if len(found) < len(ids) {
-		var missing []int64
-		for _, id := range ids {
-			if !slices.Contains(found, id) {
-				missing = append(missing, id)
-			}
+	for i, d := range done {
+		if !completed[d.Lease.ID] {
+			refused = append(refused, i)
 		}
-		return fmt.Errorf("complete jobs %v: %w", missing, bridge.ErrNotFound)
 	}
-	return nil
+	return refused, nil
 }
 
-// Retry makes the job pending again, due at `at`. countAttempt is false for rate-limit waits.
-// reason is kept as the job's last error. The job stays its key's head. A finished job stays
-// finished: Retry then returns an error, and bridge.ErrNotFound for unknown jobs.
-func (s *Store) Retry(ctx context.Context, jobID int64, at time.Time, countAttempt bool, reason string) error {
+// completeJobs marks done the jobs $1 that are running under the attempts $2, and records the
+// links ($3 the job of each, then onechat message, conversation, platform, chat, platform
+// message, direction) of those it marked; it returns their ids.
+const completeJobs = `
+	WITH done AS (
+		UPDATE queue q SET state = 'done', head = false, locked_until = NULL,
+			done_at = now(), updated_at = now()
+		FROM unnest($1::bigint[], $2::int[]) AS c(id, attempts)
+		WHERE q.id = c.id AND q.attempts = c.attempts AND q.state = 'running'
+		RETURNING q.id),
+	links AS (
+		INSERT INTO message_map (onechat_message_id, conversation_id, platform, chat_id,
+			platform_message_id, direction)
+		SELECT l.oc, l.conv, l.plat, l.chat, l.pm, l.dir
+		FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
+			AS l(job, oc, conv, plat, chat, pm, dir)
+		WHERE l.job IN (SELECT id FROM done)
+		ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING)
+	SELECT id FROM done`
+
+// Retry makes the job pending again, due at `at`, if it is running under l. countAttempt is
+// false for rate-limit waits. reason is kept as the job's last error. The job stays its key's
+// head. Otherwise it changes nothing and returns an error wrapping bridge.ErrLeaseLost, or
+// bridge.ErrNotFound for unknown jobs.
+func (s *Store) Retry(ctx context.Context, l bridge.JobLease, at time.Time, countAttempt bool, reason string) error {
 	inc := 0
 	if countAttempt {
 		inc = 1
 	}
 	tag, err := s.pool.Exec(ctx, `
-		UPDATE queue SET state = 'pending', run_at = $2, attempts = attempts + $3,
-			last_error = $4, locked_until = NULL, updated_at = now()
-		WHERE id = $1 AND state IN ('pending', 'running')`, jobID, at, inc, reason)
+		UPDATE queue SET state = 'pending', run_at = $3, attempts = attempts + $4,
+			last_error = $5, locked_until = NULL, updated_at = now()
+		WHERE id = $1 AND attempts = $2 AND state = 'running'`, l.ID, l.Attempts, at, inc, reason)
 	if err == nil && tag.RowsAffected() == 0 {
-		err = s.whyUnchanged(ctx, jobID)
+		err = s.whyUnchanged(ctx, l.ID)
 	}
 	if err != nil {
-		return fmt.Errorf("retry job %d: %w", jobID, err)
+		return fmt.Errorf("retry job %d: %w", l.ID, err)
 	}
 	return nil
 }
 
-// Fail marks the job failed with reason and moves its key's head to the next unfinished job. A
-// finished job stays as it is: Fail then returns an error, and bridge.ErrNotFound for unknown
-// jobs.
-func (s *Store) Fail(ctx context.Context, jobID int64, reason string) error {
-	changed, err := s.finish(ctx, jobID, `
-		UPDATE queue SET state = 'failed', head = false, last_error = $2, locked_until = NULL,
+// Fail marks the job failed with reason, if it is running under l, and moves its key's head to
+// the next unfinished job. Otherwise it changes nothing and returns an error wrapping
+// bridge.ErrLeaseLost, or bridge.ErrNotFound for unknown jobs.
+func (s *Store) Fail(ctx context.Context, l bridge.JobLease, reason string) error {
+	changed, err := s.finish(ctx, l.ID, `
+		UPDATE queue SET state = 'failed', head = false, last_error = $3, locked_until = NULL,
 			done_at = now(), updated_at = now()
-		WHERE id = $1 AND state IN ('pending', 'running')`, []any{jobID, reason})
+		WHERE id = $1 AND attempts = $2 AND state = 'running'`, []any{l.ID, l.Attempts, reason})
 	if err == nil && !changed {
-		err = s.whyUnchanged(ctx, jobID)
+		err = s.whyUnchanged(ctx, l.ID)
 	}
 	if err != nil {
-		return fmt.Errorf("fail job %d: %w", jobID, err)
+		return fmt.Errorf("fail job %d: %w", l.ID, err)
 	}
 	return nil
 }
@@ -506,13 +525,14 @@ func (s *Store) finish(ctx context.Context, jobID int64, update string, args []a
 	return changed, nil
 }
 
-// whyUnchanged explains why an update of an unfinished job changed nothing.
+// whyUnchanged explains why an update of a job under a lease changed nothing: the job does not
+// exist (bridge.ErrNotFound), or is not held under that lease (bridge.ErrLeaseLost).
 func (s *Store) whyUnchanged(ctx context.Context, jobID int64) error {
 	var state string
 	if err := s.pool.QueryRow(ctx, `SELECT state FROM queue WHERE id = $1`, jobID).Scan(&state); err != nil {
 		return notFound(err)
 	}
-	return fmt.Errorf("job is already %s", state)
+	return fmt.Errorf("job is %s under a later claim or finished: %w", state, bridge.ErrLeaseLost)
 }
 
 // NextDue returns when the next job of the direction becomes eligible: the earliest run_at of a

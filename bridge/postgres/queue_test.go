@@ -100,7 +100,7 @@ func TestEnqueueDedupAndCursor(t *testing.T) {
 
 	// Dedup is per direction, and a finished job still deduplicates.
 	j := claim(t, s, bridge.In, time.Minute, "m1")
-	if err := s.Complete(ctx, j.ID); err != nil {
+	if err := s.Complete(ctx, j.Lease()); err != nil {
 		t.Fatal(err)
 	}
 	n, err = s.Enqueue(ctx, bridge.Cursor{}, job(bridge.Out, "c1", "m1"), job(bridge.In, "u1", "m1"))
@@ -161,7 +161,7 @@ func TestEnqueueBatch(t *testing.T) {
 	j := claim(t, s, bridge.Out, time.Minute, "m1")
 	claim(t, s, bridge.Out, time.Minute, "m3")
 	claim(t, s, bridge.Out, time.Minute, "")
-	if err := s.Complete(ctx, j.ID); err != nil {
+	if err := s.Complete(ctx, j.Lease()); err != nil {
 		t.Fatal(err)
 	}
 	claim(t, s, bridge.Out, time.Minute, "m2")
@@ -235,7 +235,7 @@ func TestPerKeyFIFO(t *testing.T) {
 	a1 := claim(t, s, bridge.In, time.Minute, "a1")
 	claim(t, s, bridge.In, time.Minute, "b1") // a2 waits behind the running a1
 	claim(t, s, bridge.In, time.Minute, "")
-	if err := s.Complete(ctx, a1.ID); err != nil {
+	if err := s.Complete(ctx, a1.Lease()); err != nil {
 		t.Fatal(err)
 	}
 	claim(t, s, bridge.In, time.Minute, "a2")
@@ -244,7 +244,7 @@ func TestPerKeyFIFO(t *testing.T) {
 	// A head waiting for a retry blocks its key, and only its key.
 	enqueue(t, s, job(bridge.In, "C", "c1"), job(bridge.In, "C", "c2"), job(bridge.In, "D", "d1"))
 	c1 := claim(t, s, bridge.In, time.Minute, "c1")
-	if err := s.Retry(ctx, c1.ID, time.Now().Add(time.Hour), true, "timeout"); err != nil {
+	if err := s.Retry(ctx, c1.Lease(), time.Now().Add(time.Hour), true, "timeout"); err != nil {
 		t.Fatal(err)
 	}
 	claim(t, s, bridge.In, time.Minute, "d1")
@@ -271,12 +271,35 @@ func TestLeaseExpiryReclaim(t *testing.T) {
 	}
 	claim(t, s, bridge.Out, time.Minute, "") // the live lease holds, and m2 waits behind it
 
-	// The late first worker may still complete it; the key then moves on.
-	if err := s.Complete(ctx, first.ID); err != nil {
+	// The late first worker can no longer renew, finish or reschedule it, nor record links
+	// for it: the new holder decides.
+	chat := bridge.ChatRef{Platform: "telegram", ID: "42"}
+	late := bridge.MessageLink{OneChatMessageID: 77, ConversationID: 1, Chat: chat, PlatformMessageID: "770", Direction: bridge.Out}
+	for name, err := range map[string]error{
+		"ExtendLease": s.ExtendLease(ctx, first.Lease(), time.Hour),
+		"Complete":    s.Complete(ctx, first.Lease(), late),
+		"Retry":       s.Retry(ctx, first.Lease(), time.Now(), true, "late"),
+		"Fail":        s.Fail(ctx, first.Lease(), "late"),
+	} {
+		if !errors.Is(err, bridge.ErrLeaseLost) {
+			t.Errorf("%s under the expired lease: err = %v, want ErrLeaseLost", name, err)
+		}
+	}
+	if st, reason := state(t, s, bridge.Out, "m1"); st != bridge.JobRunning || reason != "lease expired" {
+		t.Errorf("after the late worker's calls m1 is %s %q, want running under the new lease", st, reason)
+	}
+	if links, err := s.LinkByOneChat(ctx, 77); err != nil || len(links) != 0 {
+		t.Errorf("the late worker's links were recorded: %v, %v", links, err)
+	}
+	claim(t, s, bridge.Out, time.Minute, "") // still held, and m2 still waits
+	if err := s.ExtendLease(ctx, again.Lease(), time.Minute); err != nil {
+		t.Errorf("ExtendLease by the holder: %v", err)
+	}
+	if err := s.Complete(ctx, again.Lease()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Complete(ctx, again.ID); err != nil {
-		t.Errorf("second Complete of a job: %v", err)
+	if err := s.Complete(ctx, again.Lease()); !errors.Is(err, bridge.ErrLeaseLost) {
+		t.Errorf("second Complete of a job: err = %v, want ErrLeaseLost", err)
 	}
 	claim(t, s, bridge.Out, time.Minute, "m2")
 
@@ -296,7 +319,7 @@ func TestRetryCounting(t *testing.T) {
 
 	past := time.Now().Add(-time.Second)
 	j := claim(t, s, bridge.In, time.Minute, "m")
-	if err := s.Retry(ctx, j.ID, past, true, "503 from onechat"); err != nil {
+	if err := s.Retry(ctx, j.Lease(), past, true, "503 from onechat"); err != nil {
 		t.Fatal(err)
 	}
 	if st, reason := state(t, s, bridge.In, "m"); st != bridge.JobPending || reason != "503 from onechat" {
@@ -306,14 +329,14 @@ func TestRetryCounting(t *testing.T) {
 	if j.Attempts != 1 {
 		t.Errorf("Attempts = %d after a counted retry, want 1", j.Attempts)
 	}
-	if err := s.Retry(ctx, j.ID, past, false, "rate limited"); err != nil {
+	if err := s.Retry(ctx, j.Lease(), past, false, "rate limited"); err != nil {
 		t.Fatal(err)
 	}
 	j = claim(t, s, bridge.In, time.Minute, "m")
 	if j.Attempts != 1 {
 		t.Errorf("Attempts = %d after a rate-limit wait, want 1", j.Attempts)
 	}
-	if err := s.Retry(ctx, j.ID, past, true, "again"); err != nil {
+	if err := s.Retry(ctx, j.Lease(), past, true, "again"); err != nil {
 		t.Fatal(err)
 	}
 	j = claim(t, s, bridge.In, time.Minute, "m")
@@ -321,17 +344,17 @@ func TestRetryCounting(t *testing.T) {
 		t.Errorf("Attempts = %d, want 2", j.Attempts)
 	}
 
-	if err := s.Complete(ctx, j.ID); err != nil {
+	if err := s.Complete(ctx, j.Lease()); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Retry(ctx, j.ID, past, true, "late")
-	if err == nil || errors.Is(err, bridge.ErrNotFound) {
-		t.Errorf("Retry of a done job: err = %v, want a non-ErrNotFound error", err)
+	err := s.Retry(ctx, j.Lease(), past, true, "late")
+	if !errors.Is(err, bridge.ErrLeaseLost) {
+		t.Errorf("Retry of a done job: err = %v, want ErrLeaseLost", err)
 	}
 	if st, _ := state(t, s, bridge.In, "m"); st != bridge.JobDone {
 		t.Errorf("Retry resurrected a done job: %s", st)
 	}
-	if err := s.Retry(ctx, j.ID+1000, past, true, "x"); !errors.Is(err, bridge.ErrNotFound) {
+	if err := s.Retry(ctx, bridge.JobLease{ID: j.ID + 1000}, past, true, "x"); !errors.Is(err, bridge.ErrNotFound) {
 		t.Errorf("Retry of an unknown job: err = %v, want ErrNotFound", err)
 	}
 }
@@ -343,7 +366,7 @@ func TestFailMovesKeyOn(t *testing.T) {
 	enqueue(t, s, job(bridge.Out, "chat", "m1"), job(bridge.Out, "chat", "m2"))
 
 	j := claim(t, s, bridge.Out, time.Minute, "m1")
-	if err := s.Fail(ctx, j.ID, "user blocked the bot"); err != nil {
+	if err := s.Fail(ctx, j.Lease(), "user blocked the bot"); err != nil {
 		t.Fatal(err)
 	}
 	if st, reason := state(t, s, bridge.Out, "m1"); st != bridge.JobFailed || reason != "user blocked the bot" {
@@ -351,10 +374,10 @@ func TestFailMovesKeyOn(t *testing.T) {
 	}
 	claim(t, s, bridge.Out, time.Minute, "m2")
 
-	if err := s.Fail(ctx, j.ID, "again"); err == nil {
-		t.Error("Fail of a failed job succeeded")
+	if err := s.Fail(ctx, j.Lease(), "again"); !errors.Is(err, bridge.ErrLeaseLost) {
+		t.Errorf("Fail of a failed job: err = %v, want ErrLeaseLost", err)
 	}
-	if err := s.Fail(ctx, j.ID+1000, "x"); !errors.Is(err, bridge.ErrNotFound) {
+	if err := s.Fail(ctx, bridge.JobLease{ID: j.ID + 1000}, "x"); !errors.Is(err, bridge.ErrNotFound) {
 		t.Errorf("Fail of an unknown job: err = %v, want ErrNotFound", err)
 	}
 	if _, _, err := s.JobState(ctx, bridge.Out, "nope"); !errors.Is(err, bridge.ErrNotFound) {
@@ -382,7 +405,7 @@ func TestLinks(t *testing.T) {
 		{OneChatMessageID: 900, ConversationID: 5, Chat: chat, PlatformMessageID: "11", Direction: bridge.Out},
 		{OneChatMessageID: 900, ConversationID: 5, Chat: chat, PlatformMessageID: "12", Direction: bridge.Out},
 	}
-	if err := s.Complete(ctx, j.ID, want...); err != nil {
+	if err := s.Complete(ctx, j.Lease(), want...); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.LinkByOneChat(ctx, 900)
@@ -398,7 +421,7 @@ func TestLinks(t *testing.T) {
 
 	// A platform message id already linked keeps its first link.
 	j = claim(t, s, bridge.Out, time.Minute, "901")
-	if err := s.Complete(ctx, j.ID, bridge.MessageLink{OneChatMessageID: 901, ConversationID: 5, Chat: chat, PlatformMessageID: "12", Direction: bridge.Out}); err != nil {
+	if err := s.Complete(ctx, j.Lease(), bridge.MessageLink{OneChatMessageID: 901, ConversationID: 5, Chat: chat, PlatformMessageID: "12", Direction: bridge.Out}); err != nil {
 		t.Fatal(err)
 	}
 	if l, _ := s.LinkByPlatform(ctx, chat, "12"); l.OneChatMessageID != 900 {
@@ -406,9 +429,9 @@ func TestLinks(t *testing.T) {
 	}
 
 	// Completing an unknown job records nothing.
-	err = s.Complete(ctx, 12345, bridge.MessageLink{OneChatMessageID: 902, ConversationID: 5, Chat: chat, PlatformMessageID: "13", Direction: bridge.Out})
-	if !errors.Is(err, bridge.ErrNotFound) {
-		t.Errorf("Complete of an unknown job: err = %v, want ErrNotFound", err)
+	err = s.Complete(ctx, bridge.JobLease{ID: 12345}, bridge.MessageLink{OneChatMessageID: 902, ConversationID: 5, Chat: chat, PlatformMessageID: "13", Direction: bridge.Out})
+	if !errors.Is(err, bridge.ErrLeaseLost) {
+		t.Errorf("Complete of an unknown job: err = %v, want ErrLeaseLost", err)
 	}
 	if links, _ := s.LinkByOneChat(ctx, 902); len(links) != 0 {
 		t.Errorf("a failed Complete recorded links: %+v", links)
@@ -443,7 +466,7 @@ func TestNextDue(t *testing.T) {
 	}
 
 	retryAt := time.Now().Add(2 * time.Hour).Truncate(time.Microsecond)
-	if err := s.Retry(ctx, a1.ID, retryAt, true, "x"); err != nil {
+	if err := s.Retry(ctx, a1.Lease(), retryAt, true, "x"); err != nil {
 		t.Fatal(err)
 	}
 	if at, ok := nextDue(); !ok || !at.Equal(retryAt) {
@@ -545,15 +568,15 @@ func concurrentClaimers(t *testing.T, claimBatch int) {
 					}
 					running[j.Key], lastID[j.Key], lastSeq[j.Key] = true, j.ID, p.Seq
 					mu.Unlock()
-					done = append(done, bridge.Completion{JobID: j.ID})
+					done = append(done, bridge.Completion{Lease: j.Lease()})
 				}
 				mu.Lock()
 				for _, j := range got {
 					running[j.Key] = false
 				}
 				mu.Unlock()
-				if err := s.CompleteBatch(ctx, done); err != nil {
-					errs <- err
+				if refused, err := s.CompleteBatch(ctx, done); err != nil || len(refused) > 0 {
+					errs <- fmt.Errorf("complete: refused %v, %w", refused, err)
 					return
 				}
 				completed.Add(int64(len(got)))
@@ -608,13 +631,20 @@ func TestBatchClaimAndComplete(t *testing.T) {
 		t.Fatalf("claim while every head runs = %d jobs, %v; want none", len(more), err)
 	}
 	chat := bridge.ChatRef{Platform: "telegram", ID: "42"}
-	err = s.CompleteBatch(ctx, []bridge.Completion{
-		{JobID: got[0].ID, Links: []bridge.MessageLink{{OneChatMessageID: 7, ConversationID: 1, Chat: chat, PlatformMessageID: "70", Direction: bridge.Out}}},
-		{JobID: got[1].ID},
-		{JobID: 999999},
+	refused, err := s.CompleteBatch(ctx, []bridge.Completion{
+		{Lease: got[0].Lease(), Links: []bridge.MessageLink{{OneChatMessageID: 7, ConversationID: 1, Chat: chat, PlatformMessageID: "70", Direction: bridge.Out}}},
+		{Lease: got[1].Lease()},
+		{Lease: bridge.JobLease{ID: 999999}},
+		{Lease: bridge.JobLease{ID: got[2].ID, Attempts: 5}, Links: []bridge.MessageLink{{OneChatMessageID: 8, ConversationID: 1, Chat: chat, PlatformMessageID: "80", Direction: bridge.Out}}},
 	})
-	if !errors.Is(err, bridge.ErrNotFound) || !strings.Contains(err.Error(), "999999") {
-		t.Fatalf("CompleteBatch with an unknown job = %v, want ErrNotFound naming it", err)
+	if err != nil || fmt.Sprint(refused) != "[2 3]" {
+		t.Fatalf("CompleteBatch with an unknown job and a stale lease = refused %v, %v; want [2 3]", refused, err)
+	}
+	if st, _ := state(t, s, bridge.Out, "c1"); st != bridge.JobRunning {
+		t.Errorf("c1 is %s after a completion under a lease it is not held by, want running", st)
+	}
+	if links, _ := s.LinkByOneChat(ctx, 8); len(links) != 0 {
+		t.Errorf("a refused completion recorded links: %v", links)
 	}
 	for _, d := range []string{"a1", "b1"} {
 		if st, _ := state(t, s, bridge.Out, d); st != bridge.JobDone {
@@ -651,7 +681,7 @@ func BenchmarkEnqueueClaimComplete(b *testing.B) {
 		if err != nil || j == nil {
 			b.Fatalf("Claim = %v, %v", j, err)
 		}
-		if err := s.Complete(ctx, j.ID); err != nil {
+		if err := s.Complete(ctx, j.Lease()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -736,7 +766,7 @@ func benchmarkClaimBacklog(b *testing.B, backlog int) {
 			b.Fatalf("Claim = %v, %v", j, err)
 		}
 		b.StopTimer()
-		if err := s.Complete(ctx, j.ID); err != nil {
+		if err := s.Complete(ctx, j.Lease()); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := s.Enqueue(ctx, bridge.Cursor{}, next()); err != nil {
@@ -823,27 +853,27 @@ func TestHeadMarking(t *testing.T) {
 	checkHeads(t, conn)
 	a1 := claim(t, s, bridge.In, time.Minute, "a1")
 	claim(t, s, bridge.In, time.Minute, "")
-	if err := s.Retry(ctx, a1.ID, time.Now().Add(-time.Second), false, "rate limited"); err != nil {
+	if err := s.Retry(ctx, a1.Lease(), time.Now().Add(-time.Second), false, "rate limited"); err != nil {
 		t.Fatal(err)
 	}
 	checkHeads(t, conn)
 	claim(t, s, bridge.In, time.Microsecond, "a1")
 	a1 = claim(t, s, bridge.In, time.Minute, "a1") // the lease expired: taken over, still the head
 	checkHeads(t, conn)
-	if err := s.Fail(ctx, a1.ID, "permanent"); err != nil {
+	if err := s.Fail(ctx, a1.Lease(), "permanent"); err != nil {
 		t.Fatal(err)
 	}
 	checkHeads(t, conn)
 	a2 := claim(t, s, bridge.In, time.Minute, "a2")
-	if err := s.Complete(ctx, a2.ID); err != nil {
+	if err := s.Complete(ctx, a2.Lease()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Complete(ctx, a2.ID); err != nil { // a late worker's second Complete
-		t.Fatal(err)
+	if err := s.Complete(ctx, a2.Lease()); !errors.Is(err, bridge.ErrLeaseLost) { // a late worker's second Complete
+		t.Fatalf("second Complete: %v, want ErrLeaseLost", err)
 	}
 	checkHeads(t, conn)
 	a3 := claim(t, s, bridge.In, time.Minute, "a3")
-	if err := s.Complete(ctx, a3.ID); err != nil {
+	if err := s.Complete(ctx, a3.Lease()); err != nil {
 		t.Fatal(err)
 	}
 	checkHeads(t, conn)
@@ -863,8 +893,8 @@ func TestHeadMarking(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT id FROM queue WHERE dedup = 'b2'`).Scan(&b2); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Complete(ctx, b2); err != nil {
-		t.Fatal(err)
+	if err := s.Complete(ctx, bridge.JobLease{ID: b2}); !errors.Is(err, bridge.ErrLeaseLost) {
+		t.Fatalf("Complete of a job nobody claimed: %v, want ErrLeaseLost", err)
 	}
 	checkHeads(t, conn)
 	claim(t, s, bridge.In, time.Minute, "b1")
@@ -903,10 +933,12 @@ func TestEnqueueWhileHeadFinishes(t *testing.T) {
 						return
 					}
 				}
-				// The key's only unfinished job, its head. Complete and Fail accept a pending
-				// job, so no claim (and no contention with the other keys) is needed.
-				var cur int64
-				if err := pool.QueryRow(ctx, `SELECT id FROM queue WHERE direction = 'out' AND dedup = $1`, dedup).Scan(&cur); err != nil {
+				// The key's only unfinished job, its head, leased here as a claim would (a
+				// claim takes whichever key is due, which would make the keys contend).
+				var cur bridge.JobLease
+				if err := pool.QueryRow(ctx, `
+					UPDATE queue SET state = 'running', locked_until = now() + interval '1 minute'
+					WHERE direction = 'out' AND dedup = $1 RETURNING id, attempts`, dedup).Scan(&cur.ID, &cur.Attempts); err != nil {
 					errs <- err
 					return
 				}
@@ -991,7 +1023,7 @@ func TestMigrationMarksHeads(t *testing.T) {
 	if at, ok, err := s.NextDue(ctx, bridge.In); err != nil || !ok || at.Before(time.Now().Add(50*time.Second)) || at.After(time.Now().Add(time.Minute)) {
 		t.Errorf("NextDue = %v, %v, %v; want a2's lease end, a minute from now", at, ok, err)
 	}
-	if err := s.Complete(ctx, a2.ID); err != nil {
+	if err := s.Complete(ctx, a2.Lease()); err != nil {
 		t.Fatal(err)
 	}
 	claim(t, s, bridge.In, time.Minute, "a3")
@@ -1010,22 +1042,22 @@ func TestFinishWaitsForKeyLock(t *testing.T) {
 	defer cancel()
 	s, conn := openStore(t, 0)
 	enqueue(t, s, job(bridge.In, "K", "k1"), job(bridge.In, "K", "k2"), job(bridge.In, "K", "k3"))
-	claim(t, s, bridge.In, time.Minute, "k1")
+	head := claim(t, s, bridge.In, time.Minute, "k1")
 
-	// The head is k1 (running) the first time round, k2 (pending) the second.
-	for name, finish := range map[string]func(id int64) error{
-		"Complete": func(id int64) error { return s.Complete(ctx, id) },
-		"Fail":     func(id int64) error { return s.Fail(ctx, id, "x") },
+	// k1 is completed, then k2 failed.
+	for _, f := range []struct {
+		name, next string
+		finish     func(bridge.JobLease) error
+	}{
+		{"Complete", "k2", func(l bridge.JobLease) error { return s.Complete(ctx, l) }},
+		{"Fail", "k3", func(l bridge.JobLease) error { return s.Fail(ctx, l, "x") }},
 	} {
-		var id int64
-		if err := conn.QueryRow(ctx, `SELECT id FROM queue WHERE head`).Scan(&id); err != nil {
-			t.Fatal(err)
-		}
+		name := f.name
 		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, postgres.KeyLockID(bridge.In, "K")); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
-		go func() { done <- finish(id) }()
+		go func() { done <- f.finish(head.Lease()) }()
 		waitForKeyLock(t, ctx, conn, name, done)
 		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, postgres.KeyLockID(bridge.In, "K")); err != nil {
 			t.Fatal(err)
@@ -1034,8 +1066,8 @@ func TestFinishWaitsForKeyLock(t *testing.T) {
 			t.Fatalf("%s after the lock was released: %v", name, err)
 		}
 		checkHeads(t, conn)
+		head = claim(t, s, bridge.In, time.Minute, f.next)
 	}
-	claim(t, s, bridge.In, time.Minute, "k3")
 }
 
 // waitForKeyLock waits until a transaction waits for an advisory lock (what, running in the
@@ -1126,10 +1158,10 @@ func deliverInbound(t *testing.T, s *postgres.Store, n int) {
 		}
 		done := make([]bridge.Completion, len(claimed))
 		for i, j := range claimed {
-			done[i].JobID = j.ID
+			done[i].Lease = j.Lease()
 		}
-		if err := s.CompleteBatch(t.Context(), done); err != nil {
-			t.Fatal(err)
+		if refused, err := s.CompleteBatch(t.Context(), done); err != nil || len(refused) > 0 {
+			t.Fatal(refused, err)
 		}
 	}
 }
