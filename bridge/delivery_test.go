@@ -469,6 +469,43 @@ func TestWorkerThatCannotRenewItsLeaseLetsGo(t *testing.T) {
 	h.waitIncoming(ctx, conv.ID, "only once please", "and the next one")
 }
 
+// TestRetryFindsItsPostBehindManyAgentMessages: OneChat stored the user's message but its
+// answer was lost, and agents wrote more than a page of messages before the retry. The retry
+// must find the message behind them instead of posting it again.
+func TestRetryFindsItsPostBehindManyAgentMessages(t *testing.T) {
+	h := newHarness(t, nil)
+	target, _ := url.Parse(h.oc.URL())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var loseAnswer atomic.Bool
+	var conv atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages") && loseAnswer.CompareAndSwap(true, false) {
+			proxy.ServeHTTP(httptest.NewRecorder(), r) // OneChat stores the message...
+			for i := range 25 {                         // ...agents keep writing...
+				h.oc.AgentReply(conv.Load(), fmt.Sprintf("agent %d", i))
+			}
+			http.Error(w, "bad gateway", http.StatusBadGateway) // ...and the answer is lost.
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	h.opts.OneChat = onechat.NewClient(srv.URL, h.oc.InboxIdentifier(), &onechat.Options{HMACToken: h.oc.HMACToken()})
+	h.start()
+	ctx := ctxT(t)
+
+	_, c, _ := h.begin(ctx, 2014, "hello")
+	conv.Store(c.ID)
+	loseAnswer.Store(true)
+	if err := h.adapter.Receive(ctx, userMessage(2014, "is anyone there?")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.adapter.Receive(ctx, userMessage(2014, "ok")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIncoming(ctx, c.ID, "hello", "is anyone there?", "ok")
+}
+
 // TestSilentSubscriptionOfDeletedContactIsForgotten: a contact deleted in OneChat leaves a
 // subscription OneChat answers with silence; the bridge reads the session again, forgets it,
 // and the user's next message creates a new contact that agents can answer.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -72,7 +73,7 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 		if j.Attempts > 0 {
 			// An earlier attempt may have reached OneChat before the bridge crashed or lost the
 			// answer: if OneChat already has this message, record it instead of doubling it.
-			msg, err := c.alreadyPosted(ctx, cu, content, len(m.Attachments))
+			msg, err := c.alreadyPosted(ctx, cu, content, len(m.Attachments), j.CreatedAt)
 			if err != nil && !onechat.IsNotFound(err) {
 				return nil, c.classifyOneChat(err)
 			}
@@ -196,29 +197,48 @@ func (c *Core) findMessage(ctx context.Context, sourceID string, conversationID,
 	return nil, nil
 }
 
+// clockSkew is how far OneChat's clock may be behind the database's before a message posted
+// by an interrupted attempt looks older than its job.
+const clockSkew = 10 * time.Minute
+
 // alreadyPosted returns the conversation's latest incoming message when it is this one: same
-// content and attachment count, and not linked to any other platform message. A user's
-// messages are posted one at a time, in order, so an interrupted post can only be the latest.
-func (c *Core) alreadyPosted(ctx context.Context, cu Customer, content string, attachments int) (*onechat.Message, error) {
-	page, err := c.oc.ListMessages(ctx, cu.SourceID, cu.ConversationID, 0)
-	if err != nil {
-		return nil, err
-	}
-	for i := len(page) - 1; i >= 0; i-- {
-		msg := &page[i]
-		if msg.MessageType != onechat.MessageIncoming {
-			continue
-		}
-		if strings.TrimSpace(msg.Content) != strings.TrimSpace(content) || len(msg.Attachments) != attachments {
-			return nil, nil
-		}
-		links, err := c.store.LinkByOneChat(ctx, msg.ID)
-		if err != nil || len(links) > 0 {
+// content and attachment count, created after the job was queued (so not an older twin whose
+// link the retention sweep deleted), and not linked to any other platform message. A user's
+// messages are posted one at a time, in order, so an interrupted post can only be the latest
+// incoming one; agents may have written any number of messages since, so the pages are read
+// back until an incoming message, or one older than the job, is met.
+func (c *Core) alreadyPosted(ctx context.Context, cu Customer, content string, attachments int, queued time.Time) (*onechat.Message, error) {
+	oldest := queued.Add(-clockSkew).Unix()
+	var before int64
+	for {
+		page, err := c.oc.ListMessages(ctx, cu.SourceID, cu.ConversationID, before)
+		if err != nil {
 			return nil, err
 		}
-		return msg, nil
+		for i := len(page) - 1; i >= 0; i-- {
+			msg := &page[i]
+			if msg.CreatedAt < oldest {
+				return nil, nil
+			}
+			if msg.MessageType != onechat.MessageIncoming {
+				continue
+			}
+			if strings.TrimSpace(msg.Content) != strings.TrimSpace(content) || len(msg.Attachments) != attachments {
+				return nil, nil
+			}
+			links, err := c.store.LinkByOneChat(ctx, msg.ID)
+			if err != nil || len(links) > 0 {
+				return nil, err
+			}
+			return msg, nil
+		}
+		// A short page is the first of the conversation; a page that does not go back means a
+		// server that ignores `before`.
+		if len(page) < messagePageSize || (before != 0 && page[0].ID >= before) {
+			return nil, nil
+		}
+		before = page[0].ID
 	}
-	return nil, nil
 }
 
 // openAttachments opens the user's files for streaming to OneChat. A file the platform will
