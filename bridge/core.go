@@ -70,6 +70,13 @@ type Options struct {
 	IdleAfter time.Duration
 	// IdleSweep is how often idle subscriptions are looked for. Default 10 min.
 	IdleSweep time.Duration
+	// Retention is how long finished messages (their payloads hold what was written) and the
+	// links between OneChat and platform messages are kept; older ones are deleted every
+	// PruneEvery. Past it, an agent's edit or delete no longer reaches the platform, and a
+	// reply to an older message carries no quote. Default 30 days; negative keeps everything.
+	Retention time.Duration
+	// PruneEvery is how often the retention sweep runs. Default 1 h.
+	PruneEvery time.Duration
 	// IdlePoll is how often idle workers look at the queue without being signalled, which
 	// only matters when another process shares the database. Default 2 s.
 	IdlePoll time.Duration
@@ -151,6 +158,8 @@ func New(opts Options) (*Core, error) {
 	setDefault(&opts.IdleAfter, 24*time.Hour)
 	setDefault(&opts.IdleSweep, 10*time.Minute)
 	setDefault(&opts.OneChatRetryAfter, 10*time.Second)
+	setDefault(&opts.Retention, 30*24*time.Hour)
+	setDefault(&opts.PruneEvery, time.Hour)
 
 	c := &Core{
 		opts:           opts,
@@ -234,6 +243,7 @@ func (c *Core) Run(ctx context.Context) error {
 	g.Go(func() error { return c.catchupLoop(gctx) })
 	g.Go(func() error { return c.typingLoop(gctx) })
 	g.Go(func() error { return c.idleLoop(gctx) })
+	g.Go(func() error { return c.pruneLoop(gctx) })
 	g.Go(func() error {
 		// Wakes this process's workers when any process sharing the store queues work.
 		return c.store.Listen(gctx, func(d Direction) { c.wake[dirIndex(d)].notify() })

@@ -469,6 +469,41 @@ func TestWorkerThatCannotRenewItsLeaseLetsGo(t *testing.T) {
 	h.waitIncoming(ctx, conv.ID, "only once please", "and the next one")
 }
 
+// TestRetryDoesNotTakeAPrunedMessageForItsOwn: the user writes again what they wrote weeks ago,
+// whose link the retention sweep has deleted, and the first post fails. The retry must post
+// the message, not take the old one, unlinked and word for word the same, for it.
+func TestRetryDoesNotTakeAPrunedMessageForItsOwn(t *testing.T) {
+	h := newHarness(t, nil)
+	target, _ := url.Parse(h.oc.URL())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var failPost atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages") && failPost.CompareAndSwap(true, false) {
+			http.Error(w, `{"status":500,"error":"Internal Server Error"}`, http.StatusInternalServerError)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	h.opts.OneChat = onechat.NewClient(srv.URL, h.oc.InboxIdentifier(), &onechat.Options{HMACToken: h.oc.HMACToken()})
+	h.start()
+	ctx := ctxT(t)
+
+	_, conv, first := h.begin(ctx, 2013, "thanks")
+	h.waitLinked(ctx, first.Chat, first.MessageID)
+	// Forty days later: the sweep deleted the finished message and its link.
+	if jobs, links, err := h.store.Prune(ctx, time.Now().Add(time.Second)); err != nil || jobs == 0 || links == 0 {
+		t.Fatalf("Prune = %d jobs, %d links, %v; want the first message's", jobs, links, err)
+	}
+	h.oc.AgeMessage(h.oc.Messages(conv.ID)[0].ID, 40*24*time.Hour)
+
+	failPost.Store(true)
+	if err := h.adapter.Receive(ctx, userMessage(2013, "thanks")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIncoming(ctx, conv.ID, "thanks", "thanks")
+}
+
 // TestRetryFindsItsPostBehindManyAgentMessages: OneChat stored the user's message but its
 // answer was lost, and agents wrote more than a page of messages before the retry. The retry
 // must find the message behind them instead of posting it again.

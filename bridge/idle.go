@@ -55,3 +55,28 @@ func (c *Core) subscribe(token string) {
 	c.wantedMu.Unlock()
 	c.cable.Subscribe(token)
 }
+
+// pruneLoop deletes, at start and every PruneEvery, the finished messages and message links
+// older than Retention. Every instance sweeps; sweeps that meet delete each row once.
+func (c *Core) pruneLoop(ctx context.Context) error {
+	if c.opts.Retention < 0 {
+		return nil
+	}
+	t := time.NewTicker(c.opts.PruneEvery)
+	defer t.Stop()
+	for {
+		jobs, links, err := c.store.Prune(ctx, time.Now().Add(-c.opts.Retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			c.log.Warn("retention sweep failed; the next one tries again", zap.Error(err))
+		case jobs > 0 || links > 0:
+			c.log.Info("deleted finished messages and message links past retention",
+				zap.Int64("messages", jobs), zap.Int64("links", links), zap.Duration("retention", c.opts.Retention))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

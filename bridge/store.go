@@ -181,6 +181,10 @@ type Store interface {
 	Listen(ctx context.Context, wake func(Direction)) error
 	// JobState returns the state and last error of the job with this dedup key, or ErrNotFound.
 	JobState(ctx context.Context, dir Direction, dedup string) (state, lastError string, err error)
+	// Prune deletes the finished jobs (done or failed) that finished before `before`, and the
+	// message links recorded before it, a bounded number of rows per transaction. Unfinished
+	// jobs are never deleted, however old. It returns how many of each it deleted.
+	Prune(ctx context.Context, before time.Time) (jobs, links int64, err error)
 
 	// Cursor returns the named cursor's position, 0 if it was never stored.
 	Cursor(ctx context.Context, name string) (int64, error)

@@ -1,5 +1,10 @@
 package postgres
 
+import (
+	"context"
+	"time"
+)
+
 // KeyLockID exposes keyLockID to the external tests, which hold a key's lock to prove that
 // Enqueue waits for it.
 var KeyLockID = keyLockID
@@ -12,3 +17,8 @@ const (
 	InsertJobs  = insertJobs
 	MoveCursors = moveCursors
 )
+
+// PruneWindowed is Prune with a window of a few ids, so tests cross window bounds with few rows.
+func (s *Store) PruneWindowed(ctx context.Context, before time.Time, window int64) (jobs, links int64, err error) {
+	return s.prune(ctx, before, window)
+}

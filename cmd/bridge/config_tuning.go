@@ -22,6 +22,7 @@ type TuningSettings struct {
 	OneChatRetry     string `env:"BRIDGE_ONECHAT_RETRY_AFTER" envDefault:"10s"`
 	IdleAfter        string `env:"BRIDGE_IDLE_AFTER" envDefault:"24h"`
 	IdleSweep        string `env:"BRIDGE_IDLE_SWEEP" envDefault:"10m"`
+	Retention        string `env:"BRIDGE_RETENTION" envDefault:"720h"`
 	RequestsPerSec   string `env:"ONECHAT_REQUESTS_PER_SECOND" envDefault:"45"`
 	RequestBurst     string `env:"ONECHAT_REQUEST_BURST" envDefault:"5"`
 	CablePerSocket   string `env:"ONECHAT_CABLE_MAX_PER_CONNECTION" envDefault:"500"`
@@ -39,6 +40,7 @@ type tuning struct {
 	inboundWorkers, outboundWorkers         int
 	jobTimeout, lease, minBackoff, maxBack  time.Duration
 	oneChatRetry, idleAfter, idleSweep      time.Duration
+	retention                               time.Duration
 	requestsPerSec                          float64
 	requestBurst, cablePerSocket, cableRate int
 	leaseTTL, leaseRenew                    time.Duration
@@ -73,6 +75,11 @@ func (s *TuningSettings) validate() []error {
 	dur("BRIDGE_ONECHAT_RETRY_AFTER", s.OneChatRetry, time.Millisecond, time.Hour, &p.oneChatRetry)
 	dur("BRIDGE_IDLE_AFTER", s.IdleAfter, time.Minute, 365*24*time.Hour, &p.idleAfter)
 	dur("BRIDGE_IDLE_SWEEP", s.IdleSweep, time.Second, 24*time.Hour, &p.idleSweep)
+	if s.Retention == "0" {
+		p.retention = -1 // keep everything
+	} else {
+		dur("BRIDGE_RETENTION", s.Retention, time.Hour, 100*365*24*time.Hour, &p.retention)
+	}
 	if p.minBackoff > p.maxBack && p.maxBack > 0 {
 		errs = append(errs, fmt.Errorf("BRIDGE_MIN_BACKOFF: must not exceed BRIDGE_MAX_BACKOFF"))
 	}
@@ -102,6 +109,7 @@ func (s *TuningSettings) apply(o *bridge.Options) {
 	o.JobTimeout, o.Lease = p.jobTimeout, p.lease
 	o.MinBackoff, o.MaxBackoff = p.minBackoff, p.maxBack
 	o.OneChatRetryAfter, o.IdleAfter, o.IdleSweep = p.oneChatRetry, p.idleAfter, p.idleSweep
+	o.Retention = p.retention
 	if o.Cable == nil {
 		o.Cable = &onechat.CableOptions{}
 	}
