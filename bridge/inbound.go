@@ -217,7 +217,7 @@ func (c *Core) alreadyPosted(ctx context.Context, cu Customer, content string, a
 		}
 		for i := len(page) - 1; i >= 0; i-- {
 			msg := &page[i]
-			if msg.CreatedAt < oldest {
+			if msg.CreatedAt != 0 && msg.CreatedAt < oldest { // 0: a server that does not say
 				return nil, nil
 			}
 			if msg.MessageType != onechat.MessageIncoming {
