@@ -163,7 +163,8 @@ type Outbound struct {
 	// Attachments are the agent's files; Open streams them from OneChat.
 	Attachments []Attachment `json:"attachments,omitempty"`
 	// Parts are the platform message ids an earlier Send of this message returned; the core
-	// sets them for Editor.Edit and Deleter.Delete.
+	// sets them for Editor.Edit and Deleter.Delete, and for a Send that continues one that
+	// failed part-way (see Adapter.Send).
 	Parts []string `json:"parts,omitempty"`
 }
 
@@ -192,7 +193,10 @@ type Adapter interface {
 	// have exited; it returns nil when ctx was cancelled.
 	Run(ctx context.Context, in Inbox) error
 	// Send delivers m to its chat and returns the platform ids of the messages it created.
-	// Errors are classified with Permanent and RateLimited; anything else is retried.
+	// Errors are classified with Permanent and RateLimited; anything else is retried. A Send
+	// that fails after creating some of the messages (a long text or several files become
+	// several) returns their ids with the error, and the retry carries them in m.Parts: Send
+	// then creates only the messages after those, and returns their ids.
 	// Send is called concurrently for different chats, never concurrently for one chat.
 	Send(ctx context.Context, m Outbound) ([]string, error)
 }

@@ -541,6 +541,44 @@ func TestRetryFindsItsPostBehindManyAgentMessages(t *testing.T) {
 	h.waitIncoming(ctx, c.ID, "hello", "is anyone there?", "ok")
 }
 
+// TestPartlyDeliveredMessageContinuesWhereItStopped: an agent message that becomes three
+// platform messages fails on the second; the retry sends the second and third only, and all
+// three are mapped (so an edit or delete reaches each).
+func TestPartlyDeliveredMessageContinuesWhereItStopped(t *testing.T) {
+	h := newHarness(t, nil)
+	h.adapter.PartsPerMessage = 3
+	var failed atomic.Bool
+	h.adapter.PartFunc = func(ctx context.Context, m bridge.Outbound, part int) error {
+		if part == 1 && failed.CompareAndSwap(false, true) {
+			return fmt.Errorf("upload part %d: 502 Bad Gateway", part)
+		}
+		return nil
+	}
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 2015, "send me the files")
+	reply := h.oc.AgentReply(conv.ID, "here are three files")
+	if _, err := h.adapter.WaitSent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range h.adapter.Parts() {
+		if p.MessageID == reply.ID {
+			got = append(got, strconv.Itoa(p.Index))
+		}
+	}
+	if strings.Join(got, " ") != "0 1 2" {
+		t.Fatalf("parts created for the reply, in order: %v; want each of 0 1 2 once", got)
+	}
+	parts := h.adapter.Parts()
+	last := parts[len(parts)-1]
+	h.waitLinked(ctx, bridge.ChatRef{Platform: bridge.Telegram, ID: "2015"}, last.ID)
+	links, err := h.store.LinkByOneChat(ctx, reply.ID)
+	if err != nil || len(links) != 3 {
+		t.Fatalf("links of the reply = %v, %v; want its three parts", links, err)
+	}
+}
+
 // TestSilentSubscriptionOfDeletedContactIsForgotten: a contact deleted in OneChat leaves a
 // subscription OneChat answers with silence; the bridge reads the session again, forgets it,
 // and the user's next message creates a new contact that agents can answer.

@@ -435,12 +435,24 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 			}
 		}
 	}
-	ids, err := a.Send(ctx, m)
-	if err != nil {
-		return nil, err
+	if j.Retried {
+		// An earlier attempt may have delivered some of the message's parts before it failed:
+		// send only the rest.
+		sent, err := c.store.LinkByOneChat(ctx, m.MessageID)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range sent {
+			if l.Direction == Out && l.Chat == m.Chat {
+				m.Parts = append(m.Parts, l.PlatformMessageID)
+			}
+		}
+		if len(m.Parts) > 0 {
+			c.log.Info("continuing an agent message an earlier attempt delivered in part", zap.Int64("message_id", m.MessageID),
+				zap.Int("parts_delivered", len(m.Parts)))
+		}
 	}
-	c.log.Debug("agent message delivered", zap.String("platform", string(m.Chat.Platform)), zap.String("chat", m.Chat.ID),
-		zap.Int64("conversation_id", m.ConversationID), zap.Int64("message_id", m.MessageID), zap.Strings("platform_message_ids", ids))
+	ids, err := a.Send(ctx, m)
 	links := make([]MessageLink, 0, len(ids))
 	for _, id := range ids {
 		links = append(links, MessageLink{
@@ -451,6 +463,11 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 			Direction:         Out,
 		})
 	}
+	if err != nil {
+		return links, err // the parts delivered are recorded with the retry
+	}
+	c.log.Debug("agent message delivered", zap.String("platform", string(m.Chat.Platform)), zap.String("chat", m.Chat.ID),
+		zap.Int64("conversation_id", m.ConversationID), zap.Int64("message_id", m.MessageID), zap.Strings("platform_message_ids", ids))
 	return links, nil
 }
 

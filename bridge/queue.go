@@ -46,7 +46,8 @@ func dirIndex(d Direction) int {
 func jsonMarshal(v any) (json.RawMessage, error) { return json.Marshal(v) }
 
 // jobHandler processes one claimed job. It returns the links to record on success, or an
-// error classified with PermanentError and RateLimitedError.
+// error classified with PermanentError and RateLimitedError, with the links of what it
+// delivered before the failure (recorded when the job is retried).
 type jobHandler func(ctx context.Context, j *Job) ([]MessageLink, error)
 
 // maxClaimBatch bounds how many jobs one claim takes (at most the idle workers).
@@ -303,7 +304,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 		// Shutdown cut the attempt short: hand the job back. It counts as an attempt, because
 		// the message may have reached the other side, which the next attempt checks first.
 		log.Info("returning in-flight message to the queue at shutdown")
-		c.retry(rec, log, job, time.Now(), true, "interrupted by shutdown")
+		c.retry(rec, log, job, time.Now(), true, "interrupted by shutdown", links)
 	case errors.As(err, &perm):
 		log.Warn("message failed permanently", zap.String("reason", perm.Reason), zap.Error(err))
 		c.opts.Metrics.failed(dir, job, perm.Unreachable)
@@ -316,7 +317,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 	case errors.As(err, &rl):
 		log.Info("rate limited", zap.Duration("retry_after", rl.RetryAfter))
 		c.opts.Metrics.rateLimited(dir, job, rl.RetryAfter)
-		c.retry(rec, log, job, time.Now().Add(rl.RetryAfter), false, err.Error())
+		c.retry(rec, log, job, time.Now().Add(rl.RetryAfter), false, err.Error(), links)
 	default:
 		attempt := job.Attempts + 1
 		if dir == Out && attempt >= c.opts.MaxOutboundAttempts {
@@ -330,12 +331,15 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 		delay := c.backoff(attempt)
 		log.Warn("message attempt failed, will retry", zap.Int("attempt", attempt), zap.Duration("sleep", delay), zap.Error(err))
 		c.opts.Metrics.retried(dir, job)
-		c.retry(rec, log, job, time.Now().Add(delay), true, err.Error())
+		c.retry(rec, log, job, time.Now().Add(delay), true, err.Error(), links)
 	}
 }
 
-func (c *Core) retry(ctx context.Context, log *zap.Logger, job *Job, at time.Time, count bool, reason string) {
-	if err := c.store.Retry(ctx, job.Lease(), at, count, reason); errors.Is(err, ErrLeaseLost) {
+// retry makes the job pending again, due at `at`, and records the links of the parts the
+// attempt delivered (a handler that fails part-way returns them with its error), so the next
+// attempt sends only the rest.
+func (c *Core) retry(ctx context.Context, log *zap.Logger, job *Job, at time.Time, count bool, reason string, delivered []MessageLink) {
+	if err := c.store.Retry(ctx, job.Lease(), at, count, reason, delivered...); errors.Is(err, ErrLeaseLost) {
 		log.Warn("another worker took the message over; leaving it to that one", zap.Error(err))
 	} else if err != nil {
 		log.Error("reschedule message", zap.Error(err))

@@ -72,7 +72,10 @@ type Job struct {
 	Payload   json.RawMessage
 	// Attempts counts earlier attempts that failed (rate-limit waits are not counted). Taking
 	// over a job whose lease expired counts one, so ID and Attempts together name the claim.
-	Attempts  int
+	Attempts int
+	// Retried is true when an earlier attempt ran (failed, was rate limited, interrupted or
+	// taken over), so this one may find part of its work done.
+	Retried   bool
 	CreatedAt time.Time
 
 	// leasedFrom is when the claim that leased the job was sent: the lease runs from no
@@ -163,10 +166,11 @@ type Store interface {
 	// indexes of those in done. err is for the transaction as a whole, which then recorded
 	// nothing.
 	CompleteBatch(ctx context.Context, done []Completion) (refused []int, err error)
-	// Retry makes the job pending again, due at `at`. countAttempt is false for rate-limit
-	// waits. reason is kept as the job's last error. ErrLeaseLost when the job is not held
-	// under l.
-	Retry(ctx context.Context, l JobLease, at time.Time, countAttempt bool, reason string) error
+	// Retry makes the job pending again, due at `at`, and records links, the parts of the
+	// message the attempt delivered before it failed, in one transaction. countAttempt is false
+	// for rate-limit waits. reason is kept as the job's last error. ErrLeaseLost when the job is
+	// not held under l (nothing is recorded then).
+	Retry(ctx context.Context, l JobLease, at time.Time, countAttempt bool, reason string, links ...MessageLink) error
 	// Fail marks the job failed with reason; the key moves on to its next job. ErrLeaseLost
 	// when the job is not held under l.
 	Fail(ctx context.Context, l JobLease, reason string) error

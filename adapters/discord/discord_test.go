@@ -541,6 +541,24 @@ func TestRetriedSendIsNotDoubled(t *testing.T) {
 	}
 }
 
+// TestSendContinuesAfterDeliveredParts: a retry hours later (the nonces long expired) of a
+// message whose first part an earlier Send delivered sends only the second.
+func TestSendContinuesAfterDeliveredParts(t *testing.T) {
+	h := dmSetup(t)
+	ctx := context.Background()
+	dm := h.srv.DMChannel(alice)
+	m := out(dm, strings.Repeat("long words ", 300))
+	m.MessageID = 78
+	m.Parts = []string{"1"}
+	ids, err := h.a.Send(ctx, m)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("Send = %v, %v; want the second part only", ids, err)
+	}
+	if msgs := h.srv.Messages(dm); len(msgs) != 1 || msgs[0].ID != ids[0] {
+		t.Fatalf("the DM holds %+v, want only the second part", msgs)
+	}
+}
+
 func TestRateLimitAndClosedDMs(t *testing.T) {
 	h := dmSetup(t)
 	ctx := context.Background()

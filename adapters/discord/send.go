@@ -63,8 +63,13 @@ func (a *Adapter) sendTo(ctx context.Context, channel string, m bridge.Outbound)
 	if len(plan) == 0 {
 		return nil, bridge.Permanent("message has nothing to send", nil)
 	}
+	// A retry of a message an earlier attempt delivered in part sends only the rest.
+	done := min(len(m.Parts), len(plan))
 	var ids []string
 	for i, p := range plan {
+		if i < done {
+			continue
+		}
 		files, notes, err := a.readFiles(ctx, p.files)
 		if err != nil {
 			return ids, err
@@ -93,7 +98,7 @@ func (a *Adapter) sendTo(ctx context.Context, channel string, m bridge.Outbound)
 				err = a.rest.do(ctx, "POST", path, p.payload, &created)
 			}
 			var apiErr *APIError
-			if i == 0 || try >= 3 || !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests || apiErr.RetryAfter > maxContinuationWait {
+			if i == done || try >= 3 || !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests || apiErr.RetryAfter > maxContinuationWait {
 				break
 			}
 			if werr := a.wait(ctx, apiErr.RetryAfter); werr != nil {

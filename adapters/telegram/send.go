@@ -114,15 +114,20 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 		}
 	}
 	log := a.log.With(zap.String("chat_id", m.Chat.ID), zap.Int64("onechat_message_id", m.MessageID))
-	ids := make([]string, 0, len(steps))
+	// A retry of a message an earlier attempt delivered in part sends only the rest.
+	done := min(len(m.Parts), len(steps))
+	ids := make([]string, 0, len(steps)-done)
 	for i, st := range steps {
+		if i < done {
+			continue
+		}
 		var r *models.ReplyParameters
 		if i == 0 {
 			r = reply
 		}
 		send := func(ctx context.Context) (int, error) { return a.sendStep(ctx, log, chatID, st, r) }
 		var id int
-		if i == 0 {
+		if i == done {
 			id, err = a.paced(ctx, chatID, send)
 		} else {
 			id, err = a.continuation(ctx, log, chatID, send)

@@ -536,6 +536,28 @@ func TestSendSplitsLongText(t *testing.T) {
 	}
 }
 
+// TestSendContinuesAfterDeliveredParts: a retry of a message whose first part an earlier Send
+// delivered sends only the second, and returns its id.
+func TestSendContinuesAfterDeliveredParts(t *testing.T) {
+	f := newFixture(t, testToken)
+	f.srv.SendText(alice, "hi")
+	para := strings.Repeat("words ", 600)
+	m := bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}, Text: "first " + para + "\n\nsecond " + para}
+	m.Parts = []string{"7"} // the first part, delivered by the earlier attempt
+	ids, err := f.a.Send(testCtx(t), m)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("Send = %v, %v; want the second part's id only", ids, err)
+	}
+	sent := f.srv.Sent(alice.ID)
+	if len(sent) != 1 || !strings.HasPrefix(sent[0].Text, "second ") || ids[0] != fmt.Sprint(sent[0].MessageID) {
+		t.Fatalf("sent %+v, want only the second part", sent)
+	}
+	m.Parts = []string{"7", ids[0]} // everything was delivered: nothing more to send
+	if ids, err := f.a.Send(testCtx(t), m); err != nil || len(ids) != 0 || len(f.srv.Sent(alice.ID)) != 1 {
+		t.Fatalf("Send of a delivered message = %v, %v; sent %d; want nothing sent", ids, err, len(f.srv.Sent(alice.ID)))
+	}
+}
+
 // failOnCall is a RoundTripper that runs a fault injection just before the nth request, so a
 // test can make a later part of a split message fail.
 type failOnCall struct {

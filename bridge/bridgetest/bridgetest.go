@@ -16,16 +16,28 @@ type FakeAdapter struct {
 	// SendFunc, if set, is called for every Send; a nil error records the message as sent.
 	SendFunc func(ctx context.Context, m bridge.Outbound) error
 	// PartsPerMessage is how many platform messages each Send creates (default 1), as a long
-	// text split by a platform's length limit would.
+	// text split by a platform's length limit would. A Send with m.Parts set (a retry of one
+	// that failed part-way) creates only the parts after those.
 	PartsPerMessage int
+	// PartFunc, if set, is called before each part is created (part counts from 0 within the
+	// message); an error ends the Send there, which returns the ids of the parts before it.
+	PartFunc func(ctx context.Context, m bridge.Outbound, part int) error
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change
 	inbox   bridge.Inbox
 	sent    []bridge.Outbound
+	parts   []Part
 	changes []bridge.Outbound // edits and deletes, in order
 	typing  []TypingCall
 	nextID  int
+}
+
+// Part is one platform message Send created: part Index of OneChat message MessageID.
+type Part struct {
+	MessageID int64
+	Index     int
+	ID        string
 }
 
 // TypingCall records a Typing call.
@@ -63,16 +75,33 @@ func (f *FakeAdapter) Send(ctx context.Context, m bridge.Outbound) ([]string, er
 			return nil, err
 		}
 	}
+	var ids []string
+	for i := len(m.Parts); i < max(f.PartsPerMessage, 1); i++ {
+		if f.PartFunc != nil {
+			if err := f.PartFunc(ctx, m, i); err != nil {
+				return ids, err
+			}
+		}
+		f.mu.Lock()
+		f.nextID++
+		id := "sent-" + strconv.Itoa(f.nextID)
+		f.parts = append(f.parts, Part{MessageID: m.MessageID, Index: i, ID: id})
+		f.notifyLocked()
+		f.mu.Unlock()
+		ids = append(ids, id)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sent = append(f.sent, m)
 	f.notifyLocked()
-	var ids []string
-	for range max(f.PartsPerMessage, 1) {
-		f.nextID++
-		ids = append(ids, "sent-"+strconv.Itoa(f.nextID))
-	}
 	return ids, nil
+}
+
+// Parts returns every platform message Send created so far, in order.
+func (f *FakeAdapter) Parts() []Part {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Part(nil), f.parts...)
 }
 
 // Edit implements bridge.Editor.

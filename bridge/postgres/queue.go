@@ -308,7 +308,7 @@ const claimJobs = `
 		ORDER BY ` + dueAt + `, id
 		LIMIT $3
 		FOR UPDATE SKIP LOCKED))
-	RETURNING id, direction, key, dedup, payload, attempts, created_at`
+	RETURNING id, direction, key, dedup, payload, attempts, last_error <> '', created_at`
 
 // Claim takes the eligible job of the direction that has been due longest and leases it for
 // lease; see ClaimBatch. It returns (nil, nil) when no job is eligible.
@@ -345,7 +345,7 @@ func (s *Store) ClaimBatch(ctx context.Context, dir bridge.Direction, lease time
 			var j bridge.Job
 			var d string
 			var payload []byte
-			err := row.Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.CreatedAt)
+			err := row.Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.Retried, &j.CreatedAt)
 			j.Direction, j.Payload = bridge.Direction(d), json.RawMessage(payload)
 			return j, err
 		})
@@ -460,20 +460,48 @@ const completeJobs = `
 		ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING)
 	SELECT id FROM done`
 
-// Retry makes the job pending again, due at `at`, if it is running under l. countAttempt is
-// false for rate-limit waits. reason is kept as the job's last error. The job stays its key's
-// head. Otherwise it changes nothing and returns an error wrapping bridge.ErrLeaseLost, or
+// Retry makes the job pending again, due at `at`, if it is running under l, and records links
+// (the parts the attempt delivered) in the same transaction. countAttempt is false for
+// rate-limit waits. reason is kept as the job's last error. The job stays its key's head.
+// Otherwise it changes nothing and returns an error wrapping bridge.ErrLeaseLost, or
 // bridge.ErrNotFound for unknown jobs.
-func (s *Store) Retry(ctx context.Context, l bridge.JobLease, at time.Time, countAttempt bool, reason string) error {
+func (s *Store) Retry(ctx context.Context, l bridge.JobLease, at time.Time, countAttempt bool, reason string, links ...bridge.MessageLink) error {
 	inc := 0
 	if countAttempt {
 		inc = 1
 	}
-	tag, err := s.pool.Exec(ctx, `
+	const retry = `
 		UPDATE queue SET state = 'pending', run_at = $3, attempts = attempts + $4,
 			last_error = $5, locked_until = NULL, updated_at = now()
-		WHERE id = $1 AND attempts = $2 AND state = 'running'`, l.ID, l.Attempts, at, inc, reason)
-	if err == nil && tag.RowsAffected() == 0 {
+		WHERE id = $1 AND attempts = $2 AND state = 'running'`
+	var changed int64
+	var err error
+	if len(links) == 0 {
+		var tag pgconn.CommandTag
+		tag, err = s.pool.Exec(ctx, retry, l.ID, l.Attempts, at, inc, reason)
+		changed = tag.RowsAffected()
+	} else {
+		var oc, conv []int64
+		var plat, chat, pm, dir []string
+		for i, k := range links {
+			if err := validDirection(k.Direction); err != nil {
+				return fmt.Errorf("retry job %d: link %d: %w", l.ID, i, err)
+			}
+			oc, conv = append(oc, k.OneChatMessageID), append(conv, k.ConversationID)
+			plat, chat, pm, dir = append(plat, string(k.Chat.Platform)), append(chat, k.Chat.ID), append(pm, k.PlatformMessageID), append(dir, string(k.Direction))
+		}
+		err = s.pool.QueryRow(ctx, `
+			WITH retried AS (`+retry+` RETURNING id),
+			links AS (
+				INSERT INTO message_map (onechat_message_id, conversation_id, platform, chat_id,
+					platform_message_id, direction)
+				SELECT * FROM unnest($6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[])
+				WHERE EXISTS (SELECT 1 FROM retried)
+				ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING)
+			SELECT count(*) FROM retried`,
+			l.ID, l.Attempts, at, inc, reason, oc, conv, plat, chat, pm, dir).Scan(&changed)
+	}
+	if err == nil && changed == 0 {
 		err = s.whyUnchanged(ctx, l.ID)
 	}
 	if err != nil {

@@ -263,7 +263,7 @@ func TestLeaseExpiryReclaim(t *testing.T) {
 	// A worker that leased m1 for a microsecond and vanished: the next claim takes it over.
 	first := claim(t, s, bridge.Out, time.Microsecond, "m1")
 	again := claim(t, s, bridge.Out, time.Minute, "m1")
-	if again.ID != first.ID || again.Attempts != 1 {
+	if again.ID != first.ID || again.Attempts != 1 || !again.Retried {
 		t.Errorf("reclaimed job = %+v, want id %d with 1 attempt", again, first.ID)
 	}
 	if st, reason := state(t, s, bridge.Out, "m1"); st != bridge.JobRunning || reason != "lease expired" {
@@ -278,7 +278,7 @@ func TestLeaseExpiryReclaim(t *testing.T) {
 	for name, err := range map[string]error{
 		"ExtendLease": s.ExtendLease(ctx, first.Lease(), time.Hour),
 		"Complete":    s.Complete(ctx, first.Lease(), late),
-		"Retry":       s.Retry(ctx, first.Lease(), time.Now(), true, "late"),
+		"Retry":       s.Retry(ctx, first.Lease(), time.Now(), true, "late", late),
 		"Fail":        s.Fail(ctx, first.Lease(), "late"),
 	} {
 		if !errors.Is(err, bridge.ErrLeaseLost) {
@@ -319,15 +319,23 @@ func TestRetryCounting(t *testing.T) {
 
 	past := time.Now().Add(-time.Second)
 	j := claim(t, s, bridge.In, time.Minute, "m")
-	if err := s.Retry(ctx, j.Lease(), past, true, "503 from onechat"); err != nil {
+	if j.Retried {
+		t.Error("a job never tried before claims to be retried")
+	}
+	// The attempt delivered one part before it failed: recorded with the retry.
+	part := bridge.MessageLink{OneChatMessageID: 5, ConversationID: 1, Chat: bridge.ChatRef{Platform: "telegram", ID: "42"}, PlatformMessageID: "50", Direction: bridge.Out}
+	if err := s.Retry(ctx, j.Lease(), past, true, "503 from onechat", part); err != nil {
 		t.Fatal(err)
+	}
+	if links, err := s.LinkByOneChat(ctx, 5); err != nil || len(links) != 1 || links[0] != part {
+		t.Errorf("links recorded with the retry = %v, %v; want %v", links, err, part)
 	}
 	if st, reason := state(t, s, bridge.In, "m"); st != bridge.JobPending || reason != "503 from onechat" {
 		t.Errorf("after Retry: %s %q", st, reason)
 	}
 	j = claim(t, s, bridge.In, time.Minute, "m")
-	if j.Attempts != 1 {
-		t.Errorf("Attempts = %d after a counted retry, want 1", j.Attempts)
+	if j.Attempts != 1 || !j.Retried {
+		t.Errorf("Attempts = %d, Retried = %v after a counted retry, want 1, true", j.Attempts, j.Retried)
 	}
 	if err := s.Retry(ctx, j.Lease(), past, false, "rate limited"); err != nil {
 		t.Fatal(err)
