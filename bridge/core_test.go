@@ -558,7 +558,9 @@ func TestBlockedUserFailsMessageAndMarksUnreachable(t *testing.T) {
 	if state != bridge.JobFailed || reason == "" {
 		t.Errorf("blocked message state %q reason %q, want failed with a reason", state, reason)
 	}
-	if n, _ := attempts.Load(blocked.ID); *(n.(*int)) != 1 {
+	if n, ok := attempts.Load(blocked.ID); !ok {
+		t.Errorf("the blocked message never reached the adapter; sent %q", sentTexts(sent))
+	} else if *(n.(*int)) != 1 {
 		t.Errorf("permanent failure was tried %d times, want 1", *(n.(*int)))
 	}
 	cu, err := h.store.Customer(ctx, bridge.UserRef{Platform: bridge.Telegram, ID: "1011"})
