@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +62,25 @@ func newHarness(t *testing.T, ocOpts *onechattest.Options) *harness {
 		OneChatRetryAfter: 20 * time.Millisecond,
 	}
 	return h
+}
+
+// interceptPosts puts a proxy in front of the fake OneChat that hands intercept every POST
+// whose path ends in suffix: intercept answers it itself (and reports true), reaching OneChat
+// through oneChat as it sees fit, or leaves it to OneChat (false). Call it before start.
+func (h *harness) interceptPosts(suffix string, intercept func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool) {
+	target, err := url.Parse(h.oc.URL())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, suffix) && intercept(w, r, proxy) {
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	h.t.Cleanup(srv.Close) // after the core, which start's cleanup stops first
+	h.opts.OneChat = onechat.NewClient(srv.URL, h.oc.InboxIdentifier(), &onechat.Options{HMACToken: h.oc.HMACToken()})
 }
 
 // start runs a new Core; stop (or the test's end) stops it.

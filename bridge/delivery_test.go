@@ -365,26 +365,21 @@ func TestManyUsersBothWaysUnderFaults(t *testing.T) {
 // memory) finds the message in OneChat and does not post it again.
 func TestCrashMidPostDoesNotDoubleTheMessage(t *testing.T) {
 	h := newHarness(t, nil)
-	target, _ := url.Parse(h.oc.URL())
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var hold atomic.Bool
 	hold.Store(true)
 	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if hold.Load() && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages") {
-			rec := httptest.NewRecorder()
-			proxy.ServeHTTP(rec, r) // OneChat stores the message...
-			select {                // ...and the answer never makes it back before the crash.
-			case <-release:
-			case <-r.Context().Done():
-			}
-			return
+	h.interceptPosts("/messages", func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool {
+		if !hold.Load() {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+		oneChat.ServeHTTP(httptest.NewRecorder(), r) // OneChat stores the message...
+		select {                                     // ...and the answer never makes it back before the crash.
+		case <-release:
+		case <-r.Context().Done():
+		}
+		return true
+	})
 	defer close(release)
-	h.opts.OneChat = onechat.NewClient(srv.URL, h.oc.InboxIdentifier(), &onechat.Options{HMACToken: h.oc.HMACToken()})
 	h.opts.ShutdownGrace = 50 * time.Millisecond
 	h.start()
 	ctx := ctxT(t)
@@ -425,36 +420,31 @@ func TestWorkerThatCannotRenewItsLeaseLetsGo(t *testing.T) {
 	h := newHarness(t, nil)
 	h.opts.Lease = 600 * time.Millisecond
 	h.opts.Store = stallingStore{Store: h.store, stall: func(l bridge.JobLease) bool { return l.Attempts == 0 }}
-	target, _ := url.Parse(h.oc.URL())
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var posts atomic.Int32
 	laterPosted := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/messages") {
-			proxy.ServeHTTP(w, r)
-			return
-		}
-		if posts.Add(1) > 1 {
-			proxy.ServeHTTP(w, r)
-			close(laterPosted)
-			return
+	h.interceptPosts("/messages", func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool {
+		if n := posts.Add(1); n > 1 {
+			oneChat.ServeHTTP(w, r)
+			if n == 2 {
+				close(laterPosted)
+			}
+			return true
 		}
 		// The first post hangs on its way to OneChat. If its worker still waits when another
 		// one has posted the message, it arrives late, beside that copy.
 		body, err := io.ReadAll(r.Body) // read, so that a client that gives up is noticed
 		if err != nil {
-			return
+			return true
 		}
 		select {
 		case <-r.Context().Done():
-			return
+			return true
 		case <-laterPosted:
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		proxy.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	h.opts.OneChat = onechat.NewClient(srv.URL, h.oc.InboxIdentifier(), &onechat.Options{HMACToken: h.oc.HMACToken()})
+		oneChat.ServeHTTP(w, r)
+		return true
+	})
 	h.start()
 	ctx := ctxT(t)
 
@@ -474,18 +464,14 @@ func TestWorkerThatCannotRenewItsLeaseLetsGo(t *testing.T) {
 // the message, not take the old one, unlinked and word for word the same, for it.
 func TestRetryDoesNotTakeAPrunedMessageForItsOwn(t *testing.T) {
 	h := newHarness(t, nil)
-	target, _ := url.Parse(h.oc.URL())
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var failPost atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages") && failPost.CompareAndSwap(true, false) {
-			http.Error(w, `{"status":500,"error":"Internal Server Error"}`, http.StatusInternalServerError)
-			return
+	h.interceptPosts("/messages", func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
+		if !failPost.CompareAndSwap(true, false) {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	h.opts.OneChat = onechat.NewClient(srv.URL, h.oc.InboxIdentifier(), &onechat.Options{HMACToken: h.oc.HMACToken()})
+		http.Error(w, `{"status":500,"error":"Internal Server Error"}`, http.StatusInternalServerError)
+		return true
+	})
 	h.start()
 	ctx := ctxT(t)
 
@@ -509,23 +495,19 @@ func TestRetryDoesNotTakeAPrunedMessageForItsOwn(t *testing.T) {
 // must find the message behind them instead of posting it again.
 func TestRetryFindsItsPostBehindManyAgentMessages(t *testing.T) {
 	h := newHarness(t, nil)
-	target, _ := url.Parse(h.oc.URL())
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var loseAnswer atomic.Bool
 	var conv atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages") && loseAnswer.CompareAndSwap(true, false) {
-			proxy.ServeHTTP(httptest.NewRecorder(), r) // OneChat stores the message...
-			for i := range 25 {                        // ...agents keep writing...
-				h.oc.AgentReply(conv.Load(), fmt.Sprintf("agent %d", i))
-			}
-			http.Error(w, "bad gateway", http.StatusBadGateway) // ...and the answer is lost.
-			return
+	h.interceptPosts("/messages", func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool {
+		if !loseAnswer.CompareAndSwap(true, false) {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	h.opts.OneChat = onechat.NewClient(srv.URL, h.oc.InboxIdentifier(), &onechat.Options{HMACToken: h.oc.HMACToken()})
+		oneChat.ServeHTTP(httptest.NewRecorder(), r) // OneChat stores the message...
+		for i := range 25 {                          // ...agents keep writing...
+			h.oc.AgentReply(conv.Load(), fmt.Sprintf("agent %d", i))
+		}
+		http.Error(w, "bad gateway", http.StatusBadGateway) // ...and the answer is lost.
+		return true
+	})
 	h.start()
 	ctx := ctxT(t)
 
@@ -732,19 +714,15 @@ func TestCatchUpOverSeveralPagesKeepsOrder(t *testing.T) {
 // answer unheard.
 func TestLostConversationCreateIsAdopted(t *testing.T) {
 	h := newHarness(t, nil)
-	target, _ := url.Parse(h.oc.URL())
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var lost atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/conversations") && lost.CompareAndSwap(false, true) {
-			proxy.ServeHTTP(httptest.NewRecorder(), r) // OneChat opens it...
-			http.Error(w, "bad gateway", http.StatusBadGateway)
-			return // ...and the answer is lost
+	h.interceptPosts("/conversations", func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool {
+		if !lost.CompareAndSwap(false, true) {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	h.opts.OneChat = onechat.NewClient(srv.URL, h.oc.InboxIdentifier(), &onechat.Options{HMACToken: h.oc.HMACToken()})
+		oneChat.ServeHTTP(httptest.NewRecorder(), r) // OneChat opens it...
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+		return true // ...and the answer is lost
+	})
 	h.start()
 	ctx := ctxT(t)
 
