@@ -6,7 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/bridge/postgres"
+	"github.com/onechat/onechat-bridge/bridge/postgres/pgtest"
 )
 
 // TestPruneDeletesOnlyWhatFinishedBeforeRetention: finished jobs and links older than the
@@ -88,4 +93,59 @@ func TestPruneDeletesOnlyWhatFinishedBeforeRetention(t *testing.T) {
 	if nJobs, nLinks, err := s.Prune(ctx, before); err != nil || nJobs != 0 || nLinks != 0 {
 		t.Errorf("second Prune = %d, %d, %v; want nothing left to delete", nJobs, nLinks, err)
 	}
+}
+
+// BenchmarkPrune times one retention sweep of 100,000 finished messages and 100,000 links past
+// the retention, with 10,000 recent ones of each that stay (figures in docs/benchmarks.md).
+func BenchmarkPrune(b *testing.B) {
+	const old, recent = 100_000, 10_000
+	ctx := b.Context()
+	dbURL := pgtest.NewDatabaseURL(b)
+	s, err := postgres.Open(ctx, dbURL, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for i := range b.N {
+		b.StopTimer()
+		// Ids grow with time, as in production, so every round starts afresh.
+		if _, err := conn.Exec(ctx, `TRUNCATE queue, message_map`); err != nil {
+			b.Fatal(err)
+		}
+		for _, batch := range []struct {
+			n   int
+			age string
+		}{{old, "40 days"}, {recent, "1 day"}} {
+			if _, err := conn.Exec(ctx, `
+				INSERT INTO queue (direction, key, dedup, payload, state, head, created_at, done_at)
+				SELECT 'out', 'chat' || (g % 1000), $1 || '-' || g, jsonb_build_object('text', repeat('x', 200)),
+					'done', false, now() - $3::interval, now() - $3::interval
+				FROM generate_series(1, $2::int) g`, fmt.Sprintf("%d-%s", i, batch.age), batch.n, batch.age); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := conn.Exec(ctx, `
+				INSERT INTO message_map (onechat_message_id, conversation_id, platform, chat_id, platform_message_id, direction, created_at)
+				SELECT g, 1, 'telegram', '42', $1 || '-' || g, 'out', now() - $3::interval
+				FROM generate_series(1, $2::int) g`, fmt.Sprintf("%d-%s", i, batch.age), batch.n, batch.age); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := conn.Exec(ctx, `ANALYZE queue; ANALYZE message_map`); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		jobs, links, err := s.Prune(ctx, time.Now().Add(-30*24*time.Hour))
+		if err != nil || jobs != old || links != old {
+			b.Fatalf("Prune = %d, %d, %v; want %d of each", jobs, links, err, old)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(2*old), "µs/row")
 }
