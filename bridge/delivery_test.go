@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/onechat"
 	"github.com/onechat/onechat-bridge/onechat/onechattest"
@@ -419,7 +421,14 @@ func (s stallingStore) ExtendLease(ctx context.Context, l bridge.JobLease, d tim
 func TestWorkerThatCannotRenewItsLeaseLetsGo(t *testing.T) {
 	h := newHarness(t, nil)
 	h.opts.Lease = 600 * time.Millisecond
-	h.opts.Store = stallingStore{Store: h.store, stall: func(l bridge.JobLease) bool { return l.Attempts == 0 }}
+	// The renewals fail for the first attempt that renews at all: the one whose post hangs.
+	var stalled atomic.Int64
+	h.opts.Store = stallingStore{Store: h.store, stall: func(l bridge.JobLease) bool {
+		stalled.CompareAndSwap(0, l.ID)
+		return l.ID == stalled.Load() && l.Attempts == 0
+	}}
+	reg := prometheus.NewRegistry()
+	h.opts.Metrics = bridge.NewMetrics(reg)
 	var posts atomic.Int32
 	laterPosted := make(chan struct{})
 	h.interceptPosts("/messages", func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool {
@@ -457,6 +466,37 @@ func TestWorkerThatCannotRenewItsLeaseLetsGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitIncoming(ctx, conv.ID, "only once please", "and the next one")
+	if n := counterValue(t, reg, "bridge_lease_lost_total", "direction", "in", "reason", bridge.LeaseNotRenewed); n != 1 {
+		t.Errorf("bridge_lease_lost_total{direction=in,reason=not_renewed} = %v, want 1", n)
+	}
+}
+
+// counterValue reads the counter name with the label pairs from reg (0 when it has none).
+func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if got[labels[i]] != labels[i+1] {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 // TestRetryDoesNotTakeAPrunedMessageForItsOwn: the user writes again what they wrote weeks ago,

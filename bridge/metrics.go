@@ -31,7 +31,17 @@ type Metrics struct {
 	rateLimitWaits   *prometheus.CounterVec
 	rateLimitSeconds *prometheus.CounterVec
 	unreachable      *prometheus.CounterVec
+	leaseLost        *prometheus.CounterVec
 }
+
+// Reasons counted in bridge_lease_lost_total.
+const (
+	// LeaseTakenOver is an attempt whose message another worker had taken over.
+	LeaseTakenOver = "taken_over"
+	// LeaseNotRenewed is an attempt stopped because the database did not confirm its lease in
+	// time.
+	LeaseNotRenewed = "not_renewed"
+)
 
 // NewMetrics creates the core's series and registers them with reg. A nil reg leaves them
 // unregistered, which is what a Core made without Options.Metrics uses.
@@ -58,9 +68,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "bridge_unreachable_marked_total",
 			Help: "Times a user was marked unreachable (blocked the bot, closed DMs), by platform.",
 		}, []string{"platform"}),
+		leaseLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_lease_lost_total",
+			Help: "Times a worker stopped an attempt or could not record it because it no longer held the message's lease, by direction and reason (taken_over, not_renewed).",
+		}, []string{"direction", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.latency, m.rateLimitWaits, m.rateLimitSeconds, m.unreachable)
+		reg.MustRegister(m.messages, m.latency, m.rateLimitWaits, m.rateLimitSeconds, m.unreachable, m.leaseLost)
 	}
 	return m
 }
@@ -102,6 +116,10 @@ func (m *Metrics) failed(dir Direction, j *Job, unreachable bool) {
 }
 
 // rateLimited counts a rate-limit wait of d.
+func (m *Metrics) lostLease(dir Direction, reason string) {
+	m.leaseLost.WithLabelValues(string(dir), reason).Inc()
+}
+
 func (m *Metrics) rateLimited(dir Direction, j *Job, d time.Duration) {
 	p := platformOf(j.Key)
 	m.rateLimitWaits.WithLabelValues(string(dir), p).Inc()

@@ -281,6 +281,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 			// Another worker holds the message now; it checks what reached the other side
 			// before it sends anything.
 			log.Warn("message delivered after its lease passed to another worker; that one records it", zap.Error(err))
+			c.opts.Metrics.lostLease(dir, LeaseTakenOver)
 		case err != nil:
 			log.Error("record delivered message", zap.Error(err))
 		default:
@@ -290,10 +291,12 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 	}
 	if errors.Is(lost, ErrLeaseLost) {
 		log.Warn("stopped a message another worker took over", zap.Error(err))
+		c.opts.Metrics.lostLease(dir, LeaseTakenOver)
 		return
 	}
 	if errors.Is(lost, errLeaseUnconfirmed) {
 		err = fmt.Errorf("%w (%w)", errLeaseUnconfirmed, err)
+		c.opts.Metrics.lostLease(dir, LeaseNotRenewed)
 	}
 	// A failed job moves its key on to the next one; a retried one may be due again soon.
 	defer c.wake[dirIndex(dir)].notify()
@@ -341,6 +344,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 func (c *Core) retry(ctx context.Context, log *zap.Logger, job *Job, at time.Time, count bool, reason string, delivered []MessageLink) {
 	if err := c.store.Retry(ctx, job.Lease(), at, count, reason, delivered...); errors.Is(err, ErrLeaseLost) {
 		log.Warn("another worker took the message over; leaving it to that one", zap.Error(err))
+		c.opts.Metrics.lostLease(job.Direction, LeaseTakenOver)
 	} else if err != nil {
 		log.Error("reschedule message", zap.Error(err))
 	}
