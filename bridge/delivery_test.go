@@ -601,6 +601,49 @@ func TestPartlyDeliveredMessageContinuesWhereItStopped(t *testing.T) {
 	}
 }
 
+// TestPartsDeliveredBeforeAPermanentFailureStayMapped: the platform refuses the second part of
+// a three-part agent message for good; the first part stays mapped, so the agent's later edit
+// still reaches it.
+func TestPartsDeliveredBeforeAPermanentFailureStayMapped(t *testing.T) {
+	h := newHarness(t, nil)
+	h.adapter.PartsPerMessage = 3
+	h.adapter.PartFunc = func(ctx context.Context, m bridge.Outbound, part int) error {
+		if part == 1 {
+			return bridge.Permanent("the platform refused the file", nil)
+		}
+		return nil
+	}
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 2016, "send me the files")
+	reply := h.oc.AgentReply(conv.ID, "here are three files")
+	tick := time.NewTicker(5 * time.Millisecond) // the queue's state has no signal to await
+	defer tick.Stop()
+	for {
+		st, _, err := h.store.JobState(ctx, bridge.Out, "onechat:"+strconv.FormatInt(reply.ID, 10))
+		if err == nil && st == bridge.JobFailed {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the reply's job never failed: %s, %v", st, err)
+		case <-tick.C:
+		}
+	}
+	parts := h.adapter.Parts()
+	if len(parts) != 1 || parts[0].MessageID != reply.ID {
+		t.Fatalf("parts created = %+v, want the reply's first only", parts)
+	}
+	h.oc.EditMessage(reply.ID, "here are the files")
+	changes, err := h.adapter.WaitChanges(ctx, 1)
+	if err != nil {
+		t.Fatalf("the agent's edit never reached the part the user has: %v", err)
+	}
+	if got := changes[0]; got.Op != bridge.OpEdit || strings.Join(got.Parts, ",") != parts[0].ID {
+		t.Fatalf("change = %s of parts %v, want an edit of %s", got.Op, got.Parts, parts[0].ID)
+	}
+}
+
 // TestSilentSubscriptionOfDeletedContactIsForgotten: a contact deleted in OneChat leaves a
 // subscription OneChat answers with silence; the bridge reads the session again, forgets it,
 // and the user's next message creates a new contact that agents can answer.

@@ -311,7 +311,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 	case errors.As(err, &perm):
 		log.Warn("message failed permanently", zap.String("reason", perm.Reason), zap.Error(err))
 		c.opts.Metrics.failed(dir, job, perm.Unreachable)
-		if err := c.store.Fail(rec, job.Lease(), perm.Error()); err != nil {
+		if err := c.store.Fail(rec, job.Lease(), perm.Error(), links...); err != nil {
 			log.Error("record failed message", zap.Error(err))
 		}
 		if perm.Unreachable {
@@ -326,7 +326,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 		if dir == Out && attempt >= c.opts.MaxOutboundAttempts {
 			log.Error("giving up on message", zap.Int("attempts", attempt), zap.Error(err))
 			c.opts.Metrics.failed(dir, job, false)
-			if err := c.store.Fail(rec, job.Lease(), "gave up: "+err.Error()); err != nil {
+			if err := c.store.Fail(rec, job.Lease(), "gave up: "+err.Error(), links...); err != nil {
 				log.Error("record failed message", zap.Error(err))
 			}
 			return

@@ -171,9 +171,10 @@ type Store interface {
 	// for rate-limit waits. reason is kept as the job's last error. ErrLeaseLost when the job is
 	// not held under l (nothing is recorded then).
 	Retry(ctx context.Context, l JobLease, at time.Time, countAttempt bool, reason string, links ...MessageLink) error
-	// Fail marks the job failed with reason; the key moves on to its next job. ErrLeaseLost
-	// when the job is not held under l.
-	Fail(ctx context.Context, l JobLease, reason string) error
+	// Fail marks the job failed with reason and records links, the parts of the message the
+	// attempt delivered before it failed, in one transaction; the key moves on to its next job.
+	// ErrLeaseLost when the job is not held under l (nothing is recorded then).
+	Fail(ctx context.Context, l JobLease, reason string, links ...MessageLink) error
 	// NextDue returns when the next pending job of the direction becomes due; ok is false when
 	// there is none.
 	NextDue(ctx context.Context, dir Direction) (at time.Time, ok bool, err error)

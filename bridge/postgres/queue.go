@@ -510,14 +510,36 @@ func (s *Store) Retry(ctx context.Context, l bridge.JobLease, at time.Time, coun
 	return nil
 }
 
-// Fail marks the job failed with reason, if it is running under l, and moves its key's head to
-// the next unfinished job. Otherwise it changes nothing and returns an error wrapping
-// bridge.ErrLeaseLost, or bridge.ErrNotFound for unknown jobs.
-func (s *Store) Fail(ctx context.Context, l bridge.JobLease, reason string) error {
+// Fail marks the job failed with reason, if it is running under l, records links (the parts
+// the attempt delivered) and moves its key's head to the next unfinished job, in one
+// transaction. Otherwise it changes nothing and returns an error wrapping bridge.ErrLeaseLost,
+// or bridge.ErrNotFound for unknown jobs.
+func (s *Store) Fail(ctx context.Context, l bridge.JobLease, reason string, links ...bridge.MessageLink) error {
+	var record []recording
+	if len(links) > 0 {
+		var oc, conv []int64
+		var plat, chat, pm, dir []string
+		for i, k := range links {
+			if err := validDirection(k.Direction); err != nil {
+				return fmt.Errorf("fail job %d: link %d: %w", l.ID, i, err)
+			}
+			oc, conv = append(oc, k.OneChatMessageID), append(conv, k.ConversationID)
+			plat, chat, pm, dir = append(plat, string(k.Chat.Platform)), append(chat, k.Chat.ID), append(pm, k.PlatformMessageID), append(dir, string(k.Direction))
+		}
+		// After the update: the job is failed under l only if this transaction failed it (a
+		// lease finishes its job once).
+		record = append(record, recording{`
+			INSERT INTO message_map (onechat_message_id, conversation_id, platform, chat_id,
+				platform_message_id, direction)
+			SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[])
+			WHERE EXISTS (SELECT 1 FROM queue WHERE id = $1 AND attempts = $2 AND state = 'failed')
+			ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING`,
+			[]any{l.ID, l.Attempts, oc, conv, plat, chat, pm, dir}})
+	}
 	changed, err := s.finish(ctx, l.ID, `
 		UPDATE queue SET state = 'failed', head = false, last_error = $3, locked_until = NULL,
 			done_at = now(), updated_at = now()
-		WHERE id = $1 AND attempts = $2 AND state = 'running'`, []any{l.ID, l.Attempts, reason})
+		WHERE id = $1 AND attempts = $2 AND state = 'running'`, []any{l.ID, l.Attempts, reason}, record...)
 	if err == nil && !changed {
 		err = s.whyUnchanged(ctx, l.ID)
 	}
@@ -527,11 +549,17 @@ func (s *Store) Fail(ctx context.Context, l bridge.JobLease, reason string) erro
 	return nil
 }
 
+// recording is a statement finish runs after its update, in the same transaction.
+type recording struct {
+	sql  string
+	args []any
+}
+
 // finish runs update (with args), which finishes the job, under the advisory lock of the job's
-// key, then marks the key's next unfinished job as head,
-// in one transaction (a batch runs as one implicit transaction). changed reports whether update
+// key, then the statements after, then marks the key's next unfinished job as head, in one
+// transaction (a batch runs as one implicit transaction). changed reports whether update
 // changed a row; bridge.ErrNotFound means there is no such job.
-func (s *Store) finish(ctx context.Context, jobID int64, update string, args []any) (changed bool, err error) {
+func (s *Store) finish(ctx context.Context, jobID int64, update string, args []any, after ...recording) (changed bool, err error) {
 	// The key is needed for the lock, which must be held before the job is touched: a
 	// transaction that waited for it while holding the job's row could deadlock with one
 	// that holds it and promotes that row.
@@ -546,6 +574,9 @@ func (s *Store) finish(ctx context.Context, jobID int64, update string, args []a
 		changed = tag.RowsAffected() > 0
 		return nil
 	})
+	for _, r := range after {
+		b.Queue(r.sql, r.args...)
+	}
 	b.Queue(promoteHeads, []string{d}, []string{key})
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return false, err

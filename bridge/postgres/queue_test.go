@@ -279,7 +279,7 @@ func TestLeaseExpiryReclaim(t *testing.T) {
 		"ExtendLease": s.ExtendLease(ctx, first.Lease(), time.Hour),
 		"Complete":    s.Complete(ctx, first.Lease(), late),
 		"Retry":       s.Retry(ctx, first.Lease(), time.Now(), true, "late", late),
-		"Fail":        s.Fail(ctx, first.Lease(), "late"),
+		"Fail":        s.Fail(ctx, first.Lease(), "late", late),
 	} {
 		if !errors.Is(err, bridge.ErrLeaseLost) {
 			t.Errorf("%s under the expired lease: err = %v, want ErrLeaseLost", name, err)
@@ -374,8 +374,13 @@ func TestFailMovesKeyOn(t *testing.T) {
 	enqueue(t, s, job(bridge.Out, "chat", "m1"), job(bridge.Out, "chat", "m2"))
 
 	j := claim(t, s, bridge.Out, time.Minute, "m1")
-	if err := s.Fail(ctx, j.Lease(), "user blocked the bot"); err != nil {
+	// The attempt delivered a first part before the platform refused the rest.
+	part := bridge.MessageLink{OneChatMessageID: 6, ConversationID: 1, Chat: bridge.ChatRef{Platform: "telegram", ID: "42"}, PlatformMessageID: "60", Direction: bridge.Out}
+	if err := s.Fail(ctx, j.Lease(), "user blocked the bot", part); err != nil {
 		t.Fatal(err)
+	}
+	if links, err := s.LinkByOneChat(ctx, 6); err != nil || len(links) != 1 || links[0] != part {
+		t.Errorf("links recorded with the failure = %v, %v; want %v", links, err, part)
 	}
 	if st, reason := state(t, s, bridge.Out, "m1"); st != bridge.JobFailed || reason != "user blocked the bot" {
 		t.Errorf("failed job state = %s %q", st, reason)
