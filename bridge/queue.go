@@ -294,12 +294,18 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 		c.opts.Metrics.lostLease(dir, LeaseTakenOver)
 		return
 	}
-	if errors.Is(lost, errLeaseUnconfirmed) {
-		err = fmt.Errorf("%w (%w)", errLeaseUnconfirmed, err)
-		c.opts.Metrics.lostLease(dir, LeaseNotRenewed)
-	}
 	// A failed job moves its key on to the next one; a retried one may be due again soon.
 	defer c.wake[dirIndex(dir)].notify()
+	if errors.Is(lost, errLeaseUnconfirmed) {
+		// However the cut-short attempt classified its failure, it says nothing about the
+		// message: try again (the next attempt checks what reached the other side).
+		c.opts.Metrics.lostLease(dir, LeaseNotRenewed)
+		c.opts.Metrics.retried(dir, job)
+		delay := c.backoff(job.Attempts + 1)
+		log.Warn("attempt stopped because its lease could not be renewed, will retry", zap.Duration("sleep", delay), zap.Error(err))
+		c.retry(rec, log, job, time.Now().Add(delay), true, fmt.Sprintf("%v (%v)", errLeaseUnconfirmed, err), links)
+		return
+	}
 	var perm *PermanentError
 	var rl *RateLimitedError
 	switch {
