@@ -644,6 +644,53 @@ func TestPartsDeliveredBeforeAPermanentFailureStayMapped(t *testing.T) {
 	}
 }
 
+// TestButtonPressedBeforeItsMessageIsRecorded: the platform shows an agent's buttons as soon
+// as it has the message, and the bridge records the message a moment later; a press in that
+// moment waits for the record and is stored on the message (not only posted as text).
+func TestButtonPressedBeforeItsMessageIsRecorded(t *testing.T) {
+	h := newHarness(t, nil)
+	var pressed atomic.Bool
+	h.adapter.SendFunc = func(ctx context.Context, m bridge.Outbound) error {
+		if m.ContentType != "input_select" || !pressed.CompareAndSwap(false, true) {
+			return nil
+		}
+		// The fake adapter names the part it is about to create sent-<parts so far + 1>.
+		press := userMessage(2017, "")
+		press.Choice = &bridge.Choice{MessageID: fmt.Sprintf("sent-%d", len(h.adapter.Parts())+1), Title: "Billing", Value: "billing"}
+		if err := h.adapter.Receive(ctx, press); err != nil {
+			return err
+		}
+		// The send (and so the record) waits until the press has been tried.
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			st, lastErr, err := h.store.JobState(ctx, bridge.In, press.DedupKey())
+			if err == nil && (lastErr != "" || st == bridge.JobDone || st == bridge.JobFailed) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tick.C:
+			}
+		}
+	}
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 2017, "I have a question")
+	msg := h.oc.PostAgentMessage(conv.ID, onechattest.AgentMessage{Content: "Which team?", ContentType: "input_select",
+		Items: []map[string]any{{"title": "Billing", "value": "billing"}, {"title": "Shipping", "value": "shipping"}}})
+	if err := h.oc.Wait(ctx, func() bool {
+		m, _ := h.oc.Message(msg.ID)
+		_, ok := m.ContentAttributes["submitted_values"]
+		return ok
+	}); err != nil {
+		m, _ := h.oc.Message(msg.ID)
+		t.Fatalf("the press was not stored on the message: content_attributes %v; incoming %q", m.ContentAttributes, h.incoming(conv.ID))
+	}
+	h.waitIncoming(ctx, conv.ID, "I have a question", "Billing")
+}
+
 // TestSilentSubscriptionOfDeletedContactIsForgotten: a contact deleted in OneChat leaves a
 // subscription OneChat answers with silence; the bridge reads the session again, forgets it,
 // and the user's next message creates a new contact that agents can answer.

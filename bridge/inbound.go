@@ -37,7 +37,7 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 			return nil, c.classifyOneChat(err)
 		}
 		if m.Choice != nil {
-			done, err := c.submitChoice(ctx, cu, m)
+			done, err := c.submitChoice(ctx, cu, m, j.CreatedAt)
 			if err != nil || done {
 				return nil, c.classifyOneChat(err)
 			}
@@ -110,6 +110,10 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 	}
 	return nil, errors.New("onechat contact or conversation keeps disappearing")
 }
+
+// choiceLinkWait is how long a button press waits for the message it was pressed on to be
+// recorded before it is posted as plain text.
+const choiceLinkWait = 30 * time.Second
 
 // quoteLimit bounds a quoted message in runes: enough to recognise it, short enough not to
 // drown the new text.
@@ -288,9 +292,15 @@ func (c *Core) openAttachments(ctx context.Context, m Inbound) (uploads []onecha
 // is stored on that message (submitted_values), as OneChat's own widget does. It reports done
 // when nothing more is to be posted (a CSAT rating); an option of an input_select is then
 // also posted as the user's message, so the agent sees it in the conversation.
-func (c *Core) submitChoice(ctx context.Context, cu Customer, m Inbound) (done bool, err error) {
+func (c *Core) submitChoice(ctx context.Context, cu Customer, m Inbound, queued time.Time) (done bool, err error) {
 	l, err := c.store.LinkByPlatform(ctx, m.Chat, m.Choice.MessageID)
 	if errors.Is(err, ErrNotFound) {
+		if time.Since(queued) < choiceLinkWait {
+			// The user sees the buttons as soon as the platform has the message, and the
+			// bridge records the message a moment later: a quick press can overtake that.
+			return false, fmt.Errorf("the message with the pressed button is not recorded yet")
+		}
+		// Never recorded, or past retention: the press still reaches the agent as text.
 		return false, nil
 	}
 	if err != nil {
