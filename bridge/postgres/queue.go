@@ -381,16 +381,11 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (re
 	}
 	ids := make([]int64, 0, len(done))
 	attempts := make([]int32, 0, len(done))
-	var lj, oc, conv []int64
-	var plat, chat, pm, dir []string
+	var links linkColumns
 	for _, d := range done {
 		ids, attempts = append(ids, d.Lease.ID), append(attempts, int32(d.Lease.Attempts)) //nolint:gosec // attempts are small
-		for i, l := range d.Links {
-			if err := validDirection(l.Direction); err != nil {
-				return nil, fmt.Errorf("complete job %d: link %d: %w", d.Lease.ID, i, err)
-			}
-			lj, oc, conv = append(lj, d.Lease.ID), append(oc, l.OneChatMessageID), append(conv, l.ConversationID)
-			plat, chat, pm, dir = append(plat, string(l.Chat.Platform)), append(chat, l.Chat.ID), append(pm, l.PlatformMessageID), append(dir, string(l.Direction))
+		if err := links.add(d.Lease.ID, d.Links); err != nil {
+			return nil, fmt.Errorf("complete job %d: %w", d.Lease.ID, err)
 		}
 	}
 	// The keys are needed for the locks, which must be held before the jobs are touched: a
@@ -418,7 +413,7 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (re
 		b.Queue(indexPlans)
 		// In one global order, so that two completers (or an enqueuer) cannot deadlock.
 		b.Queue(lockKeys, lockIDs)
-		b.Queue(completeJobs, ids, attempts, lj, oc, conv, plat, chat, pm, dir).Query(func(rows pgx.Rows) error {
+		b.Queue(completeJobs, append([]any{ids, attempts}, links.args()...)...).Query(func(rows pgx.Rows) error {
 			var id int64
 			_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
 				completed[id] = true
@@ -440,24 +435,53 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (re
 	return refused, nil
 }
 
+// linkColumns are message links, each with its job, as the arrays insertLinks unnests.
+type linkColumns struct {
+	job, oc, conv       []int64
+	plat, chat, pm, dir []string
+}
+
+func (c *linkColumns) add(job int64, links []bridge.MessageLink) error {
+	for i, l := range links {
+		if err := validDirection(l.Direction); err != nil {
+			return fmt.Errorf("link %d: %w", i, err)
+		}
+		c.job, c.oc, c.conv = append(c.job, job), append(c.oc, l.OneChatMessageID), append(c.conv, l.ConversationID)
+		c.plat, c.chat = append(c.plat, string(l.Chat.Platform)), append(c.chat, l.Chat.ID)
+		c.pm, c.dir = append(c.pm, l.PlatformMessageID), append(c.dir, string(l.Direction))
+	}
+	return nil
+}
+
+// args are the arrays in insertLinks' order.
+func (c *linkColumns) args() []any {
+	return []any{c.job, c.oc, c.conv, c.plat, c.chat, c.pm, c.dir}
+}
+
+// insertLinks records the links of the arrays $from..$from+6 (linkColumns.args) whose row l
+// meets where (l.job is the link's job); links that exist are kept as they are.
+func insertLinks(from int, where string) string {
+	return fmt.Sprintf(`
+		INSERT INTO message_map (onechat_message_id, conversation_id, platform, chat_id,
+			platform_message_id, direction)
+		SELECT l.oc, l.conv, l.plat, l.chat, l.pm, l.dir
+		FROM unnest($%d::bigint[], $%d::bigint[], $%d::bigint[], $%d::text[], $%d::text[], $%d::text[], $%d::text[])
+			AS l(job, oc, conv, plat, chat, pm, dir)
+		WHERE %s
+		ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING`,
+		from, from+1, from+2, from+3, from+4, from+5, from+6, where)
+}
+
 // completeJobs marks done the jobs $1 that are running under the attempts $2, and records the
-// links ($3 the job of each, then onechat message, conversation, platform, chat, platform
-// message, direction) of those it marked; it returns their ids.
-const completeJobs = `
+// links ($3..$9, linkColumns) of those it marked; it returns their ids.
+var completeJobs = `
 	WITH done AS (
 		UPDATE queue q SET state = 'done', head = false, locked_until = NULL,
 			done_at = now(), updated_at = now()
 		FROM unnest($1::bigint[], $2::int[]) AS c(id, attempts)
 		WHERE q.id = c.id AND q.attempts = c.attempts AND q.state = 'running'
 		RETURNING q.id),
-	links AS (
-		INSERT INTO message_map (onechat_message_id, conversation_id, platform, chat_id,
-			platform_message_id, direction)
-		SELECT l.oc, l.conv, l.plat, l.chat, l.pm, l.dir
-		FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
-			AS l(job, oc, conv, plat, chat, pm, dir)
-		WHERE l.job IN (SELECT id FROM done)
-		ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING)
+	links AS (` + insertLinks(3, "l.job IN (SELECT id FROM done)") + `)
 	SELECT id FROM done`
 
 // Retry makes the job pending again, due at `at`, if it is running under l, and records links
@@ -470,37 +494,20 @@ func (s *Store) Retry(ctx context.Context, l bridge.JobLease, at time.Time, coun
 	if countAttempt {
 		inc = 1
 	}
-	const retry = `
-		UPDATE queue SET state = 'pending', run_at = $3, attempts = attempts + $4,
-			last_error = $5, locked_until = NULL, updated_at = now()
-		WHERE id = $1 AND attempts = $2 AND state = 'running'`
-	var changed int64
-	var err error
-	if len(links) == 0 {
-		var tag pgconn.CommandTag
-		tag, err = s.pool.Exec(ctx, retry, l.ID, l.Attempts, at, inc, reason)
-		changed = tag.RowsAffected()
-	} else {
-		var oc, conv []int64
-		var plat, chat, pm, dir []string
-		for i, k := range links {
-			if err := validDirection(k.Direction); err != nil {
-				return fmt.Errorf("retry job %d: link %d: %w", l.ID, i, err)
-			}
-			oc, conv = append(oc, k.OneChatMessageID), append(conv, k.ConversationID)
-			plat, chat, pm, dir = append(plat, string(k.Chat.Platform)), append(chat, k.Chat.ID), append(pm, k.PlatformMessageID), append(dir, string(k.Direction))
-		}
-		err = s.pool.QueryRow(ctx, `
-			WITH retried AS (`+retry+` RETURNING id),
-			links AS (
-				INSERT INTO message_map (onechat_message_id, conversation_id, platform, chat_id,
-					platform_message_id, direction)
-				SELECT * FROM unnest($6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[])
-				WHERE EXISTS (SELECT 1 FROM retried)
-				ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING)
-			SELECT count(*) FROM retried`,
-			l.ID, l.Attempts, at, inc, reason, oc, conv, plat, chat, pm, dir).Scan(&changed)
+	var cols linkColumns
+	if err := cols.add(l.ID, links); err != nil {
+		return fmt.Errorf("retry job %d: %w", l.ID, err)
 	}
+	var changed int64
+	err := s.pool.QueryRow(ctx, `
+		WITH retried AS (
+			UPDATE queue SET state = 'pending', run_at = $3, attempts = attempts + $4,
+				last_error = $5, locked_until = NULL, updated_at = now()
+			WHERE id = $1 AND attempts = $2 AND state = 'running'
+			RETURNING id),
+		links AS (`+insertLinks(6, "EXISTS (SELECT 1 FROM retried)")+`)
+		SELECT count(*) FROM retried`,
+		append([]any{l.ID, l.Attempts, at, inc, reason}, cols.args()...)...).Scan(&changed)
 	if err == nil && changed == 0 {
 		err = s.whyUnchanged(ctx, l.ID)
 	}
@@ -515,31 +522,18 @@ func (s *Store) Retry(ctx context.Context, l bridge.JobLease, at time.Time, coun
 // transaction. Otherwise it changes nothing and returns an error wrapping bridge.ErrLeaseLost,
 // or bridge.ErrNotFound for unknown jobs.
 func (s *Store) Fail(ctx context.Context, l bridge.JobLease, reason string, links ...bridge.MessageLink) error {
-	var record []recording
-	if len(links) > 0 {
-		var oc, conv []int64
-		var plat, chat, pm, dir []string
-		for i, k := range links {
-			if err := validDirection(k.Direction); err != nil {
-				return fmt.Errorf("fail job %d: link %d: %w", l.ID, i, err)
-			}
-			oc, conv = append(oc, k.OneChatMessageID), append(conv, k.ConversationID)
-			plat, chat, pm, dir = append(plat, string(k.Chat.Platform)), append(chat, k.Chat.ID), append(pm, k.PlatformMessageID), append(dir, string(k.Direction))
-		}
-		// After the update: the job is failed under l only if this transaction failed it (a
-		// lease finishes its job once).
-		record = append(record, recording{`
-			INSERT INTO message_map (onechat_message_id, conversation_id, platform, chat_id,
-				platform_message_id, direction)
-			SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[])
-			WHERE EXISTS (SELECT 1 FROM queue WHERE id = $1 AND attempts = $2 AND state = 'failed')
-			ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING`,
-			[]any{l.ID, l.Attempts, oc, conv, plat, chat, pm, dir}})
+	var cols linkColumns
+	if err := cols.add(l.ID, links); err != nil {
+		return fmt.Errorf("fail job %d: %w", l.ID, err)
 	}
+	// After the update: the job is failed under l only if this transaction failed it (a lease
+	// finishes its job once).
+	record := recording{insertLinks(3, "EXISTS (SELECT 1 FROM queue WHERE id = $1 AND attempts = $2 AND state = 'failed')"),
+		append([]any{l.ID, l.Attempts}, cols.args()...)}
 	changed, err := s.finish(ctx, l.ID, `
 		UPDATE queue SET state = 'failed', head = false, last_error = $3, locked_until = NULL,
 			done_at = now(), updated_at = now()
-		WHERE id = $1 AND attempts = $2 AND state = 'running'`, []any{l.ID, l.Attempts, reason}, record...)
+		WHERE id = $1 AND attempts = $2 AND state = 'running'`, []any{l.ID, l.Attempts, reason}, record)
 	if err == nil && !changed {
 		err = s.whyUnchanged(ctx, l.ID)
 	}
