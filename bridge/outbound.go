@@ -438,14 +438,9 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 	if j.Retried {
 		// An earlier attempt may have delivered some of the message's parts before it failed:
 		// send only the rest.
-		sent, err := c.store.LinkByOneChat(ctx, m.MessageID)
-		if err != nil {
+		var err error
+		if m.Parts, err = c.sentParts(ctx, m); err != nil {
 			return nil, err
-		}
-		for _, l := range sent {
-			if l.Direction == Out && l.Chat == m.Chat {
-				m.Parts = append(m.Parts, l.PlatformMessageID)
-			}
 		}
 		if len(m.Parts) > 0 {
 			c.log.Info("continuing an agent message an earlier attempt delivered in part", zap.Int64("message_id", m.MessageID),
@@ -469,6 +464,22 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 	c.log.Debug("agent message delivered", zap.String("platform", string(m.Chat.Platform)), zap.String("chat", m.Chat.ID),
 		zap.Int64("conversation_id", m.ConversationID), zap.Int64("message_id", m.MessageID), zap.Strings("platform_message_ids", ids))
 	return links, nil
+}
+
+// sentParts returns the platform ids of the parts of agent message m delivered to its chat so
+// far, in order.
+func (c *Core) sentParts(ctx context.Context, m Outbound) ([]string, error) {
+	links, err := c.store.LinkByOneChat(ctx, m.MessageID)
+	if err != nil {
+		return nil, err
+	}
+	var parts []string
+	for _, l := range links {
+		if l.Chat == m.Chat && l.Direction == Out {
+			parts = append(parts, l.PlatformMessageID)
+		}
+	}
+	return parts, nil
 }
 
 // markUnreachable records that the user of an outbound job cannot be reached, so operators
@@ -590,14 +601,9 @@ func (c *Core) agentMessageUpdated(ctx context.Context, ev onechat.Event) {
 // changeSent edits or deletes the platform messages an agent message became. Parts are read
 // from the message map when the job runs, after the original send (same chat, FIFO).
 func (c *Core) changeSent(ctx context.Context, a Adapter, m Outbound) error {
-	links, err := c.store.LinkByOneChat(ctx, m.MessageID)
-	if err != nil {
+	var err error
+	if m.Parts, err = c.sentParts(ctx, m); err != nil {
 		return err
-	}
-	for _, l := range links {
-		if l.Chat == m.Chat && l.Direction == Out {
-			m.Parts = append(m.Parts, l.PlatformMessageID)
-		}
 	}
 	log := c.log.With(zap.String("platform", string(m.Chat.Platform)), zap.Int64("message_id", m.MessageID), zap.String("op", m.Op))
 	if len(m.Parts) == 0 {
