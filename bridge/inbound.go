@@ -213,36 +213,28 @@ const clockSkew = 10 * time.Minute
 // back until an incoming message, or one older than the job, is met.
 func (c *Core) alreadyPosted(ctx context.Context, cu Customer, content string, attachments int, queued time.Time) (*onechat.Message, error) {
 	oldest := queued.Add(-clockSkew).Unix()
-	var before int64
-	for {
-		page, err := c.oc.ListMessages(ctx, cu.SourceID, cu.ConversationID, before)
-		if err != nil {
-			return nil, err
+	var latest *onechat.Message
+	err := c.messagesBack(ctx, cu.SourceID, cu.ConversationID, func(m onechat.Message) bool {
+		if m.CreatedAt != 0 && m.CreatedAt < oldest { // 0: a server that does not say
+			return false
 		}
-		for i := len(page) - 1; i >= 0; i-- {
-			msg := &page[i]
-			if msg.CreatedAt != 0 && msg.CreatedAt < oldest { // 0: a server that does not say
-				return nil, nil
-			}
-			if msg.MessageType != onechat.MessageIncoming {
-				continue
-			}
-			if strings.TrimSpace(msg.Content) != strings.TrimSpace(content) || len(msg.Attachments) != attachments {
-				return nil, nil
-			}
-			links, err := c.store.LinkByOneChat(ctx, msg.ID)
-			if err != nil || len(links) > 0 {
-				return nil, err
-			}
-			return msg, nil
+		if m.MessageType != onechat.MessageIncoming {
+			return true
 		}
-		// A short page is the first of the conversation; a page that does not go back means a
-		// server that ignores `before`.
-		if len(page) < messagePageSize || (before != 0 && page[0].ID >= before) {
-			return nil, nil
-		}
-		before = page[0].ID
+		latest = &m
+		return false
+	})
+	if err != nil || latest == nil {
+		return nil, err
 	}
+	if strings.TrimSpace(latest.Content) != strings.TrimSpace(content) || len(latest.Attachments) != attachments {
+		return nil, nil
+	}
+	links, err := c.store.LinkByOneChat(ctx, latest.ID)
+	if err != nil || len(links) > 0 {
+		return nil, err
+	}
+	return latest, nil
 }
 
 // openAttachments opens the user's files for streaming to OneChat. A file the platform will

@@ -281,29 +281,20 @@ func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) e
 		return err
 	}
 	var missed []onechat.Message
-	var before, highest int64
-	for {
-		page, err := c.oc.ListMessages(ctx, cu.SourceID, cu.ConversationID, before)
-		if onechat.IsNotFound(err) {
-			return nil // the conversation is gone from OneChat: nothing more to deliver
+	var highest int64
+	err = c.messagesBack(ctx, cu.SourceID, cu.ConversationID, func(m onechat.Message) bool {
+		highest = max(highest, m.ID)
+		if m.ID <= pos {
+			return false
 		}
-		if err != nil {
-			return fmt.Errorf("catch up conversation %d: %w", cu.ConversationID, err)
-		}
-		oldest := int64(0)
-		for _, m := range page {
-			highest = max(highest, m.ID)
-			if oldest == 0 || m.ID < oldest {
-				oldest = m.ID
-			}
-			if m.ID > pos {
-				missed = append(missed, m)
-			}
-		}
-		if len(page) < messagePageSize || oldest <= pos || oldest == 0 {
-			break
-		}
-		before = oldest
+		missed = append(missed, m)
+		return true
+	})
+	if onechat.IsNotFound(err) {
+		return nil // the conversation is gone from OneChat: nothing more to deliver
+	}
+	if err != nil {
+		return fmt.Errorf("catch up conversation %d: %w", cu.ConversationID, err)
 	}
 	if highest <= pos {
 		return nil
@@ -321,6 +312,31 @@ func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) e
 		c.log.Debug("queued agent messages", zap.Int64("conversation_id", cu.ConversationID), zap.Int("messages", n))
 	}
 	return nil
+}
+
+// messagesBack calls yield with the conversation's messages from the newest back, reading a
+// page (20) per request, until yield returns false or the first message was passed. The message
+// list only pages backwards.
+func (c *Core) messagesBack(ctx context.Context, sourceID string, conversationID int64, yield func(onechat.Message) bool) error {
+	var before int64
+	for {
+		page, err := c.oc.ListMessages(ctx, sourceID, conversationID, before)
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(page, func(a, b onechat.Message) int { return cmp.Compare(b.ID, a.ID) })
+		for _, m := range page {
+			if !yield(m) {
+				return nil
+			}
+		}
+		// A short page is the conversation's first; a page that does not go back means a
+		// server that ignores `before`.
+		if len(page) < messagePageSize || (before != 0 && page[len(page)-1].ID >= before) {
+			return nil
+		}
+		before = page[len(page)-1].ID
+	}
 }
 
 // deliverable says whether a OneChat message is one the user should receive: an agent's or a
