@@ -214,19 +214,29 @@ func (h *harness) waitSubscribed(ctx context.Context, contactID int64) {
 // The bridge offers no signal for that, so the store is polled, bounded by ctx.
 func (h *harness) waitStatus(ctx context.Context, userID, status string) {
 	h.t.Helper()
+	var cu bridge.Customer
+	var err error
+	if !pollStore(ctx, func() bool {
+		cu, err = h.store.Customer(ctx, bridge.UserRef{Platform: bridge.Telegram, ID: userID})
+		return err == nil && cu.ConversationStatus == status
+	}) {
+		h.t.Fatalf("bridge never recorded status %s: %+v %v", status, cu.ConversationStatus, err)
+	}
+}
+
+// pollStore calls cond every 5 ms until it holds (true) or ctx ends (false): the bridge offers
+// no signal for what it records in the store, so tests poll it.
+func pollStore(ctx context.Context, cond func() bool) bool {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		cu, err := h.store.Customer(ctx, bridge.UserRef{Platform: bridge.Telegram, ID: userID})
-		if err == nil && cu.ConversationStatus == status {
-			return
-		}
+	for !cond() {
 		select {
 		case <-ctx.Done():
-			h.t.Fatalf("bridge never recorded status %s: %+v %v", status, cu.ConversationStatus, err)
+			return false
 		case <-tick.C:
 		}
 	}
+	return true
 }
 
 // waitLinked waits until the bridge has recorded which OneChat message the platform message
@@ -234,18 +244,12 @@ func (h *harness) waitStatus(ctx context.Context, userID, status string) {
 // bridge offers no signal for that, so the store is polled, bounded by ctx.
 func (h *harness) waitLinked(ctx context.Context, chat bridge.ChatRef, platformMessageID string) {
 	h.t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		_, err := h.store.LinkByPlatform(ctx, chat, platformMessageID)
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			h.t.Fatalf("bridge never recorded platform message %s: %v", platformMessageID, err)
-		case <-tick.C:
-		}
+	var err error
+	if !pollStore(ctx, func() bool {
+		_, err = h.store.LinkByPlatform(ctx, chat, platformMessageID)
+		return err == nil
+	}) {
+		h.t.Fatalf("bridge never recorded platform message %s: %v", platformMessageID, err)
 	}
 }
 

@@ -617,18 +617,13 @@ func TestPartsDeliveredBeforeAPermanentFailureStayMapped(t *testing.T) {
 	ctx := ctxT(t)
 	_, conv, _ := h.begin(ctx, 2016, "send me the files")
 	reply := h.oc.AgentReply(conv.ID, "here are three files")
-	tick := time.NewTicker(5 * time.Millisecond) // the queue's state has no signal to await
-	defer tick.Stop()
-	for {
-		st, _, err := h.store.JobState(ctx, bridge.Out, "onechat:"+strconv.FormatInt(reply.ID, 10))
-		if err == nil && st == bridge.JobFailed {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the reply's job never failed: %s, %v", st, err)
-		case <-tick.C:
-		}
+	var st string
+	var err error
+	if !pollStore(ctx, func() bool {
+		st, _, err = h.store.JobState(ctx, bridge.Out, "onechat:"+strconv.FormatInt(reply.ID, 10))
+		return err == nil && st == bridge.JobFailed
+	}) {
+		t.Fatalf("the reply's job never failed: %s, %v", st, err)
 	}
 	parts := h.adapter.Parts()
 	if len(parts) != 1 || parts[0].MessageID != reply.ID {
@@ -661,19 +656,13 @@ func TestButtonPressedBeforeItsMessageIsRecorded(t *testing.T) {
 			return err
 		}
 		// The send (and so the record) waits until the press has been tried.
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
+		if !pollStore(ctx, func() bool {
 			st, lastErr, err := h.store.JobState(ctx, bridge.In, press.DedupKey())
-			if err == nil && (lastErr != "" || st == bridge.JobDone || st == bridge.JobFailed) {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-tick.C:
-			}
+			return err == nil && (lastErr != "" || st == bridge.JobDone || st == bridge.JobFailed)
+		}) {
+			return ctx.Err()
 		}
+		return nil
 	}
 	h.start()
 	ctx := ctxT(t)
