@@ -7,13 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/onechat/onechat-bridge/adapters/formdata"
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
@@ -171,22 +170,6 @@ type upload struct {
 	open  func(ctx context.Context) (io.ReadCloser, error)
 }
 
-// segments collects a multipart body as a list of readers, so that a file is streamed from
-// its source into the request instead of being held in memory, without a goroutine behind an
-// io.Pipe.
-type segments struct {
-	readers []io.Reader
-	buf     *bytes.Buffer
-}
-
-func (s *segments) Write(p []byte) (int, error) { return s.buf.Write(p) }
-
-// cut ends the current buffered segment and appends r after it.
-func (s *segments) cut(r io.Reader) {
-	s.readers = append(s.readers, s.buf, r)
-	s.buf = new(bytes.Buffer)
-}
-
 // callMultipart POSTs fields and one file as multipart/form-data, the only way the Bot API
 // accepts an upload. Nested objects (reply_markup, reply_parameters) are JSON in their fields,
 // as Telegram expects. The file is opened here and closed when the request is done.
@@ -196,28 +179,21 @@ func (a *Adapter) callMultipart(ctx context.Context, method string, fields map[s
 		return fmt.Errorf("telegram %s: open attachment %q: %w", method, file.name, err)
 	}
 	defer func() { _ = rc.Close() }()
-	seg := &segments{buf: new(bytes.Buffer)}
-	w := multipart.NewWriter(seg)
+	body := formdata.NewBody()
 	for k, v := range fields {
-		if err := w.WriteField(k, v); err != nil {
+		if err := body.WriteField(k, v); err != nil {
 			return fmt.Errorf("telegram %s: encode request: %w", method, err)
 		}
 	}
-	h := make(textproto.MIMEHeader)
-	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="%s"; filename="%s"`, file.field, quoteEscaper.Replace(file.name)))
-	h.Set("Content-Type", orDefault(file.mime, "application/octet-stream"))
-	if _, err := w.CreatePart(h); err != nil {
+	if err := body.StreamPart(formdata.FileHeader(file.field, file.name, file.mime), rc); err != nil {
 		return fmt.Errorf("telegram %s: encode request: %w", method, err)
 	}
-	seg.cut(rc)
-	if err := w.Close(); err != nil {
+	rd, err := body.Finish()
+	if err != nil {
 		return fmt.Errorf("telegram %s: encode request: %w", method, err)
 	}
-	seg.readers = append(seg.readers, seg.buf)
-	return a.do(ctx, method, io.MultiReader(seg.readers...), w.FormDataContentType(), dest)
+	return a.do(ctx, method, rd, body.ContentType(), dest)
 }
-
-var quoteEscaper = strings.NewReplacer("\\", "\\\\", `"`, "\\\"", "\r", "", "\n", "")
 
 // do sends one request with body to method and decodes the envelope; see call.
 func (a *Adapter) do(ctx context.Context, method string, body io.Reader, contentType string, dest any) error {

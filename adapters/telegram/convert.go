@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-telegram/bot/models"
 
+	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
@@ -19,23 +20,6 @@ const maxMessageLen = 4096
 
 // maxCaptionLen is Telegram's limit for a media caption, counted the same way.
 const maxCaptionLen = 1024
-
-// utf16Len is the length of s in UTF-16 code units, the unit Telegram counts limits in. Runes
-// outside the Basic Multilingual Plane (most emoji) count twice.
-func utf16Len(s string) int {
-	n := 0
-	for _, r := range s {
-		n += utf16RuneLen(r)
-	}
-	return n
-}
-
-func utf16RuneLen(r rune) int {
-	if r >= 0x10000 && r <= utf8.MaxRune {
-		return 2
-	}
-	return 1
-}
 
 // style is a set of inline formats a piece of text carries.
 type style uint8
@@ -401,7 +385,7 @@ func formatMarkdown(s string, limit int) []formatted {
 	spans := parseMarkdown(s)
 	plain := plainText(spans)
 	var out []formatted
-	for _, r := range splitRanges(plain, limit) {
+	for _, r := range (textsplit.Splitter{Unit: textsplit.UTF16}).Ranges(plain, limit) {
 		part := sliceSpans(spans, r[0], r[1])
 		out = append(out, formatted{html: renderHTML(part), plain: plain[r[0]:r[1]]})
 	}
@@ -423,82 +407,6 @@ func sliceSpans(spans []span, start, end int) []span {
 		out = append(out, s)
 	}
 	return out
-}
-
-// splitText cuts s into parts of at most limit UTF-16 code units each; see splitRanges.
-func splitText(s string, limit int) []string {
-	var parts []string
-	for _, r := range splitRanges(s, limit) {
-		parts = append(parts, s[r[0]:r[1]])
-	}
-	return parts
-}
-
-// splitRanges returns the byte ranges of s that make parts of at most limit UTF-16 code units
-// each, so that a long agent answer arrives as several messages instead of being rejected. It
-// prefers, in this order, a paragraph break, a line break and a space in the second half of
-// the window, then any of them anywhere, and cuts between runes only when a part has no break
-// at all, so a surrogate pair is never split. The break itself is dropped, trailing whitespace
-// is trimmed from each part and parts that are only whitespace are left out, because Telegram
-// rejects an empty message. It returns nil when s has nothing to send.
-func splitRanges(s string, limit int) [][2]int {
-	var parts [][2]int
-	add := func(start, end int) {
-		p := strings.TrimRight(s[start:end], " \t\r\n")
-		if strings.TrimSpace(p) != "" {
-			parts = append(parts, [2]int{start, start + len(p)})
-		}
-	}
-	base := 0
-	skipBreaks := func() {
-		for base < len(s) && (s[base] == '\r' || s[base] == '\n') {
-			base++
-		}
-	}
-	skipBreaks()
-	for {
-		rest := s[base:]
-		// cut is the largest byte index such that rest[:cut] fits in limit.
-		cut, units := 0, 0
-		for i, r := range rest {
-			n := utf16RuneLen(r)
-			if units+n > limit {
-				break
-			}
-			units += n
-			_, size := utf8.DecodeRuneInString(rest[i:])
-			cut = i + size
-		}
-		if cut == 0 {
-			// Only with a limit below 2: take one rune so the loop always progresses.
-			_, cut = utf8.DecodeRuneInString(rest)
-		}
-		if cut == len(rest) {
-			add(base, len(s))
-			return parts
-		}
-		head, next := splitAt(rest, cut)
-		add(base, base+head)
-		base += next
-		skipBreaks()
-	}
-}
-
-// splitAt finds the best break at or before cut in s, which is longer than cut bytes, and
-// returns the end of the head and the start of the rest.
-func splitAt(s string, cut int) (headEnd, restStart int) {
-	seps := []string{"\n\n", "\n", " "}
-	for _, minIdx := range []int{cut / 2, 1} {
-		for _, sep := range seps {
-			// The separator may start at cut: it is dropped, so the head still fits.
-			window := s[:min(len(s), cut+len(sep))]
-			i := strings.LastIndex(window, sep)
-			if i >= minIdx && i <= cut {
-				return i, i + len(sep)
-			}
-		}
-	}
-	return cut, cut
 }
 
 // keyboard builds the inline keyboard of an interactive message: one button per row for an

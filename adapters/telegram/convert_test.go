@@ -2,11 +2,8 @@ package telegram
 
 import (
 	"reflect"
-	"slices"
-	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-telegram/bot/models"
 
@@ -331,84 +328,6 @@ func TestToInbound(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got  %+v\nwant %+v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestUTF16Len(t *testing.T) {
-	for in, want := range map[string]int{"": 0, "abc": 3, "é": 1, "€": 1, "😀": 2, "👍🏽": 4, "a😀b": 4} {
-		if got := utf16Len(in); got != want {
-			t.Errorf("utf16Len(%q) = %d, want %d", in, got, want)
-		}
-	}
-}
-
-func TestSplitText(t *testing.T) {
-	tests := []struct {
-		name  string
-		in    string
-		limit int
-		want  []string
-	}{
-		{name: "short", in: "hello", limit: 10, want: []string{"hello"}},
-		{name: "exactly the limit", in: "0123456789", limit: 10, want: []string{"0123456789"}},
-		{name: "empty", in: "", limit: 10, want: nil},
-		{name: "whitespace only", in: " \n\n \t", limit: 10, want: nil},
-		{name: "paragraph break preferred", in: "aaaa bbb\n\ncc dd", limit: 12, want: []string{"aaaa bbb", "cc dd"}},
-		{name: "line break before space", in: "aaaa b\ncc dd ee", limit: 12, want: []string{"aaaa b", "cc dd ee"}},
-		{name: "word boundary", in: "aaa bbb ccc ddd", limit: 9, want: []string{"aaa bbb", "ccc ddd"}},
-		{name: "separator right at the limit", in: "aaaaa bbbbb", limit: 5, want: []string{"aaaaa", "bbbbb"}},
-		{name: "no break: hard cut", in: "abcdefghij", limit: 4, want: []string{"abcd", "efgh", "ij"}},
-		{name: "early paragraph break loses to a late space", in: "a\n\nbbbbbbb cc", limit: 10, want: []string{"a\n\nbbbbbbb", "cc"}},
-		{name: "no empty parts from runs of blank lines", in: "aaaa\n\n\n\n\n\n\n\nbbbb", limit: 5, want: []string{"aaaa", "bbbb"}},
-		{name: "emoji count twice", in: "😀😀😀", limit: 4, want: []string{"😀😀", "😀"}},
-		{name: "surrogate pair never split", in: "a😀😀", limit: 2, want: []string{"a", "😀", "😀"}},
-		{name: "crlf", in: "aaaa\r\nbbbb", limit: 6, want: []string{"aaaa", "bbbb"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got := splitText(tc.in, tc.limit)
-			if !slices.Equal(got, tc.want) {
-				t.Fatalf("splitText(%q, %d) = %q, want %q", tc.in, tc.limit, got, tc.want)
-			}
-		})
-	}
-}
-
-// TestSplitTextTelegramLimit checks the properties that matter at Telegram's real limit: every
-// part fits, no part is empty, runes survive and no word is lost.
-func TestSplitTextTelegramLimit(t *testing.T) {
-	para := strings.Repeat("lorem ipsum dolor sit amet 😀, ", 40) // ~1.2k units
-	inputs := map[string]string{
-		"paragraphs":  strings.Repeat(para+"\n\n", 10),
-		"one line":    strings.Repeat("word ", 3000),
-		"emoji only":  strings.Repeat("👍🏽", 3000),
-		"no spaces":   strings.Repeat("x", 9000),
-		"mixed lines": strings.Repeat("a line with é and 😀\n", 900),
-	}
-	for name, in := range inputs {
-		t.Run(name, func(t *testing.T) {
-			parts := splitText(in, maxMessageLen)
-			if len(parts) < 2 {
-				t.Fatalf("got %d parts, want a split", len(parts))
-			}
-			for i, p := range parts {
-				if n := utf16Len(p); n > maxMessageLen || strings.TrimSpace(p) == "" {
-					t.Fatalf("part %d: %d UTF-16 units, empty=%v", i, n, strings.TrimSpace(p) == "")
-				}
-				if !utf8.ValidString(p) {
-					t.Fatalf("part %d is not valid UTF-8: a rune was cut", i)
-				}
-			}
-			if name == "no spaces" || name == "emoji only" {
-				if strings.Join(parts, "") != in {
-					t.Fatal("hard cut lost or changed text")
-				}
-				return
-			}
-			if !slices.Equal(strings.Fields(strings.Join(parts, " ")), strings.Fields(in)) {
-				t.Fatal("splitting lost or changed words")
 			}
 		})
 	}

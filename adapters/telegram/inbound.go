@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-telegram/bot/models"
 
+	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
@@ -526,7 +527,7 @@ func entitiesToMarkdown(text string, entities []models.MessageEntity) string {
 	for _, r := range text {
 		emitAt(pos)
 		b.WriteRune(r)
-		pos += utf16RuneLen(r)
+		pos += textsplit.UTF16.RuneLen(r)
 	}
 	emitAt(pos)
 	for i := len(openStack) - 1; i >= 0; i-- {

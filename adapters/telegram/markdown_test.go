@@ -9,6 +9,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"github.com/onechat/onechat-bridge/adapters/telegram/telegramtest"
+	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
@@ -89,7 +90,7 @@ func TestMarkdownHostileInputStaysValid(t *testing.T) {
 				if err != nil {
 					t.Fatalf("part %d rejected by Telegram's HTML rules: %v", i, err)
 				}
-				if n := utf16Len(text); n > maxMessageLen || n == 0 {
+				if n := textsplit.UTF16.Len(text); n > maxMessageLen || n == 0 {
 					t.Fatalf("part %d has %d visible UTF-16 units", i, n)
 				}
 				if !utf8.ValidString(p.html) {
@@ -112,8 +113,8 @@ func TestMarkdownSplitKeepsFormattingInEachPart(t *testing.T) {
 	}
 	// A caption is split at 1024 visible characters, tags not counted.
 	caption := formatMarkdown(strings.Repeat("**ab** ", 400), maxCaptionLen)
-	if len(caption) != 2 || utf16Len(caption[0].plain) > maxCaptionLen {
-		t.Fatalf("caption parts %d, first %d long", len(caption), utf16Len(caption[0].plain))
+	if len(caption) != 2 || textsplit.UTF16.Len(caption[0].plain) > maxCaptionLen {
+		t.Fatalf("caption parts %d, first %d long", len(caption), textsplit.UTF16.Len(caption[0].plain))
 	}
 }
 

@@ -119,7 +119,7 @@ func (a *Adapter) poll(ctx context.Context, in bridge.Inbox) error {
 			// Not one update_id in a non-empty batch: polling again would return the same.
 			a.log.Error("telegram getUpdates returned updates without update_id",
 				zap.Int("count", len(raw)))
-			if a.wait(ctx, a.backoff.duration(failures)) != nil {
+			if a.wait(ctx, a.backoff.Delay(failures)) != nil {
 				return nil
 			}
 			failures++
@@ -187,7 +187,7 @@ func (a *Adapter) loadOffset(ctx context.Context, in bridge.Inbox) (int64, error
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		d := a.backoff.duration(attempt)
+		d := a.backoff.Delay(attempt)
 		a.log.Warn("read telegram update offset failed, retrying", zap.Error(err),
 			zap.Int("attempt", attempt+1), zap.Duration("sleep", d))
 		if err := a.wait(ctx, d); err != nil {
@@ -217,7 +217,7 @@ func (a *Adapter) getUpdates(ctx context.Context, offset int64, timeout time.Dur
 // pollFailure decides what a failed getUpdates means: how long to wait, or the error Run
 // returns because no retry can help.
 func (a *Adapter) pollFailure(err error, failures int) (wait time.Duration, fatal error) {
-	d := a.backoff.duration(failures)
+	d := a.backoff.Delay(failures)
 	var apiErr *APIError
 	if !errors.As(err, &apiErr) {
 		a.log.Warn("telegram getUpdates failed, retrying", zap.Error(err),
@@ -432,7 +432,7 @@ func (a *Adapter) deliver(ctx context.Context, in bridge.Inbox, cur bridge.Curso
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d := a.backoff.duration(attempt)
+		d := a.backoff.Delay(attempt)
 		a.log.Warn("deliver telegram updates failed, retrying", zap.Error(err),
 			zap.Int("messages", len(msgs)), zap.Int64("offset", cur.Position),
 			zap.Int("attempt", attempt+1), zap.Duration("sleep", d))

@@ -14,6 +14,7 @@ import (
 	"github.com/go-telegram/bot/models"
 	"go.uber.org/zap"
 
+	"github.com/onechat/onechat-bridge/adapters/retry"
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
@@ -172,7 +173,7 @@ func (a *Adapter) continuation(ctx context.Context, log *zap.Logger, chatID int6
 		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || attempt+1 >= maxContinuationAttempts {
 			return id, err
 		}
-		d := a.backoff.duration(attempt)
+		d := a.backoff.Delay(attempt)
 		var limited *bridge.RateLimitedError
 		if errors.As(err, &limited) {
 			d = limited.RetryAfter
@@ -419,7 +420,7 @@ type pacer struct {
 const maxPacedChats = 10000
 
 func newPacer(perChat, global time.Duration) *pacer {
-	return &pacer{perChat: perChat, global: global, now: time.Now, sleep: sleepCtx, chatNext: map[int64]time.Time{}}
+	return &pacer{perChat: perChat, global: global, now: time.Now, sleep: retry.Sleep, chatNext: map[int64]time.Time{}}
 }
 
 // reserve takes the next slot for chat and returns how long to wait for it.

@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/go-telegram/bot/models"
 	"go.uber.org/zap"
 
+	"github.com/onechat/onechat-bridge/adapters/retry"
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
@@ -144,7 +144,7 @@ type Adapter struct {
 	maxUpload     int64
 
 	// backoff paces retries after failed polls and deliveries.
-	backoff backoff
+	backoff retry.Backoff
 	// wait sleeps for d or until ctx is done. Tests replace it to observe waits without
 	// spending them.
 	wait func(ctx context.Context, d time.Duration) error
@@ -217,8 +217,8 @@ func New(cfg Config, logger *zap.Logger) (*Adapter, error) {
 		log:         logger,
 		greeting:    cfg.Greeting,
 		albumWindow: cfg.AlbumWindow,
-		backoff:     backoff{base: 500 * time.Millisecond, max: 30 * time.Second},
-		wait:        sleepCtx,
+		backoff:     retry.Backoff{Base: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.5},
+		wait:        retry.Sleep,
 	}
 	if a.albumWindow <= 0 {
 		a.albumWindow = DefaultAlbumWindow
@@ -285,37 +285,6 @@ func (a *Adapter) GetMe(ctx context.Context) (username string, err error) {
 		return "", err
 	}
 	return me.Username, nil
-}
-
-// backoff is exponential backoff with jitter.
-type backoff struct {
-	base, max time.Duration
-}
-
-// duration returns the pause before retry number attempt+1: base·2^attempt capped at max, of
-// which the upper half is random so that many bridges do not retry in lockstep.
-func (b backoff) duration(attempt int) time.Duration {
-	d := b.max
-	if attempt < 30 {
-		d = min(b.base<<attempt, b.max)
-	}
-	half := d / 2
-	if half <= 0 {
-		return d
-	}
-	return half + rand.N(half+1)
-}
-
-// sleepCtx waits for d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // NeedsSingleton implements bridge.SingletonRunner: the long poller must run on one instance at

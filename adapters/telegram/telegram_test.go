@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/onechat/onechat-bridge/adapters/retry"
 	"github.com/onechat/onechat-bridge/adapters/telegram/telegramtest"
 	"github.com/onechat/onechat-bridge/bridge"
 )
@@ -192,7 +193,7 @@ func newFixtureURL(t *testing.T, srv *telegramtest.Server, apiURL, token string)
 	}
 	w := &waitRecorder{ch: make(chan time.Duration, 16)}
 	a.wait = w.wait
-	a.backoff = backoff{base: time.Millisecond, max: 8 * time.Millisecond}
+	a.backoff = retry.Backoff{Base: time.Millisecond, Max: 8 * time.Millisecond, Jitter: 0.5}
 	paces := &waitRecorder{ch: make(chan time.Duration, 16)}
 	a.pacer.sleep = paces.wait
 	// The fake stands for the cloud Bot API, with its 20 MB download limit.
@@ -431,8 +432,8 @@ func TestRunBacksOffOnPollFailures(t *testing.T) {
 					if w != time.Second { // the fake's retry_after
 						t.Errorf("waited %s, want retry_after 1s", w)
 					}
-				} else if w <= 0 || w > f.a.backoff.max {
-					t.Errorf("waited %s, want a backoff in (0, %s]", w, f.a.backoff.max)
+				} else if w <= 0 || w > f.a.backoff.Max {
+					t.Errorf("waited %s, want a backoff in (0, %s]", w, f.a.backoff.Max)
 				}
 			}
 			if n := f.logCount(tc.log); n != 2 {

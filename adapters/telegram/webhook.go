@@ -16,6 +16,7 @@ import (
 	"github.com/go-telegram/bot/models"
 	"go.uber.org/zap"
 
+	"github.com/onechat/onechat-bridge/adapters/retry"
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
@@ -100,7 +101,7 @@ func (a *Adapter) registerWebhook(ctx context.Context) error {
 				return fmt.Errorf("telegram: TELEGRAM_WEBHOOK_URL rejected: %w", err)
 			}
 		}
-		d := a.backoff.duration(attempt)
+		d := a.backoff.Delay(attempt)
 		if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
 			d = apiErr.RetryAfter
 		}
@@ -233,7 +234,7 @@ func (h *webhookHandler) joinAlbum(group string, d decoded) error {
 		if wait <= 0 {
 			break
 		}
-		if err := sleepCtx(h.ctx, wait); err != nil {
+		if err := retry.Sleep(h.ctx, wait); err != nil {
 			h.mu.Lock()
 			delete(h.albums, group)
 			h.mu.Unlock()
