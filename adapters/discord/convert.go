@@ -6,11 +6,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/bwmarrin/discordgo"
 
+	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
@@ -125,7 +124,7 @@ func inboundMessage(m *discordgo.Message, chat string) (in bridge.Inbound, ok bo
 	if ref := m.MessageReference; ref != nil && ref.Type == discordgo.MessageReferenceTypeDefault && ref.MessageID != "" && m.Type == messageTypeReply {
 		in.ReplyTo = ref.MessageID
 		if rm := m.ReferencedMessage; rm != nil {
-			in.ReplyToText = truncate(rm.Content, maxReplyQuote)
+			in.ReplyToText = textsplit.Truncate(rm.Content, maxReplyQuote, textsplit.Runes)
 			if in.ReplyToText == "" && len(rm.Attachments) > 0 {
 				in.ReplyToText = "📎 " + rm.Attachments[0].Filename
 			}
@@ -197,59 +196,6 @@ func editID(m *discordgo.Message) string {
 	return m.ID + ".edit." + strconv.FormatInt(ts.UnixMilli(), 10)
 }
 
-// truncate shortens s to at most n characters, marking the cut with "…".
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
-}
-
-// utf16Len is the length Discord's limits are safely measured in: never less than the number of
-// characters, whichever way Discord counts them.
-func utf16Len(s string) int {
-	n := 0
-	for _, r := range s {
-		n += utf16.RuneLen(r)
-	}
-	return n
-}
-
-// splitText cuts s into parts of at most limit UTF-16 units, at a line break when there is one
-// in the second half of a part, else at a space, else anywhere between characters. Empty or
-// blank text yields no parts.
-func splitText(s string, limit int) []string {
-	var parts []string
-	for strings.TrimSpace(s) != "" {
-		if utf16Len(s) <= limit {
-			parts = append(parts, s)
-			break
-		}
-		// end is the byte offset of the longest prefix within the limit.
-		end, n := 0, 0
-		for i, r := range s {
-			if n+utf16.RuneLen(r) > limit {
-				break
-			}
-			n += utf16.RuneLen(r)
-			end = i + utf8.RuneLen(r)
-		}
-		cut := end
-		if i := strings.LastIndexByte(s[:end], '\n'); i > end/2 {
-			cut = i + 1
-		} else if i := strings.LastIndexByte(s[:end], ' '); i > end/2 {
-			cut = i + 1
-		}
-		part := strings.TrimRight(s[:cut], " \n")
-		if part != "" {
-			parts = append(parts, part)
-		}
-		s = s[cut:]
-	}
-	return parts
-}
-
 // allowedMentions is Discord's allowed_mentions with nothing allowed: agent text that says
 // @everyone or names a role never pings anyone.
 type allowedMentions struct {
@@ -306,7 +252,7 @@ func planOutbound(m bridge.Outbound) []plannedMessage {
 		embeds = itemEmbeds(m.Items)
 	}
 	var msgs []plannedMessage
-	for _, p := range splitText(text, maxContentLen) {
+	for _, p := range textsplit.Split(text, maxContentLen, textsplit.UTF16) {
 		msgs = append(msgs, plannedMessage{payload: messagePayload{Content: p, AllowedMentions: noMentions()}})
 	}
 	for len(embeds) > 0 {
@@ -347,7 +293,7 @@ func selectComponents(items []bridge.Item) []discordgo.MessageComponent {
 		row := discordgo.ActionsRow{}
 		for i, it := range items {
 			row.Components = append(row.Components, discordgo.Button{
-				Label: truncate(itemTitle(it), maxButtonLabel), Style: discordgo.PrimaryButton,
+				Label: textsplit.Truncate(itemTitle(it), maxButtonLabel, textsplit.Runes), Style: discordgo.PrimaryButton,
 				CustomID: selectCustomID(i, it),
 			})
 		}
@@ -365,8 +311,8 @@ func selectComponents(items []bridge.Item) []discordgo.MessageComponent {
 		}
 		seen[v] = true
 		menu.Options = append(menu.Options, discordgo.SelectMenuOption{
-			Label: truncate(itemTitle(it), maxOptionLabel), Value: v,
-			Description: truncate(it.Description, maxOptionLabel),
+			Label: textsplit.Truncate(itemTitle(it), maxOptionLabel, textsplit.Runes), Value: v,
+			Description: textsplit.Truncate(it.Description, maxOptionLabel, textsplit.Runes),
 		})
 	}
 	return []discordgo.MessageComponent{discordgo.ActionsRow{Components: []discordgo.MessageComponent{menu}}}
@@ -410,8 +356,8 @@ func itemEmbeds(items []bridge.Item) []*discordgo.MessageEmbed {
 	var out []*discordgo.MessageEmbed
 	for _, it := range items {
 		e := &discordgo.MessageEmbed{
-			Title:       truncate(it.Title, maxEmbedTitle),
-			Description: truncate(it.Description, maxEmbedDesc),
+			Title:       textsplit.Truncate(it.Title, maxEmbedTitle, textsplit.Runes),
+			Description: textsplit.Truncate(it.Description, maxEmbedDesc, textsplit.Runes),
 		}
 		if isWebURL(it.Link) {
 			e.URL = it.Link

@@ -11,35 +11,6 @@ import (
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
-func TestSplitText(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		in    string
-		limit int
-		want  []string
-	}{
-		{"empty", "", 10, nil},
-		{"blank", "  \n ", 10, nil},
-		{"fits", "hello", 10, []string{"hello"}},
-		{"at a line break", "aaaa bbb\ncc dd", 10, []string{"aaaa bbb", "cc dd"}},
-		{"at a space", "aaaa bbbb cccc", 10, []string{"aaaa bbbb", "cccc"}},
-		{"hard cut", "abcdefghijkl", 5, []string{"abcde", "fghij", "kl"}},
-		{"never splits a character", "ééééé😀😀", 4, []string{"éééé", "é😀", "😀"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := splitText(tc.in, tc.limit)
-			if strings.Join(got, "|") != strings.Join(tc.want, "|") || len(got) != len(tc.want) {
-				t.Errorf("splitText(%q, %d) = %q, want %q", tc.in, tc.limit, got, tc.want)
-			}
-			for _, p := range got {
-				if utf16Len(p) > tc.limit {
-					t.Errorf("part %q over the limit", p)
-				}
-			}
-		})
-	}
-}
-
 func TestPlanOutbound(t *testing.T) {
 	chat := bridge.ChatRef{Platform: bridge.Discord, ID: "5"}
 	six := []bridge.Item{{Title: "A", Value: "a"}, {Title: "B", Value: "b"}, {Title: "C", Value: "c"}, {Title: "D", Value: "d"}, {Title: "E", Value: "e"}, {Title: "F", Value: "f"}}

@@ -38,6 +38,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/onechat/onechat-bridge/adapters/retry"
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
@@ -119,7 +120,7 @@ type Adapter struct {
 	helloTimeout  time.Duration
 	maxUpload     int64
 	log           *zap.Logger
-	backoff       backoff
+	backoff       retry.Backoff
 	wait          func(ctx context.Context, d time.Duration) error
 	invalidWait   func() time.Duration
 	typingEvery   time.Duration
@@ -202,8 +203,8 @@ func New(cfg Config, logger *zap.Logger) (*Adapter, error) {
 		helloTimeout:  cfg.HelloTimeout,
 		maxUpload:     cfg.MaxUploadSize,
 		log:           logger,
-		backoff:       backoff{base: time.Second, max: 2 * time.Minute},
-		wait:          sleepCtx,
+		backoff:       retry.Backoff{Base: time.Second, Max: 2 * time.Minute, Jitter: 0.5},
+		wait:          retry.Sleep,
 		invalidWait:   func() time.Duration { return time.Second + rand.N(4*time.Second) },
 		typingEvery:   8 * time.Second,
 		typingTimeout: 30 * time.Second,
@@ -426,7 +427,7 @@ func (a *Adapter) deliver(ctx context.Context, in bridge.Inbox, cur bridge.Curso
 		if ctx.Err() != nil {
 			return false
 		}
-		d := a.backoff.duration(attempt)
+		d := a.backoff.Delay(attempt)
 		a.log.Warn("cannot store discord messages, retrying", zap.Error(err), zap.Int("attempt", attempt+1), zap.Duration("sleep", d))
 		if a.wait(ctx, d) != nil {
 			return false
@@ -586,38 +587,4 @@ func (a *Adapter) catchUpChannel(ctx context.Context, in bridge.Inbox, ch string
 	}
 }
 
-// backoff computes waits between retries.
-type backoff struct {
-	base, max time.Duration
-}
-
-// duration returns the pause before retry number attempt+1: base·2^attempt capped at max, of
-// which the upper half is random so that many bridges do not retry in lockstep.
-func (b backoff) duration(attempt int) time.Duration {
-	d := b.max
-	if attempt < 30 {
-		d = min(b.base<<attempt, b.max)
-	}
-	half := d / 2
-	if half <= 0 {
-		return d
-	}
-	return half + rand.N(half+1)
-}
-
 func (a *Adapter) invalidSessionWait() time.Duration { return a.invalidWait() }
-
-// sleepCtx waits for d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

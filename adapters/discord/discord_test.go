@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/onechat/onechat-bridge/adapters/discord/discordtest"
+	"github.com/onechat/onechat-bridge/adapters/retry"
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
@@ -174,7 +175,7 @@ func newAdapter(t *testing.T, srv *discordtest.Server, mode string) *Adapter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.backoff = backoff{base: 10 * time.Millisecond, max: 50 * time.Millisecond}
+	a.backoff = retry.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond, Jitter: 0.5}
 	a.invalidWait = func() time.Duration { return 10 * time.Millisecond }
 	return a
 }

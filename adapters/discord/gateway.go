@@ -109,7 +109,7 @@ func (a *Adapter) runGateway(ctx context.Context, out chan<- event) error {
 		if ready {
 			attempt = 0
 		}
-		wait := a.backoff.duration(attempt)
+		wait := a.backoff.Delay(attempt)
 		switch {
 		case errors.Is(err, errReconnect) && ready:
 			wait = 0

@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/onechat/onechat-bridge/adapters/formdata"
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
@@ -117,16 +116,12 @@ func (r *rest) do(ctx context.Context, method, path string, body, out any) error
 // doFiles sends payload as payload_json together with files as files[i], the form Discord
 // documents for uploads.
 func (r *rest) doFiles(ctx context.Context, method, path string, payload any, files []uploadFile, out any) error {
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
 	b, err := json.Marshal(payload)
 	if err != nil {
 		return fmt.Errorf("discord %s %s: encode: %w", method, path, err)
 	}
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", `form-data; name="payload_json"`)
-	h.Set("Content-Type", "application/json")
-	pw, err := w.CreatePart(h)
+	body := formdata.NewBody()
+	pw, err := body.CreatePart(formdata.FieldHeader("payload_json", "application/json"))
 	if err == nil {
 		_, err = pw.Write(b)
 	}
@@ -134,28 +129,20 @@ func (r *rest) doFiles(ctx context.Context, method, path string, payload any, fi
 		if err != nil {
 			break
 		}
-		h := textproto.MIMEHeader{}
-		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="files[%d]"; filename="%s"`, i, quoteEscaper.Replace(f.Name)))
-		mime := f.MIME
-		if mime == "" {
-			mime = "application/octet-stream"
-		}
-		h.Set("Content-Type", mime)
 		var fw io.Writer
-		if fw, err = w.CreatePart(h); err == nil {
+		if fw, err = body.CreatePart(formdata.FileHeader(fmt.Sprintf("files[%d]", i), f.Name, f.MIME)); err == nil {
 			_, err = fw.Write(f.Data)
 		}
 	}
+	var rd io.Reader
 	if err == nil {
-		err = w.Close()
+		rd, err = body.Finish()
 	}
 	if err != nil {
 		return fmt.Errorf("discord %s %s: build upload: %w", method, path, err)
 	}
-	return r.send(ctx, method, path, w.FormDataContentType(), &buf, out)
+	return r.send(ctx, method, path, body.ContentType(), rd, out)
 }
-
-var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", "", "\n", "")
 
 // redactPath hides the interaction token in interaction and webhook paths: it lets anyone answer
 // as the bot for 15 minutes, so it stays out of errors and logs like the bot token.

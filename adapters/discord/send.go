@@ -14,6 +14,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 	"go.uber.org/zap"
 
+	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
@@ -79,7 +80,7 @@ func (a *Adapter) sendTo(ctx context.Context, channel string, m bridge.Outbound)
 			if p.payload.Content != "" {
 				extra = "\n" + extra
 			}
-			p.payload.Content = truncate(p.payload.Content+extra, maxContentLen)
+			p.payload.Content = textsplit.Truncate(p.payload.Content+extra, maxContentLen, textsplit.UTF16)
 		}
 		for j := range files {
 			p.payload.Attachments = append(p.payload.Attachments, attachmentMeta{ID: j, Filename: files[j].Name})
@@ -162,7 +163,7 @@ func (a *Adapter) Edit(ctx context.Context, m bridge.Outbound) error {
 	if len(m.Parts) == 0 || !isSnowflake(m.Chat.ID) {
 		return bridge.Permanent("nothing to edit", nil)
 	}
-	chunks := splitText(m.Text, maxContentLen)
+	chunks := textsplit.Split(m.Text, maxContentLen, textsplit.UTF16)
 	for i, id := range m.Parts {
 		if !isSnowflake(id) {
 			continue
@@ -177,7 +178,7 @@ func (a *Adapter) Edit(ctx context.Context, m bridge.Outbound) error {
 		default:
 			content := chunks[i]
 			if i == len(m.Parts)-1 && len(chunks) > len(m.Parts) {
-				content = truncate(strings.Join(chunks[i:], "\n"), maxContentLen)
+				content = textsplit.Truncate(strings.Join(chunks[i:], "\n"), maxContentLen, textsplit.UTF16)
 			}
 			err = a.rest.do(ctx, "PATCH", path, map[string]any{"content": content, "allowed_mentions": noMentions()}, nil)
 		}

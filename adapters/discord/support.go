@@ -10,6 +10,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 	"go.uber.org/zap"
 
+	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
@@ -224,7 +225,7 @@ func (a *Adapter) ensureTicket(ctx context.Context, in bridge.Inbox, userID, nam
 	}
 	var ch discordgo.Channel
 	if err := a.rest.do(ctx, "POST", "/channels/"+a.support+"/threads", map[string]any{
-		"name":                  truncate("Support · "+name, 100),
+		"name":                  textsplit.Truncate("Support · "+name, 100, textsplit.Runes),
 		"type":                  channelTypePrivateThread,
 		"invitable":             false,
 		"auto_archive_duration": threadArchiveMinutes,
