@@ -9,18 +9,14 @@ package bridge
 import (
 	"context"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// Platform names a chat platform. It is stored as text and appears in contact identifiers.
+// Platform names a chat platform. It is stored as text and appears in contact identifiers;
+// each adapter package declares its own ("telegram", "discord", "slack").
 type Platform string
-
-// Platforms the bridge knows.
-const (
-	Telegram Platform = "telegram"
-	Discord  Platform = "discord"
-)
 
 // UserRef identifies a user on a platform. ID is the platform's own user id as text
 // (decimal for Telegram and Discord).
@@ -178,37 +174,97 @@ type Item struct {
 }
 
 // Cursor is a named, monotonic position an adapter or the core keeps in the store, such as the
-// Telegram update offset. A cursor never moves backwards.
+// Telegram update offset or the timestamp of the last Slack message delivered from a channel.
+// A cursor never moves backwards: positions are ordered by CursorAfter, which orders
+// non-negative decimal integers and Slack timestamps; an adapter whose positions have no such
+// order keeps them with Host.SetValue instead.
 type Cursor struct {
 	Name     string
-	Position int64
+	Position string
 }
 
-// Adapter connects one platform to the core.
+// IntCursor is a cursor at a non-negative integer position.
+func IntCursor(name string, pos int64) Cursor {
+	return Cursor{Name: name, Position: strconv.FormatInt(max(pos, 0), 10)}
+}
+
+// Int returns the position as an integer, 0 when it is empty or not one.
+func (c Cursor) Int() int64 { return ParsePosition(c.Position) }
+
+// ParsePosition reads an integer cursor position, 0 when it is empty or not one.
+func ParsePosition(pos string) int64 {
+	n, err := strconv.ParseInt(pos, 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// CursorAfter reports whether position a comes after b: the longer one, or at equal length the
+// greater byte by byte. The store orders cursor positions the same way.
+func CursorAfter(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) > len(b)
+	}
+	return a > b
+}
+
+// Adapter connects one platform to the core. It is built with the Host it uses (see
+// AdapterBuilder), so every method works on any instance sharing the store; Run is the only part
+// that may run on one instance at a time (SingletonRunner).
 type Adapter interface {
 	// Platform names the platform this adapter serves.
 	Platform() Platform
-	// Run receives from the platform until ctx is cancelled and hands every message to in
-	// before acknowledging it to the platform. It returns only after all goroutines it started
-	// have exited; it returns nil when ctx was cancelled.
-	Run(ctx context.Context, in Inbox) error
+	// Run receives from the platform until ctx is cancelled and hands every message to the
+	// Host's Deliver before acknowledging it to the platform. It returns only after all
+	// goroutines it started have exited; it returns nil when ctx was cancelled.
+	Run(ctx context.Context) error
 	// Send delivers m to its chat and returns the platform ids of the messages it created.
-	// Errors are classified with Permanent and RateLimited; anything else is retried. A Send
-	// that fails after creating some of the messages (a long text or several files become
-	// several) returns their ids with the error, and the retry carries them in m.Parts: Send
-	// then creates only the messages after those, and returns their ids.
-	// Send is called concurrently for different chats, never concurrently for one chat.
+	// Errors are classified with Permanent, Unreachable and RateLimited; anything else is
+	// retried. A Send that fails after creating some of the messages (a long text or several
+	// files become several) returns their ids with the error, and the retry carries them in
+	// m.Parts: Send then creates only the messages after those, and returns their ids.
+	// Send is called concurrently for different chats, never concurrently for one chat, and on
+	// any instance, whether or not this one runs Run.
 	Send(ctx context.Context, m Outbound) ([]string, error)
 }
 
-// Inbox is what the core offers adapters.
-type Inbox interface {
+// AdapterBuilder builds an adapter around the Host the core gives it. bridge.New calls each
+// builder once, before anything runs; a builder must not contact the platform.
+type AdapterBuilder func(h Host) (Adapter, error)
+
+// Host is everything the core offers an adapter. The core gives each adapter its own Host
+// when it is built; every method works on every instance sharing the store.
+type Host interface {
 	// Deliver durably stores the messages (a message stored before is a no-op) and, in the same
 	// transaction, moves cur forward when cur.Name is not empty. When it returns nil, the
 	// adapter may acknowledge the messages to the platform.
 	Deliver(ctx context.Context, cur Cursor, msgs ...Inbound) error
-	// Cursor returns the stored position of the named cursor, or 0 if it was never stored.
-	Cursor(ctx context.Context, name string) (int64, error)
+	// Cursor returns the stored position of the named cursor, "" if it was never stored.
+	Cursor(ctx context.Context, name string) (string, error)
+	// Cursors returns the stored cursors whose name starts with prefix, ordered by name, so an
+	// adapter can find the chats it must catch up after a restart.
+	Cursors(ctx context.Context, prefix string) ([]Cursor, error)
+	// MoveChat says that the user's messages go to another chat from now on (e.g. a Discord
+	// user whose DMs are closed is answered in their support thread). Messages already queued
+	// for the old chat follow to the new one.
+	MoveChat(ctx context.Context, u UserRef, chat ChatRef) error
+	// UserTyping says the platform reports the user typing in chat; the core shows it to the
+	// agent and switches it off when the platform stops reporting it. It does not block.
+	UserTyping(ctx context.Context, u UserRef, chat ChatRef)
+	// Value returns the adapter's stored value for key and whether there is one. Keys and
+	// values belong to this adapter alone: another platform's adapter never sees them.
+	Value(ctx context.Context, key string) (string, bool, error)
+	// SetValue stores value for key, replacing any earlier one.
+	SetValue(ctx context.Context, key, value string) error
+	// SetValueIfAbsent stores value for key unless the key has one, and returns the value
+	// stored now: value, or the earlier one. Two instances racing to create the same thing (a
+	// user's support thread) agree on the winner through it.
+	SetValueIfAbsent(ctx context.Context, key, value string) (string, error)
+	// DeleteValue forgets key; a key that has no value is not an error.
+	DeleteValue(ctx context.Context, key string) error
+	// Values returns every key that starts with prefix, with its value.
+	Values(ctx context.Context, prefix string) (map[string]string, error)
 }
 
 // ContactIdentifier builds the OneChat contact identifier for a platform user id.
@@ -242,10 +298,14 @@ type Deleter interface {
 	Delete(ctx context.Context, m Outbound) error
 }
 
-// Typer is implemented by adapters that can show the agent typing in a chat. The adapter keeps
-// the indicator alive while on is true and stops it on false (or after 30 s without news).
+// Typer is implemented by adapters that can show the agent typing in a chat. ShowTyping shows
+// the indicator once; the platform lets it fade by itself (Telegram after 5 s, Discord after
+// 10 s). While the agent types, the core calls ShowTyping again every TypingRefresh, on the
+// instance that hears the agent, and stops calling when the agent stops (or after 30 s without
+// news).
 type Typer interface {
-	Typing(ctx context.Context, chat ChatRef, on bool) error
+	ShowTyping(ctx context.Context, chat ChatRef) error
+	TypingRefresh() time.Duration
 }
 
 // HealthReporter is implemented by adapters that can say whether they are connected to their
@@ -254,25 +314,11 @@ type HealthReporter interface {
 	Health() error
 }
 
-// TypingNotifier is implemented by the core (the Inbox adapters get): an adapter calls
-// UserTyping when the platform says the user is typing, and the core shows it to the agent.
-// It must not block for long.
-type TypingNotifier interface {
-	UserTyping(ctx context.Context, u UserRef, chat ChatRef)
-}
-
-// ChatMover is implemented by the core: an adapter calls MoveChat when the user's messages
-// must go to another chat from now on (e.g. a Discord user whose DMs are closed is answered
-// in their support thread). Messages already queued for the old chat follow to the new one.
-type ChatMover interface {
-	MoveChat(ctx context.Context, u UserRef, chat ChatRef) error
-}
-
-// CursorLister is implemented by the core: it lists the stored cursors whose name starts with
-// prefix, so an adapter can find the chats it must catch up after a restart (e.g. every
-// "discord.channel." cursor).
-type CursorLister interface {
-	Cursors(ctx context.Context, prefix string) ([]Cursor, error)
+// Checker is implemented by adapters that can check their settings against the platform
+// (`bridge check`): Check asks the platform who the bot is and returns a short description for
+// the OK line ("bot @name"), or an error that says what to fix, without secrets.
+type Checker interface {
+	Check(ctx context.Context) (string, error)
 }
 
 // SingletonRunner is implemented by adapters that can say whether their Run must run on one

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,9 +29,10 @@ const (
 
 // Options configure a Core. Store, OneChat, CableURL and at least one adapter are required.
 type Options struct {
-	Store    Store
-	OneChat  *onechat.Client
-	Adapters []Adapter
+	Store   Store
+	OneChat *onechat.Client
+	// Adapters build the adapters, each around the Host the core gives it.
+	Adapters []AdapterBuilder
 	// CableURL is the OneChat ActionCable endpoint, e.g. wss://chat.example.com/cable.
 	CableURL string
 	// Cable tunes the cable client; nil means defaults.
@@ -101,6 +104,8 @@ type Core struct {
 	cable    *onechat.Cable
 	log      *zap.Logger
 	adapters map[Platform]Adapter
+	// adapterList holds the adapters in the order of Options.Adapters.
+	adapterList []Adapter
 
 	wake [2]*signal // indexed by dirIndex
 
@@ -176,11 +181,28 @@ func New(opts Options) (*Core, error) {
 		wanted:         make(map[string]time.Time),
 		enqueues:       &enqueueGroup{store: opts.Store},
 	}
-	for _, a := range opts.Adapters {
-		if _, dup := c.adapters[a.Platform()]; dup {
-			return nil, fmt.Errorf("bridge: two adapters for %s", a.Platform())
+	var errs []error
+	for _, build := range opts.Adapters {
+		h := &host{c: c}
+		a, err := build(h)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		if a.Platform() == "" || strings.ContainsAny(string(a.Platform()), ": ") {
+			errs = append(errs, fmt.Errorf("bridge: adapter platform %q is not a name", a.Platform()))
+			continue
+		}
+		if _, dup := c.adapters[a.Platform()]; dup {
+			errs = append(errs, fmt.Errorf("bridge: two adapters for %s", a.Platform()))
+			continue
+		}
+		h.platform = a.Platform()
 		c.adapters[a.Platform()] = a
+		c.adapterList = append(c.adapterList, a)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	cableOpts := onechat.CableOptions{}
 	if opts.Cable != nil {
@@ -224,12 +246,12 @@ func (c *Core) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.cable.Run(gctx) })
-	for _, a := range c.opts.Adapters {
+	for _, a := range c.adapterList {
 		if needsSingleton(a) {
 			continue // run by the role manager while this instance holds the adapter's role
 		}
 		g.Go(func() error {
-			if err := a.Run(gctx, c); err != nil && gctx.Err() == nil {
+			if err := a.Run(gctx); err != nil && gctx.Err() == nil {
 				return fmt.Errorf("%s adapter: %w", a.Platform(), err)
 			}
 			return nil
@@ -276,7 +298,7 @@ func (c *Core) subscribeKnown(ctx context.Context, partitions []int) error {
 	return nil
 }
 
-// Deliver implements Inbox: it stores the messages in the inbound queue, keyed by user so each
+// Deliver stores the messages in the inbound queue, keyed by user so each
 // user's messages reach OneChat in order, and wakes the inbound workers.
 func (c *Core) Deliver(ctx context.Context, cur Cursor, msgs ...Inbound) error {
 	jobs := make([]NewJob, 0, len(msgs))
@@ -301,12 +323,5 @@ func (c *Core) Deliver(ctx context.Context, cur Cursor, msgs ...Inbound) error {
 	return nil
 }
 
-// Cursor implements Inbox.
-func (c *Core) Cursor(ctx context.Context, name string) (int64, error) {
-	return c.store.Cursor(ctx, name)
-}
-
-// Cursors implements CursorLister.
-func (c *Core) Cursors(ctx context.Context, prefix string) ([]Cursor, error) {
-	return c.store.Cursors(ctx, prefix)
-}
+// Adapters returns the adapters the core built, in the order of Options.Adapters.
+func (c *Core) Adapters() []Adapter { return slices.Clone(c.adapterList) }

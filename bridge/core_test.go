@@ -48,7 +48,7 @@ func newHarness(t *testing.T, ocOpts *onechattest.Options) *harness {
 		t:       t,
 		store:   pgtest.NewStore(t),
 		oc:      onechattest.NewServer(t, ocOpts),
-		adapter: bridgetest.NewFakeAdapter(bridge.Telegram),
+		adapter: bridgetest.NewFakeAdapter(bridge.Platform("telegram")),
 	}
 	h.opts = bridge.Options{
 		Store:      h.store,
@@ -87,7 +87,7 @@ func (h *harness) interceptPosts(suffix string, intercept func(w http.ResponseWr
 func (h *harness) start() {
 	h.t.Helper()
 	opts := h.opts
-	opts.Adapters = []bridge.Adapter{h.adapter}
+	opts.Adapters = []bridge.AdapterBuilder{h.adapter.Build}
 	opts.Logger = zaptest.NewLogger(h.t)
 	core, err := bridge.New(opts)
 	if err != nil {
@@ -133,8 +133,8 @@ func userMessage(userID int64, text string) bridge.Inbound {
 	msgSeq.Unlock()
 	uid := strconv.FormatInt(userID, 10)
 	return bridge.Inbound{
-		User:        bridge.UserRef{Platform: bridge.Telegram, ID: uid},
-		Chat:        bridge.ChatRef{Platform: bridge.Telegram, ID: uid},
+		User:        bridge.UserRef{Platform: bridge.Platform("telegram"), ID: uid},
+		Chat:        bridge.ChatRef{Platform: bridge.Platform("telegram"), ID: uid},
 		MessageID:   strconv.Itoa(id),
 		DisplayName: "Alice Example",
 		Username:    "alice",
@@ -217,7 +217,7 @@ func (h *harness) waitStatus(ctx context.Context, userID, status string) {
 	var cu bridge.Customer
 	var err error
 	if !pollStore(ctx, func() bool {
-		cu, err = h.store.Customer(ctx, bridge.UserRef{Platform: bridge.Telegram, ID: userID})
+		cu, err = h.store.Customer(ctx, bridge.UserRef{Platform: bridge.Platform("telegram"), ID: userID})
 		return err == nil && cu.ConversationStatus == status
 	}) {
 		h.t.Fatalf("bridge never recorded status %s: %+v %v", status, cu.ConversationStatus, err)
@@ -366,7 +366,7 @@ func TestAgentReplyReachesUserButNotNotesOrEchoes(t *testing.T) {
 		t.Fatalf("user received %s, want %s (no private note, no echo of their own messages)", got, want)
 	}
 	for _, m := range sent {
-		if m.Chat != (bridge.ChatRef{Platform: bridge.Telegram, ID: "1003"}) {
+		if m.Chat != (bridge.ChatRef{Platform: bridge.Platform("telegram"), ID: "1003"}) {
 			t.Errorf("reply went to %v, want the user's chat", m.Chat)
 		}
 		if m.AgentName == "" {
@@ -589,7 +589,7 @@ func TestBlockedUserFailsMessageAndMarksUnreachable(t *testing.T) {
 	} else if *(n.(*int)) != 1 {
 		t.Errorf("permanent failure was tried %d times, want 1", *(n.(*int)))
 	}
-	cu, err := h.store.Customer(ctx, bridge.UserRef{Platform: bridge.Telegram, ID: "1011"})
+	cu, err := h.store.Customer(ctx, bridge.UserRef{Platform: bridge.Platform("telegram"), ID: "1011"})
 	if err != nil {
 		t.Fatal(err)
 	}

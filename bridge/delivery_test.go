@@ -131,18 +131,32 @@ func TestAgentTypingShowsButPrivateNoteTypingDoesNot(t *testing.T) {
 	h := newHarness(t, nil)
 	h.start()
 	ctx := ctxT(t)
-	_, conv, m := h.begin(ctx, 2004, "hello")
+	_, convA, a := h.begin(ctx, 2004, "hello")
+	_, convB, b := h.begin(ctx, 2005, "hello too")
+	_, convC, c := h.begin(ctx, 2006, "and me")
 
-	h.oc.AgentTyping(conv.ID, true, true) // typing a private note
-	h.oc.AgentTyping(conv.ID, true, false)
-	h.oc.AgentTyping(conv.ID, false, false)
-	calls, err := h.adapter.WaitTyping(ctx, 2)
-	if err != nil {
+	h.oc.AgentTyping(convA.ID, true, true) // typing a private note: never shown
+	h.oc.AgentTyping(convB.ID, true, false)
+	// The platform's indicator fades by itself: the core shows it again every TypingRefresh
+	// (1 s here) while the agent types.
+	if _, err := h.adapter.WaitTyping(ctx, b.Chat, 3); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{fmt.Sprint(m.Chat, true), fmt.Sprint(m.Chat, false)}
-	if got := []string{fmt.Sprint(calls[0].Chat, calls[0].On), fmt.Sprint(calls[1].Chat, calls[1].On)}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("typing calls %v, want %v (never the private note's)", got, want)
+	h.oc.AgentTyping(convB.ID, false, false)
+	h.oc.AgentTyping(convC.ID, true, false)
+	// Typing events are handled in order: once C shows, B's "off" was handled.
+	if _, err := h.adapter.WaitTyping(ctx, c.Chat, 1); err != nil {
+		t.Fatal(err)
+	}
+	bCalls, _ := h.adapter.WaitTyping(ctx, b.Chat, 0)
+	if _, err := h.adapter.WaitTyping(ctx, c.Chat, 2); err != nil { // a refresh later
+		t.Fatal(err)
+	}
+	if after, _ := h.adapter.WaitTyping(ctx, b.Chat, 0); len(after) != len(bCalls) {
+		t.Errorf("typing was still shown after the agent stopped: %d calls, then %d", len(bCalls), len(after))
+	}
+	if calls, _ := h.adapter.WaitTyping(ctx, a.Chat, 0); len(calls) != 0 {
+		t.Errorf("typing a private note was shown to the user %d times", len(calls))
 	}
 }
 
@@ -594,7 +608,7 @@ func TestPartlyDeliveredMessageContinuesWhereItStopped(t *testing.T) {
 	}
 	parts := h.adapter.Parts()
 	last := parts[len(parts)-1]
-	h.waitLinked(ctx, bridge.ChatRef{Platform: bridge.Telegram, ID: "2015"}, last.ID)
+	h.waitLinked(ctx, bridge.ChatRef{Platform: bridge.Platform("telegram"), ID: "2015"}, last.ID)
 	links, err := h.store.LinkByOneChat(ctx, reply.ID)
 	if err != nil || len(links) != 3 {
 		t.Fatalf("links of the reply = %v, %v; want its three parts", links, err)
@@ -696,7 +710,7 @@ func TestSilentSubscriptionOfDeletedContactIsForgotten(t *testing.T) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		cu, err := h.store.Customer(ctx, bridge.UserRef{Platform: bridge.Telegram, ID: "2008"})
+		cu, err := h.store.Customer(ctx, bridge.UserRef{Platform: bridge.Platform("telegram"), ID: "2008"})
 		if err == nil && cu.SourceID == "" {
 			break
 		}

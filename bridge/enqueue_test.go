@@ -16,7 +16,7 @@ import (
 func TestConcurrentEnqueuesAreAllStoredAndABadOneFailsAlone(t *testing.T) {
 	h := newHarness(t, nil)
 	opts := h.opts
-	opts.Adapters = []bridge.Adapter{h.adapter}
+	opts.Adapters = []bridge.AdapterBuilder{h.adapter.Build}
 	core, err := bridge.New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +32,7 @@ func TestConcurrentEnqueuesAreAllStoredAndABadOneFailsAlone(t *testing.T) {
 			}
 		}
 		return bridge.JobBatch{
-			Cursor: bridge.Cursor{Name: "conversation:" + strconv.Itoa(i), Position: int64(i + 1)},
+			Cursor: bridge.IntCursor("conversation:"+strconv.Itoa(i), int64(i+1)),
 			Jobs:   []bridge.NewJob{{Direction: bridge.Out, Key: "chat" + strconv.Itoa(i%10), Dedup: dedup, Payload: []byte(`{}`)}},
 		}
 	}
@@ -44,7 +44,8 @@ func TestConcurrentEnqueuesAreAllStoredAndABadOneFailsAlone(t *testing.T) {
 	}
 	wg.Wait()
 	for i := range calls {
-		pos, err := h.store.Cursor(ctx, "conversation:"+strconv.Itoa(i))
+		stored, err := h.store.Cursor(ctx, "conversation:"+strconv.Itoa(i))
+		pos := bridge.ParsePosition(stored)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -61,3 +61,21 @@ func (e *RateLimitedError) Unwrap() error { return e.Err }
 func RateLimited(after time.Duration, err error) error {
 	return &RateLimitedError{RetryAfter: after, Err: err}
 }
+
+// HintError is a failed check with what the operator should do about it: `bridge check` prints
+// the error and the hint on its FAIL line.
+type HintError struct {
+	Err  error
+	Hint string
+}
+
+func (e *HintError) Error() string { return e.Err.Error() }
+func (e *HintError) Unwrap() error { return e.Err }
+
+// Hint attaches what to fix to err (nil stays nil).
+func Hint(err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	return &HintError{Err: err, Hint: hint}
+}

@@ -276,10 +276,11 @@ func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) e
 	}
 	cu.ConversationID = conversationID
 	name := conversationCursor(cu.ConversationID)
-	pos, err := c.store.Cursor(ctx, name)
+	stored, err := c.store.Cursor(ctx, name)
 	if err != nil {
 		return err
 	}
+	pos := ParsePosition(stored)
 	var missed []onechat.Message
 	var highest int64
 	err = c.messagesBack(ctx, cu.SourceID, cu.ConversationID, func(m onechat.Message) bool {
@@ -301,7 +302,7 @@ func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) e
 	}
 	// Pages come newest first: queue the messages oldest first, as the agent wrote them.
 	slices.SortFunc(missed, func(a, b onechat.Message) int { return cmp.Compare(a.ID, b.ID) })
-	n, err := c.enqueueAgentMessages(ctx, cu, cu.ConversationID, missed, Cursor{Name: name, Position: highest})
+	n, err := c.enqueueAgentMessages(ctx, cu, cu.ConversationID, missed, IntCursor(name, highest))
 	if err != nil {
 		return err
 	}
@@ -669,11 +670,25 @@ type typingReq struct {
 // userTypingFor is how long a user's typing shows in OneChat without news from the platform.
 const userTypingFor = 10 * time.Second
 
+// agentTypingFor is how long the agent's typing is kept alive on the platform without news
+// from OneChat (a lost "typing off" must not leave the indicator on for ever).
+const agentTypingFor = 30 * time.Second
+
+// agentTyping is a chat where the agent's typing is shown.
+type agentTypingState struct {
+	typer      Typer
+	next, stop time.Time // when to show it again; when to give up without news
+}
+
 // typingLoop relays typing both ways until ctx is cancelled. OneChat never times typing out,
 // so the user's typing is switched off userTypingFor after the platform last reported it.
+// Platforms time their indicator out after a few seconds, so the agent's typing is shown again
+// every Typer.TypingRefresh until the agent stops (or agentTypingFor passes without news): one
+// keep-alive for every adapter, on the instance that hears the agent.
 func (c *Core) typingLoop(ctx context.Context) error {
 	userOff := map[int64]time.Time{} // conversation → when to switch the user's typing off
 	sourceOf := map[int64]string{}
+	agents := map[ChatRef]*agentTypingState{}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	call := func(f func(ctx context.Context) error) {
@@ -688,6 +703,15 @@ func (c *Core) typingLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-tick.C:
+			for chat, st := range agents {
+				switch {
+				case now.After(st.stop):
+					delete(agents, chat)
+				case !now.Before(st.next):
+					st.next = now.Add(st.typer.TypingRefresh())
+					call(func(ctx context.Context) error { return st.typer.ShowTyping(ctx, chat) })
+				}
+			}
 			for conv, at := range userOff {
 				if now.After(at) {
 					delete(userOff, conv)
@@ -717,12 +741,22 @@ func (c *Core) typingLoop(ctx context.Context) error {
 			if !ok {
 				continue
 			}
-			call(func(ctx context.Context) error { return t.Typing(ctx, cu.Chat, r.on) })
+			if !r.on {
+				delete(agents, cu.Chat)
+				continue
+			}
+			now := time.Now()
+			if st, showing := agents[cu.Chat]; showing {
+				st.stop = now.Add(agentTypingFor)
+				continue
+			}
+			agents[cu.Chat] = &agentTypingState{typer: t, next: now.Add(t.TypingRefresh()), stop: now.Add(agentTypingFor)}
+			call(func(ctx context.Context) error { return t.ShowTyping(ctx, cu.Chat) })
 		}
 	}
 }
 
-// UserTyping implements TypingNotifier.
+// UserTyping is Host.UserTyping for every adapter.
 func (c *Core) UserTyping(ctx context.Context, u UserRef, chat ChatRef) {
 	select {
 	case c.typing <- typingReq{user: &u}:
@@ -730,7 +764,7 @@ func (c *Core) UserTyping(ctx context.Context, u UserRef, chat ChatRef) {
 	}
 }
 
-// MoveChat implements ChatMover: the user's replies go to chat from now on, including those
+// MoveChat is Host.MoveChat for every adapter: the user's replies go to chat from now on, including those
 // already queued (the outbound worker reads the customer's chat when it sends).
 func (c *Core) MoveChat(ctx context.Context, u UserRef, chat ChatRef) error {
 	if chat.Platform != u.Platform {

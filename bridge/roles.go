@@ -158,14 +158,14 @@ func newRoleManager(c *Core) *roleManager {
 		renew:     renew,
 		kick:      newSignal(),
 		changed:   newSignal(),
-		errs:      make(chan error, len(c.opts.Adapters)),
+		errs:      make(chan error, len(c.adapterList)),
 		adapters:  map[string]*adapterRun{},
 		exiting:   map[string]<-chan struct{}{},
 		parts:     map[int]map[string]struct{}{},
 		pending:   map[int]struct{}{},
 		announced: map[int64]struct{}{},
 	}
-	for _, a := range c.opts.Adapters {
+	for _, a := range c.adapterList {
 		if needsSingleton(a) {
 			m.singletons = append(m.singletons, a)
 		} else {
@@ -454,7 +454,7 @@ func (m *roleManager) startAdapterLocked(ctx context.Context, wg *sync.WaitGroup
 	wg.Go(func() {
 		defer close(r.done)
 		defer cancel()
-		err := a.Run(rctx, m.c)
+		err := a.Run(rctx)
 		switch {
 		case err != nil && rctx.Err() == nil:
 			select {

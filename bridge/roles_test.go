@@ -115,13 +115,15 @@ type platformAdapter struct {
 	instance string
 	shared   bool // NeedsSingleton() == false, like Telegram's webhook mode
 	dead     atomic.Bool
+	host     bridge.Host
 }
 
 func (a *platformAdapter) Platform() bridge.Platform { return a.p.name }
 
 func (a *platformAdapter) NeedsSingleton() bool { return !a.shared }
 
-func (a *platformAdapter) Run(ctx context.Context, in bridge.Inbox) error {
+func (a *platformAdapter) Run(ctx context.Context) error {
+	in := a.host
 	a.p.mu.Lock()
 	for other := range a.p.running {
 		a.p.overlaps = append(a.p.overlaps, other+"+"+a.instance)
@@ -142,7 +144,8 @@ func (a *platformAdapter) Run(ctx context.Context, in bridge.Inbox) error {
 	}
 	cursor := string(a.p.name) + ".offset"
 	for {
-		off, err := in.Cursor(ctx, cursor)
+		pos, err := in.Cursor(ctx, cursor)
+		off := bridge.ParsePosition(pos)
 		if err == nil {
 			a.p.mu.Lock()
 			batch := slices.Clone(a.p.updates[min(int(off), len(a.p.updates)):min(int(off)+5, len(a.p.updates))])
@@ -156,7 +159,7 @@ func (a *platformAdapter) Run(ctx context.Context, in bridge.Inbox) error {
 					continue
 				}
 			}
-			err = in.Deliver(ctx, bridge.Cursor{Name: cursor, Position: off + int64(len(batch))}, batch...)
+			err = in.Deliver(ctx, bridge.IntCursor(cursor, off+int64(len(batch))), batch...)
 			if err == nil {
 				continue
 			}
@@ -275,11 +278,11 @@ func (c *cluster) start(name string, sharedPlatforms ...bridge.Platform) *node {
 		c.t.Fatal(err)
 	}
 	n := &node{name: name, store: &coordinationStore{Store: pg}, done: make(chan error, 1)}
-	var adapters []bridge.Adapter
+	var adapters []bridge.AdapterBuilder
 	for _, p := range c.platforms {
 		a := &platformAdapter{p: p, instance: name, shared: slices.Contains(sharedPlatforms, p.name)}
 		n.adapters = append(n.adapters, a)
-		adapters = append(adapters, a)
+		adapters = append(adapters, func(h bridge.Host) (bridge.Adapter, error) { a.host = h; return a, nil })
 	}
 	n.core, err = bridge.New(bridge.Options{
 		Store:             n.store,
@@ -532,11 +535,11 @@ func (tr *traffic) verify(ctx context.Context) {
 // starts a fresh one; every role is taken over within the bound, the partitions are
 // rebalanced each time, and every message arrives once, in order, both ways.
 func TestThreeInstancesSurviveKillingEachRoleHolder(t *testing.T) {
-	tg, dc := newFakePlatform(bridge.Telegram), newFakePlatform(bridge.Discord)
+	tg, dc := newFakePlatform(bridge.Platform("telegram")), newFakePlatform(bridge.Platform("discord"))
 	c := newCluster(t, tg, dc)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	platforms := []bridge.Platform{bridge.Telegram, bridge.Discord}
+	platforms := []bridge.Platform{bridge.Platform("telegram"), bridge.Platform("discord")}
 
 	for _, name := range []string{"a", "b", "c"} {
 		c.start(name)
@@ -545,7 +548,7 @@ func TestThreeInstancesSurviveKillingEachRoleHolder(t *testing.T) {
 	tr := newTraffic(ctx, c, 3)
 	tr.rounds(3)
 
-	for _, role := range []string{bridge.AdapterRole(bridge.Telegram), bridge.AdapterRole(bridge.Discord)} {
+	for _, role := range []string{bridge.AdapterRole(bridge.Platform("telegram")), bridge.AdapterRole(bridge.Platform("discord"))} {
 		victim := c.holder(role)
 		if victim == nil {
 			t.Fatalf("nobody holds %s", role)
@@ -580,11 +583,11 @@ func TestThreeInstancesSurviveKillingEachRoleHolder(t *testing.T) {
 // by itself before the leases expire, so the other instance takes over without ever running
 // the adapter at the same time; once it can renew again it gets its share back.
 func TestInstanceCutOffFromTheDatabaseGivesUpItsRoles(t *testing.T) {
-	tg := newFakePlatform(bridge.Telegram)
+	tg := newFakePlatform(bridge.Platform("telegram"))
 	c := newCluster(t, tg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	platforms := []bridge.Platform{bridge.Telegram}
+	platforms := []bridge.Platform{bridge.Platform("telegram")}
 
 	a := c.start("a")
 	c.waitRoles(ctx, "a holding everything", settled(platforms))
@@ -641,21 +644,21 @@ func TestInstanceCutOffFromTheDatabaseGivesUpItsRoles(t *testing.T) {
 // TestGracefulStopHandsRolesOverAtOnce: an instance that shuts down releases its roles, so the
 // other takes them at its next renewal instead of after the leases expire.
 func TestGracefulStopHandsRolesOverAtOnce(t *testing.T) {
-	tg := newFakePlatform(bridge.Telegram)
+	tg := newFakePlatform(bridge.Platform("telegram"))
 	c := newCluster(t, tg)
 	c.leaseTTL = 30 * time.Second // far longer than the handover may take
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
 
 	a := c.start("a")
-	c.waitRoles(ctx, "a holding everything", settled([]bridge.Platform{bridge.Telegram}))
+	c.waitRoles(ctx, "a holding everything", settled([]bridge.Platform{bridge.Platform("telegram")}))
 	c.start("b")
-	c.waitRoles(ctx, "a and b sharing", settled([]bridge.Platform{bridge.Telegram}))
+	c.waitRoles(ctx, "a and b sharing", settled([]bridge.Platform{bridge.Platform("telegram")}))
 	tr := newTraffic(ctx, c, 2)
 	tr.rounds(2)
 	stopped := time.Now()
 	c.stop(a)
-	c.waitRoles(ctx, "b holding everything", settled([]bridge.Platform{bridge.Telegram}))
+	c.waitRoles(ctx, "b holding everything", settled([]bridge.Platform{bridge.Platform("telegram")}))
 	if took := time.Since(stopped); took > 10*time.Second {
 		t.Errorf("handover took %s", took)
 	}
@@ -666,19 +669,19 @@ func TestGracefulStopHandsRolesOverAtOnce(t *testing.T) {
 // TestSharedAdapterRunsOnEveryInstance: an adapter that needs no singleton (Telegram's webhook
 // mode behind a load balancer) runs on every instance at once and holds no role.
 func TestSharedAdapterRunsOnEveryInstance(t *testing.T) {
-	tg := newFakePlatform(bridge.Telegram)
+	tg := newFakePlatform(bridge.Platform("telegram"))
 	c := newCluster(t, tg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	a := c.start("a", bridge.Telegram)
-	b := c.start("b", bridge.Telegram)
+	a := c.start("a", bridge.Platform("telegram"))
+	b := c.start("b", bridge.Platform("telegram"))
 	if err := tg.wait(ctx, func() bool { return tg.running["a"] && tg.running["b"] }); err != nil {
 		t.Fatalf("the shared adapter did not run on both instances: %v", err)
 	}
 	c.waitRoles(ctx, "a and b sharing the partitions", settled(nil))
 	for _, n := range []*node{a, b} {
 		s := n.core.Roles()
-		if len(s.Running) != 0 || len(s.Standby) != 0 || !slices.Equal(s.Shared, []bridge.Platform{bridge.Telegram}) {
+		if len(s.Running) != 0 || len(s.Standby) != 0 || !slices.Equal(s.Shared, []bridge.Platform{bridge.Platform("telegram")}) {
 			t.Errorf("%s: %+v, want telegram shared and no adapter role", n.name, s)
 		}
 	}

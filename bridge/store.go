@@ -191,10 +191,18 @@ type Store interface {
 	// jobs are never deleted, however old. It returns how many of each it deleted.
 	Prune(ctx context.Context, before time.Time) (jobs, links int64, err error)
 
-	// Cursor returns the named cursor's position, 0 if it was never stored.
-	Cursor(ctx context.Context, name string) (int64, error)
+	// Cursor returns the named cursor's position, "" if it was never stored.
+	Cursor(ctx context.Context, name string) (string, error)
 	// Cursors returns every cursor whose name starts with prefix, ordered by name.
 	Cursors(ctx context.Context, prefix string) ([]Cursor, error)
+
+	// Value, SetValue, SetValueIfAbsent, DeleteValue and Values keep each platform's adapter
+	// values (Host), apart from every other platform's.
+	Value(ctx context.Context, p Platform, key string) (string, bool, error)
+	SetValue(ctx context.Context, p Platform, key, value string) error
+	SetValueIfAbsent(ctx context.Context, p Platform, key, value string) (string, error)
+	DeleteValue(ctx context.Context, p Platform, key string) error
+	Values(ctx context.Context, p Platform, prefix string) (map[string]string, error)
 
 	// LinkByOneChat returns the links of a OneChat message (empty when unknown).
 	LinkByOneChat(ctx context.Context, oneChatMessageID int64) ([]MessageLink, error)

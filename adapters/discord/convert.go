@@ -113,8 +113,8 @@ func inboundMessage(m *discordgo.Message, chat string) (in bridge.Inbound, ok bo
 		return bridge.Inbound{}, false
 	}
 	in = bridge.Inbound{
-		User:        bridge.UserRef{Platform: bridge.Discord, ID: m.Author.ID},
-		Chat:        bridge.ChatRef{Platform: bridge.Discord, ID: chat},
+		User:        bridge.UserRef{Platform: Platform, ID: m.Author.ID},
+		Chat:        bridge.ChatRef{Platform: Platform, ID: chat},
 		MessageID:   m.ID,
 		DisplayName: displayName(m.Author, m.Member),
 		Username:    m.Author.Username,

@@ -12,7 +12,7 @@ import (
 )
 
 func TestPlanOutbound(t *testing.T) {
-	chat := bridge.ChatRef{Platform: bridge.Discord, ID: "5"}
+	chat := bridge.ChatRef{Platform: Platform, ID: "5"}
 	six := []bridge.Item{{Title: "A", Value: "a"}, {Title: "B", Value: "b"}, {Title: "C", Value: "c"}, {Title: "D", Value: "d"}, {Title: "E", Value: "e"}, {Title: "F", Value: "f"}}
 	for _, tc := range []struct {
 		name  string

@@ -45,6 +45,10 @@ import (
 // DefaultAPIURL is Discord's REST API, version 10.
 const DefaultAPIURL = "https://discord.com/api/v10"
 
+// Platform is the platform name Discord users and chats carry: contact identifiers read
+// "discord:<user id>".
+const Platform bridge.Platform = "discord"
+
 // DefaultCDNURL serves sticker images.
 const DefaultCDNURL = "https://media.discordapp.net"
 
@@ -97,13 +101,6 @@ const (
 	cursorPanel   = "discord.panel."   // + support channel id: the panel message
 )
 
-// CursorLister is what the adapter needs of the core to find, after a restart, the channels it
-// must catch up: the stored cursors whose names start with prefix. The adapter type-asserts the
-// Inbox to it; without it, catch-up covers the channels seen since the process started.
-type CursorLister interface {
-	Cursors(ctx context.Context, prefix string) ([]bridge.Cursor, error)
-}
-
 // eventBuffer is how many dispatches may wait for the event loop before the gateway reader
 // blocks (and, after two heartbeat intervals, the connection is replaced).
 const eventBuffer = 4096
@@ -123,8 +120,6 @@ type Adapter struct {
 	backoff       retry.Backoff
 	wait          func(ctx context.Context, d time.Duration) error
 	invalidWait   func() time.Duration
-	typingEvery   time.Duration
-	typingTimeout time.Duration
 
 	botID atomic.Pointer[string]
 
@@ -133,15 +128,13 @@ type Adapter struct {
 	// observeHealth, when set (by tests), is called after every health change.
 	observeHealth func(error)
 
-	inboxMu sync.Mutex
-	inbox   bridge.Inbox
+	// host is what the core offers the adapter, on every instance.
+	host bridge.Host
 
 	chatsMu  sync.Mutex
 	owners   map[string]string // channel id → user id, for DM channels and ticket threads
 	notOurs  map[string]bool   // guild channels that are no ticket thread
 	ticketMu sync.Mutex        // one ticket thread per user, even for concurrent presses and sends
-
-	typing typers
 }
 
 var (
@@ -154,7 +147,10 @@ var (
 )
 
 // New checks cfg and returns an adapter. It does not contact Discord.
-func New(cfg Config, logger *zap.Logger) (*Adapter, error) {
+func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
+	if host == nil {
+		return nil, errors.New("discord: no host")
+	}
 	if cfg.Token == "" {
 		return nil, errors.New("discord: bot token is empty")
 	}
@@ -206,9 +202,8 @@ func New(cfg Config, logger *zap.Logger) (*Adapter, error) {
 		backoff:       retry.Backoff{Base: time.Second, Max: 2 * time.Minute, Jitter: 0.5},
 		wait:          retry.Sleep,
 		invalidWait:   func() time.Duration { return time.Second + rand.N(4*time.Second) },
-		typingEvery:   8 * time.Second,
-		typingTimeout: 30 * time.Second,
 		health:        errors.New("discord gateway: not connected yet"),
+		host:          host,
 		owners:        map[string]string{},
 		notOurs:       map[string]bool{},
 	}
@@ -242,8 +237,8 @@ func normalizeAPIURL(s string) (string, error) {
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
-// Platform returns bridge.Discord.
-func (a *Adapter) Platform() bridge.Platform { return bridge.Discord }
+// Platform returns Platform.
+func (a *Adapter) Platform() bridge.Platform { return Platform }
 
 // Intents returns the gateway intents the adapter asks for: Direct Messages and their typing
 // in DM mode (no privileged intent); in support-channel mode also Guilds, Guild Messages, their
@@ -267,23 +262,14 @@ func (a *Adapter) setHealth(err error) {
 	}
 }
 
-func (a *Adapter) currentInbox() bridge.Inbox {
-	a.inboxMu.Lock()
-	defer a.inboxMu.Unlock()
-	return a.inbox
-}
-
 // Run connects to the gateway and hands every user message, edit, delete, typing and button
 // press to in, one event at a time in Discord's order, until ctx is cancelled. It returns nil
 // then, or an error when Discord refuses the bot for good (bad token, intents not allowed). It
-// returns only after its goroutines (and typing indicators) have stopped.
-func (a *Adapter) Run(ctx context.Context, in bridge.Inbox) error {
-	a.inboxMu.Lock()
-	a.inbox = in
-	a.inboxMu.Unlock()
+// returns only after its goroutines have stopped.
+func (a *Adapter) Run(ctx context.Context) error {
+	in := a.host
 	events := make(chan event, eventBuffer)
 	g, gctx := errgroup.WithContext(ctx)
-	a.typing.start(gctx)
 	g.Go(func() error { return a.runGateway(gctx, events) })
 	g.Go(func() error {
 		for {
@@ -295,14 +281,12 @@ func (a *Adapter) Run(ctx context.Context, in bridge.Inbox) error {
 			}
 		}
 	})
-	err := g.Wait()
-	a.typing.stopAll()
-	return err
+	return g.Wait()
 }
 
 // handle processes one dispatch. Failures to store are retried here, holding up later events,
 // because the order of a chat's messages matters more than their latency.
-func (a *Adapter) handle(ctx context.Context, in bridge.Inbox, ev event) {
+func (a *Adapter) handle(ctx context.Context, in bridge.Host, ev event) {
 	switch ev.Type {
 	case "READY", "RESUMED":
 		if ev.Type == "READY" && a.support != "" {
@@ -373,7 +357,7 @@ func (a *Adapter) isBot(u *discordgo.User) bool {
 // chatOwner says which user a channel's conversation belongs to: the DM user, or the user whose
 // ticket thread it is. ok is false for channels the bridge does not serve. A DM channel seen for
 // the first time is recorded with authorID as its owner.
-func (a *Adapter) chatOwner(ctx context.Context, in bridge.Inbox, channelID, guildID, authorID string) (owner string, ok bool) {
+func (a *Adapter) chatOwner(ctx context.Context, in bridge.Host, channelID, guildID, authorID string) (owner string, ok bool) {
 	a.chatsMu.Lock()
 	owner, ok = a.owners[channelID]
 	notOurs := a.notOurs[channelID]
@@ -384,7 +368,8 @@ func (a *Adapter) chatOwner(ctx context.Context, in bridge.Inbox, channelID, gui
 	if notOurs && guildID != "" {
 		return "", false
 	}
-	pos, err := in.Cursor(ctx, cursorOwner+channelID)
+	stored, err := in.Cursor(ctx, cursorOwner+channelID)
+	pos := bridge.ParsePosition(stored)
 	if err != nil {
 		a.log.Warn("cannot read the owner of a discord channel", zap.String("channel_id", channelID), zap.Error(err))
 		return "", false
@@ -394,7 +379,7 @@ func (a *Adapter) chatOwner(ctx context.Context, in bridge.Inbox, channelID, gui
 		owner = strconv.FormatInt(pos, 10)
 	case guildID == "" && isSnowflake(authorID):
 		owner = authorID
-		if !a.deliver(ctx, in, bridge.Cursor{Name: cursorOwner + channelID, Position: snowflake(owner)}) {
+		if !a.deliver(ctx, in, bridge.IntCursor(cursorOwner + channelID, snowflake(owner))) {
 			return "", false
 		}
 	default:
@@ -418,7 +403,7 @@ func (a *Adapter) setOwner(channelID, userID string) {
 
 // deliver stores msgs and moves cur, retrying with backoff until it succeeds or ctx ends; it
 // reports whether it succeeded.
-func (a *Adapter) deliver(ctx context.Context, in bridge.Inbox, cur bridge.Cursor, msgs ...bridge.Inbound) bool {
+func (a *Adapter) deliver(ctx context.Context, in bridge.Host, cur bridge.Cursor, msgs ...bridge.Inbound) bool {
 	for attempt := 0; ; attempt++ {
 		err := in.Deliver(ctx, cur, msgs...)
 		if err == nil {
@@ -436,7 +421,7 @@ func (a *Adapter) deliver(ctx context.Context, in bridge.Inbox, cur bridge.Curso
 }
 
 // onMessage bridges a message a user wrote in their DM channel or ticket thread.
-func (a *Adapter) onMessage(ctx context.Context, in bridge.Inbox, m *discordgo.Message, guildID string) {
+func (a *Adapter) onMessage(ctx context.Context, in bridge.Host, m *discordgo.Message, guildID string) {
 	if a.isBot(m.Author) || m.WebhookID != "" {
 		return
 	}
@@ -448,12 +433,12 @@ func (a *Adapter) onMessage(ctx context.Context, in bridge.Inbox, m *discordgo.M
 	if !ok {
 		return
 	}
-	a.deliver(ctx, in, bridge.Cursor{Name: cursorChannel + m.ChannelID, Position: snowflake(m.ID)}, msg)
+	a.deliver(ctx, in, bridge.IntCursor(cursorChannel + m.ChannelID, snowflake(m.ID)), msg)
 }
 
 // onEdit tells the agent that the user edited a message. Updates without an edit timestamp
 // (link previews unfurling) are not edits.
-func (a *Adapter) onEdit(ctx context.Context, in bridge.Inbox, m *discordgo.Message) {
+func (a *Adapter) onEdit(ctx context.Context, in bridge.Host, m *discordgo.Message) {
 	if m.EditedTimestamp == nil || a.isBot(m.Author) {
 		return
 	}
@@ -473,14 +458,14 @@ func (a *Adapter) onEdit(ctx context.Context, in bridge.Inbox, m *discordgo.Mess
 // onDelete tells the agent that the user deleted a message. Discord does not say who deleted
 // it; in a DM only the user can delete their own messages, and in a ticket thread the bridge
 // only ever bridged the owner's, so a delete of a message never bridged is dropped by the core.
-func (a *Adapter) onDelete(ctx context.Context, in bridge.Inbox, channelID, guildID, messageID string) {
+func (a *Adapter) onDelete(ctx context.Context, in bridge.Host, channelID, guildID, messageID string) {
 	owner, ok := a.chatOwner(ctx, in, channelID, guildID, "")
 	if !ok || !isSnowflake(messageID) {
 		return
 	}
 	a.deliver(ctx, in, bridge.Cursor{}, bridge.Inbound{
-		User:      bridge.UserRef{Platform: bridge.Discord, ID: owner},
-		Chat:      bridge.ChatRef{Platform: bridge.Discord, ID: channelID},
+		User:      bridge.UserRef{Platform: Platform, ID: owner},
+		Chat:      bridge.ChatRef{Platform: Platform, ID: channelID},
 		MessageID: messageID + ".delete",
 		DeletedOf: messageID,
 		SentAt:    time.Now(),
@@ -488,11 +473,7 @@ func (a *Adapter) onDelete(ctx context.Context, in bridge.Inbox, channelID, guil
 }
 
 // onTyping shows the agent that the user is typing.
-func (a *Adapter) onTyping(ctx context.Context, in bridge.Inbox, channelID, guildID, userID string) {
-	tn, ok := in.(bridge.TypingNotifier)
-	if !ok {
-		return
-	}
+func (a *Adapter) onTyping(ctx context.Context, in bridge.Host, channelID, guildID, userID string) {
 	if id := a.botID.Load(); id != nil && *id == userID {
 		return
 	}
@@ -500,28 +481,24 @@ func (a *Adapter) onTyping(ctx context.Context, in bridge.Inbox, channelID, guil
 	if !ok || owner != userID {
 		return
 	}
-	tn.UserTyping(ctx, bridge.UserRef{Platform: bridge.Discord, ID: userID}, bridge.ChatRef{Platform: bridge.Discord, ID: channelID})
+	in.UserTyping(ctx, bridge.UserRef{Platform: Platform, ID: userID}, bridge.ChatRef{Platform: Platform, ID: channelID})
 }
 
 // catchUp reads every known chat over REST after the last message delivered, so messages sent
 // while the bridge was down or disconnected reach the agent, in order and before newer ones.
-func (a *Adapter) catchUp(ctx context.Context, in bridge.Inbox) {
+func (a *Adapter) catchUp(ctx context.Context, in bridge.Host) {
 	channels := map[string]bool{}
 	a.chatsMu.Lock()
 	for ch := range a.owners {
 		channels[ch] = true
 	}
 	a.chatsMu.Unlock()
-	if l, ok := in.(CursorLister); ok {
-		curs, err := l.Cursors(ctx, cursorChannel)
-		if err != nil {
-			a.log.Warn("cannot list discord chats to catch up", zap.Error(err))
-		}
-		for _, c := range curs {
-			channels[strings.TrimPrefix(c.Name, cursorChannel)] = true
-		}
-	} else {
-		a.log.Warn("the inbox cannot list cursors: catching up only the discord chats seen since start")
+	curs, err := in.Cursors(ctx, cursorChannel)
+	if err != nil {
+		a.log.Warn("cannot list discord chats to catch up", zap.Error(err))
+	}
+	for _, c := range curs {
+		channels[strings.TrimPrefix(c.Name, cursorChannel)] = true
 	}
 	total := 0
 	for ch := range channels {
@@ -537,12 +514,13 @@ func (a *Adapter) catchUp(ctx context.Context, in bridge.Inbox) {
 // catchUpPage is how many messages one REST read returns (Discord's maximum).
 const catchUpPage = 100
 
-func (a *Adapter) catchUpChannel(ctx context.Context, in bridge.Inbox, ch string) (int, error) {
+func (a *Adapter) catchUpChannel(ctx context.Context, in bridge.Host, ch string) (int, error) {
 	if !isSnowflake(ch) {
 		return 0, nil
 	}
 	name := cursorChannel + ch
-	after, err := in.Cursor(ctx, name)
+	stored, err := in.Cursor(ctx, name)
+	after := bridge.ParsePosition(stored)
 	if err != nil || after == 0 {
 		return 0, err
 	}
@@ -576,7 +554,7 @@ func (a *Adapter) catchUpChannel(ctx context.Context, in bridge.Inbox, ch string
 		if last <= after {
 			return n, nil
 		}
-		if !a.deliver(ctx, in, bridge.Cursor{Name: name, Position: last}, msgs...) {
+		if !a.deliver(ctx, in, bridge.IntCursor(name, last), msgs...) {
 			return n, ctx.Err()
 		}
 		n += len(msgs)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,7 @@ type inbox struct {
 	mu      sync.Mutex
 	changed chan struct{}
 	cursors map[string]int64
+	values  map[string]string
 	seen    map[string]bool
 	msgs    []bridge.Inbound
 	typing  []bridge.ChatRef
@@ -47,7 +49,7 @@ type inbox struct {
 }
 
 func newInbox() *inbox {
-	return &inbox{changed: make(chan struct{}), cursors: map[string]int64{}, seen: map[string]bool{}}
+	return &inbox{changed: make(chan struct{}), cursors: map[string]int64{}, values: map[string]string{}, seen: map[string]bool{}}
 }
 
 func (in *inbox) notify() { close(in.changed); in.changed = make(chan struct{}) }
@@ -66,17 +68,63 @@ func (in *inbox) Deliver(ctx context.Context, cur bridge.Cursor, msgs ...bridge.
 			in.msgs = append(in.msgs, m)
 		}
 	}
-	if cur.Name != "" && cur.Position > in.cursors[cur.Name] {
-		in.cursors[cur.Name] = cur.Position
+	if cur.Name != "" && cur.Int() > in.cursors[cur.Name] {
+		in.cursors[cur.Name] = cur.Int()
 	}
 	in.notify()
 	return nil
 }
 
-func (in *inbox) Cursor(ctx context.Context, name string) (int64, error) {
+func (in *inbox) Cursor(ctx context.Context, name string) (string, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.cursors[name], nil
+	if _, ok := in.cursors[name]; !ok {
+		return "", nil
+	}
+	return strconv.FormatInt(in.cursors[name], 10), nil
+}
+
+func (in *inbox) Value(ctx context.Context, key string) (string, bool, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	v, ok := in.values[key]
+	return v, ok, nil
+}
+
+func (in *inbox) SetValue(ctx context.Context, key, value string) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.values[key] = value
+	return nil
+}
+
+func (in *inbox) SetValueIfAbsent(ctx context.Context, key, value string) (string, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if v, ok := in.values[key]; ok {
+		return v, nil
+	}
+	in.values[key] = value
+	return value, nil
+}
+
+func (in *inbox) DeleteValue(ctx context.Context, key string) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	delete(in.values, key)
+	return nil
+}
+
+func (in *inbox) Values(ctx context.Context, prefix string) (map[string]string, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range in.values {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 func (in *inbox) Cursors(ctx context.Context, prefix string) ([]bridge.Cursor, error) {
@@ -85,7 +133,7 @@ func (in *inbox) Cursors(ctx context.Context, prefix string) ([]bridge.Cursor, e
 	var out []bridge.Cursor
 	for k, v := range in.cursors {
 		if strings.HasPrefix(k, prefix) {
-			out = append(out, bridge.Cursor{Name: k, Position: v})
+			out = append(out, bridge.IntCursor(k, v))
 		}
 	}
 	return out, nil
@@ -171,7 +219,7 @@ func newAdapter(t *testing.T, srv *discordtest.Server, mode string) *Adapter {
 	if mode == "support" {
 		cfg.SupportChannelID, cfg.StaffRoleID = support, staff
 	}
-	a, err := New(cfg, testLogger(t))
+	a, err := New(cfg, newInbox(), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +237,8 @@ func start(t *testing.T, srv *discordtest.Server, a *Adapter, in *inbox) *harnes
 	a.healthMu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, in) }()
+	a.host = in
+	go func() { done <- a.Run(ctx) }()
 	var once sync.Once
 	var runErr error
 	h.stop = func() error {
@@ -258,7 +307,7 @@ func TestDMInboundEveryKindInOrder(t *testing.T) {
 
 	got := h.in.waitMsgs(t, 7)
 	if got[0].Text != "hello **there**" || got[0].DisplayName != "Alice A." || got[0].Username != "alice" ||
-		got[0].User.ID != alice || got[0].Chat != (bridge.ChatRef{Platform: bridge.Discord, ID: dm}) {
+		got[0].User.ID != alice || got[0].Chat != (bridge.ChatRef{Platform: Platform, ID: dm}) {
 		t.Errorf("text message: %+v", got[0])
 	}
 	if len(got[1].Attachments) != 2 || got[1].Attachments[0].Kind != bridge.KindFile || got[1].Attachments[1].Kind != bridge.KindImage ||
@@ -315,15 +364,15 @@ func TestDMInboundEveryKindInOrder(t *testing.T) {
 		t.Errorf("attachment of a deleted message: %v, want permanent", err)
 	}
 	// The channel cursor follows the last message.
-	if c, _ := h.in.Cursor(ctx, cursorChannel+dm); c != snowflake(reply.ID) {
-		t.Errorf("cursor %d, want %s", c, reply.ID)
+	if c, _ := h.in.Cursor(ctx, cursorChannel+dm); c != reply.ID {
+		t.Errorf("cursor %s, want %s", c, reply.ID)
 	}
 }
 
 func TestBotsOwnMessagesAndOtherGuildChannelsAreNotBridged(t *testing.T) {
 	h := dmSetup(t)
 	dm := h.srv.DMChannel(alice)
-	if _, err := h.a.Send(context.Background(), bridge.Outbound{User: bridge.UserRef{Platform: bridge.Discord, ID: alice}, Chat: bridge.ChatRef{Platform: bridge.Discord, ID: dm}, Text: "agent says hi"}); err != nil {
+	if _, err := h.a.Send(context.Background(), bridge.Outbound{User: bridge.UserRef{Platform: Platform, ID: alice}, Chat: bridge.ChatRef{Platform: Platform, ID: dm}, Text: "agent says hi"}); err != nil {
 		t.Fatal(err)
 	}
 	h.srv.AddTextChannel(support)
@@ -339,7 +388,7 @@ func TestBotsOwnMessagesAndOtherGuildChannelsAreNotBridged(t *testing.T) {
 var outIDs atomic.Int64
 
 func out(chat string, text string) bridge.Outbound {
-	return bridge.Outbound{User: bridge.UserRef{Platform: bridge.Discord, ID: alice}, Chat: bridge.ChatRef{Platform: bridge.Discord, ID: chat}, Text: text, MessageID: outIDs.Add(1)}
+	return bridge.Outbound{User: bridge.UserRef{Platform: Platform, ID: alice}, Chat: bridge.ChatRef{Platform: Platform, ID: chat}, Text: text, MessageID: outIDs.Add(1)}
 }
 
 func TestSendEveryKind(t *testing.T) {
@@ -491,24 +540,18 @@ func TestSendEveryKind(t *testing.T) {
 	}
 }
 
-func TestTypingIsKeptAliveUntilOff(t *testing.T) {
+func TestShowTypingSendsOneRequest(t *testing.T) {
 	h := dmSetup(t)
-	h.a.typingEvery = 5 * time.Millisecond
 	dm := h.srv.DMChannel(alice)
-	chat := bridge.ChatRef{Platform: bridge.Discord, ID: dm}
-	if err := h.a.Typing(context.Background(), chat, true); err != nil {
+	if err := h.a.ShowTyping(context.Background(), bridge.ChatRef{Platform: Platform, ID: dm}); err != nil {
 		t.Fatal(err)
 	}
-	h.srv.WaitFor(t, "typing re-sent", func() bool { return h.srv.TypingCountLocked(dm) >= 3 })
-	if err := h.a.Typing(context.Background(), chat, false); err != nil {
-		t.Fatal(err)
+	if n := h.srv.TypingCount(dm); n != 1 {
+		t.Errorf("typing requests %d, want 1 (the core repeats it)", n)
 	}
-	n := h.srv.TypingCount(dm)
-	// Typing(false) returns after the loop stopped: nothing more is sent.
-	h.srv.UserSendsDM(alice, "sync")
-	h.in.waitMsgs(t, 1)
-	if m := h.srv.TypingCount(dm); m != n {
-		t.Errorf("typing sent after off: %d → %d", n, m)
+	// Discord shows typing for about 10 s: the core must refresh it before.
+	if d := h.a.TypingRefresh(); d <= 0 || d >= 10*time.Second {
+		t.Errorf("TypingRefresh = %v, want under 10 s", d)
 	}
 }
 
@@ -690,7 +733,7 @@ func TestZombieAndSilentGatewaysAreReplaced(t *testing.T) {
 func TestBadTokenStopsRunWithoutLeakingIt(t *testing.T) {
 	srv := discordtest.NewServer(t, "another-token")
 	a := newAdapter(t, srv, "dm")
-	err := a.Run(context.Background(), newInbox())
+	err := runOnce(a)
 	if err == nil {
 		t.Fatal("Run with a bad token returned nil")
 	}
@@ -761,14 +804,14 @@ func TestSupportChannelMode(t *testing.T) {
 	in.waitFor(t, "typing in thread", func() bool { return len(in.typing) == 1 })
 
 	// Agent replies go into the thread.
-	if _, err := a.Send(ctx, bridge.Outbound{User: bridge.UserRef{Platform: bridge.Discord, ID: alice}, Chat: bridge.ChatRef{Platform: bridge.Discord, ID: thread}, Text: "on it"}); err != nil {
+	if _, err := a.Send(ctx, bridge.Outbound{User: bridge.UserRef{Platform: Platform, ID: alice}, Chat: bridge.ChatRef{Platform: Platform, ID: thread}, Text: "on it"}); err != nil {
 		t.Fatal(err)
 	}
 
 	// Bob's DMs are closed: his answer opens his thread, the core is told, the message lands there.
 	dm := srv.DMChannel(bob)
 	srv.CloseDMs(bob)
-	ids, err := a.Send(ctx, bridge.Outbound{User: bridge.UserRef{Platform: bridge.Discord, ID: bob}, Chat: bridge.ChatRef{Platform: bridge.Discord, ID: dm}, Text: "hello bob"})
+	ids, err := a.Send(ctx, bridge.Outbound{User: bridge.UserRef{Platform: Platform, ID: bob}, Chat: bridge.ChatRef{Platform: Platform, ID: dm}, Text: "hello bob"})
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("Send to closed DMs in support mode = %v, %v", ids, err)
 	}
@@ -794,7 +837,7 @@ func TestSupportChannelMode(t *testing.T) {
 func TestSupportModeNeedsMessageContentIntent(t *testing.T) {
 	srv := discordtest.NewServer(t, testToken)
 	srv.AllowMessageContent(false)
-	err := newAdapter(t, srv, "support").Run(context.Background(), newInbox())
+	err := runOnce(newAdapter(t, srv, "support"))
 	if err == nil || !strings.Contains(err.Error(), "Message Content intent") {
 		t.Fatalf("Run = %v, want a message naming the Message Content intent", err)
 	}
@@ -821,7 +864,7 @@ func TestNewRejectsBadConfigWithoutEchoingToken(t *testing.T) {
 		{Token: testToken, SupportChannelID: "abc"},
 		{Token: testToken, StaffRoleID: "1"},
 	} {
-		_, err := New(cfg, nil)
+		_, err := New(cfg, newInbox(), nil)
 		if err == nil {
 			t.Errorf("New(%v) accepted", cfg)
 			continue
@@ -848,11 +891,17 @@ func TestGetMeNamesTheBotAndRejectsABadToken(t *testing.T) {
 	if err != nil || me != "onechat" {
 		t.Fatalf("GetMe = %q, %v; want the bot's username", me, err)
 	}
-	bad, err := New(Config{Token: "not-the-token", APIURL: srv.APIURL, CDNURL: srv.CDNURL}, testLogger(t))
+	bad, err := New(Config{Token: "not-the-token", APIURL: srv.APIURL, CDNURL: srv.CDNURL}, newInbox(), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := bad.GetMe(t.Context()); err == nil || strings.Contains(err.Error(), "not-the-token") {
 		t.Errorf("GetMe with a bad token = %v, want an error without the token", err)
 	}
+}
+
+// runOnce runs a with a fresh inbox until Run returns by itself.
+func runOnce(a *Adapter) error {
+	a.host = newInbox()
+	return a.Run(context.Background())
 }

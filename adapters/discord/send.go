@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -29,29 +28,27 @@ const maxContinuationWait = 10 * time.Second
 //
 // Errors: a 429 is bridge.RateLimited with Discord's retry_after; 50007 (the user's DMs are
 // closed) is bridge.Unreachable, except in support-channel mode, where the user's ticket thread
-// is opened (or found), the core is told to answer there from now on (bridge.ChatMover), and the
+// is opened (or found), the core is told to answer there from now on (Host.MoveChat), and the
 // message goes there. Other 4xx are bridge.Permanent; the rest is worth retrying.
 //
 // Once the first part is out, retrying the whole message would repeat it, so Send waits out
 // short 429s of later parts itself; otherwise it returns the ids sent so far with the error.
 func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error) {
-	if m.Chat.Platform != bridge.Discord || !isSnowflake(m.Chat.ID) {
+	if m.Chat.Platform != Platform || !isSnowflake(m.Chat.ID) {
 		return nil, bridge.Permanent(fmt.Sprintf("not a discord chat: %s", m.Chat), nil)
 	}
 	ids, err := a.sendTo(ctx, m.Chat.ID, m)
 	if err == nil || len(ids) > 0 || !hasCode(err, codeCannotSendToUser) || a.support == "" || !isSnowflake(m.User.ID) {
 		return ids, classify(err)
 	}
-	thread, terr := a.ensureTicket(ctx, a.currentInbox(), m.User.ID, "")
+	thread, terr := a.ensureTicket(ctx, a.host, m.User.ID, "")
 	if terr != nil {
 		return nil, fmt.Errorf("open a support thread for a user whose DMs are closed: %w", classify(terr))
 	}
 	a.log.Info("user's DMs are closed, answering in their support thread",
 		zap.String("user_id", m.User.ID), zap.String("thread_id", thread))
-	if mover, ok := a.currentInbox().(bridge.ChatMover); ok {
-		if err := mover.MoveChat(ctx, m.User, bridge.ChatRef{Platform: bridge.Discord, ID: thread}); err != nil {
-			return nil, fmt.Errorf("move chat to the support thread: %w", err)
-		}
+	if err := a.host.MoveChat(ctx, m.User, bridge.ChatRef{Platform: Platform, ID: thread}); err != nil {
+		return nil, fmt.Errorf("move chat to the support thread: %w", err)
 	}
 	m.Chat.ID, m.ReplyTo = thread, "" // the replied-to message is in the DM, not the thread
 	ids, err = a.sendTo(ctx, thread, m)
@@ -255,123 +252,40 @@ func (a *Adapter) OpenAttachment(ctx context.Context, att bridge.Attachment) (io
 	return resp.Body, nil
 }
 
-// Typing implements bridge.Typer. Discord shows typing for about 10 s per request, so while on
-// the adapter re-sends it every 8 s, until off, or 30 s without a new on, or Run ends.
-func (a *Adapter) Typing(ctx context.Context, chat bridge.ChatRef, on bool) error {
+// typingRefresh is how often the core shows typing again while the agent types: Discord shows
+// it for about 10 s per request.
+const typingRefresh = 8 * time.Second
+
+// TypingRefresh implements bridge.Typer.
+func (a *Adapter) TypingRefresh() time.Duration { return typingRefresh }
+
+// ShowTyping implements bridge.Typer: one typing request, which Discord shows for about 10 s.
+func (a *Adapter) ShowTyping(ctx context.Context, chat bridge.ChatRef) error {
 	if !isSnowflake(chat.ID) {
 		return bridge.Permanent("not a discord chat", nil)
 	}
-	if !on {
-		a.typing.stop(chat.ID)
-		return nil
-	}
-	if err := a.rest.do(ctx, "POST", "/channels/"+chat.ID+"/typing", nil, nil); err != nil {
-		return classify(err)
-	}
-	a.typing.keep(chat.ID, a.typingEvery, a.typingTimeout, func(ctx context.Context) error {
-		return a.rest.do(ctx, "POST", "/channels/"+chat.ID+"/typing", nil, nil)
-	}, a.log)
-	return nil
-}
-
-// typers owns the goroutines that keep typing indicators alive, one per chat.
-type typers struct {
-	mu    sync.Mutex
-	base  context.Context // Run's context; nil outside Run
-	loops map[string]*typingLoop
-	wg    sync.WaitGroup
-}
-
-type typingLoop struct {
-	refresh chan struct{}
-	cancel  context.CancelFunc
-	done    chan struct{}
-}
-
-func (t *typers) start(ctx context.Context) {
-	t.mu.Lock()
-	t.base = ctx
-	t.loops = map[string]*typingLoop{}
-	t.mu.Unlock()
-}
-
-// keep starts or refreshes the loop of chat. Outside Run it does nothing: the one indicator
-// already sent is all there is.
-func (t *typers) keep(chat string, every, timeout time.Duration, send func(context.Context) error, log *zap.Logger) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.base == nil || t.base.Err() != nil {
-		return
-	}
-	if l, ok := t.loops[chat]; ok {
-		select {
-		case l.refresh <- struct{}{}:
-		default:
-		}
-		return
-	}
-	ctx, cancel := context.WithCancel(t.base)
-	l := &typingLoop{refresh: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
-	t.loops[chat] = l
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		defer close(l.done)
-		defer func() {
-			t.mu.Lock()
-			if t.loops[chat] == l {
-				delete(t.loops, chat)
-			}
-			t.mu.Unlock()
-		}()
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		deadline := time.Now().Add(timeout)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-l.refresh:
-				deadline = time.Now().Add(timeout)
-			case now := <-tick.C:
-				if now.After(deadline) {
-					return
-				}
-				if err := send(ctx); err != nil && ctx.Err() == nil {
-					log.Debug("cannot refresh discord typing", zap.String("channel_id", chat), zap.Error(err))
-				}
-			}
-		}
-	}()
-}
-
-// stop ends the loop of chat and waits until it has stopped, so no typing request follows.
-func (t *typers) stop(chat string) {
-	t.mu.Lock()
-	l, ok := t.loops[chat]
-	if ok {
-		delete(t.loops, chat)
-	}
-	t.mu.Unlock()
-	if ok {
-		l.cancel()
-		<-l.done
-	}
-}
-
-// stopAll waits for every loop after Run's context ended.
-func (t *typers) stopAll() {
-	t.mu.Lock()
-	for _, l := range t.loops {
-		l.cancel()
-	}
-	t.base = nil
-	t.mu.Unlock()
-	t.wg.Wait()
+	return classify(a.rest.do(ctx, "POST", "/channels/"+chat.ID+"/typing", nil, nil))
 }
 
 // GetMe returns the bot's username (GET /users/@me), which proves the token and the API URL;
 // `bridge check` uses it.
+// Check implements bridge.Checker: it asks Discord who the bot is.
+func (a *Adapter) Check(ctx context.Context) (string, error) {
+	me, err := a.GetMe(ctx)
+	if err == nil {
+		return "signed in as @" + me, nil
+	}
+	var apiErr *APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized:
+		return "", bridge.Hint(err, "Discord rejected DISCORD_BOT_TOKEN: copy it again from the developer portal (your application → Bot → Reset Token)")
+	case errors.As(err, &apiErr):
+		return "", bridge.Hint(err, "Discord answered with an error: see the message")
+	}
+	return "", bridge.Hint(err, "cannot reach Discord's API (DISCORD_API_URL when set): check DNS, proxy and outbound HTTPS from the bridge")
+}
+
+// GetMe returns the bot's username.
 func (a *Adapter) GetMe(ctx context.Context) (string, error) {
 	var u struct {
 		Username string `json:"username"`

@@ -33,9 +33,10 @@ const (
 
 // ensurePanel keeps one panel message with the "Contact support" button in the support channel:
 // the one posted before if it still exists, else a new one.
-func (a *Adapter) ensurePanel(ctx context.Context, in bridge.Inbox) {
+func (a *Adapter) ensurePanel(ctx context.Context, in bridge.Host) {
 	name := cursorPanel + a.support
-	pos, err := in.Cursor(ctx, name)
+	stored, err := in.Cursor(ctx, name)
+	pos := bridge.ParsePosition(stored)
 	if err != nil {
 		a.log.Warn("cannot read the discord panel message id", zap.Error(err))
 		return
@@ -62,14 +63,14 @@ func (a *Adapter) ensurePanel(ctx context.Context, in bridge.Inbox) {
 		a.log.Error("cannot post the discord support panel", zap.String("channel_id", a.support), zap.Error(err))
 		return
 	}
-	a.deliver(ctx, in, bridge.Cursor{Name: name, Position: snowflake(m.ID)})
+	a.deliver(ctx, in, bridge.IntCursor(name, snowflake(m.ID)))
 	a.log.Info("posted the discord support panel", zap.String("channel_id", a.support), zap.String("message_id", m.ID))
 }
 
 // onInteraction answers a button press or select: the panel's button opens the user's ticket
 // thread; an answer to an agent's question or survey is acknowledged by disabling the buttons
 // (the chosen one highlighted) and goes to the core as the user's message with a Choice.
-func (a *Adapter) onInteraction(ctx context.Context, in bridge.Inbox, i *discordgo.Interaction) {
+func (a *Adapter) onInteraction(ctx context.Context, in bridge.Host, i *discordgo.Interaction) {
 	if i.Type != discordgo.InteractionMessageComponent {
 		return
 	}
@@ -97,8 +98,8 @@ func (a *Adapter) onInteraction(ctx context.Context, in bridge.Inbox, i *discord
 		member = i.Member
 	}
 	msg := bridge.Inbound{
-		User:        bridge.UserRef{Platform: bridge.Discord, ID: user.ID},
-		Chat:        bridge.ChatRef{Platform: bridge.Discord, ID: i.ChannelID},
+		User:        bridge.UserRef{Platform: Platform, ID: user.ID},
+		Chat:        bridge.ChatRef{Platform: Platform, ID: i.ChannelID},
 		MessageID:   choice.MessageID + ".choice",
 		DisplayName: displayName(user, member),
 		Username:    user.Username,
@@ -142,7 +143,7 @@ func (a *Adapter) respond(ctx context.Context, i *discordgo.Interaction, typ int
 // openTicketFromPanel defers the answer (opening a thread takes several requests, and Discord
 // allows 3 s), opens or finds the user's ticket thread, moves the user's conversation there, and
 // tells the user where it is.
-func (a *Adapter) openTicketFromPanel(ctx context.Context, in bridge.Inbox, i *discordgo.Interaction, user *discordgo.User) {
+func (a *Adapter) openTicketFromPanel(ctx context.Context, in bridge.Host, i *discordgo.Interaction, user *discordgo.User) {
 	if a.support == "" || i.ChannelID != a.support {
 		a.respond(ctx, i, callbackMessage, "Support tickets are not available here.", true)
 		return
@@ -164,10 +165,8 @@ func (a *Adapter) openTicketFromPanel(ctx context.Context, in bridge.Inbox, i *d
 		text = "Sorry, the ticket could not be opened. Please try again in a minute."
 	} else {
 		text = "Your private support thread: <#" + thread + ">. Write there and our team will answer."
-		if mover, ok := in.(bridge.ChatMover); ok {
-			if err := mover.MoveChat(ctx, bridge.UserRef{Platform: bridge.Discord, ID: user.ID}, bridge.ChatRef{Platform: bridge.Discord, ID: thread}); err != nil {
-				a.log.Warn("cannot move a discord user's chat to their ticket thread", zap.Error(err))
-			}
+		if err := in.MoveChat(ctx, bridge.UserRef{Platform: Platform, ID: user.ID}, bridge.ChatRef{Platform: Platform, ID: thread}); err != nil {
+			a.log.Warn("cannot move a discord user's chat to their ticket thread", zap.Error(err))
 		}
 	}
 	path := "/webhooks/" + i.AppID + "/" + i.Token + "/messages/@original"
@@ -179,16 +178,14 @@ func (a *Adapter) openTicketFromPanel(ctx context.Context, in bridge.Inbox, i *d
 // ensureTicket returns the user's ticket thread under the support channel: the one opened
 // before if it still exists (unarchived if needed), else a new private thread with the user
 // (and the staff role) in it.
-func (a *Adapter) ensureTicket(ctx context.Context, in bridge.Inbox, userID, name string) (string, error) {
+func (a *Adapter) ensureTicket(ctx context.Context, in bridge.Host, userID, name string) (string, error) {
 	if a.support == "" {
 		return "", errors.New("support-channel mode is off")
 	}
-	if in == nil {
-		return "", errors.New("the adapter is not running")
-	}
 	a.ticketMu.Lock()
 	defer a.ticketMu.Unlock()
-	pos, err := in.Cursor(ctx, cursorTicket+userID)
+	stored, err := in.Cursor(ctx, cursorTicket+userID)
+	pos := bridge.ParsePosition(stored)
 	if err != nil {
 		return "", fmt.Errorf("read ticket thread: %w", err)
 	}
@@ -234,8 +231,8 @@ func (a *Adapter) ensureTicket(ctx context.Context, in bridge.Inbox, userID, nam
 	}
 	thread := ch.ID
 	// Owner first: if anything below fails, the thread is already known as this user's.
-	if !a.deliver(ctx, in, bridge.Cursor{Name: cursorOwner + thread, Position: snowflake(userID)}) ||
-		!a.deliver(ctx, in, bridge.Cursor{Name: cursorTicket + userID, Position: snowflake(thread)}) {
+	if !a.deliver(ctx, in, bridge.IntCursor(cursorOwner + thread, snowflake(userID))) ||
+		!a.deliver(ctx, in, bridge.IntCursor(cursorTicket + userID, snowflake(thread))) {
 		return "", ctx.Err()
 	}
 	a.setOwner(thread, userID)
@@ -257,7 +254,7 @@ func (a *Adapter) ensureTicket(ctx context.Context, in bridge.Inbox, userID, nam
 		m.ID = thread
 	}
 	// Catch-up starts from here: the thread is known even before the user writes in it.
-	a.deliver(ctx, in, bridge.Cursor{Name: cursorChannel + thread, Position: snowflake(m.ID)})
+	a.deliver(ctx, in, bridge.IntCursor(cursorChannel + thread, snowflake(m.ID)))
 	a.log.Info("opened a discord ticket thread", zap.String("user_id", userID), zap.String("thread_id", thread),
 		zap.Bool("staff_role", a.staffRole != ""))
 	return thread, nil

@@ -15,8 +15,8 @@ func TestToInbound(t *testing.T) {
 	private := models.Chat{ID: 42, Type: models.ChatTypePrivate, FirstName: "Alice"}
 	date := 1_700_000_000
 	wantBase := bridge.Inbound{
-		User:        bridge.UserRef{Platform: bridge.Telegram, ID: "42"},
-		Chat:        bridge.ChatRef{Platform: bridge.Telegram, ID: "42"},
+		User:        bridge.UserRef{Platform: Platform, ID: "42"},
+		Chat:        bridge.ChatRef{Platform: Platform, ID: "42"},
 		MessageID:   "7",
 		DisplayName: "Alice Liddell",
 		Username:    "alice",

@@ -80,8 +80,8 @@ func (c converter) message(m *models.Message, edited bool) (bridge.Inbound, skip
 		return bridge.Inbound{}, skipNotPrivate
 	}
 	in := bridge.Inbound{
-		User:        bridge.UserRef{Platform: bridge.Telegram, ID: strconv.FormatInt(m.From.ID, 10)},
-		Chat:        bridge.ChatRef{Platform: bridge.Telegram, ID: strconv.FormatInt(m.Chat.ID, 10)},
+		User:        bridge.UserRef{Platform: Platform, ID: strconv.FormatInt(m.From.ID, 10)},
+		Chat:        bridge.ChatRef{Platform: Platform, ID: strconv.FormatInt(m.Chat.ID, 10)},
 		MessageID:   strconv.Itoa(m.ID),
 		DisplayName: displayName(m.From),
 		Username:    m.From.Username,
@@ -345,8 +345,8 @@ func callbackToInbound(q *models.CallbackQuery) (bridge.Inbound, skipReason) {
 		chatID = q.From.ID // a private chat's id is the user's
 	}
 	return bridge.Inbound{
-		User:        bridge.UserRef{Platform: bridge.Telegram, ID: strconv.FormatInt(q.From.ID, 10)},
-		Chat:        bridge.ChatRef{Platform: bridge.Telegram, ID: strconv.FormatInt(chatID, 10)},
+		User:        bridge.UserRef{Platform: Platform, ID: strconv.FormatInt(q.From.ID, 10)},
+		Chat:        bridge.ChatRef{Platform: Platform, ID: strconv.FormatInt(chatID, 10)},
 		MessageID:   "cb." + q.ID,
 		DisplayName: displayName(&q.From),
 		Username:    q.From.Username,

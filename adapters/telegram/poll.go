@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-telegram/bot/models"
@@ -40,25 +39,14 @@ type getUpdatesParams struct {
 }
 
 // Run receives updates until ctx is cancelled: by long polling (the default) or, in webhook
-// mode, on the adapter's own HTTP server. It also runs the loop that keeps typing indicators
-// alive. It returns only after everything it started has stopped: nil when ctx was cancelled,
-// an error when Telegram rejects the token or the webhook cannot listen.
-func (a *Adapter) Run(ctx context.Context, in bridge.Inbox) error {
-	var wg sync.WaitGroup
-	typingCtx, stopTyping := context.WithCancel(ctx)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		a.runTyping(typingCtx)
-	}()
-	defer func() {
-		stopTyping()
-		wg.Wait()
-	}()
+// mode, on the adapter's own HTTP server. It returns only after everything it started has
+// stopped: nil when ctx was cancelled, an error when Telegram rejects the token or the webhook
+// cannot listen.
+func (a *Adapter) Run(ctx context.Context) error {
 	if a.mode == ModeWebhook {
-		return a.runWebhook(ctx, in)
+		return a.runWebhook(ctx, a.host)
 	}
-	return a.poll(ctx, in)
+	return a.poll(ctx, a.host)
 }
 
 // poll long-polls getUpdates until ctx is cancelled. Each batch goes to in.Deliver together
@@ -74,7 +62,7 @@ func (a *Adapter) Run(ctx context.Context, in bridge.Inbox) error {
 // Poll failures back off exponentially with jitter; a 429 waits retry_after; a 409 (another
 // poller or a webhook on this token) is logged and backed off. poll returns an error only
 // when Telegram rejects the token (401) or does not know the bot (404), which no retry can fix.
-func (a *Adapter) poll(ctx context.Context, in bridge.Inbox) error {
+func (a *Adapter) poll(ctx context.Context, in bridge.Host) error {
 	offset, err := a.loadOffset(ctx, in)
 	if err != nil {
 		return nil // ctx cancelled
@@ -139,7 +127,7 @@ func (a *Adapter) poll(ctx context.Context, in bridge.Inbox) error {
 				cur = batch[cut].id
 			}
 			msgs, follow := a.convertBatch(batch[:cut], loggedChats)
-			if err := a.deliver(ctx, in, bridge.Cursor{Name: OffsetCursor, Position: cur}, msgs); err != nil {
+			if err := a.deliver(ctx, in, bridge.IntCursor(OffsetCursor, cur), msgs); err != nil {
 				return nil // ctx cancelled; the batch is polled again after a restart
 			}
 			a.followUp(ctx, follow)
@@ -178,11 +166,11 @@ func (a *Adapter) dropWebhook(ctx context.Context) {
 
 // loadOffset reads the stored offset, retrying while the store fails. It only fails when ctx
 // is done.
-func (a *Adapter) loadOffset(ctx context.Context, in bridge.Inbox) (int64, error) {
+func (a *Adapter) loadOffset(ctx context.Context, in bridge.Host) (int64, error) {
 	for attempt := 0; ; attempt++ {
 		offset, err := in.Cursor(ctx, OffsetCursor)
 		if err == nil {
-			return offset, nil
+			return bridge.ParsePosition(offset), nil
 		}
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
@@ -378,7 +366,7 @@ func (a *Adapter) followUp(ctx context.Context, fs []followUp) {
 	for _, f := range fs {
 		switch {
 		case f.greetChat != 0 && a.greeting != "":
-			msg := bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: strconv.FormatInt(f.greetChat, 10)}, Text: a.greeting}
+			msg := bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: strconv.FormatInt(f.greetChat, 10)}, Text: a.greeting}
 			if _, err := a.Send(ctx, msg); err != nil && ctx.Err() == nil {
 				a.log.Warn("sending the telegram greeting failed", zap.Int64("chat_id", f.greetChat), zap.Error(err))
 			}
@@ -423,7 +411,7 @@ func updateChat(u *models.Update) *models.Chat {
 
 // deliver hands a batch to the core, retrying with backoff until it succeeds. It only fails
 // when ctx is done.
-func (a *Adapter) deliver(ctx context.Context, in bridge.Inbox, cur bridge.Cursor, msgs []bridge.Inbound) error {
+func (a *Adapter) deliver(ctx context.Context, in bridge.Host, cur bridge.Cursor, msgs []bridge.Inbound) error {
 	for attempt := 0; ; attempt++ {
 		err := in.Deliver(ctx, cur, msgs...)
 		if err == nil {
@@ -434,7 +422,7 @@ func (a *Adapter) deliver(ctx context.Context, in bridge.Inbox, cur bridge.Curso
 		}
 		d := a.backoff.Delay(attempt)
 		a.log.Warn("deliver telegram updates failed, retrying", zap.Error(err),
-			zap.Int("messages", len(msgs)), zap.Int64("offset", cur.Position),
+			zap.Int("messages", len(msgs)), zap.String("offset", cur.Position),
 			zap.Int("attempt", attempt+1), zap.Duration("sleep", d))
 		if err := a.wait(ctx, d); err != nil {
 			return err

@@ -145,7 +145,7 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 }
 
 func chatIDOf(c bridge.ChatRef) (int64, error) {
-	if c.Platform != bridge.Telegram {
+	if c.Platform != Platform {
 		return 0, bridge.Permanent(fmt.Sprintf("not a telegram chat: %s", c), nil)
 	}
 	id, err := strconv.ParseInt(c.ID, 10, 64)
@@ -460,98 +460,27 @@ func (p *pacer) wait(ctx context.Context, chat int64) error {
 	return ctx.Err()
 }
 
-// typingInterval is how often the typing action is repeated: Telegram shows it for about
-// five seconds.
+// typingInterval is how often the core shows the typing action again while the agent types:
+// Telegram shows it for about five seconds.
 const typingInterval = 4 * time.Second
 
-// typingTimeout stops an indicator nobody turned off, as the Typer contract says.
-const typingTimeout = 30 * time.Second
+// TypingRefresh implements bridge.Typer.
+func (a *Adapter) TypingRefresh() time.Duration { return typingInterval }
 
-// typingState is the set of chats the agent is typing in. Typing sends the first action at
-// once; the loop in Run repeats it.
-type typingState struct {
-	mu    sync.Mutex
-	chats map[int64]time.Time // chat → when the indicator expires
-	// tick drives the repeat loop; tests replace it to drive it by hand.
-	tick func() (<-chan time.Time, func())
-	now  func() time.Time
-}
-
-func newTypingState() *typingState {
-	return &typingState{
-		chats: map[int64]time.Time{},
-		tick: func() (<-chan time.Time, func()) {
-			t := time.NewTicker(typingInterval)
-			return t.C, t.Stop
-		},
-		now: time.Now,
-	}
-}
-
-// Typing shows (on) or stops showing (off) that the agent is typing in chat. Telegram has no
-// "stop typing": the indicator ends by itself within five seconds or when a message arrives,
-// so off only stops repeating it.
-func (a *Adapter) Typing(ctx context.Context, chat bridge.ChatRef, on bool) error {
+// ShowTyping implements bridge.Typer: it shows the typing action in chat once. Telegram has no
+// "stop typing": the indicator ends by itself within five seconds or when a message arrives.
+func (a *Adapter) ShowTyping(ctx context.Context, chat bridge.ChatRef) error {
 	chatID, err := chatIDOf(chat)
 	if err != nil {
 		return err
 	}
-	a.typing.mu.Lock()
-	if !on {
-		delete(a.typing.chats, chatID)
-		a.typing.mu.Unlock()
-		return nil
-	}
-	a.typing.chats[chatID] = a.typing.now().Add(typingTimeout)
-	a.typing.mu.Unlock()
-	return a.sendTyping(ctx, chatID)
-}
-
-func (a *Adapter) sendTyping(ctx context.Context, chatID int64) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	p := map[string]any{"chat_id": chatID, "action": "typing"}
 	if err := a.call(ctx, "sendChatAction", p, nil); err != nil {
-		err = classify(err)
-		var perm *bridge.PermanentError
-		if errors.As(err, &perm) {
-			a.typing.mu.Lock()
-			delete(a.typing.chats, chatID)
-			a.typing.mu.Unlock()
-		}
-		return fmt.Errorf("telegram typing in chat %d: %w", chatID, err)
+		return fmt.Errorf("telegram typing in chat %d: %w", chatID, classify(err))
 	}
 	return nil
-}
-
-// runTyping repeats the typing action for every chat where the agent is typing, until ctx is
-// done. Run owns it.
-func (a *Adapter) runTyping(ctx context.Context) {
-	ticks, stop := a.typing.tick()
-	defer stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticks:
-		}
-		now := a.typing.now()
-		a.typing.mu.Lock()
-		var chats []int64
-		for id, until := range a.typing.chats {
-			if now.After(until) {
-				delete(a.typing.chats, id)
-				continue
-			}
-			chats = append(chats, id)
-		}
-		a.typing.mu.Unlock()
-		for _, id := range chats {
-			if err := a.sendTyping(ctx, id); err != nil && ctx.Err() == nil {
-				a.log.Debug("telegram typing failed", zap.Int64("chat_id", id), zap.Error(err))
-			}
-		}
-	}
 }
 
 // healthState is the adapter's last known connection state.

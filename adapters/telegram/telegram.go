@@ -32,6 +32,10 @@ import (
 // DefaultAPIURL is the cloud Bot API.
 const DefaultAPIURL = "https://api.telegram.org"
 
+// Platform is the platform name Telegram users and chats carry: contact identifiers read
+// "telegram:<user id>".
+const Platform bridge.Platform = "telegram"
+
 // DefaultPollTimeout is the long-poll timeout sent to getUpdates: long enough to keep the
 // request rate low, short enough to stay under the idle timeouts of common proxies.
 const DefaultPollTimeout = 50 * time.Second
@@ -128,6 +132,7 @@ func (cfg Config) GoString() string { return cfg.String() }
 // be called concurrently with each other and with Run.
 type Adapter struct {
 	token       string
+	apiURL      string // for messages: the API URL without the token
 	endpoint    string // APIURL + "/bot" + token + "/": contains the secret
 	fileBase    string // APIURL + "/file/bot" + token + "/": contains the secret
 	pollTimeout time.Duration
@@ -150,8 +155,8 @@ type Adapter struct {
 	wait func(ctx context.Context, d time.Duration) error
 	// pacer spaces sends to stay under Telegram's limits; its sleep is replaceable too.
 	pacer *pacer
-	// typing keeps typing indicators alive; its loop runs inside Run.
-	typing *typingState
+	// host is what the core offers the adapter.
+	host bridge.Host
 	// health is what Health reports.
 	health healthState
 }
@@ -167,7 +172,10 @@ var (
 
 // New checks cfg and returns an adapter. It does not contact Telegram, so the bridge starts even
 // when Telegram is unreachable; call GetMe to check the token.
-func New(cfg Config, logger *zap.Logger) (*Adapter, error) {
+func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
+	if host == nil {
+		return nil, errors.New("telegram: no host")
+	}
 	if cfg.Token == "" {
 		return nil, errors.New("telegram: bot token is empty")
 	}
@@ -210,6 +218,7 @@ func New(cfg Config, logger *zap.Logger) (*Adapter, error) {
 	}
 	a := &Adapter{
 		token:       cfg.Token,
+		apiURL:      apiURL,
 		endpoint:    strings.TrimRight(apiURL, "/") + "/bot" + cfg.Token + "/",
 		fileBase:    strings.TrimRight(apiURL, "/") + "/file/bot" + cfg.Token + "/",
 		pollTimeout: pollTimeout,
@@ -267,16 +276,33 @@ func New(cfg Config, logger *zap.Logger) (*Adapter, error) {
 		global = time.Second / 30
 	}
 	a.pacer = newPacer(perChat, global)
-	a.typing = newTypingState()
+	a.host = host
 	a.health.set(errors.New("telegram: not started"))
 	return a, nil
 }
 
-// Platform returns bridge.Telegram.
-func (a *Adapter) Platform() bridge.Platform { return bridge.Telegram }
+// Platform returns "telegram".
+func (a *Adapter) Platform() bridge.Platform { return Platform }
 
 // GetMe asks Telegram who the bot is and returns its username (without '@'). It is the cheap
 // call that proves the token and the API URL work, for start-up and health checks.
+// Check implements bridge.Checker: it asks Telegram who the bot is.
+func (a *Adapter) Check(ctx context.Context) (string, error) {
+	me, err := a.GetMe(ctx)
+	if err == nil {
+		return "signed in as @" + me, nil
+	}
+	var apiErr *APIError
+	switch {
+	case errors.As(err, &apiErr) && (apiErr.Code == http.StatusUnauthorized || apiErr.Code == http.StatusNotFound):
+		return "", bridge.Hint(err, "Telegram rejected TELEGRAM_BOT_TOKEN: copy it again from @BotFather (/mybots → your bot → API Token); a revoked token must be replaced")
+	case errors.As(err, &apiErr):
+		return "", bridge.Hint(err, "Telegram answered with an error: see the message")
+	}
+	return "", bridge.Hint(err, fmt.Sprintf("cannot reach the Bot API at TELEGRAM_API_URL (%s): check DNS, proxy and outbound HTTPS from the bridge", a.apiURL))
+}
+
+// GetMe returns the bot's username.
 func (a *Adapter) GetMe(ctx context.Context) (username string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()

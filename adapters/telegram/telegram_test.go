@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -59,6 +60,7 @@ type memInbox struct {
 	mu       sync.Mutex
 	changed  chan struct{}
 	cursors  map[string]int64
+	values   map[string]string
 	msgs     []bridge.Inbound
 	seen     map[string]bool
 	delivers int
@@ -68,7 +70,7 @@ type memInbox struct {
 }
 
 func newInbox() *memInbox {
-	return &memInbox{changed: make(chan struct{}), cursors: map[string]int64{}, seen: map[string]bool{}}
+	return &memInbox{changed: make(chan struct{}), cursors: map[string]int64{}, values: map[string]string{}, seen: map[string]bool{}}
 }
 
 func (b *memInbox) Deliver(ctx context.Context, cur bridge.Cursor, msgs ...bridge.Inbound) error {
@@ -89,18 +91,82 @@ func (b *memInbox) Deliver(ctx context.Context, cur bridge.Cursor, msgs ...bridg
 			b.msgs = append(b.msgs, m)
 		}
 	}
-	if cur.Name != "" && cur.Position > b.cursors[cur.Name] {
-		b.cursors[cur.Name] = cur.Position
+	if cur.Name != "" && cur.Int() > b.cursors[cur.Name] {
+		b.cursors[cur.Name] = cur.Int()
 	}
 	close(b.changed)
 	b.changed = make(chan struct{})
 	return nil
 }
 
-func (b *memInbox) Cursor(ctx context.Context, name string) (int64, error) {
+func (b *memInbox) Cursor(ctx context.Context, name string) (string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.cursors[name], ctx.Err()
+	if _, ok := b.cursors[name]; !ok {
+		return "", ctx.Err()
+	}
+	return strconv.FormatInt(b.cursors[name], 10), ctx.Err()
+}
+
+func (b *memInbox) Cursors(ctx context.Context, prefix string) ([]bridge.Cursor, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []bridge.Cursor
+	for name, pos := range b.cursors {
+		if strings.HasPrefix(name, prefix) {
+			out = append(out, bridge.IntCursor(name, pos))
+		}
+	}
+	return out, ctx.Err()
+}
+
+func (b *memInbox) MoveChat(ctx context.Context, u bridge.UserRef, chat bridge.ChatRef) error {
+	return ctx.Err()
+}
+
+func (b *memInbox) UserTyping(ctx context.Context, u bridge.UserRef, chat bridge.ChatRef) {}
+
+func (b *memInbox) Value(ctx context.Context, key string) (string, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v, ok := b.values[key]
+	return v, ok, ctx.Err()
+}
+
+func (b *memInbox) SetValue(ctx context.Context, key, value string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.values[key] = value
+	return ctx.Err()
+}
+
+func (b *memInbox) SetValueIfAbsent(ctx context.Context, key, value string) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if v, ok := b.values[key]; ok {
+		return v, ctx.Err()
+	}
+	b.values[key] = value
+	return value, ctx.Err()
+}
+
+func (b *memInbox) DeleteValue(ctx context.Context, key string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.values, key)
+	return ctx.Err()
+}
+
+func (b *memInbox) Values(ctx context.Context, prefix string) (map[string]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range b.values {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = v
+		}
+	}
+	return out, ctx.Err()
 }
 
 func (b *memInbox) waitFor(ctx context.Context, cond func() bool) error {
@@ -187,7 +253,7 @@ func newFixtureURL(t *testing.T, srv *telegramtest.Server, apiURL, token string)
 	logger := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core()))
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	a, err := New(Config{Token: token, APIURL: apiURL, HTTPClient: &http.Client{Transport: tr, Timeout: time.Minute}}, logger)
+	a, err := New(Config{Token: token, APIURL: apiURL, HTTPClient: &http.Client{Transport: tr, Timeout: time.Minute}}, newInbox(), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,11 +271,12 @@ func newFixtureURL(t *testing.T, srv *telegramtest.Server, apiURL, token string)
 // run starts a.Run and returns a function that cancels it and waits for it to return, which
 // the test's cleanup also calls. It fails the test if Run returns an error or does not return
 // promptly.
-func (f *fixture) run(t *testing.T, in bridge.Inbox) (stop func()) {
+func (f *fixture) run(t *testing.T, in bridge.Host) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.a.Run(ctx, in) }()
+	f.a.host = in
+	go func() { done <- f.a.Run(ctx) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -263,7 +330,7 @@ func TestRunDeliversPrivateTextAndSkipsGroups(t *testing.T) {
 	}
 	for i, w := range want {
 		m := msgs[i]
-		if m.User != (bridge.UserRef{Platform: bridge.Telegram, ID: w.user}) || m.Chat.ID != w.user ||
+		if m.User != (bridge.UserRef{Platform: Platform, ID: w.user}) || m.Chat.ID != w.user ||
 			m.Text != w.text || m.MessageID != w.id || m.ReplyTo != w.replyTo || m.DisplayName != w.name ||
 			m.SentAt.IsZero() {
 			t.Errorf("message %d = %+v, want %+v", i, m, w)
@@ -295,7 +362,7 @@ func TestRunRetriesDeliverAndAcksOnlyAfterSuccess(t *testing.T) {
 		if acked := f.srv.Acked(); acked >= updateID-1 {
 			t.Errorf("Deliver call %d: update %d already confirmed (acked %d) before Deliver succeeded", call, updateID-1, acked)
 		}
-		if cur.Name != OffsetCursor || cur.Position != updateID+1 || len(msgs) != 2 {
+		if cur.Name != OffsetCursor || cur.Int() != updateID+1 || len(msgs) != 2 {
 			t.Errorf("Deliver call %d: cursor %+v with %d messages, want position %d and 2", call, cur, len(msgs), updateID+1)
 		}
 		polls = append(polls, f.srv.Calls("getUpdates"))
@@ -396,7 +463,8 @@ func TestRunReturnsErrorWhenTokenRejected(t *testing.T) {
 	srv := telegramtest.NewServer(t, testToken)
 	wrong := "999:WRONG-token"
 	f := newFixtureURL(t, srv, srv.URL(), wrong)
-	err := f.a.Run(testCtx(t), newInbox())
+	f.a.host = newInbox()
+	err := f.a.Run(testCtx(t))
 	if err == nil || !strings.Contains(err.Error(), "TELEGRAM_BOT_TOKEN rejected") {
 		t.Fatalf("Run = %v, want TELEGRAM_BOT_TOKEN rejected", err)
 	}
@@ -459,13 +527,13 @@ type flakyCursorInbox struct {
 	failures int
 }
 
-func (b *flakyCursorInbox) Cursor(ctx context.Context, name string) (int64, error) {
+func (b *flakyCursorInbox) Cursor(ctx context.Context, name string) (string, error) {
 	b.mu.Lock()
 	fail := b.failures > 0
 	b.failures--
 	b.mu.Unlock()
 	if fail {
-		return 0, errors.New("database is down")
+		return "", errors.New("database is down")
 	}
 	return b.memInbox.Cursor(ctx, name)
 }
@@ -490,7 +558,7 @@ func TestSendPlainTextAndReplies(t *testing.T) {
 	f := newFixture(t, testToken)
 	ctx := testCtx(t)
 	userMsg := f.srv.SendText(alice, "question")
-	chat := bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}
+	chat := bridge.ChatRef{Platform: Platform, ID: "42"}
 
 	ids, err := f.a.Send(ctx, bridge.Outbound{Chat: chat, Text: "now *Markdown* <b> & **bold**"})
 	if err != nil || len(ids) != 1 || ids[0] != "2" {
@@ -524,7 +592,7 @@ func TestSendSplitsLongText(t *testing.T) {
 	f.srv.SendText(alice, "hi")
 	para := strings.Repeat("emoji 😀 words ", 200) // 3000 UTF-16 units
 	text := para + "\n\n" + para
-	ids, err := f.a.Send(testCtx(t), bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}, Text: text})
+	ids, err := f.a.Send(testCtx(t), bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: "42"}, Text: text})
 	if err != nil || len(ids) != 2 {
 		t.Fatalf("Send = %v, %v", ids, err)
 	}
@@ -543,7 +611,7 @@ func TestSendContinuesAfterDeliveredParts(t *testing.T) {
 	f := newFixture(t, testToken)
 	f.srv.SendText(alice, "hi")
 	para := strings.Repeat("words ", 600)
-	m := bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}, Text: "first " + para + "\n\nsecond " + para}
+	m := bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: "42"}, Text: "first " + para + "\n\nsecond " + para}
 	m.Parts = []string{"7"} // the first part, delivered by the earlier attempt
 	ids, err := f.a.Send(testCtx(t), m)
 	if err != nil || len(ids) != 1 {
@@ -586,7 +654,7 @@ func TestSendRetriesLaterPartsItself(t *testing.T) {
 	f.a.client = &http.Client{Transport: rt}
 	text := strings.Repeat("a", 4000) + "\n" + strings.Repeat("b", 100)
 
-	ids, err := f.a.Send(testCtx(t), bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}, Text: text})
+	ids, err := f.a.Send(testCtx(t), bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: "42"}, Text: text})
 	if err != nil || len(ids) != 2 {
 		t.Fatalf("Send = %v, %v", ids, err)
 	}
@@ -601,7 +669,7 @@ func TestSendRetriesLaterPartsItself(t *testing.T) {
 	rt.mu.Lock()
 	rt.count, rt.inject = 0, func() { f.srv.Block(alice.ID) }
 	rt.mu.Unlock()
-	ids, err = f.a.Send(testCtx(t), bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}, Text: text})
+	ids, err = f.a.Send(testCtx(t), bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: "42"}, Text: text})
 	var perm *bridge.PermanentError
 	if !errors.As(err, &perm) || !perm.Unreachable || len(ids) != 1 {
 		t.Fatalf("Send = %v, %v; want one id and an Unreachable error", ids, err)
@@ -609,7 +677,7 @@ func TestSendRetriesLaterPartsItself(t *testing.T) {
 }
 
 func TestSendClassifiesErrors(t *testing.T) {
-	chat := bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}
+	chat := bridge.ChatRef{Platform: Platform, ID: "42"}
 	tests := []struct {
 		name   string
 		setup  func(*telegramtest.Server)
@@ -640,7 +708,7 @@ func TestSendClassifiesErrors(t *testing.T) {
 		},
 		{
 			name:  "unknown chat",
-			msg:   bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: "777"}, Text: "x"},
+			msg:   bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: "777"}, Text: "x"},
 			check: wantPermanent(false, "Bad Request: chat not found"),
 		},
 		{name: "server error", setup: func(s *telegramtest.Server) { s.FailNext(1, 500) }, check: wantTransient},
@@ -652,7 +720,7 @@ func TestSendClassifiesErrors(t *testing.T) {
 		},
 		{
 			name:  "not a telegram chat",
-			msg:   bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Discord, ID: "42"}, Text: "x"},
+			msg:   bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Platform("discord"), ID: "42"}, Text: "x"},
 			check: wantPermanent(false, "not a telegram chat: discord:42"),
 		},
 	}
@@ -742,7 +810,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 		f := newFixtureURL(t, nil, dead, testToken)
 		ctx := testCtx(t)
 
-		_, err = f.a.Send(ctx, bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}, Text: "x"})
+		_, err = f.a.Send(ctx, bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: "42"}, Text: "x"})
 		if err == nil || !strings.Contains(err.Error(), redacted) {
 			t.Fatalf("Send = %v, want a network error with the URL redacted", err)
 		}
@@ -770,7 +838,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 		f := newFixture(t, testToken)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_, err := f.a.Send(ctx, bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}, Text: "x"})
+		_, err := f.a.Send(ctx, bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: "42"}, Text: "x"})
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Send = %v, want context.Canceled in the chain", err)
 		}
@@ -782,7 +850,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 		f.a.client = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("%w the request to %s", errProxy, r.URL)
 		})}
-		_, err := f.a.Send(testCtx(t), bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}, Text: "x"})
+		_, err := f.a.Send(testCtx(t), bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: "42"}, Text: "x"})
 		if !errors.Is(err, errProxy) || !strings.Contains(err.Error(), "/bot"+redacted+"/sendMessage") {
 			t.Fatalf("Send = %v, want the proxy error, redacted", err)
 		}
@@ -794,7 +862,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 		f.srv.SendText(alice, "hi")
 		for _, status := range []int{400, 403, 404, 429, 500} {
 			f.srv.FailNext(1, status)
-			_, err := f.a.Send(ctx, bridge.Outbound{Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}, Text: "x"})
+			_, err := f.a.Send(ctx, bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: "42"}, Text: "x"})
 			if err == nil {
 				t.Fatalf("status %d: no error", status)
 			}
@@ -826,7 +894,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"HTTP timeout shorter than the poll", Config{Token: testToken, HTTPClient: &http.Client{Timeout: 30 * time.Second}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := New(tc.cfg, nil)
+			a, err := New(tc.cfg, newInbox(), nil)
 			if err == nil || a != nil {
 				t.Fatalf("New = %v, %v; want an error", a, err)
 			}
@@ -835,11 +903,11 @@ func TestNewValidatesConfig(t *testing.T) {
 			}
 		})
 	}
-	a, err := New(Config{Token: testToken}, nil)
+	a, err := New(Config{Token: testToken}, newInbox(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Platform() != bridge.Telegram || a.pollTimeout != DefaultPollTimeout ||
+	if a.Platform() != Platform || a.pollTimeout != DefaultPollTimeout ||
 		a.client.Timeout != DefaultPollTimeout+15*time.Second ||
 		a.endpoint != "https://api.telegram.org/bot"+testToken+"/" {
 		t.Fatalf("defaults not applied: %+v", a)

@@ -19,7 +19,7 @@ import (
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
-var aliceChat = bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}
+var aliceChat = bridge.ChatRef{Platform: Platform, ID: "42"}
 
 func readAll(t *testing.T, f *fixture, a bridge.Attachment) string {
 	t.Helper()
@@ -112,11 +112,11 @@ func TestOpenAttachmentRefusedIsPermanent(t *testing.T) {
 }
 
 func TestNewSetsDownloadLimitByServer(t *testing.T) {
-	cloud, err := New(Config{Token: testToken}, nil)
+	cloud, err := New(Config{Token: testToken}, newInbox(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	own, err := New(Config{Token: testToken, APIURL: "http://bot-api:8081"}, nil)
+	own, err := New(Config{Token: testToken, APIURL: "http://bot-api:8081"}, newInbox(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,50 +450,23 @@ func TestEditAndDelete(t *testing.T) {
 	}
 }
 
-func TestTypingRepeatsUntilOff(t *testing.T) {
+func TestShowTypingSendsOneAction(t *testing.T) {
 	f := newFixture(t, testToken)
-	ticks := make(chan time.Time)
-	f.a.typing.tick = func() (<-chan time.Time, func()) { return ticks, func() {} }
-	var mu sync.Mutex
-	now := time.Now()
-	f.a.typing.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	f.srv.SendText(alice, "hi")
-	f.srv.SendText(bob, "hi")
 	f.run(t, newInbox())
 	ctx := testCtx(t)
-	tick := func() {
-		select {
-		case ticks <- time.Now():
-		case <-ctx.Done():
-			t.Fatal("typing loop not running")
-		}
-	}
-
-	if err := f.a.Typing(ctx, aliceChat, true); err != nil {
+	if err := f.a.ShowTyping(ctx, aliceChat); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.a.Typing(ctx, bridge.ChatRef{Platform: bridge.Telegram, ID: "43"}, true); err != nil {
+	if err := f.srv.WaitActions(ctx, alice.ID, 1); err != nil {
 		t.Fatal(err)
 	}
-	tick()
-	tick()
-	// Once at once, once per tick.
-	if err := f.srv.WaitActions(ctx, alice.ID, 3); err != nil {
-		t.Fatal(err)
+	if n := f.srv.Actions(alice.ID); n != 1 {
+		t.Fatalf("typing actions %d, want 1 (the core repeats it)", n)
 	}
-	if err := f.srv.WaitActions(ctx, bob.ID, 3); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.a.Typing(ctx, aliceChat, false); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	now = now.Add(typingTimeout + time.Second) // bob's indicator was never turned off
-	mu.Unlock()
-	tick()
-	tick() // taken only after the round of the first tick was sent
-	if a, b := f.srv.Actions(alice.ID), f.srv.Actions(bob.ID); a != 3 || b != 3 {
-		t.Fatalf("typing actions %d, %d after off and timeout, want no more", a, b)
+	// Telegram shows the action for about five seconds: the core must refresh it before.
+	if d := f.a.TypingRefresh(); d <= 0 || d >= 5*time.Second {
+		t.Fatalf("TypingRefresh = %v, want under 5 s", d)
 	}
 }
 
@@ -526,7 +499,7 @@ func TestHealth(t *testing.T) {
 }
 
 // webhookFixture runs the adapter in webhook mode on a local port.
-func webhookFixture(t *testing.T, in bridge.Inbox) (*fixture, string) {
+func webhookFixture(t *testing.T, in bridge.Host) (*fixture, string) {
 	t.Helper()
 	f := newFixture(t, testToken)
 	f.a.mode, f.a.webhookURL, f.a.webhookSecret = ModeWebhook, "https://bridge.example.com/telegram/hook", "s3cret-Value_1"

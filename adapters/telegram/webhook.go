@@ -30,7 +30,7 @@ const webhookMaxConnections = 40
 // runWebhook serves Telegram's webhook on the configured address until ctx is cancelled. The
 // server is listening before setWebhook tells Telegram about it; an update is answered 200
 // only after the core stored it, otherwise 500, and Telegram delivers it again later.
-func (a *Adapter) runWebhook(ctx context.Context, in bridge.Inbox) error {
+func (a *Adapter) runWebhook(ctx context.Context, in bridge.Host) error {
 	ln, err := net.Listen("tcp", a.webhookListen)
 	if err != nil {
 		return fmt.Errorf("telegram: webhook listen on %s: %w", a.webhookListen, err)
@@ -39,7 +39,7 @@ func (a *Adapter) runWebhook(ctx context.Context, in bridge.Inbox) error {
 }
 
 // serveWebhook is runWebhook on a given listener, which it closes.
-func (a *Adapter) serveWebhook(ctx context.Context, in bridge.Inbox, ln net.Listener) error {
+func (a *Adapter) serveWebhook(ctx context.Context, in bridge.Host, ln net.Listener) error {
 	path := "/"
 	if u, err := url.Parse(a.webhookURL); err == nil && u.Path != "" {
 		path = u.Path
@@ -117,7 +117,7 @@ func (a *Adapter) registerWebhook(ctx context.Context) error {
 // of an album wait for each other and are stored as one message.
 type webhookHandler struct {
 	a    *Adapter
-	in   bridge.Inbox
+	in   bridge.Host
 	ctx  context.Context // Run's: stores go on while a request is answered
 	path string
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/onechat/onechat-bridge/bridge"
 )
@@ -22,10 +23,13 @@ type FakeAdapter struct {
 	// PartFunc, if set, is called before each part is created (part counts from 0 within the
 	// message); an error ends the Send there, which returns the ids of the parts before it.
 	PartFunc func(ctx context.Context, m bridge.Outbound, part int) error
+	// TypingEvery is what TypingRefresh returns (default 1 s).
+	TypingEvery time.Duration
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change
-	inbox   bridge.Inbox
+	host    bridge.Host
+	running bool
 	sent    []bridge.Outbound
 	parts   []Part
 	changes []bridge.Outbound // edits and deletes, in order
@@ -40,10 +44,9 @@ type Part struct {
 	ID        string
 }
 
-// TypingCall records a Typing call.
+// TypingCall records a ShowTyping call.
 type TypingCall struct {
 	Chat bridge.ChatRef
-	On   bool
 }
 
 // NewFakeAdapter returns a fake adapter for the platform.
@@ -54,18 +57,40 @@ func NewFakeAdapter(p bridge.Platform) *FakeAdapter {
 // Platform implements bridge.Adapter.
 func (f *FakeAdapter) Platform() bridge.Platform { return f.PlatformName }
 
-// Run implements bridge.Adapter: it records the inbox and waits for ctx.
-func (f *FakeAdapter) Run(ctx context.Context, in bridge.Inbox) error {
+// Build is the adapter's bridge.AdapterBuilder: it keeps the Host the core gives it.
+func (f *FakeAdapter) Build(h bridge.Host) (bridge.Adapter, error) {
 	f.mu.Lock()
-	f.inbox = in
+	defer f.mu.Unlock()
+	f.host = h
+	return f, nil
+}
+
+// Host returns the Host the core built the adapter with, nil before.
+func (f *FakeAdapter) Host() bridge.Host {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.host
+}
+
+// Run implements bridge.Adapter: it marks the adapter running and waits for ctx.
+func (f *FakeAdapter) Run(ctx context.Context) error {
+	f.mu.Lock()
+	f.running = true
 	f.notifyLocked()
 	f.mu.Unlock()
 	<-ctx.Done()
 	f.mu.Lock()
-	f.inbox = nil
+	f.running = false
 	f.notifyLocked()
 	f.mu.Unlock()
 	return nil
+}
+
+// Running reports whether the core runs the adapter's Run now.
+func (f *FakeAdapter) Running() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.running
 }
 
 // Send implements bridge.Adapter.
@@ -118,13 +143,21 @@ func (f *FakeAdapter) change(m bridge.Outbound) error {
 	return nil
 }
 
-// Typing implements bridge.Typer.
-func (f *FakeAdapter) Typing(ctx context.Context, chat bridge.ChatRef, on bool) error {
+// ShowTyping implements bridge.Typer.
+func (f *FakeAdapter) ShowTyping(ctx context.Context, chat bridge.ChatRef) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.typing = append(f.typing, TypingCall{Chat: chat, On: on})
+	f.typing = append(f.typing, TypingCall{Chat: chat})
 	f.notifyLocked()
 	return nil
+}
+
+// TypingRefresh implements bridge.Typer.
+func (f *FakeAdapter) TypingRefresh() time.Duration {
+	if f.TypingEvery > 0 {
+		return f.TypingEvery
+	}
+	return time.Second
 }
 
 // WaitChanges waits until at least n edits or deletes were made and returns them all.
@@ -137,31 +170,29 @@ func (f *FakeAdapter) WaitChanges(ctx context.Context, n int) ([]bridge.Outbound
 	return out, err
 }
 
-// WaitTyping waits until at least n Typing calls were made and returns them all.
-func (f *FakeAdapter) WaitTyping(ctx context.Context, n int) ([]TypingCall, error) {
+// WaitTyping waits until at least n ShowTyping calls were made for chat and returns them.
+func (f *FakeAdapter) WaitTyping(ctx context.Context, chat bridge.ChatRef, n int) ([]TypingCall, error) {
 	var out []TypingCall
 	err := f.wait(ctx, func() bool {
-		out = append([]TypingCall(nil), f.typing...)
+		out = out[:0]
+		for _, c := range f.typing {
+			if c.Chat == chat {
+				out = append(out, c)
+			}
+		}
 		return len(out) >= n
 	})
 	return out, err
 }
 
-// Inbox returns the inbox the core gave Run, or nil before Run.
-func (f *FakeAdapter) Inbox() bridge.Inbox {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.inbox
-}
-
 // Receive hands user messages to the core as the platform would, waiting until the core runs
 // the adapter.
 func (f *FakeAdapter) Receive(ctx context.Context, msgs ...bridge.Inbound) error {
-	var in bridge.Inbox
-	if err := f.wait(ctx, func() bool { in = f.inbox; return in != nil }); err != nil {
+	var h bridge.Host
+	if err := f.wait(ctx, func() bool { h = f.host; return f.running }); err != nil {
 		return err
 	}
-	return in.Deliver(ctx, bridge.Cursor{}, msgs...)
+	return h.Deliver(ctx, bridge.Cursor{}, msgs...)
 }
 
 // Sent returns what the core sent so far.

@@ -10,10 +10,10 @@ import (
 )
 
 func newCustomer(id string) bridge.Customer {
-	u := bridge.UserRef{Platform: bridge.Telegram, ID: id}
+	u := bridge.UserRef{Platform: bridge.Platform("telegram"), ID: id}
 	return bridge.Customer{
 		User:        u,
-		Chat:        bridge.ChatRef{Platform: bridge.Telegram, ID: id},
+		Chat:        bridge.ChatRef{Platform: bridge.Platform("telegram"), ID: id},
 		Identifier:  u.Identifier(),
 		DisplayName: "User " + id,
 		Username:    "user" + id,
@@ -25,7 +25,7 @@ func TestSaveAndLoadCustomer(t *testing.T) {
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
 
-	if _, err := s.Customer(ctx, bridge.UserRef{Platform: bridge.Telegram, ID: "1"}); !errors.Is(err, bridge.ErrNotFound) {
+	if _, err := s.Customer(ctx, bridge.UserRef{Platform: bridge.Platform("telegram"), ID: "1"}); !errors.Is(err, bridge.ErrNotFound) {
 		t.Fatalf("Customer of an unknown user: err = %v, want ErrNotFound", err)
 	}
 
@@ -107,7 +107,7 @@ func TestSaveCustomerRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	s := pgtest.NewStore(t)
 	c := newCustomer("1")
-	c.Chat.Platform = bridge.Discord
+	c.Chat.Platform = bridge.Platform("discord")
 	if _, err := s.SaveCustomer(t.Context(), c); err == nil {
 		t.Error("SaveCustomer accepted a chat on another platform")
 	}

@@ -241,7 +241,7 @@ func TestPartitionCustomersAndAnnouncements(t *testing.T) {
 	var ids []int64
 	for i := range 8 {
 		uid := strconv.Itoa(100 + i)
-		cu := bridge.Customer{User: bridge.UserRef{Platform: bridge.Telegram, ID: uid}, Identifier: "telegram:" + uid, SourceID: "src" + uid}
+		cu := bridge.Customer{User: bridge.UserRef{Platform: bridge.Platform("telegram"), ID: uid}, Identifier: "telegram:" + uid, SourceID: "src" + uid}
 		if i != 7 {
 			cu.PubsubToken = "tok" + uid // the last one has no contact yet
 		}

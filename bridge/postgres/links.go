@@ -9,12 +9,12 @@ import (
 	"github.com/onechat/onechat-bridge/bridge"
 )
 
-// Cursor returns the named cursor's position, 0 if it was never stored. Enqueue moves cursors.
-func (s *Store) Cursor(ctx context.Context, name string) (int64, error) {
-	var pos int64
-	err := s.pool.QueryRow(ctx, `SELECT COALESCE((SELECT position FROM cursors WHERE name = $1), 0)`, name).Scan(&pos)
+// Cursor returns the named cursor's position, "" if it was never stored. Enqueue moves cursors.
+func (s *Store) Cursor(ctx context.Context, name string) (string, error) {
+	var pos string
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE((SELECT position FROM cursors WHERE name = $1), '')`, name).Scan(&pos)
 	if err != nil {
-		return 0, fmt.Errorf("cursor %q: %w", name, err)
+		return "", fmt.Errorf("cursor %q: %w", name, err)
 	}
 	return pos, nil
 }

@@ -146,7 +146,7 @@ func TestCursorsByPrefix(t *testing.T) {
 	t.Parallel()
 	s := pgtest.NewStore(t)
 	ctx := t.Context()
-	for _, c := range []bridge.Cursor{{Name: "discord.channel.2", Position: 20}, {Name: "discord.channel.1", Position: 10}, {Name: "telegram.update_offset", Position: 5}} {
+	for _, c := range []bridge.Cursor{{Name: "discord.channel.2", Position: "20"}, {Name: "discord.channel.1", Position: "10"}, {Name: "telegram.update_offset", Position: "5"}} {
 		if _, err := s.Enqueue(ctx, c); err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +155,7 @@ func TestCursorsByPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []bridge.Cursor{{Name: "discord.channel.1", Position: 10}, {Name: "discord.channel.2", Position: 20}}
+	want := []bridge.Cursor{{Name: "discord.channel.1", Position: "10"}, {Name: "discord.channel.2", Position: "20"}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("Cursors = %v, want %v", got, want)
 	}
@@ -170,7 +170,7 @@ func TestIdleAndActiveCustomers(t *testing.T) {
 	ctx := t.Context()
 	save := func(id, token string) bridge.Customer {
 		c, err := s.SaveCustomer(ctx, bridge.Customer{
-			User: bridge.UserRef{Platform: bridge.Telegram, ID: id}, Chat: bridge.ChatRef{Platform: bridge.Telegram, ID: id},
+			User: bridge.UserRef{Platform: bridge.Platform("telegram"), ID: id}, Chat: bridge.ChatRef{Platform: bridge.Platform("telegram"), ID: id},
 			Identifier: "telegram:" + id, SourceID: "src-" + id, PubsubToken: token,
 		})
 		if err != nil {

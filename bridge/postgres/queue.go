@@ -61,11 +61,11 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 // cannot hold, become U+FFFD rather than making a user's message impossible to store.
 func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch) ([]int, error) {
 	var n int
-	cursors := make(map[string]int64)
+	cursors := make(map[string]string)
 	for _, b := range batches {
 		n += len(b.Jobs)
 		if c := b.Cursor; c.Name != "" {
-			if p, ok := cursors[c.Name]; !ok || c.Position > p {
+			if p, ok := cursors[c.Name]; !ok || bridge.CursorAfter(c.Position, p) {
 				cursors[c.Name] = c.Position
 			}
 		}
@@ -73,7 +73,7 @@ func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch) ([]
 	// One row per name (an upsert may not touch a row twice), in name order (so that two
 	// transactions moving the same cursors cannot deadlock).
 	curNames := slices.Sorted(maps.Keys(cursors))
-	curPos := make([]int64, len(curNames))
+	curPos := make([]string, len(curNames))
 	for i, name := range curNames {
 		curPos[i] = cursors[name]
 	}
@@ -198,12 +198,16 @@ const insertJobs = `
 	RETURNING direction, key, dedup`
 
 // moveCursors moves the cursors named in $1 forward to the positions in $2, in array order.
+// Positions are ordered by length, then byte by byte (bridge.Cursor), so a cursor never moves
+// backwards.
 const moveCursors = `
 	INSERT INTO cursors (name, position)
-	SELECT name, pos FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS c(name, pos, n)
+	SELECT name, pos FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS c(name, pos, n)
 	ORDER BY n
 	ON CONFLICT (name) DO UPDATE SET
-		position = GREATEST(cursors.position, EXCLUDED.position), updated_at = now()`
+		position = CASE WHEN (length(EXCLUDED.position), EXCLUDED.position COLLATE "C") > (length(cursors.position), cursors.position COLLATE "C")
+			THEN EXCLUDED.position ELSE cursors.position END,
+		updated_at = now()`
 
 // indexPlans, run first in a transaction, makes Postgres plan the queue statements that follow
 // in it as index lookups, whatever its statistics say. Statistics of a queue table describe the

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,7 +63,7 @@ func cursor(t *testing.T, s *postgres.Store) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return bridge.ParsePosition(n)
 }
 
 func state(t *testing.T, s *postgres.Store, dir bridge.Direction, dedup string) (string, string) {
@@ -79,7 +80,7 @@ func TestEnqueueDedupAndCursor(t *testing.T) {
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
 
-	n, err := s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: 10},
+	n, err := s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: "10"},
 		job(bridge.In, "u1", "m1"), job(bridge.In, "u1", "m2"))
 	if err != nil || n != 2 {
 		t.Fatalf("Enqueue = %d, %v; want 2", n, err)
@@ -89,7 +90,7 @@ func TestEnqueueDedupAndCursor(t *testing.T) {
 	}
 
 	// A replay adds only what is new, and an older position never moves the cursor back.
-	n, err = s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: 5},
+	n, err = s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: "5"},
 		job(bridge.In, "u1", "m1"), job(bridge.In, "u1", "m2"), job(bridge.In, "u1", "m3"), job(bridge.In, "u1", "m3"))
 	if err != nil || n != 1 {
 		t.Fatalf("replayed Enqueue = %d, %v; want 1", n, err)
@@ -109,7 +110,7 @@ func TestEnqueueDedupAndCursor(t *testing.T) {
 	}
 
 	// A cursor alone can move.
-	if n, err := s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: 20}); err != nil || n != 0 {
+	if n, err := s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: "20"}); err != nil || n != 0 {
 		t.Fatalf("cursor-only Enqueue = %d, %v", n, err)
 	}
 	if got := cursor(t, s); got != 20 {
@@ -119,7 +120,7 @@ func TestEnqueueDedupAndCursor(t *testing.T) {
 	// A job the database rejects (an index entry this large cannot exist) rolls everything back.
 	huge := make([]byte, 8000)
 	_, _ = rand.Read(huge)
-	_, err = s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: 30},
+	_, err = s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: "30"},
 		job(bridge.In, "u2", "ok"), job(bridge.In, "u2", hex.EncodeToString(huge)))
 	if err == nil {
 		t.Fatal("Enqueue of an oversized dedup succeeded")
@@ -139,21 +140,21 @@ func TestEnqueueBatch(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
-	if _, err := s.Enqueue(ctx, bridge.Cursor{Name: "b", Position: 9}, job(bridge.Out, "c0", "old")); err != nil {
+	if _, err := s.Enqueue(ctx, bridge.Cursor{Name: "b", Position: "9"}, job(bridge.Out, "c0", "old")); err != nil {
 		t.Fatal(err)
 	}
 	n, err := s.EnqueueBatch(ctx, []bridge.JobBatch{
-		{Cursor: bridge.Cursor{Name: "a", Position: 5}, Jobs: []bridge.NewJob{job(bridge.Out, "c1", "m1"), job(bridge.Out, "c1", "m2")}},
-		{Cursor: bridge.Cursor{Name: "a", Position: 3}, Jobs: []bridge.NewJob{job(bridge.Out, "c1", "m2"), job(bridge.Out, "c2", "m3")}},
-		{Cursor: bridge.Cursor{Name: "b", Position: 7}, Jobs: []bridge.NewJob{job(bridge.Out, "c0", "old")}},
+		{Cursor: bridge.Cursor{Name: "a", Position: "5"}, Jobs: []bridge.NewJob{job(bridge.Out, "c1", "m1"), job(bridge.Out, "c1", "m2")}},
+		{Cursor: bridge.Cursor{Name: "a", Position: "3"}, Jobs: []bridge.NewJob{job(bridge.Out, "c1", "m2"), job(bridge.Out, "c2", "m3")}},
+		{Cursor: bridge.Cursor{Name: "b", Position: "7"}, Jobs: []bridge.NewJob{job(bridge.Out, "c0", "old")}},
 		{},
 	})
 	if err != nil || !slices.Equal(n, []int{2, 1, 0, 0}) {
 		t.Fatalf("EnqueueBatch = %v, %v; want [2 1 0 0]", n, err)
 	}
-	for name, want := range map[string]int64{"a": 5, "b": 9} {
+	for name, want := range map[string]string{"a": "5", "b": "9"} {
 		if got, err := s.Cursor(ctx, name); err != nil || got != want {
-			t.Errorf("cursor %s = %d, %v; want %d", name, got, err, want)
+			t.Errorf("cursor %s = %q, %v; want %q", name, got, err, want)
 		}
 	}
 	// Each key's jobs run in the order given, across batches.
@@ -176,7 +177,7 @@ func TestEnqueueRejectsBadJobs(t *testing.T) {
 		"dedup":     {Direction: bridge.In, Key: "k"},
 		"payload":   {Direction: bridge.In, Key: "k", Dedup: "d", Payload: json.RawMessage(`{`)},
 	} {
-		if _, err := s.Enqueue(t.Context(), bridge.Cursor{Name: offsetCursor, Position: 1}, j); err == nil {
+		if _, err := s.Enqueue(t.Context(), bridge.Cursor{Name: offsetCursor, Position: "1"}, j); err == nil {
 			t.Errorf("bad %s: Enqueue succeeded", name)
 		}
 	}
@@ -190,8 +191,8 @@ func TestPayloadRoundTrip(t *testing.T) {
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
 	in := bridge.Inbound{
-		User:      bridge.UserRef{Platform: bridge.Telegram, ID: "42"},
-		Chat:      bridge.ChatRef{Platform: bridge.Telegram, ID: "42"},
+		User:      bridge.UserRef{Platform: bridge.Platform("telegram"), ID: "42"},
+		Chat:      bridge.ChatRef{Platform: bridge.Platform("telegram"), ID: "42"},
 		MessageID: "7",
 		// jsonb cannot hold NUL; it must not make the message impossible to store.
 		Text:   "hi \x00 there \\u0000 «ü» 😀",
@@ -402,7 +403,7 @@ func TestLinks(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
-	chat := bridge.ChatRef{Platform: bridge.Telegram, ID: "42"}
+	chat := bridge.ChatRef{Platform: bridge.Platform("telegram"), ID: "42"}
 
 	if links, err := s.LinkByOneChat(ctx, 900); err != nil || len(links) != 0 {
 		t.Errorf("LinkByOneChat of an unknown message = %v, %v", links, err)
@@ -540,7 +541,7 @@ func concurrentClaimers(t *testing.T, claimBatch int) {
 				pending = append(pending, bridge.NewJob{Direction: bridge.In, Key: key,
 					Dedup: fmt.Sprint(i), Payload: json.RawMessage(fmt.Sprintf(`{"seq":%d}`, i))})
 				if len(pending) == batch || i+producers >= jobs {
-					if _, err := s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: int64(i)}, pending...); err != nil {
+					if _, err := s.Enqueue(ctx, bridge.Cursor{Name: offsetCursor, Position: strconv.Itoa(i)}, pending...); err != nil {
 						errs <- err
 						return
 					}

@@ -15,8 +15,6 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
-	"github.com/onechat/onechat-bridge/adapters/discord"
-	"github.com/onechat/onechat-bridge/adapters/telegram"
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/bridge/postgres"
 	"github.com/onechat/onechat-bridge/onechat"
@@ -53,10 +51,27 @@ func (r checkResult) String() string {
 	return s
 }
 
-// selfIdentifier is what `bridge check` asks of an adapter: who the bot is on its platform,
-// which proves the token and the API URL. Telegram's and Discord's GetMe implement it.
-type selfIdentifier interface {
-	GetMe(ctx context.Context) (string, error)
+// offlineHost is the Host adapters are built with for `bridge check`, which never runs them:
+// every call says so.
+type offlineHost struct{}
+
+var errOffline = errors.New("bridge check does not run adapters")
+
+func (offlineHost) Deliver(context.Context, bridge.Cursor, ...bridge.Inbound) error {
+	return errOffline
+}
+func (offlineHost) Cursor(context.Context, string) (string, error)                 { return "", errOffline }
+func (offlineHost) Cursors(context.Context, string) ([]bridge.Cursor, error)       { return nil, errOffline }
+func (offlineHost) MoveChat(context.Context, bridge.UserRef, bridge.ChatRef) error { return errOffline }
+func (offlineHost) UserTyping(context.Context, bridge.UserRef, bridge.ChatRef)     {}
+func (offlineHost) Value(context.Context, string) (string, bool, error)            { return "", false, errOffline }
+func (offlineHost) SetValue(context.Context, string, string) error                 { return errOffline }
+func (offlineHost) SetValueIfAbsent(context.Context, string, string) (string, error) {
+	return "", errOffline
+}
+func (offlineHost) DeleteValue(context.Context, string) error { return errOffline }
+func (offlineHost) Values(context.Context, string) (map[string]string, error) {
+	return nil, errOffline
 }
 
 // check validates cfg (already done by LoadConfig) and reaches every dependency, printing one
@@ -77,7 +92,16 @@ func check(ctx context.Context, cfg Config, logger *zap.Logger, out io.Writer) b
 		return fn(cctx)
 	}
 
-	adapters, adapterErr := buildAdapters(cfg, logger)
+	builders, adapterErr := buildAdapters(cfg, logger)
+	var adapters []bridge.Adapter
+	for _, build := range builders {
+		a, err := build(offlineHost{})
+		if err != nil {
+			adapterErr = errors.Join(adapterErr, err)
+			continue
+		}
+		adapters = append(adapters, a)
+	}
 	var names []string
 	for _, a := range adapters {
 		names = append(names, string(a.Platform()))
@@ -109,7 +133,7 @@ func check(ctx context.Context, cfg Config, logger *zap.Logger, out io.Writer) b
 		report(checkResult{name: "adapters", detail: adapterErr.Error(), hint: "see the variable named in the message"})
 	}
 	for _, a := range adapters {
-		report(within(func(ctx context.Context) checkResult { return checkAdapter(ctx, cfg, a) }))
+		report(within(func(ctx context.Context) checkResult { return checkAdapter(ctx, a) }))
 	}
 	return allOK
 }
@@ -249,40 +273,21 @@ func cableOrigin(cableURL string) string {
 	return scheme + "://" + u.Host
 }
 
-func checkAdapter(ctx context.Context, cfg Config, a bridge.Adapter) checkResult {
+// checkAdapter asks an adapter to check itself against its platform (bridge.Checker).
+func checkAdapter(ctx context.Context, a bridge.Adapter) checkResult {
 	name := string(a.Platform())
-	si, ok := a.(selfIdentifier)
+	c, ok := a.(bridge.Checker)
 	if !ok {
-		return checkResult{name: name, skip: true, detail: "this adapter offers no identity check yet"}
+		return checkResult{name: name, skip: true, detail: "this adapter offers no check"}
 	}
-	me, err := si.GetMe(ctx)
+	detail, err := c.Check(ctx)
 	if err != nil {
-		return checkResult{name: name, detail: err.Error(), hint: platformHint(cfg, a.Platform(), err)}
+		hint := "check the " + strings.ToUpper(name) + "_* variables"
+		var h *bridge.HintError
+		if errors.As(err, &h) {
+			hint = h.Hint
+		}
+		return checkResult{name: name, detail: err.Error(), hint: hint}
 	}
-	return checkResult{name: name, ok: true, detail: "signed in as @" + me}
-}
-
-// platformHint says what to fix for a failed identity check.
-func platformHint(cfg Config, p bridge.Platform, err error) string {
-	switch p {
-	case bridge.Telegram:
-		var apiErr *telegram.APIError
-		if errors.As(err, &apiErr) && (apiErr.Code == http.StatusUnauthorized || apiErr.Code == http.StatusNotFound) {
-			return "Telegram rejected TELEGRAM_BOT_TOKEN: copy it again from @BotFather (/mybots → your bot → API Token); a revoked token must be replaced"
-		}
-		if errors.As(err, &apiErr) {
-			return "Telegram answered with an error: see the message"
-		}
-		return fmt.Sprintf("cannot reach the Bot API at TELEGRAM_API_URL (%s): check DNS, proxy and outbound HTTPS from the bridge", cfg.Telegram.APIURL)
-	case bridge.Discord:
-		var apiErr *discord.APIError
-		if errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized {
-			return "Discord rejected DISCORD_BOT_TOKEN: copy it again from the developer portal (your application → Bot → Reset Token)"
-		}
-		if errors.As(err, &apiErr) {
-			return "Discord answered with an error: see the message"
-		}
-		return "cannot reach Discord's API (DISCORD_API_URL when set): check DNS, proxy and outbound HTTPS from the bridge"
-	}
-	return "check the " + strings.ToUpper(string(p)) + "_* variables"
+	return checkResult{name: name, ok: true, detail: detail}
 }

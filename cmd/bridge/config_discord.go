@@ -66,11 +66,11 @@ func (s *DiscordSettings) logFields() []zap.Field {
 }
 
 // adapter builds the Discord adapter.
-func (s *DiscordSettings) adapter(logger *zap.Logger) (bridge.Adapter, error) {
+func (s *DiscordSettings) adapter(h bridge.Host, logger *zap.Logger) (bridge.Adapter, error) {
 	return discord.New(discord.Config{
 		Token:            string(s.BotToken),
 		APIURL:           s.APIURL,
 		SupportChannelID: s.SupportChannelID,
 		StaffRoleID:      s.StaffRoleID,
-	}, logger.Named("discord"))
+	}, h, logger.Named("discord"))
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/caarlos0/env/v11"
 	"go.uber.org/zap"
 
-	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/adapters/discord"
 )
 
 func parseDiscord(t *testing.T, vars map[string]string) DiscordSettings {
@@ -34,8 +34,8 @@ func TestDiscordSettings(t *testing.T) {
 	if s.APIURL != "https://discord.com/api/v10" {
 		t.Errorf("default API URL %q", s.APIURL)
 	}
-	a, err := s.adapter(zap.NewNop())
-	if err != nil || a.Platform() != bridge.Discord {
+	a, err := s.adapter(offlineHost{}, zap.NewNop())
+	if err != nil || a.Platform() != discord.Platform {
 		t.Fatalf("adapter: %v %v", a, err)
 	}
 	if got := fmt.Sprintf("%v %+v %#v", s, s, s); strings.Contains(got, "SECRET") {

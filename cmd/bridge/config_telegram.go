@@ -120,8 +120,8 @@ func (s *TelegramSettings) logFields() []zap.Field {
 }
 
 // adapter builds the Telegram adapter.
-func (s *TelegramSettings) adapter(logger *zap.Logger) (bridge.Adapter, error) {
-	return telegram.New(s.config(), logger.Named("telegram"))
+func (s *TelegramSettings) adapter(h bridge.Host, logger *zap.Logger) (bridge.Adapter, error) {
+	return telegram.New(s.config(), h, logger.Named("telegram"))
 }
 
 // config is the adapter's Config from the validated settings.

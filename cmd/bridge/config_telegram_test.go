@@ -20,7 +20,7 @@ func TestTelegramConfigDefaults(t *testing.T) {
 	if tc.Mode != telegram.ModePolling || tc.Greeting != defaultGreeting || tc.AlbumWindow != time.Second || tc.PollTimeout != 50*time.Second {
 		t.Fatalf("defaults %v greeting %q album %s", tc, tc.Greeting, tc.AlbumWindow)
 	}
-	if _, err := cfg.Telegram.adapter(zap.NewNop()); err != nil {
+	if _, err := cfg.Telegram.adapter(offlineHost{}, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err = LoadConfig(append(validEnv(), "TELEGRAM_GREETING=none"))
@@ -39,7 +39,7 @@ func TestTelegramWebhookConfig(t *testing.T) {
 	if tc.WebhookListen != ":8443" || len(tc.WebhookSecret) < 32 || !cfg.Telegram.secretGenerated {
 		t.Fatalf("webhook %v", tc)
 	}
-	if _, err := cfg.Telegram.adapter(zap.NewNop()); err != nil {
+	if _, err := cfg.Telegram.adapter(offlineHost{}, zap.NewNop()); err != nil {
 		t.Fatalf("a generated secret must be one Telegram accepts: %v", err)
 	}
 	if s := fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg); strings.Contains(s, tc.WebhookSecret) {

@@ -43,26 +43,15 @@ func newOneChat(cfg Config, logger *zap.Logger) *onechat.Client {
 
 // buildAdapters builds every enabled adapter. `bridge run` and `bridge check` share it, so an
 // adapter wired here is both run and checked. Errors are collected, one per adapter.
-func buildAdapters(cfg Config, logger *zap.Logger) ([]bridge.Adapter, error) {
-	var adapters []bridge.Adapter
-	var errs []error
+func buildAdapters(cfg Config, logger *zap.Logger) ([]bridge.AdapterBuilder, error) {
+	var builders []bridge.AdapterBuilder
 	if cfg.Telegram.enabled() {
-		tg, err := cfg.Telegram.adapter(logger)
-		if err != nil {
-			errs = append(errs, err)
-		} else {
-			adapters = append(adapters, tg)
-		}
+		builders = append(builders, func(h bridge.Host) (bridge.Adapter, error) { return cfg.Telegram.adapter(h, logger) })
 	}
 	if cfg.Discord.enabled() {
-		dc, err := cfg.Discord.adapter(logger)
-		if err != nil {
-			errs = append(errs, err)
-		} else {
-			adapters = append(adapters, dc)
-		}
+		builders = append(builders, func(h bridge.Host) (bridge.Adapter, error) { return cfg.Discord.adapter(h, logger) })
 	}
-	return adapters, errors.Join(errs...)
+	return builders, nil
 }
 
 // coreShutdownGrace is the part of the shutdown deadline the core may spend finishing
@@ -118,6 +107,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	}
 	reg.MustRegister(newStatsCollector(store, core.Cable(), logger.Named("metrics")), core.RolesCollector())
 
+
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.AdminAddr != "" {
 		ln, err := net.Listen("tcp", cfg.AdminAddr)
@@ -125,7 +115,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 			return fmt.Errorf("BRIDGE_ADMIN_ADDR: %w", err)
 		}
 		srv := &http.Server{
-			Handler:           adminHandler(readinessChecks(store, oc, core, adapters), reg, core.Roles),
+			Handler:           adminHandler(readinessChecks(store, oc, core, core.Adapters()), reg, core.Roles),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		g.Go(func() error {
