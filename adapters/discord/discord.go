@@ -108,18 +108,18 @@ const eventBuffer = 4096
 // Adapter is the Discord side of the bridge. Send, Edit, Delete, Typing and OpenAttachment may
 // be called concurrently with each other and with Run.
 type Adapter struct {
-	rest          *rest
-	client        *http.Client
-	cdnURL        string
-	intents       int
-	support       string
-	staffRole     string
-	helloTimeout  time.Duration
-	maxUpload     int64
-	log           *zap.Logger
-	backoff       retry.Backoff
-	wait          func(ctx context.Context, d time.Duration) error
-	invalidWait   func() time.Duration
+	rest         *rest
+	client       *http.Client
+	cdnURL       string
+	intents      int
+	support      string
+	staffRole    string
+	helloTimeout time.Duration
+	maxUpload    int64
+	log          *zap.Logger
+	backoff      retry.Backoff
+	wait         func(ctx context.Context, d time.Duration) error
+	invalidWait  func() time.Duration
 
 	botID atomic.Pointer[string]
 
@@ -190,22 +190,22 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 		logger = zap.NewNop()
 	}
 	a := &Adapter{
-		rest:          &rest{base: apiURL, token: cfg.Token, client: client},
-		client:        client,
-		cdnURL:        strings.TrimRight(cdn, "/"),
-		intents:       dmIntents,
-		support:       cfg.SupportChannelID,
-		staffRole:     cfg.StaffRoleID,
-		helloTimeout:  cfg.HelloTimeout,
-		maxUpload:     cfg.MaxUploadSize,
-		log:           logger,
-		backoff:       retry.Backoff{Base: time.Second, Max: 2 * time.Minute, Jitter: 0.5},
-		wait:          retry.Sleep,
-		invalidWait:   func() time.Duration { return time.Second + rand.N(4*time.Second) },
-		health:        errors.New("discord gateway: not connected yet"),
-		host:          host,
-		owners:        map[string]string{},
-		notOurs:       map[string]bool{},
+		rest:         &rest{base: apiURL, token: cfg.Token, client: client},
+		client:       client,
+		cdnURL:       strings.TrimRight(cdn, "/"),
+		intents:      dmIntents,
+		support:      cfg.SupportChannelID,
+		staffRole:    cfg.StaffRoleID,
+		helloTimeout: cfg.HelloTimeout,
+		maxUpload:    cfg.MaxUploadSize,
+		log:          logger,
+		backoff:      retry.Backoff{Base: time.Second, Max: 2 * time.Minute, Jitter: 0.5},
+		wait:         retry.Sleep,
+		invalidWait:  func() time.Duration { return time.Second + rand.N(4*time.Second) },
+		health:       errors.New("discord gateway: not connected yet"),
+		host:         host,
+		owners:       map[string]string{},
+		notOurs:      map[string]bool{},
 	}
 	if a.support != "" {
 		a.intents = supportIntents
@@ -379,7 +379,7 @@ func (a *Adapter) chatOwner(ctx context.Context, in bridge.Host, channelID, guil
 		owner = strconv.FormatInt(pos, 10)
 	case guildID == "" && isSnowflake(authorID):
 		owner = authorID
-		if !a.deliver(ctx, in, bridge.IntCursor(cursorOwner + channelID, snowflake(owner))) {
+		if !a.deliver(ctx, in, bridge.IntCursor(cursorOwner+channelID, snowflake(owner))) {
 			return "", false
 		}
 	default:
@@ -433,7 +433,7 @@ func (a *Adapter) onMessage(ctx context.Context, in bridge.Host, m *discordgo.Me
 	if !ok {
 		return
 	}
-	a.deliver(ctx, in, bridge.IntCursor(cursorChannel + m.ChannelID, snowflake(m.ID)), msg)
+	a.deliver(ctx, in, bridge.IntCursor(cursorChannel+m.ChannelID, snowflake(m.ID)), msg)
 }
 
 // onEdit tells the agent that the user edited a message. Updates without an edit timestamp

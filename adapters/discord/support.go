@@ -231,8 +231,8 @@ func (a *Adapter) ensureTicket(ctx context.Context, in bridge.Host, userID, name
 	}
 	thread := ch.ID
 	// Owner first: if anything below fails, the thread is already known as this user's.
-	if !a.deliver(ctx, in, bridge.IntCursor(cursorOwner + thread, snowflake(userID))) ||
-		!a.deliver(ctx, in, bridge.IntCursor(cursorTicket + userID, snowflake(thread))) {
+	if !a.deliver(ctx, in, bridge.IntCursor(cursorOwner+thread, snowflake(userID))) ||
+		!a.deliver(ctx, in, bridge.IntCursor(cursorTicket+userID, snowflake(thread))) {
 		return "", ctx.Err()
 	}
 	a.setOwner(thread, userID)
@@ -254,7 +254,7 @@ func (a *Adapter) ensureTicket(ctx context.Context, in bridge.Host, userID, name
 		m.ID = thread
 	}
 	// Catch-up starts from here: the thread is known even before the user writes in it.
-	a.deliver(ctx, in, bridge.IntCursor(cursorChannel + thread, snowflake(m.ID)))
+	a.deliver(ctx, in, bridge.IntCursor(cursorChannel+thread, snowflake(m.ID)))
 	a.log.Info("opened a discord ticket thread", zap.String("user_id", userID), zap.String("thread_id", thread),
 		zap.Bool("staff_role", a.staffRole != ""))
 	return thread, nil

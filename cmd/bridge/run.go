@@ -107,7 +107,6 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	}
 	reg.MustRegister(newStatsCollector(store, core.Cable(), logger.Named("metrics")), core.RolesCollector())
 
-
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.AdminAddr != "" {
 		ln, err := net.Listen("tcp", cfg.AdminAddr)
