@@ -391,6 +391,9 @@ func (s *Server) postMessage(p url.Values) (result, apiError) {
 	}
 	m := &Message{Channel: c.ID, TS: s.newTS(), ThreadTS: root, User: BotUserID, Team: TeamID, BotID: BotID,
 		Text: text, Blocks: rawBlocks, Params: cloneValues(p)}
+	if root != "" && p.Get("reply_broadcast") == "true" {
+		m.Subtype = "thread_broadcast"
+	}
 	if attachments != "" {
 		m.Attachments = json.RawMessage(attachments)
 	}
@@ -508,9 +511,6 @@ func (s *Server) readableLocked(id string) (*Channel, apiError) {
 	return c, ""
 }
 
-// historyMaxLimit is conversations.history's and conversations.replies' largest page.
-const historyMaxLimit = 999
-
 type window struct {
 	oldest, latest int64
 	hasOldest      bool
@@ -521,7 +521,7 @@ type window struct {
 	hasCursor      bool
 }
 
-func parseWindow(p url.Values) (window, apiError) {
+func parseWindow(p url.Values, pageMax int) (window, apiError) {
 	w := window{latest: 1 << 62, limit: 100, inclusive: p.Get("inclusive") == "1" || p.Get("inclusive") == "true"}
 	var ok bool
 	if v := p.Get("oldest"); v != "" {
@@ -542,9 +542,10 @@ func parseWindow(p url.Values) (window, apiError) {
 			return w, "invalid_limit"
 		}
 		if n > 0 {
-			w.limit = min(n, historyMaxLimit)
+			w.limit = n
 		}
 	}
+	w.limit = min(w.limit, pageMax)
 	if v := p.Get("cursor"); v != "" {
 		raw, err := base64.StdEncoding.DecodeString(v)
 		ts, found := strings.CutPrefix(string(raw), "next_ts:")
@@ -581,7 +582,7 @@ func (s *Server) history(p url.Values) (result, apiError) {
 	if code != "" {
 		return nil, code
 	}
-	w, code := parseWindow(p)
+	w, code := parseWindow(p, s.historyMax)
 	if code != "" {
 		return nil, code
 	}
@@ -590,7 +591,7 @@ func (s *Server) history(p url.Values) (result, apiError) {
 	for i := len(ms) - 1; i >= 0; i-- {
 		m := ms[i]
 		k, _ := tsKey(m.TS)
-		if m.IsReply() || !w.contains(k) || (w.hasCursor && k > w.cursor) {
+		if (m.IsReply() && m.Subtype != "thread_broadcast") || !w.contains(k) || (w.hasCursor && k > w.cursor) {
 			continue
 		}
 		if m.Deleted && s.replyCountLocked(m) == 0 {
@@ -627,7 +628,7 @@ func (s *Server) replies(p url.Values) (result, apiError) {
 	if p.Get("ts") == "" {
 		return nil, "invalid_arguments"
 	}
-	w, code := parseWindow(p)
+	w, code := parseWindow(p, s.historyMax)
 	if code != "" {
 		return nil, code
 	}

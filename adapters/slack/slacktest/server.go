@@ -139,6 +139,11 @@ func WithPingInterval(d time.Duration) Option { return func(s *Server) { s.pingI
 // closes it (default 1 s; Slack: a few seconds, about 10 s for "warning").
 func WithDisconnectGrace(d time.Duration) Option { return func(s *Server) { s.disconnectGrace = d } }
 
+// WithHistoryPageMax caps the limit of conversations.history and conversations.replies (default
+// 999). Slack caps it at 15 for apps outside the Marketplace created after 2025-05-29, along
+// with a rate of 1 call per minute (see RateLimit).
+func WithHistoryPageMax(n int) Option { return func(s *Server) { s.historyMax = n } }
+
 // WithTokens sets the bot token (xoxb-…) and the app-level token (xapp-…).
 func WithTokens(bot, app string) Option {
 	return func(s *Server) { s.BotToken, s.AppToken = bot, app }
@@ -163,6 +168,7 @@ type Server struct {
 	ackTimeout, pingInterval, disconnectGrace time.Duration
 	postRate                                  float64
 	postBurst                                 int
+	historyMax                                int
 
 	mu         sync.Mutex
 	closed     bool
@@ -196,7 +202,7 @@ type Server struct {
 func NewServer(t testing.TB, opts ...Option) *Server {
 	s := &Server{
 		t: t, BotToken: "xoxb-1-fake-bot-token", AppToken: "xapp-1-fake-app-token",
-		ackTimeout: 3 * time.Second, pingInterval: 10 * time.Second, disconnectGrace: time.Second,
+		historyMax: 999, ackTimeout: 3 * time.Second, pingInterval: 10 * time.Second, disconnectGrace: time.Second,
 		done: make(chan struct{}), changed: make(chan struct{}), kick: make(chan struct{}, 1),
 		teams: map[string]*Team{}, users: map[string]*User{}, channels: map[string]*Channel{},
 		dms: map[string]string{}, msgs: map[string][]*Message{}, files: map[string]*File{},
@@ -439,6 +445,9 @@ func (s *Server) Channel(id string) (Channel, bool) {
 
 func copyMessage(m *Message) Message {
 	cp := *m
+	if m.Params != nil {
+		cp.Params = cloneValues(m.Params)
+	}
 	cp.Files = slices.Clone(m.Files)
 	cp.Reactions = nil
 	for _, r := range m.Reactions {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
@@ -624,5 +625,86 @@ func TestBlockActions(t *testing.T) {
 	}
 	if m, _ := srv.Message(ch, ts); m.Text != "closed" {
 		t.Fatalf("after replace_original: %+v", m)
+	}
+}
+
+func TestBroadcastAndPageCap(t *testing.T) {
+	srv := slacktest.NewServer(t, slacktest.WithHistoryPageMax(2))
+	api := client(srv, srv.BotToken)
+	ch := srv.AddChannel("support")
+	u := srv.AddUser(slacktest.User{Name: "kim"})
+	parent := srv.UserSays(ch, u, "q", "")
+	srv.UserSays(ch, u, "hidden reply", parent)
+	bc := srv.UserSays(ch, u, "loud reply", parent, slacktest.Broadcast())
+	res, err := api.GetConversationHistoryContext(context.Background(), &slack.GetConversationHistoryParameters{ChannelID: ch, Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := timestamps(res.Messages); fmt.Sprint(got) != fmt.Sprint([]string{bc, parent}) || res.HasMore {
+		t.Fatalf("history = %v has_more %v, want the broadcast and the parent", got, res.HasMore)
+	}
+	if m := res.Messages[0]; m.SubType != "thread_broadcast" || m.ThreadTimestamp != parent {
+		t.Fatalf("broadcast = %+v", m.Msg)
+	}
+	srv.UserSays(ch, u, "newest", "")
+	res, _ = api.GetConversationHistoryContext(context.Background(), &slack.GetConversationHistoryParameters{ChannelID: ch, Limit: 50})
+	if len(res.Messages) != 2 || !res.HasMore {
+		t.Fatalf("a limit of 50 with a cap of 2 gave %d messages, has_more %v", len(res.Messages), res.HasMore)
+	}
+}
+
+func TestSocketAuthAndTickets(t *testing.T) {
+	srv := slacktest.NewServer(t)
+	api := slack.New(srv.BotToken, slack.OptionAPIURL(srv.APIURL), slack.OptionAppLevelToken("xapp-revoked"))
+	err := socketmode.New(api).RunContext(context.Background())
+	slackErr(t, err, "invalid_auth") // RunContext gives up on invalid_auth
+
+	ctx := context.Background()
+	_, wsURL, err := client(srv, srv.BotToken).StartSocketModeContext(ctx)
+	if err != nil || !strings.HasPrefix(wsURL, "ws://") || !strings.Contains(wsURL, "ticket=") {
+		t.Fatalf("apps.connections.open = %q, %v", wsURL, err)
+	}
+	conn, _, err := websocket.Dial(ctx, wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hello, err := conn.Read(ctx)
+	if err != nil || !strings.Contains(string(hello), `"type":"hello"`) {
+		t.Fatalf("first frame %s, %v", hello, err)
+	}
+	_ = conn.CloseNow()
+	if _, _, err := websocket.Dial(ctx, wsURL, nil); err == nil {
+		t.Fatal("a ticket was accepted twice")
+	}
+	srv.WaitConnections(t, 0)
+}
+
+func TestUnackedInteractionIsNotRetried(t *testing.T) {
+	srv := slacktest.NewServer(t, slacktest.WithAckTimeout(20*time.Millisecond))
+	api := client(srv, srv.BotToken)
+	u := srv.AddUser(slacktest.User{Name: "lee"})
+	ch := srv.DM(u)
+	_, ts, err := api.PostMessageContext(context.Background(), ch, slack.MsgOptionText("pick", false),
+		slack.MsgOptionBlocks(slack.NewActionBlock("b", slack.NewButtonBlockElement("yes", "1",
+			slack.NewTextBlockObject(slack.PlainTextType, "Yes", false, false)))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := runSocket(t, srv)
+	s.next(t, socketmode.EventTypeHello) // with no socket, an interaction fails at once
+	id := srv.UserPresses(u, ch, ts, "yes", "")
+	s.next(t, socketmode.EventTypeInteractive)
+	srv.WaitFor(t, "the interaction dropped", func() bool {
+		for _, e := range srv.Events() {
+			if e.ID == id {
+				return e.Dropped
+			}
+		}
+		return false
+	})
+	for _, e := range srv.Events() {
+		if e.ID == id && len(e.Deliveries) != 1 {
+			t.Fatalf("an interaction was delivered %d times", len(e.Deliveries))
+		}
 	}
 }

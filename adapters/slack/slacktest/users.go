@@ -10,9 +10,14 @@ import (
 type SayOption func(*sayOpts)
 
 type sayOpts struct {
-	files []File
-	away  bool
+	files     []File
+	away      bool
+	broadcast bool
 }
+
+// Broadcast makes a thread reply also show in the channel ("Also send to #channel"): subtype
+// thread_broadcast, listed by conversations.history, and still a reply (it has thread_ts).
+func Broadcast() SayOption { return func(o *sayOpts) { o.broadcast = true } }
 
 // WithFile attaches a file: the message becomes a file_share message whose file the bot can
 // download from url_private_download with its token.
@@ -54,6 +59,9 @@ func (s *Server) UserSays(channel, user, text, threadTS string, opts ...SayOptio
 		ClientMsgID: fmt.Sprintf("%s-%s-%s-%s-%s", randomHex(4), randomHex(2), randomHex(2), randomHex(2), randomHex(6))}
 	if text != "" {
 		m.Blocks = richText(text)
+	}
+	if o.broadcast && root != "" {
+		m.Subtype = "thread_broadcast"
 	}
 	for _, f := range o.files {
 		m.Files = append(m.Files, s.newFileLocked(s.nextID("F"), f.Name, f.Name, f.Mimetype, u.ID, f.Data))
@@ -246,6 +254,9 @@ func (s *Server) emitMessageLocked(c *Channel, m *Message) {
 	inner["event_ts"] = m.TS
 	if m.Team != TeamID {
 		inner["user_team"], inner["source_team"] = m.Team, m.Team
+	}
+	if p := s.findLocked(c.ID, m.ThreadTS); m.Subtype == "thread_broadcast" && p != nil {
+		inner["root"] = s.renderMessageLocked(p)
 	}
 	s.callbackLocked("message", c.ID, m.TS, len(c.SharedWith) > 0, inner)
 }
