@@ -2,7 +2,6 @@ package telegram
 
 import (
 	"html"
-	"net/url"
 	"strconv"
 	"strings"
 	"unicode"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/markdown"
 )
 
 // maxMessageLen is Telegram's limit for the text of one message, in UTF-16 code units after
@@ -33,9 +33,9 @@ const (
 	stQuote
 )
 
-// span is a run of plain text with one style. A message is parsed into spans once, then split
-// and rendered, so that every part of a long message has balanced tags and the length limit is
-// checked on the text Telegram counts rather than on the markup.
+// span is a run of plain text with one style. A message is rendered into spans once, then
+// split and written as HTML, so that every part of a long message has balanced tags and the
+// length limit is checked on the text Telegram counts rather than on the markup.
 type span struct {
 	text string
 	st   style
@@ -43,72 +43,114 @@ type span struct {
 	lang string // language of a code block
 }
 
-// maxInlineDepth bounds how deeply emphasis may nest, so hostile input ("*_~~*_~~…") costs
-// linear time; deeper markers stay literal.
-const maxInlineDepth = 6
-
-// parseMarkdown reads the Markdown OneChat stores (what its editor writes: **bold**, *italic*
-// or _italic_, ~~strike~~, `code`, ``` blocks, [links](url), # headings, > quotes, lists) into
-// spans. It never fails: whatever does not parse as formatting is kept as literal text, and
-// invalid UTF-8 becomes U+FFFD, so an agent's message always arrives.
+// parseMarkdown renders the Markdown OneChat stores, as package markdown reads it, into
+// spans: emphasis, strikethrough, code and links keep their format, headings become bold
+// lines, quotes Telegram quotes, list items "• " or "1. " lines, and a link with an unsafe
+// target its text. Raw HTML shows as text. It never fails, so an agent's message always
+// arrives.
 func parseMarkdown(s string) []span {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.ReplaceAll(s, "\r\n", "\n")
-	var out []span
-	lines := strings.Split(s, "\n")
-	for i := 0; i < len(lines); i++ {
-		if i > 0 {
-			out = append(out, span{text: "\n"})
-		}
-		line := lines[i]
-		trimmed := strings.TrimLeft(line, " ")
-		if fence, ok := strings.CutPrefix(trimmed, "```"); ok {
-			lang := strings.TrimSpace(fence)
-			var code []string
-			j := i + 1
-			for ; j < len(lines); j++ {
-				if strings.HasPrefix(strings.TrimLeft(lines[j], " "), "```") {
-					break
-				}
-				code = append(code, lines[j])
-			}
-			if strings.Contains(lang, "```") { // ```inline``` on one line
-				out = append(out, span{text: strings.TrimSuffix(lang, "```"), st: stCode})
-				continue
-			}
-			if text := strings.Join(code, "\n"); text != "" {
-				out = append(out, span{text: text, st: stPre, lang: cleanLang(lang)})
-			}
-			i = j // the closing fence (or the end of an unclosed block)
-			continue
-		}
-		var st style
-		switch {
-		case strings.HasPrefix(trimmed, "> ") || trimmed == ">":
-			st = stQuote
-			line = strings.TrimPrefix(strings.TrimPrefix(trimmed, ">"), " ")
-		case headingLevel(trimmed) > 0:
-			st = stBold
-			line = strings.TrimSpace(trimmed[headingLevel(trimmed):])
-		case strings.HasPrefix(trimmed, "- ") || strings.HasPrefix(trimmed, "* ") || strings.HasPrefix(trimmed, "+ "):
-			indent := len(line) - len(trimmed)
-			out = append(out, span{text: strings.Repeat(" ", indent) + "• "})
-			line = trimmed[2:]
-		}
-		parseInline(line, st, "", 0, &out)
-	}
-	return mergeSpans(out)
+	var w spanWriter
+	w.blocks(markdown.Parse(s).Root(), 0, "")
+	return mergeSpans(w.out)
 }
 
-func headingLevel(s string) int {
-	n := 0
-	for n < len(s) && n < 6 && s[n] == '#' {
-		n++
+// spanWriter collects the spans of a message while walking its tree.
+type spanWriter struct{ out []span }
+
+func (w *spanWriter) add(text string, st style, href string) {
+	w.out = append(w.out, span{text: text, st: st, href: href})
+}
+
+// blocks writes the blocks inside container n, separated by a blank line where the source had
+// one and by a line break elsewhere. indent prefixes the list items of nested lists.
+func (w *spanWriter) blocks(n markdown.Node, st style, indent string) {
+	first := true
+	for c := range n.Children() {
+		if !first {
+			w.separate(c, st)
+		}
+		first = false
+		w.block(c, st, indent)
 	}
-	if n == 0 || n >= len(s) || s[n] != ' ' {
-		return 0
+}
+
+func (w *spanWriter) separate(next markdown.Node, st style) {
+	if next.BlankBefore() {
+		w.add("\n\n", st, "")
+	} else {
+		w.add("\n", st, "")
 	}
-	return n + 1
+}
+
+func (w *spanWriter) block(n markdown.Node, st style, indent string) {
+	switch n.Kind() {
+	case markdown.Heading:
+		w.inlines(n, st|stBold, "")
+	case markdown.ThematicBreak:
+		w.add("———", st, "")
+	case markdown.CodeBlock:
+		w.out = append(w.out, span{text: n.Text(), st: st | stPre, lang: cleanLang(n.Language())})
+	case markdown.HTMLBlock:
+		w.add(n.Text(), st, "")
+	case markdown.Quote:
+		w.blocks(n, st|stQuote, indent)
+	case markdown.List:
+		num := n.Start()
+		first := true
+		for item := range n.Children() {
+			if !first {
+				w.separate(item, st)
+			}
+			first = false
+			marker := "• "
+			if n.Ordered() {
+				marker = strconv.Itoa(num) + ". "
+				num++
+			}
+			w.add(indent+marker, st, "")
+			w.blocks(item, st, indent+"  ")
+		}
+	default: // a paragraph
+		w.inlines(n, st, "")
+	}
+}
+
+// inlines writes the inline content of n. href is the link n is inside of, if any: a link
+// inside a link (possible with autolinks) keeps the outer one.
+func (w *spanWriter) inlines(n markdown.Node, st style, href string) {
+	for c := range n.Children() {
+		switch c.Kind() {
+		case markdown.CodeSpan:
+			w.add(c.Text(), st|stCode, href)
+		case markdown.Emphasis:
+			w.inlines(c, st|stItalic, href)
+		case markdown.Strong:
+			w.inlines(c, st|stBold, href)
+		case markdown.Strikethrough:
+			w.inlines(c, st|stStrike, href)
+		case markdown.Link, markdown.Image:
+			target := href
+			if dest := c.Destination(); href == "" && markdown.SafeLinkURL(dest) {
+				target = dest
+			}
+			if c.Kind() == markdown.Image && strings.TrimSpace(c.Text()) == "" {
+				w.add(c.Destination(), st, target) // an image without alt text shows its address
+				continue
+			}
+			w.inlines(c, st, target)
+		case markdown.AutoLink:
+			target := href
+			if dest := c.Destination(); href == "" && markdown.SafeLinkURL(dest) {
+				target = dest
+			}
+			w.add(c.Text(), st, target)
+		default: // text and raw HTML, which Telegram shows as text
+			w.add(c.Text(), st, href)
+			if c.LineBreak() {
+				w.add("\n", st, href)
+			}
+		}
+	}
 }
 
 func cleanLang(s string) string {
@@ -118,186 +160,6 @@ func cleanLang(s string) string {
 		}
 		return -1
 	}, s)
-}
-
-// parseInline appends the spans of one line of inline Markdown.
-func parseInline(s string, st style, href string, depth int, out *[]span) {
-	var lit strings.Builder
-	flush := func() {
-		if lit.Len() > 0 {
-			*out = append(*out, span{text: lit.String(), st: st, href: href})
-			lit.Reset()
-		}
-	}
-	// noClose remembers delimiters that have no closing match further on: looking again from
-	// a later position cannot find one, which keeps "******…" linear.
-	noClose := map[string]bool{}
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '\\' && i+1 < len(s) && isASCIIPunct(s[i+1]):
-			lit.WriteByte(s[i+1])
-			i += 2
-			continue
-		case c == '`':
-			n := 0
-			for i+n < len(s) && s[i+n] == '`' {
-				n++
-			}
-			delim := s[i : i+n]
-			if j := strings.Index(s[i+n:], delim); j > 0 && !noClose[delim] {
-				flush()
-				code := s[i+n : i+n+j]
-				if strings.TrimSpace(code) != "" && len(code) > 2 && code[0] == ' ' && code[len(code)-1] == ' ' {
-					code = code[1 : len(code)-1]
-				}
-				*out = append(*out, span{text: code, st: st | stCode, href: href})
-				i += 2*n + j
-				continue
-			}
-			noClose[delim] = true
-			lit.WriteString(delim)
-			i += n
-			continue
-		case c == '[' && href == "":
-			if text, target, n, ok := parseLink(s[i:]); ok {
-				flush()
-				if safeURL(target) {
-					parseInline(text, st, target, depth+1, out)
-				} else {
-					parseInline(text, st, "", depth+1, out)
-				}
-				i += n
-				continue
-			}
-		case (c == '*' || c == '_' || c == '~') && depth < maxInlineDepth && st&stCode == 0:
-			delim, add := emphasis(s[i:])
-			if delim == "" || noClose[delim] || (c == '_' && i > 0 && isWordByte(s[i-1])) {
-				break
-			}
-			if j := findClose(s, i+len(delim), delim); j > 0 {
-				flush()
-				parseInline(s[i+len(delim):j], st|add, href, depth+1, out)
-				i = j + len(delim)
-				continue
-			}
-			noClose[delim] = true
-			lit.WriteString(delim)
-			i += len(delim)
-			continue
-		}
-		_, size := utf8.DecodeRuneInString(s[i:])
-		lit.WriteString(s[i : i+size])
-		i += size
-	}
-	flush()
-}
-
-// emphasis says which delimiter s starts with and the style it stands for.
-func emphasis(s string) (string, style) {
-	switch {
-	case strings.HasPrefix(s, "**"), strings.HasPrefix(s, "__"):
-		return s[:2], stBold
-	case strings.HasPrefix(s, "~~"):
-		return "~~", stStrike
-	case s[0] == '*' || s[0] == '_':
-		return s[:1], stItalic
-	default:
-		return "", 0
-	}
-}
-
-// findClose returns the index of the delimiter that closes one opened just before from, or -1.
-// The emphasised text must not be empty, start or end with a space; a single '*' or '_' is
-// not taken from a double one; '_' must not be followed by a word character.
-func findClose(s string, from int, delim string) int {
-	if from < len(s) && (s[from] == ' ' || s[from] == '\n') {
-		return -1
-	}
-	for j := from + 1; j+len(delim) <= len(s); j++ {
-		if s[j:j+len(delim)] != delim || s[j-1] == ' ' || s[j-1] == '\\' {
-			continue
-		}
-		if len(delim) == 1 {
-			if j+1 < len(s) && s[j+1] == delim[0] {
-				j++ // part of a double delimiter
-				continue
-			}
-			if s[j-1] == delim[0] {
-				continue
-			}
-		}
-		if delim[0] == '_' && j+len(delim) < len(s) && isWordByte(s[j+len(delim)]) {
-			continue
-		}
-		return j
-	}
-	return -1
-}
-
-// parseLink reads "[text](target)" at the start of s and returns its parts and length.
-func parseLink(s string) (text, target string, n int, ok bool) {
-	depth := 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '[':
-			depth++
-		case ']':
-			depth--
-			if depth == 0 {
-				if i+1 >= len(s) || s[i+1] != '(' {
-					return "", "", 0, false
-				}
-				end, paren := -1, 0
-				for j := i + 2; j < len(s) && end < 0; j++ {
-					switch s[j] {
-					case '(':
-						paren++
-					case ')':
-						if paren == 0 {
-							end = j - (i + 2)
-						}
-						paren--
-					}
-				}
-				if end < 0 {
-					return "", "", 0, false
-				}
-				target = strings.TrimSpace(s[i+2 : i+2+end])
-				if t, _, found := strings.Cut(target, " "); found { // [x](url "title")
-					target = t
-				}
-				return s[1:i], target, i + 3 + end, s[1:i] != "" && target != ""
-			}
-		}
-	}
-	return "", "", 0, false
-}
-
-// safeURL reports whether u may become a link: http, https, mailto and tg only, so that an
-// agent's message cannot carry a javascript: or data: link.
-func safeURL(u string) bool {
-	p, err := url.Parse(u)
-	if err != nil {
-		return false
-	}
-	switch strings.ToLower(p.Scheme) {
-	case "http", "https":
-		return p.Host != ""
-	case "mailto", "tg":
-		return true
-	}
-	return false
-}
-
-func isASCIIPunct(c byte) bool {
-	return c < 0x80 && unicode.IsPunct(rune(c)) || strings.IndexByte("`*_~[]()#+-.!>|<=${}^", c) >= 0
-}
-
-func isWordByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
 }
 
 // mergeSpans joins neighbours with the same style and drops empty spans.
@@ -325,19 +187,25 @@ func plainText(spans []span) string {
 	return b.String()
 }
 
-// renderHTML writes spans as Telegram HTML. Text is escaped (&, <, >) and every span opens and
-// closes its own tags, so a part cut from a longer message is always well-formed.
+// renderHTML writes spans as Telegram HTML. Text is escaped (&, <, >), and tags nest: a span
+// closes only the tags its neighbour does not share, so "**bold _and italic_**" becomes
+// <b>bold <i>and italic</i></b>. Every tag opened is closed at the end, so a part cut from a
+// longer message is always well-formed.
 func renderHTML(spans []span) string {
 	var b strings.Builder
-	inQuote := false
+	var open []string // the open tags, outermost first, as written ("<a href=…>")
 	for _, s := range spans {
-		if q := s.st&stQuote != 0; q != inQuote {
-			if q {
-				b.WriteString("<blockquote>")
-			} else {
-				b.WriteString("</blockquote>")
-			}
-			inQuote = q
+		want := spanTags(s)
+		same := 0
+		for same < len(open) && same < len(want) && open[same] == want[same] {
+			same++
+		}
+		for i := len(open) - 1; i >= same; i-- {
+			b.WriteString(closeTag(open[i]))
+		}
+		open = append(open[:same], want[same:]...)
+		for _, t := range want[same:] {
+			b.WriteString(t)
 		}
 		text := html.EscapeString(s.text)
 		text = strings.ReplaceAll(text, "&#39;", "'")
@@ -350,26 +218,42 @@ func renderHTML(spans []span) string {
 			}
 			continue
 		}
-		var open, closing string
-		for _, t := range []struct {
-			st  style
-			tag string
-		}{{stBold, "b"}, {stItalic, "i"}, {stStrike, "s"}, {stCode, "code"}} {
-			if s.st&t.st != 0 {
-				open += "<" + t.tag + ">"
-				closing = "</" + t.tag + ">" + closing
-			}
-		}
-		if s.href != "" {
-			open = `<a href="` + html.EscapeString(s.href) + `">` + open
-			closing += "</a>"
-		}
-		b.WriteString(open + text + closing)
+		b.WriteString(text)
 	}
-	if inQuote {
-		b.WriteString("</blockquote>")
+	for i := len(open) - 1; i >= 0; i-- {
+		b.WriteString(closeTag(open[i]))
 	}
 	return b.String()
+}
+
+// spanTags are the start tags a span is written inside, outermost first. A code block takes
+// only the quote around it: Telegram allows no formatting inside pre.
+func spanTags(s span) []string {
+	var tags []string
+	if s.st&stQuote != 0 {
+		tags = append(tags, "<blockquote>")
+	}
+	if s.st&stPre != 0 {
+		return tags
+	}
+	if s.href != "" {
+		tags = append(tags, `<a href="`+html.EscapeString(s.href)+`">`)
+	}
+	for _, t := range []struct {
+		st  style
+		tag string
+	}{{stBold, "<b>"}, {stItalic, "<i>"}, {stStrike, "<s>"}, {stCode, "<code>"}} {
+		if s.st&t.st != 0 {
+			tags = append(tags, t.tag)
+		}
+	}
+	return tags
+}
+
+// closeTag is the end tag of a start tag written by spanTags.
+func closeTag(start string) string {
+	name, _, _ := strings.Cut(strings.Trim(start, "<>"), " ")
+	return "</" + name + ">"
 }
 
 // formatted is a message ready to send: parts of Telegram HTML within the limit, each with its
@@ -384,6 +268,12 @@ type formatted struct {
 func formatMarkdown(s string, limit int) []formatted {
 	spans := parseMarkdown(s)
 	plain := plainText(spans)
+	if strings.TrimSpace(plain) == "" && strings.TrimSpace(s) != "" {
+		// Markup that shows nothing (an empty code block, a lone fence): send it as written
+		// rather than nothing, so the agent's message arrives.
+		spans = []span{{text: strings.ToValidUTF8(s, "\uFFFD")}}
+		plain = spans[0].text
+	}
 	var out []formatted
 	for _, r := range (textsplit.Splitter{Unit: textsplit.UTF16}).Ranges(plain, limit) {
 		part := sliceSpans(spans, r[0], r[1])
@@ -466,7 +356,7 @@ func outboundMarkdown(m bridge.Outbound) string {
 			var lines []string
 			title := escapeMarkdown(strings.TrimSpace(it.Title))
 			switch {
-			case title != "" && safeURL(it.Link):
+			case title != "" && markdown.SafeLinkURL(it.Link):
 				lines = append(lines, "**["+title+"]("+it.Link+")**")
 			case title != "":
 				lines = append(lines, "**"+title+"**")
@@ -474,10 +364,10 @@ func outboundMarkdown(m bridge.Outbound) string {
 			if d := strings.TrimSpace(it.Description); d != "" {
 				lines = append(lines, escapeMarkdown(d))
 			}
-			if title == "" && safeURL(it.Link) {
+			if title == "" && markdown.SafeLinkURL(it.Link) {
 				lines = append(lines, it.Link)
 			}
-			if safeURL(it.MediaURL) {
+			if markdown.SafeLinkURL(it.MediaURL) {
 				lines = append(lines, "[Image]("+it.MediaURL+")")
 			}
 			if len(lines) > 0 {

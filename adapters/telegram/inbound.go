@@ -12,6 +12,7 @@ import (
 
 	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/markdown"
 )
 
 // CloudDownloadLimit is the largest file the cloud Bot API lets a bot download with getFile.
@@ -453,7 +454,7 @@ func entitiesToMarkdown(text string, entities []models.MessageEntity) string {
 				return -1
 			}, e.Language)+"\n", "\n```", true
 		case models.MessageEntityTypeTextLink:
-			if !safeURL(e.URL) {
+			if !markdown.SafeLinkURL(e.URL) {
 				continue
 			}
 			open, closeTag = "[", "]("+strings.NewReplacer("(", "%28", ")", "%29", " ", "%20").Replace(e.URL)+")"
