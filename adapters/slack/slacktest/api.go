@@ -344,6 +344,7 @@ func (s *Server) writableLocked(id string) (*Channel, apiError) {
 	case !c.BotMember:
 		return nil, "not_in_channel"
 	case c.IM && s.users[c.User] != nil && s.users[c.User].Deleted:
+		// What Slack answers for a DM to a deactivated user is not documented; the fake fails.
 		return nil, "user_disabled"
 	}
 	return c, ""

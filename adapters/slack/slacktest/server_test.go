@@ -708,3 +708,27 @@ func TestUnackedInteractionIsNotRetried(t *testing.T) {
 		}
 	}
 }
+
+func TestCloseWithSocketOpen(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	srv := slacktest.NewServer(t)
+	sm := socketmode.New(client(srv, srv.BotToken))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sm.RunContext(ctx) }()
+	srv.WaitConnections(t, 1)
+	srv.Close()
+	cancel()
+	for {
+		select {
+		case <-sm.Events:
+			continue
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("RunContext = %v", err)
+			}
+		}
+		break
+	}
+	goleak.VerifyNone(t, ignore)
+}

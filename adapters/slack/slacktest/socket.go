@@ -220,7 +220,7 @@ func (s *Server) pumpLocked(now time.Time) time.Duration {
 		envID := fmt.Sprintf("%s-%s", randomHex(4), randomHex(12))
 		frame, _ := json.Marshal(map[string]any{
 			"envelope_id": envID, "type": ev.Type, "payload": ev.payload,
-			"accepts_response_payload": ev.Type == "interactive", "retry_attempt": ev.attempt, "retry_reason": ev.reason,
+			"accepts_response_payload": false, "retry_attempt": ev.attempt, "retry_reason": ev.reason,
 		})
 		c.sendLocked(outFrame{data: frame})
 		ev.inflight, ev.deadline = true, now.Add(s.ackTimeout)
