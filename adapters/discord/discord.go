@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,45 +50,6 @@ const Platform bridge.Platform = "discord"
 
 // DefaultCDNURL serves sticker images.
 const DefaultCDNURL = "https://media.discordapp.net"
-
-// Config configures the Discord adapter.
-type Config struct {
-	// Token is the bot token from the Developer Portal. It is a secret.
-	Token string
-	// APIURL is the REST API base: DefaultAPIURL when empty. A URL without a path gets
-	// "/api/v10" appended; any other path (a proxy's prefix) is used as is. The gateway URL is
-	// taken from this API's GET /gateway answer.
-	APIURL string
-	// CDNURL serves sticker images: DefaultCDNURL when empty.
-	CDNURL string
-	// SupportChannelID turns on support-channel mode: the bot keeps a "Contact support" panel
-	// in this text channel and opens a private thread per ticket under it. This mode needs the
-	// privileged Message Content intent (Developer Portal → Bot → Privileged Gateway Intents),
-	// because messages in threads carry no content without it.
-	SupportChannelID string
-	// StaffRoleID, in support-channel mode, is a role added to every ticket thread.
-	StaffRoleID string
-	// HTTPClient sends REST requests and downloads. When nil, a client with a 30 s timeout.
-	HTTPClient *http.Client
-	// HelloTimeout bounds the wait for the gateway's HELLO after a dial: 15 s when zero.
-	HelloTimeout time.Duration
-	// MaxUploadSize is the largest file the adapter uploads (Discord's limit for the bot's
-	// servers): 10 MiB when zero. A larger agent file is named in the message instead.
-	MaxUploadSize int64
-}
-
-// String describes cfg with the token redacted, so that logging a Config by accident does not
-// leak it.
-func (cfg Config) String() string {
-	token := ""
-	if cfg.Token != "" {
-		token = "<redacted>"
-	}
-	return fmt.Sprintf("discord.Config{Token:%s APIURL:%s SupportChannelID:%s StaffRoleID:%s}", token, cfg.APIURL, cfg.SupportChannelID, cfg.StaffRoleID)
-}
-
-// GoString is String, for %#v.
-func (cfg Config) GoString() string { return cfg.String() }
 
 // Cursor names. Cursors are durable and never move backwards, which fits what the adapter
 // keeps: the last message delivered per channel, and ids that never change once set (a
@@ -151,31 +111,8 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 	if host == nil {
 		return nil, errors.New("discord: no host")
 	}
-	if cfg.Token == "" {
-		return nil, errors.New("discord: bot token is empty")
-	}
-	if strings.IndexFunc(cfg.Token, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
-		return nil, errors.New("discord: bot token has spaces or characters that are not printable ASCII")
-	}
-	apiURL, err := normalizeAPIURL(cfg.APIURL)
-	if err != nil {
-		return nil, err
-	}
-	cdn := cfg.CDNURL
-	if cdn == "" {
-		cdn = DefaultCDNURL
-	}
-	if u, err := url.Parse(cdn); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("discord: CDN URL must be an absolute http or https URL")
-	}
-	if cfg.SupportChannelID != "" && !isSnowflake(cfg.SupportChannelID) {
-		return nil, fmt.Errorf("discord: support channel id %q is not a Discord id", cfg.SupportChannelID)
-	}
-	if cfg.StaffRoleID != "" && !isSnowflake(cfg.StaffRoleID) {
-		return nil, fmt.Errorf("discord: staff role id %q is not a Discord id", cfg.StaffRoleID)
-	}
-	if cfg.StaffRoleID != "" && cfg.SupportChannelID == "" {
-		return nil, errors.New("discord: a staff role needs a support channel")
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("discord: invalid configuration: %w", err)
 	}
 	client := cfg.HTTPClient
 	if client == nil {
@@ -190,9 +127,9 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 		logger = zap.NewNop()
 	}
 	a := &Adapter{
-		rest:         &rest{base: apiURL, token: cfg.Token, client: client},
+		rest:         &rest{base: cfg.apiURL, token: string(cfg.Token), client: client},
 		client:       client,
-		cdnURL:       strings.TrimRight(cdn, "/"),
+		cdnURL:       cfg.cdnURL,
 		intents:      dmIntents,
 		support:      cfg.SupportChannelID,
 		staffRole:    cfg.StaffRoleID,
@@ -217,24 +154,6 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 		a.maxUpload = 10 << 20
 	}
 	return a, nil
-}
-
-// normalizeAPIURL applies DefaultAPIURL and appends /api/v10 to a bare host.
-func normalizeAPIURL(s string) (string, error) {
-	if s == "" {
-		return DefaultAPIURL, nil
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", errors.New("discord: API URL must be an absolute http or https URL")
-	}
-	if u.User != nil {
-		return "", errors.New("discord: API URL must not carry credentials")
-	}
-	if strings.Trim(u.Path, "/") == "" {
-		u.Path = "/api/v" + gatewayVersion
-	}
-	return strings.TrimRight(u.String(), "/"), nil
 }
 
 // Platform returns Platform.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -873,8 +874,9 @@ func TestNewRejectsBadConfigWithoutEchoingToken(t *testing.T) {
 			t.Errorf("error leaks token: %v", err)
 		}
 	}
-	if s := (Config{Token: testToken}).String(); strings.Contains(s, "SECRET") {
-		t.Errorf("Config.String leaks: %s", s)
+	cfg := Config{Token: testToken}
+	if s := fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg); strings.Contains(s, "SECRET") {
+		t.Errorf("a printed Config leaks the token: %s", s)
 	}
 	if u, _ := normalizeAPIURL("http://proxy:8080"); u != "http://proxy:8080/api/v10" {
 		t.Errorf("bare host → %s", u)

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -63,69 +62,6 @@ const (
 	// localUploadLimit is the largest file a self-hosted Bot API server accepts.
 	localUploadLimit = 2000 << 20
 )
-
-// Config configures the Telegram adapter.
-type Config struct {
-	// Token is the bot token from @BotFather. It is a secret: it never appears in logs or errors.
-	Token string
-	// APIURL is the Bot API server: DefaultAPIURL when empty, or a self-hosted Bot API server or
-	// a test fake. A path prefix is allowed.
-	APIURL string
-	// PollTimeout is the long-poll timeout sent to getUpdates, in whole seconds (at least 1):
-	// DefaultPollTimeout when zero.
-	PollTimeout time.Duration
-	// HTTPClient sends every request. When nil, the adapter uses its own client with
-	// Timeout = PollTimeout + 15s. A client given here must allow a request to last longer
-	// than PollTimeout.
-	HTTPClient *http.Client
-
-	// Mode is ModePolling (the default) or ModeWebhook.
-	Mode string
-	// WebhookURL is the public HTTPS URL Telegram posts updates to (webhook mode). Its path is
-	// the path the adapter's own server answers on.
-	WebhookURL string
-	// WebhookSecret is sent by Telegram in X-Telegram-Bot-Api-Secret-Token with every update;
-	// requests without it are refused. 1-256 characters of A-Z, a-z, 0-9, _ and -.
-	WebhookSecret string
-	// WebhookListen is the address the webhook server listens on: DefaultWebhookListen when
-	// empty. A reverse proxy terminates TLS in front of it.
-	WebhookListen string
-
-	// Greeting is sent (as Markdown) when a user starts the bot with /start; empty sends
-	// nothing. /start itself never becomes a OneChat message.
-	Greeting string
-	// AlbumWindow is how long to wait for more parts of an album (a media group) before it
-	// becomes one message: DefaultAlbumWindow when zero.
-	AlbumWindow time.Duration
-	// MaxDownloadSize is the largest file the Bot API server lets the bot download. Zero means
-	// 20 MB for the cloud API and no limit for a self-hosted server (APIURL set); larger files
-	// reach the agent as a note naming the file and its size.
-	MaxDownloadSize int64
-	// MaxUploadSize is the largest file the bot may send: zero means 50 MB for the cloud API
-	// and 2000 MB for a self-hosted server.
-	MaxUploadSize int64
-	// PerChatInterval and GlobalInterval pace sends before Telegram has to: at most one message
-	// per PerChatInterval to one chat (1s when zero) and one per GlobalInterval in all (1/30 s).
-	PerChatInterval, GlobalInterval time.Duration
-}
-
-// String describes cfg with the token redacted, so that logging a Config by accident does not
-// leak it.
-func (cfg Config) String() string {
-	token := ""
-	if cfg.Token != "" {
-		token = redacted
-	}
-	secret := ""
-	if cfg.WebhookSecret != "" {
-		secret = redacted
-	}
-	return fmt.Sprintf("telegram.Config{Token:%s APIURL:%s PollTimeout:%s Mode:%s WebhookURL:%s WebhookSecret:%s WebhookListen:%s}",
-		token, cfg.APIURL, cfg.PollTimeout, cfg.Mode, cfg.WebhookURL, secret, cfg.WebhookListen)
-}
-
-// GoString is String, for %#v.
-func (cfg Config) GoString() string { return cfg.String() }
 
 // Adapter is the Telegram side of the bridge. It implements bridge.Adapter and the optional
 // AttachmentOpener, Editor, Deleter, Typer and HealthReporter. Send and the other methods may
@@ -176,35 +112,11 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 	if host == nil {
 		return nil, errors.New("telegram: no host")
 	}
-	if cfg.Token == "" {
-		return nil, errors.New("telegram: bot token is empty")
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("telegram: invalid configuration: %w", err)
 	}
-	if strings.IndexFunc(cfg.Token, func(r rune) bool {
-		return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == ':' || r == '_' || r == '-')
-	}) >= 0 {
-		// Not echoing the token: it is a secret even when it is malformed.
-		return nil, errors.New("telegram: bot token has a character other than letters, digits, ':', '_' and '-'")
-	}
-	apiURL := cfg.APIURL
-	if apiURL == "" {
-		apiURL = DefaultAPIURL
-	}
-	u, err := url.Parse(apiURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("telegram: API URL must be an absolute http or https URL")
-	}
-	pollTimeout := cfg.PollTimeout
-	switch {
-	case pollTimeout == 0:
-		pollTimeout = DefaultPollTimeout
-	case pollTimeout < time.Second:
-		return nil, fmt.Errorf("telegram: poll timeout %s is below one second", pollTimeout)
-	}
-	pollTimeout = pollTimeout.Truncate(time.Second)
+	apiURL, pollTimeout := cfg.apiURL, cfg.pollTimeout
 	client := cfg.HTTPClient
-	if client != nil && client.Timeout != 0 && client.Timeout <= pollTimeout {
-		return nil, fmt.Errorf("telegram: HTTP client timeout %s must exceed the poll timeout %s", client.Timeout, pollTimeout)
-	}
 	if client == nil {
 		// Go's default transport keeps two idle connections per host; the outbound workers
 		// and the poller run more requests than that at once, and each beyond two would
@@ -217,20 +129,17 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 		logger = zap.NewNop()
 	}
 	a := &Adapter{
-		token:       cfg.Token,
+		token:       string(cfg.Token),
 		apiURL:      apiURL,
-		endpoint:    strings.TrimRight(apiURL, "/") + "/bot" + cfg.Token + "/",
-		fileBase:    strings.TrimRight(apiURL, "/") + "/file/bot" + cfg.Token + "/",
+		endpoint:    strings.TrimRight(apiURL, "/") + "/bot" + string(cfg.Token) + "/",
+		fileBase:    strings.TrimRight(apiURL, "/") + "/file/bot" + string(cfg.Token) + "/",
 		pollTimeout: pollTimeout,
 		client:      client,
 		log:         logger,
-		greeting:    cfg.Greeting,
-		albumWindow: cfg.AlbumWindow,
+		greeting:    cfg.greeting,
+		albumWindow: cfg.albumWindow,
 		backoff:     retry.Backoff{Base: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.5},
 		wait:        retry.Sleep,
-	}
-	if a.albumWindow <= 0 {
-		a.albumWindow = DefaultAlbumWindow
 	}
 	cloud := strings.TrimRight(apiURL, "/") == DefaultAPIURL
 	switch {
@@ -246,36 +155,12 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 			a.maxUpload = cloudUploadLimit
 		}
 	}
-	switch cfg.Mode {
-	case "", ModePolling:
-		a.mode = ModePolling
-	case ModeWebhook:
+	a.mode = ModePolling
+	if cfg.Mode == ModeWebhook {
 		a.mode = ModeWebhook
-		wu, err := url.Parse(cfg.WebhookURL)
-		if err != nil || wu.Scheme != "https" || wu.Host == "" {
-			return nil, errors.New("telegram: webhook URL must be an absolute https URL (Telegram posts only to HTTPS)")
-		}
-		if cfg.WebhookSecret == "" || len(cfg.WebhookSecret) > 256 || strings.IndexFunc(cfg.WebhookSecret, func(r rune) bool {
-			return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || r == '-')
-		}) >= 0 {
-			return nil, errors.New("telegram: webhook secret must be 1-256 characters of A-Z, a-z, 0-9, '_' and '-'")
-		}
-		a.webhookURL, a.webhookSecret = cfg.WebhookURL, cfg.WebhookSecret
-		a.webhookListen = cfg.WebhookListen
-		if a.webhookListen == "" {
-			a.webhookListen = DefaultWebhookListen
-		}
-	default:
-		return nil, fmt.Errorf("telegram: mode must be %s or %s, got %q", ModePolling, ModeWebhook, cfg.Mode)
+		a.webhookURL, a.webhookSecret, a.webhookListen = cfg.WebhookURL, string(cfg.WebhookSecret), cfg.WebhookListen
 	}
-	perChat, global := cfg.PerChatInterval, cfg.GlobalInterval
-	if perChat <= 0 {
-		perChat = time.Second
-	}
-	if global <= 0 {
-		global = time.Second / 30
-	}
-	a.pacer = newPacer(perChat, global)
+	a.pacer = newPacer(cfg.perChat, cfg.global)
 	a.host = host
 	a.health.set(errors.New("telegram: not started"))
 	return a, nil

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/onechat/onechat-bridge/adapters/secret"
 	"github.com/onechat/onechat-bridge/adapters/retry"
 	"github.com/onechat/onechat-bridge/adapters/telegram/telegramtest"
 	"github.com/onechat/onechat-bridge/bridge"
@@ -253,7 +254,7 @@ func newFixtureURL(t *testing.T, srv *telegramtest.Server, apiURL, token string)
 	logger := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core()))
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	a, err := New(Config{Token: token, APIURL: apiURL, HTTPClient: &http.Client{Transport: tr, Timeout: time.Minute}}, newInbox(), logger)
+	a, err := New(Config{Token: secret.String(token), APIURL: apiURL, HTTPClient: &http.Client{Transport: tr, Timeout: time.Minute}}, newInbox(), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -890,7 +891,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"empty token", Config{}},
 		{"token with a slash", Config{Token: "123:abc/../" + testToken}},
 		{"relative URL", Config{Token: testToken, APIURL: "api.telegram.org"}},
-		{"poll timeout below a second", Config{Token: testToken, PollTimeout: time.Millisecond}},
+		{"poll timeout below a second", Config{Token: testToken, PollTimeout: "1ms"}},
 		{"HTTP timeout shorter than the poll", Config{Token: testToken, HTTPClient: &http.Client{Timeout: 30 * time.Second}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -913,7 +914,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		t.Fatalf("defaults not applied: %+v", a)
 	}
 	cfg := Config{Token: testToken, APIURL: "http://127.0.0.1:1"}
-	if s := fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg); strings.Contains(s, testToken) {
+	if s := fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg); strings.Contains(s, testToken) {
 		t.Fatalf("formatting a Config leaks the token: %s", s)
 	}
 }
