@@ -82,9 +82,6 @@ type Config struct {
 // Enabled reports whether the bridge is to run the adapter: a bot token is set.
 func (cfg *Config) Enabled() bool { return cfg.Token != "" }
 
-// WebhookSecretGenerated reports whether Validate made up the webhook secret.
-func (cfg *Config) WebhookSecretGenerated() bool { return cfg.webhookSecretGenerated }
-
 // Validate checks every setting, fills the derived ones and the defaults of empty ones, and
 // reports all problems at once, one error per problem naming its variable. No error holds
 // the token or the webhook secret.

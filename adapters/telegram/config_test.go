@@ -66,7 +66,7 @@ func TestConfigWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(cfg.WebhookSecret)
-	if cfg.WebhookListen != ":8443" || len(s) < 32 || !cfg.WebhookSecretGenerated() {
+	if cfg.WebhookListen != ":8443" || len(s) < 32 || !cfg.webhookSecretGenerated {
 		t.Fatalf("webhook %+v", cfg)
 	}
 	if err := cfg.Validate(); err != nil || string(cfg.WebhookSecret) != s {
@@ -83,7 +83,7 @@ func TestConfigWebhook(t *testing.T) {
 		t.Fatalf("a secret prints: %s", p)
 	}
 	cfg = parseEnv(t, append(vars, "TELEGRAM_WEBHOOK_SECRET=my-Secret_1")...)
-	if err := cfg.Validate(); err != nil || string(cfg.WebhookSecret) != "my-Secret_1" || cfg.WebhookSecretGenerated() {
+	if err := cfg.Validate(); err != nil || string(cfg.WebhookSecret) != "my-Secret_1" || cfg.webhookSecretGenerated {
 		t.Fatalf("given secret: %v", err)
 	}
 }

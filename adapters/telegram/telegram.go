@@ -160,6 +160,9 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 		a.mode = ModeWebhook
 		a.webhookURL, a.webhookSecret, a.webhookListen = cfg.WebhookURL, string(cfg.WebhookSecret), cfg.WebhookListen
 	}
+	if cfg.webhookSecretGenerated {
+		logger.Info("webhook secret generated for this start; setWebhook hands it to Telegram (set TELEGRAM_WEBHOOK_SECRET to keep one)")
+	}
 	a.pacer = newPacer(cfg.perChat, cfg.global)
 	a.host = host
 	a.health.set(errors.New("telegram: not started"))

@@ -20,8 +20,8 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/onechat/onechat-bridge/adapters/secret"
 	"github.com/onechat/onechat-bridge/adapters/retry"
+	"github.com/onechat/onechat-bridge/adapters/secret"
 	"github.com/onechat/onechat-bridge/adapters/telegram/telegramtest"
 	"github.com/onechat/onechat-bridge/bridge"
 )

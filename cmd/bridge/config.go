@@ -14,16 +14,13 @@ import (
 	"github.com/caarlos0/env/v11"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/onechat/onechat-bridge/adapters/secret"
 )
 
-// Secret is a configuration value that never prints.
-type Secret string
-
-// String implements fmt.Stringer so a Secret never appears in logs or errors.
-func (Secret) String() string { return "<redacted>" }
-
-// GoString keeps %#v from printing the value either.
-func (Secret) GoString() string { return "<redacted>" }
+// Secret is a configuration value that never prints. It is the adapters' secret type, so the
+// startup line redacts the bridge's own secrets and the adapters' alike.
+type Secret = secret.String
 
 // Config is the bridge's whole configuration, read from the environment.
 type Config struct {
@@ -37,10 +34,7 @@ type Config struct {
 	// "reopen" (it reopens the resolved one).
 	OnResolved string `env:"ONECHAT_ON_RESOLVED" envDefault:"new"`
 
-	// Each adapter's settings live in their own file (config_<platform>.go).
-	Telegram TelegramSettings
-	Discord  DiscordSettings
-	Tuning   TuningSettings
+	Tuning TuningSettings
 
 	AdminAddr string `env:"BRIDGE_ADMIN_ADDR" envDefault:"127.0.0.1:9090"`
 	// ShutdownTimeout bounds how long the bridge takes to stop after SIGTERM. It must stay
@@ -51,10 +45,39 @@ type Config struct {
 	LogFormat       string `env:"LOG_FORMAT" envDefault:"json"`
 
 	shutdownTimeout time.Duration
+	// adapters holds each adapter's own Config, one per line of adapterTable.
+	adapters []adapterConfig
+}
+
+// newConfig returns a zero configuration with a zero Config for every adapter.
+func newConfig() Config { return Config{adapters: newAdapterConfigs()} }
+
+// targets are the structs the environment is read into: the bridge's own settings and each
+// adapter's Config.
+func (c *Config) targets() []any {
+	t := []any{c}
+	for _, a := range c.adapters {
+		t = append(t, a.cfg)
+	}
+	return t
+}
+
+// envParams lists every variable the configuration reads, the adapters' included.
+func envParams() ([]env.FieldParams, error) {
+	cfg := newConfig()
+	var all []env.FieldParams
+	for _, t := range cfg.targets() {
+		params, err := env.GetFieldParams(t)
+		if err != nil {
+			return nil, fmt.Errorf("configuration: %w", err)
+		}
+		all = append(all, params...)
+	}
+	return all, nil
 }
 
 // fileSuffix marks a variable that names a file holding the value of the variable without it,
-// as Docker and Kubernetes secrets are mounted: TELEGRAM_BOT_TOKEN_FILE=/run/secrets/tg.
+// as Docker and Kubernetes secrets are mounted: DATABASE_URL_FILE=/run/secrets/db.
 const fileSuffix = "_FILE"
 
 // LoadConfig reads the configuration from environ (os.Environ() form) and validates it. The
@@ -65,12 +88,14 @@ func LoadConfig(environ []string) (Config, error) {
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
 	}
-	var cfg Config
+	cfg := newConfig()
 	if err := resolveFiles(vars); err != nil {
 		return cfg, err
 	}
-	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
-		return cfg, err
+	for _, t := range cfg.targets() {
+		if err := env.ParseWithOptions(t, env.Options{Environment: vars}); err != nil {
+			return cfg, err
+		}
 	}
 	return cfg, cfg.Validate()
 }
@@ -80,9 +105,9 @@ func LoadConfig(environ []string) (Config, error) {
 // *_FILE variable in the environment is never read. A trailing newline, which editors and
 // `echo` add, is dropped.
 func resolveFiles(vars map[string]string) error {
-	params, err := env.GetFieldParams(&Config{})
+	params, err := envParams()
 	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
+		return err
 	}
 	var errs []error
 	for _, p := range params {
@@ -149,12 +174,8 @@ func (c *Config) Validate() error {
 	if c.OnResolved != "new" && c.OnResolved != "reopen" {
 		bad("ONECHAT_ON_RESOLVED", "must be new or reopen, got %q", c.OnResolved)
 	}
-	errs = append(errs, c.Telegram.validate()...)
+	errs = append(errs, validateAdapters(c.adapters)...)
 	errs = append(errs, c.Tuning.validate()...)
-	errs = append(errs, c.Discord.validate()...)
-	if !c.Telegram.enabled() && !c.Discord.enabled() {
-		bad("TELEGRAM_BOT_TOKEN", "is required unless DISCORD_BOT_TOKEN is set: at least one platform must be configured (the token @BotFather gave your bot)")
-	}
 	if c.AdminAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
 			bad("BRIDGE_ADMIN_ADDR", "must be host:port (or empty to disable), got %q", c.AdminAddr)
@@ -206,13 +227,21 @@ func sensitiveName(name string) bool {
 }
 
 // configObject is the effective configuration as a log object: every variable the Config
-// struct reads (adapters' settings included, found by reflection so a new adapter is covered
+// struct and each adapter's Config read (found by reflection, so a new adapter is covered
 // without touching this code), by its environment name, with secrets shown only as set or not.
 type configObject struct{ cfg *Config }
 
 // MarshalLogObject implements zapcore.ObjectMarshaler.
 func (o configObject) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	walkConfig(reflect.ValueOf(o.cfg).Elem(), func(name string, v reflect.Value) {
+	for _, t := range o.cfg.targets() {
+		o.marshal(enc, t)
+	}
+	return nil
+}
+
+// marshal adds the variables of one struct the environment was read into.
+func (configObject) marshal(enc zapcore.ObjectEncoder, target any) {
+	walkConfig(reflect.ValueOf(target).Elem(), func(name string, v reflect.Value) {
 		switch {
 		case v.Type() == reflect.TypeFor[Secret]():
 			enc.AddString(name, redactedValue(name, v.String()))
@@ -224,7 +253,6 @@ func (o configObject) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 			enc.AddString(name, fmt.Sprint(v.Interface()))
 		}
 	})
-	return nil
 }
 
 // redactedValue shows whether a secret is set; for DATABASE_URL it keeps the parts an operator
@@ -238,7 +266,7 @@ func redactedValue(name, v string) string {
 			return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String() + " (credentials redacted)"
 		}
 	}
-	return "<redacted>"
+	return secret.Redacted
 }
 
 // walkConfig calls fn for every exported field with an env tag, descending into nested structs.

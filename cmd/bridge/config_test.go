@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/onechat/onechat-bridge/adapters/telegram"
 )
 
 func validEnv() []string {
@@ -25,7 +28,7 @@ func TestConfigDefaults(t *testing.T) {
 	if cfg.CableURL != "wss://chat.example.com/cable" {
 		t.Errorf("cable URL %q, want wss://chat.example.com/cable", cfg.CableURL)
 	}
-	if cfg.AdminAddr != "127.0.0.1:9090" || cfg.Telegram.APIURL != "https://api.telegram.org" || cfg.OnResolved != "new" {
+	if cfg.AdminAddr != "127.0.0.1:9090" || adapterConfigOf[telegram.Config](t, cfg).APIURL != "https://api.telegram.org" || cfg.OnResolved != "new" {
 		t.Errorf("unexpected defaults: %+v", cfg)
 	}
 	cfg, err = LoadConfig(append(validEnv(), "ONECHAT_BASE_URL=http://onechat:3000/"))
@@ -43,6 +46,8 @@ func TestConfigErrorsNameEachVariable(t *testing.T) {
 		env  []string
 		want []string
 	}{
+		// The line for "no platform" names every platform's variable: TELEGRAM_BOT_TOKEN or
+		// DISCORD_BOT_TOKEN or ...
 		{"nothing set", nil, []string{"DATABASE_URL", "ONECHAT_BASE_URL", "ONECHAT_INBOX_IDENTIFIER", "TELEGRAM_BOT_TOKEN"}},
 		{"malformed", append(validEnv(),
 			"DATABASE_URL=mysql://x", "ONECHAT_BASE_URL=chat.example.com", "ONECHAT_CABLE_URL=https://x/cable",
@@ -63,7 +68,7 @@ func TestConfigErrorsNameEachVariable(t *testing.T) {
 				t.Errorf("got %d problem lines, want %d:\n%s", len(lines)-1, len(tt.want), stderr.String())
 			}
 			for _, v := range tt.want {
-				if !strings.Contains(stderr.String(), "  "+v+":") {
+				if !regexp.MustCompile(`(?m)^  (\S+ or )*` + v + `( or \S+)*:`).MatchString(stderr.String()) {
 					t.Errorf("no line names %s:\n%s", v, stderr.String())
 				}
 			}

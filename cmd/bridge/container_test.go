@@ -5,27 +5,55 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/caarlos0/env/v11"
 )
 
-// .env.example is what operators copy: every variable the bridge reads must be in it.
-func TestEnvExampleListsEveryVariable(t *testing.T) {
-	b, err := os.ReadFile("../../.env.example")
+// composeOnly are variables .env.example lists for docker-compose.yml, not for the bridge.
+var composeOnly = map[string]bool{"BRIDGE_DB_PASSWORD": true}
+
+// .env.example is what operators copy and README's table what they read: both list exactly
+// the variables the bridge reads, its own and every adapter's Config's, so a variable added to
+// an adapter is documented and a variable removed is not left behind.
+func TestConfigurationIsDocumented(t *testing.T) {
+	params, err := envParams()
 	if err != nil {
 		t.Fatal(err)
 	}
-	params, err := env.GetFieldParams(&Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	listed := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^#?([A-Z][A-Z0-9_]*)=`).FindAllStringSubmatch(string(b), -1) {
-		listed[m[1]] = true
-	}
+	read := map[string]bool{}
 	for _, p := range params {
-		if !listed[p.Key] {
-			t.Errorf(".env.example does not list %s", p.Key)
+		read[p.Key] = true
+	}
+	example, err := os.ReadFile("../../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(readme), "\n## Configuration\n")
+	table, _, _ = strings.Cut(table, "\n## ")
+	docs := map[string]map[string]bool{".env.example": {}, "README's configuration table": {}}
+	for _, m := range regexp.MustCompile(`(?m)^#?([A-Z][A-Z0-9_]*)=`).FindAllStringSubmatch(string(example), -1) {
+		docs[".env.example"][m[1]] = true
+	}
+	for _, row := range regexp.MustCompile(`(?m)^\| ([^|]*)\|`).FindAllStringSubmatch(table, -1) {
+		for _, m := range regexp.MustCompile("`([^`]*)`").FindAllStringSubmatch(row[1], -1) {
+			docs["README's configuration table"][m[1]] = true
+		}
+	}
+	if len(docs["README's configuration table"]) == 0 {
+		t.Fatal("README.md has no configuration table under ## Configuration")
+	}
+	for doc, listed := range docs {
+		for name := range read {
+			if !listed[name] {
+				t.Errorf("%s does not list %s", doc, name)
+			}
+		}
+		for name := range listed {
+			if !read[name] && !composeOnly[name] {
+				t.Errorf("%s lists %s, which no configuration reads", doc, name)
+			}
 		}
 	}
 }

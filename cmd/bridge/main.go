@@ -1,5 +1,5 @@
-// Command bridge runs OneChat Bridge: it gives a OneChat API inbox support coverage on
-// Telegram (and, later, Discord).
+// Command bridge runs OneChat Bridge: it gives a OneChat API inbox support coverage on the
+// chat platforms listed in adapterTable.
 //
 // Usage:
 //

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/onechat/onechat-bridge/adapters/telegram"
 )
 
 // secretsOf lists every secret the world's bridge knows, for leak checks.
@@ -53,11 +55,12 @@ func TestConfigEveryVariable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tg := adapterConfigOf[telegram.Config](t, cfg)
 	got := fmt.Sprint(string(cfg.DatabaseURL), cfg.OneChatBaseURL, string(cfg.InboxIdentifier), string(cfg.HMACToken), cfg.CableURL,
-		cfg.OnResolved, string(cfg.Telegram.BotToken), cfg.Telegram.APIURL, cfg.Telegram.pollTimeout, cfg.AdminAddr,
+		cfg.OnResolved, string(tg.Token), tg.APIURL, tg.PollTimeout, cfg.AdminAddr,
 		cfg.shutdownTimeout, cfg.LogLevel, cfg.LogFormat)
 	want := fmt.Sprint("postgres://bridge:pw@db:5432/bridge", "https://chat.example.com", "inbox123", "hmac123", "wss://cable.example.com/cable",
-		"reopen", "1:tok", "http://tg.local", 30*time.Second, "0.0.0.0:9191", 25*time.Second, "warn", "console")
+		"reopen", "1:tok", "http://tg.local", "30s", "0.0.0.0:9191", 25*time.Second, "warn", "console")
 	if got != want {
 		t.Errorf("loaded\n %s\nwant\n %s", got, want)
 	}
@@ -97,10 +100,11 @@ func TestConfigSecretsFromFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(cfg.Telegram.BotToken) != "123456:ABC-from-file" || string(cfg.DatabaseURL) != "postgres://bridge:file-pw@db/bridge" ||
+	tg := adapterConfigOf[telegram.Config](t, cfg)
+	if string(tg.Token) != "123456:ABC-from-file" || string(cfg.DatabaseURL) != "postgres://bridge:file-pw@db/bridge" ||
 		string(cfg.InboxIdentifier) != "inboxFromFile" {
 		t.Errorf("secrets from files not loaded (or newline kept): token %q, db %q, inbox %q",
-			string(cfg.Telegram.BotToken), string(cfg.DatabaseURL), string(cfg.InboxIdentifier))
+			string(tg.Token), string(cfg.DatabaseURL), string(cfg.InboxIdentifier))
 	}
 }
 

@@ -41,19 +41,6 @@ func newOneChat(cfg Config, logger *zap.Logger) *onechat.Client {
 	})
 }
 
-// buildAdapters builds every enabled adapter. `bridge run` and `bridge check` share it, so an
-// adapter wired here is both run and checked. Errors are collected, one per adapter.
-func buildAdapters(cfg Config, logger *zap.Logger) ([]bridge.AdapterBuilder, error) {
-	var builders []bridge.AdapterBuilder
-	if cfg.Telegram.enabled() {
-		builders = append(builders, func(h bridge.Host) (bridge.Adapter, error) { return cfg.Telegram.adapter(h, logger) })
-	}
-	if cfg.Discord.enabled() {
-		builders = append(builders, func(h bridge.Host) (bridge.Adapter, error) { return cfg.Discord.adapter(h, logger) })
-	}
-	return builders, nil
-}
-
 // coreShutdownGrace is the part of the shutdown deadline the core may spend finishing
 // in-flight messages; the rest is left for handing them back to the queue and closing.
 func coreShutdownGrace(deadline time.Duration) time.Duration { return deadline * 2 / 3 }
@@ -63,10 +50,8 @@ func coreShutdownGrace(deadline time.Duration) time.Duration { return deadline *
 // cfg's shutdown timeout: in-flight messages get two thirds of it to finish and are otherwise
 // handed back to the queue, so nothing queued is lost.
 func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
-	fields := []zap.Field{zap.String("version", version), configField(&cfg)}
-	fields = append(fields, cfg.Telegram.logFields()...)
-	fields = append(fields, cfg.Discord.logFields()...)
-	logger.Info("starting onechat-bridge", fields...)
+	logger.Info("starting onechat-bridge", zap.String("version", version),
+		zap.Strings("platforms", enabledPlatforms(cfg.adapters)), configField(&cfg))
 
 	store, err := postgres.Open(ctx, string(cfg.DatabaseURL), logger.Named("postgres"))
 	if err != nil {
