@@ -233,8 +233,8 @@ type plannedMessage struct {
 	files   []bridge.Attachment
 }
 
-// planOutbound turns an agent message into the Discord messages that show it: text split at
-// the length limit (the first part replying to m.ReplyTo), the agent's files on the first
+// planOutbound turns an agent message into the Discord messages that show it: text rendered
+// as Discord Markdown and split at the length limit (the first part replying to m.ReplyTo), the agent's files on the first
 // message, buttons or a select menu on the last, cards and articles as embeds.
 func planOutbound(m bridge.Outbound) []plannedMessage {
 	text := m.Text
@@ -252,7 +252,7 @@ func planOutbound(m bridge.Outbound) []plannedMessage {
 		embeds = itemEmbeds(m.Items)
 	}
 	var msgs []plannedMessage
-	for _, p := range textsplit.Split(text, maxContentLen, textsplit.UTF16) {
+	for _, p := range discordContent(text, maxContentLen) {
 		msgs = append(msgs, plannedMessage{payload: messagePayload{Content: p, AllowedMentions: noMentions()}})
 	}
 	for len(embeds) > 0 {

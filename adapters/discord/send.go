@@ -160,7 +160,7 @@ func (a *Adapter) Edit(ctx context.Context, m bridge.Outbound) error {
 	if len(m.Parts) == 0 || !isSnowflake(m.Chat.ID) {
 		return bridge.Permanent("nothing to edit", nil)
 	}
-	chunks := textsplit.Split(m.Text, maxContentLen, textsplit.UTF16)
+	chunks := discordContent(m.Text, maxContentLen)
 	for i, id := range m.Parts {
 		if !isSnowflake(id) {
 			continue

@@ -163,16 +163,25 @@ func cleanLang(s string) string {
 
 // mergeSpans joins neighbours with the same style and drops empty spans.
 func mergeSpans(in []span) []span {
-	out := in[:0]
-	for _, s := range in {
-		if s.text == "" {
-			continue
+	var out []span
+	for i := 0; i < len(in); {
+		s, j := in[i], i+1
+		if s.st&stPre == 0 { // two code blocks stay two
+			for j < len(in) && (in[j].text == "" || in[j].st == s.st && in[j].href == s.href && in[j].lang == s.lang) {
+				j++
+			}
 		}
-		if n := len(out); n > 0 && out[n-1].st == s.st && out[n-1].href == s.href && out[n-1].lang == s.lang && s.st&stPre == 0 {
-			out[n-1].text += s.text
-			continue
+		if j > i+1 { // one copy for the whole run: appending span by span would be quadratic
+			var b strings.Builder
+			for _, t := range in[i:j] {
+				b.WriteString(t.text)
+			}
+			s.text = b.String()
 		}
-		out = append(out, s)
+		if s.text != "" {
+			out = append(out, s)
+		}
+		i = j
 	}
 	return out
 }
