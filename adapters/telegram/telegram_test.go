@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/onechat/onechat-bridge/adapters/secret"
 	"github.com/onechat/onechat-bridge/adapters/telegram/telegramtest"
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/bridge/bridgetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -55,155 +57,31 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// memInbox is an in-memory bridge.Inbox with the store's semantics: replayed messages are
-// no-ops and the cursor moves in the same step as the messages are stored.
-type memInbox struct {
-	mu       sync.Mutex
-	changed  chan struct{}
-	cursors  map[string]int64
-	values   map[string]string
-	msgs     []bridge.Inbound
-	seen     map[string]bool
-	delivers int
-	// hook, when set, runs first in every Deliver with the call number (1-based); an error
-	// makes that Deliver fail without storing anything.
-	hook func(call int, cur bridge.Cursor, msgs []bridge.Inbound) error
-}
+// newInbox returns the in-memory host the adapter delivers to in these tests.
+func newInbox() *bridgetest.MemHost { return bridgetest.NewMemHost() }
 
-func newInbox() *memInbox {
-	return &memInbox{changed: make(chan struct{}), cursors: map[string]int64{}, values: map[string]string{}, seen: map[string]bool{}}
-}
-
-func (b *memInbox) Deliver(ctx context.Context, cur bridge.Cursor, msgs ...bridge.Inbound) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.delivers++
-	if b.hook != nil {
-		if err := b.hook(b.delivers, cur, msgs); err != nil {
-			return err
-		}
-	}
-	for _, m := range msgs {
-		if !b.seen[m.DedupKey()] {
-			b.seen[m.DedupKey()] = true
-			b.msgs = append(b.msgs, m)
-		}
-	}
-	if cur.Name != "" && cur.Int() > b.cursors[cur.Name] {
-		b.cursors[cur.Name] = cur.Int()
-	}
-	close(b.changed)
-	b.changed = make(chan struct{})
-	return nil
-}
-
-func (b *memInbox) Cursor(ctx context.Context, name string) (string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.cursors[name]; !ok {
-		return "", ctx.Err()
-	}
-	return strconv.FormatInt(b.cursors[name], 10), ctx.Err()
-}
-
-func (b *memInbox) Cursors(ctx context.Context, prefix string) ([]bridge.Cursor, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []bridge.Cursor
-	for name, pos := range b.cursors {
-		if strings.HasPrefix(name, prefix) {
-			out = append(out, bridge.IntCursor(name, pos))
-		}
-	}
-	return out, ctx.Err()
-}
-
-func (b *memInbox) MoveChat(ctx context.Context, u bridge.UserRef, chat bridge.ChatRef) error {
-	return ctx.Err()
-}
-
-func (b *memInbox) UserTyping(ctx context.Context, u bridge.UserRef, chat bridge.ChatRef) {}
-
-func (b *memInbox) Value(ctx context.Context, key string) (string, bool, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	v, ok := b.values[key]
-	return v, ok, ctx.Err()
-}
-
-func (b *memInbox) SetValue(ctx context.Context, key, value string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.values[key] = value
-	return ctx.Err()
-}
-
-func (b *memInbox) SetValueIfAbsent(ctx context.Context, key, value string) (string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if v, ok := b.values[key]; ok {
-		return v, ctx.Err()
-	}
-	b.values[key] = value
-	return value, ctx.Err()
-}
-
-func (b *memInbox) DeleteValue(ctx context.Context, key string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.values, key)
-	return ctx.Err()
-}
-
-func (b *memInbox) Values(ctx context.Context, prefix string) (map[string]string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := map[string]string{}
-	for k, v := range b.values {
-		if strings.HasPrefix(k, prefix) {
-			out[k] = v
-		}
-	}
-	return out, ctx.Err()
-}
-
-func (b *memInbox) waitFor(ctx context.Context, cond func() bool) error {
-	for {
-		b.mu.Lock()
-		ok, ch := cond(), b.changed
-		b.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (b *memInbox) waitMessages(t *testing.T, n int) []bridge.Inbound {
+// waitMessages waits until h stored at least n messages and returns them all.
+func waitMessages(t *testing.T, h *bridgetest.MemHost, n int) []bridge.Inbound {
 	t.Helper()
-	var out []bridge.Inbound
-	err := b.waitFor(testCtx(t), func() bool {
-		out = append([]bridge.Inbound(nil), b.msgs...)
-		return len(out) >= n
-	})
+	msgs, err := h.WaitMessages(testCtx(t), n)
 	if err != nil {
-		t.Fatalf("waiting for %d messages, have %d: %v", n, len(out), err)
+		t.Fatalf("waiting for %d messages, have %d: %v", n, len(msgs), err)
 	}
-	return out
+	return msgs
 }
 
-func (b *memInbox) waitCursor(t *testing.T, pos int64) {
+// waitCursor waits until h stored the update offset pos or a later one.
+func waitCursor(t *testing.T, h *bridgetest.MemHost, pos int64) {
 	t.Helper()
-	if err := b.waitFor(testCtx(t), func() bool { return b.cursors[OffsetCursor] >= pos }); err != nil {
+	if err := h.WaitCursor(testCtx(t), OffsetCursor, strconv.FormatInt(pos, 10)); err != nil {
 		t.Fatalf("waiting for cursor %d: %v", pos, err)
 	}
+}
+
+// locked runs f under h's lock, the one its Deliver hook runs under, so f may read what the
+// hook wrote.
+func locked(h *bridgetest.MemHost, f func()) {
+	_ = h.Wait(context.Background(), func(bridgetest.Snapshot) bool { f(); return true })
 }
 
 // waitRecorder replaces Adapter.wait: it records what the adapter asked to wait and returns at
@@ -316,8 +194,8 @@ func TestRunDeliversPrivateTextAndSkipsGroups(t *testing.T) {
 	edit["edit_date"] = 2
 	lastUpdate := f.srv.PushUpdate("edited_message", edit)
 
-	msgs := in.waitMessages(t, 3)
-	in.waitCursor(t, lastUpdate+1)
+	msgs := waitMessages(t, in, 3)
+	waitCursor(t, in, lastUpdate+1)
 	if err := f.srv.WaitAcked(testCtx(t), lastUpdate); err != nil {
 		t.Fatalf("the last update was not confirmed: %v", err)
 	}
@@ -359,7 +237,7 @@ func TestRunRetriesDeliverAndAcksOnlyAfterSuccess(t *testing.T) {
 	f.srv.SendText(alice, "must not be lost")
 	updateID := f.srv.PushUpdate("message", privateMessage(2, "me too")) // the same batch
 	var polls []int
-	in.hook = func(call int, cur bridge.Cursor, msgs []bridge.Inbound) error {
+	in.DeliverHook(func(call int, cur bridge.Cursor, msgs []bridge.Inbound) error {
 		if acked := f.srv.Acked(); acked >= updateID-1 {
 			t.Errorf("Deliver call %d: update %d already confirmed (acked %d) before Deliver succeeded", call, updateID-1, acked)
 		}
@@ -371,18 +249,18 @@ func TestRunRetriesDeliverAndAcksOnlyAfterSuccess(t *testing.T) {
 			return errors.New("database is down")
 		}
 		return nil
-	}
+	})
 	f.run(t, in)
 
-	msgs := in.waitMessages(t, 2)
+	msgs := waitMessages(t, in, 2)
 	if err := f.srv.WaitAcked(testCtx(t), updateID); err != nil {
 		t.Fatal(err)
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.delivers != 3 || len(msgs) != 2 || msgs[0].Text != "must not be lost" || msgs[1].Text != "me too" {
-		t.Fatalf("%d delivers, messages %+v", in.delivers, msgs)
+	delivers, _ := in.Delivers()
+	if delivers != 3 || len(msgs) != 2 || msgs[0].Text != "must not be lost" || msgs[1].Text != "me too" {
+		t.Fatalf("%d delivers, messages %+v", delivers, msgs)
 	}
+	locked(in, func() { polls = slices.Clone(polls) })
 	if polls[0] != polls[1] || polls[1] != polls[2] {
 		t.Errorf("getUpdates calls at each Deliver attempt: %v; Run must not poll before Deliver succeeds", polls)
 	}
@@ -400,10 +278,10 @@ func TestRunResumesFromStoredOffset(t *testing.T) {
 	stored := f.srv.PushUpdate("message", privateMessage(1, "already stored before the restart"))
 	next := f.srv.PushUpdate("message", privateMessage(2, "new"))
 	// The first update was stored by an earlier run, which stopped before confirming it.
-	in.cursors[OffsetCursor] = stored + 1
+	in.SetCursor(OffsetCursor, strconv.FormatInt(stored+1, 10))
 	f.run(t, in)
 
-	msgs := in.waitMessages(t, 1)
+	msgs := waitMessages(t, in, 1)
 	if err := f.srv.WaitAcked(testCtx(t), next); err != nil {
 		t.Fatal(err)
 	}
@@ -416,26 +294,26 @@ func TestRunMovesOffsetPastSkippedUpdates(t *testing.T) {
 	f := newFixture(t, testToken)
 	in := newInbox()
 	var empty int
-	in.hook = func(_ int, _ bridge.Cursor, msgs []bridge.Inbound) error {
+	in.DeliverHook(func(_ int, _ bridge.Cursor, msgs []bridge.Inbound) error {
 		if len(msgs) == 0 {
 			empty++
 		}
 		return nil
-	}
+	})
 	f.srv.SendGroupText(-100, bob, "group")
 	service := privateMessage(9, "")
 	service["new_chat_title"] = "a service message: nothing for the agent"
 	stickerID := f.srv.PushUpdate("message", service)
 	f.run(t, in)
 
-	in.waitCursor(t, stickerID+1)
+	waitCursor(t, in, stickerID+1)
 	if err := f.srv.WaitAcked(testCtx(t), stickerID); err != nil {
 		t.Fatal(err)
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if len(in.msgs) != 0 || empty == 0 {
-		t.Fatalf("messages %+v, empty delivers %d", in.msgs, empty)
+	var emptyDelivers int
+	locked(in, func() { emptyDelivers = empty })
+	if msgs := in.Messages(); len(msgs) != 0 || emptyDelivers == 0 {
+		t.Fatalf("messages %+v, empty delivers %d", msgs, emptyDelivers)
 	}
 	if f.logCount("skipping telegram update") != 1 {
 		t.Errorf("the service message should be skipped with one debug line")
@@ -451,7 +329,7 @@ func TestRunSkipsAnUpdateItCannotDecode(t *testing.T) {
 	f.srv.SendText(alice, "next")
 	f.run(t, in)
 
-	msgs := in.waitMessages(t, 1)
+	msgs := waitMessages(t, in, 1)
 	if msgs[0].Text != "next" {
 		t.Fatalf("messages %+v", msgs)
 	}
@@ -491,7 +369,7 @@ func TestRunBacksOffOnPollFailures(t *testing.T) {
 			f.srv.SendText(alice, "after the failures")
 			f.run(t, in)
 
-			in.waitMessages(t, 1)
+			waitMessages(t, in, 1)
 			waits := f.waits.all()
 			if len(waits) != 2 {
 				t.Fatalf("waits %v, want 2", waits)
@@ -514,17 +392,18 @@ func TestRunBacksOffOnPollFailures(t *testing.T) {
 
 func TestRunRetriesWhileStoreUnavailable(t *testing.T) {
 	f := newFixture(t, testToken)
-	in := &flakyCursorInbox{memInbox: newInbox(), failures: 2}
+	in := &flakyCursorInbox{MemHost: newInbox(), failures: 2}
 	f.srv.SendText(alice, "hi")
 	f.run(t, in)
-	in.waitMessages(t, 1)
+	waitMessages(t, in.MemHost, 1)
 	if n := f.logCount("read telegram update offset failed, retrying"); n != 2 {
 		t.Errorf("logged %d cursor failures, want 2", n)
 	}
 }
 
 type flakyCursorInbox struct {
-	*memInbox
+	*bridgetest.MemHost
+	mu       sync.Mutex
 	failures int
 }
 
@@ -536,7 +415,7 @@ func (b *flakyCursorInbox) Cursor(ctx context.Context, name string) (string, err
 	if fail {
 		return "", errors.New("database is down")
 	}
-	return b.memInbox.Cursor(ctx, name)
+	return b.MemHost.Cursor(ctx, name)
 }
 
 func TestRunStopsPromptlyDuringLongPoll(t *testing.T) {

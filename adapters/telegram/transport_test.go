@@ -47,7 +47,7 @@ func TestRunDeliversFilesAndOpensThem(t *testing.T) {
 	f.srv.SendFile(alice, "sticker", telegramtest.File{Data: []byte("TGS"), Emoji: "🎉", Animated: true}, "")
 	f.srv.SendFile(alice, "video", telegramtest.File{Name: "holiday.mp4", MIME: "video/mp4", Data: []byte("x"), Size: 31 << 20}, "from the beach")
 
-	msgs := in.waitMessages(t, 6)
+	msgs := waitMessages(t, in, 6)
 	photo, doc, voice, sticker, animated, video := msgs[0], msgs[1], msgs[2], msgs[3], msgs[4], msgs[5]
 	if photo.Text != "my receipt" || len(photo.Attachments) != 1 || photo.Attachments[0].Kind != bridge.KindImage {
 		t.Fatalf("photo %+v", photo)
@@ -87,7 +87,7 @@ func TestSelfHostedServerPassesLargeFiles(t *testing.T) {
 	in := newInbox()
 	f.run(t, in)
 	f.srv.SendFile(alice, "document", telegramtest.File{Name: "big.zip", Data: []byte("ZIP"), Size: 300 << 20}, "")
-	m := in.waitMessages(t, 1)[0]
+	m := waitMessages(t, in, 1)[0]
 	if len(m.Attachments) != 1 || len(m.Notes) != 0 || readAll(t, f, m.Attachments[0]) != "ZIP" {
 		t.Fatalf("message %+v", m)
 	}
@@ -99,7 +99,7 @@ func TestOpenAttachmentRefusedIsPermanent(t *testing.T) {
 	in := newInbox()
 	f.run(t, in)
 	f.srv.SendFile(alice, "document", telegramtest.File{Name: "big.zip", Data: []byte("ZIP"), Size: 30 << 20}, "")
-	m := in.waitMessages(t, 1)[0]
+	m := waitMessages(t, in, 1)[0]
 	_, err := f.a.OpenAttachment(testCtx(t), m.Attachments[0])
 	var perm *bridge.PermanentError
 	if !errors.As(err, &perm) || !strings.Contains(err.Error(), "file is too big") {
@@ -130,7 +130,7 @@ func TestTokenNeverLeaksFromDownloads(t *testing.T) {
 	in := newInbox()
 	stop := f.run(t, in)
 	f.srv.SendFile(alice, "document", telegramtest.File{Name: "a.txt", Data: []byte("A")}, "")
-	m := in.waitMessages(t, 1)[0]
+	m := waitMessages(t, in, 1)[0]
 	stop()
 	inner := f.a.client.Transport
 	f.a.client = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
@@ -195,12 +195,11 @@ func TestAlbumBecomesOneMessageAndIsConfirmedOnlyAfterStored(t *testing.T) {
 		t.Fatalf("waited %s, want the album window %s", w.d, f.a.albumWindow)
 	}
 	// The text before the album is stored; the album is neither stored nor confirmed.
-	if msgs := in.waitMessages(t, 1); len(msgs) != 1 || msgs[0].Text != "before the album" {
+	if msgs := waitMessages(t, in, 1); len(msgs) != 1 || msgs[0].Text != "before the album" {
 		t.Fatalf("messages %+v", msgs)
 	}
-	in.mu.Lock()
-	albumStart := in.cursors[OffsetCursor] // stored past the text, up to the album
-	in.mu.Unlock()
+	pos, _ := in.Cursor(context.Background(), OffsetCursor)
+	albumStart := bridge.ParsePosition(pos) // stored past the text, up to the album
 	if acked := f.srv.Acked(); acked >= albumStart || f.srv.Pending() != 3 {
 		t.Fatalf("acked %d (album starts at update %d), pending %d: the album was confirmed before it was stored",
 			acked, albumStart, f.srv.Pending())
@@ -210,15 +209,13 @@ func TestAlbumBecomesOneMessageAndIsConfirmedOnlyAfterStored(t *testing.T) {
 	f.srv.SendText(alice, "after the album")
 	close(w.release)
 	w = waits.next(t)
-	in.mu.Lock()
-	n := len(in.msgs)
-	in.mu.Unlock()
+	n := len(in.Messages())
 	if acked := f.srv.Acked(); n != 1 || acked >= albumStart {
 		t.Fatalf("%d messages stored, acked %d, while the album was still growing", n, acked)
 	}
 	close(w.release)
 
-	msgs := in.waitMessages(t, 3)
+	msgs := waitMessages(t, in, 3)
 	album, after := msgs[1], msgs[2]
 	if album.MessageID != strconv.Itoa(ids[0]) || album.Text != "our trip" || len(album.Attachments) != 3 || after.Text != "after the album" {
 		t.Fatalf("album %+v, then %+v", album, after)
@@ -248,7 +245,7 @@ func TestButtonPressBecomesChoiceAndIsAnswered(t *testing.T) {
 	in := newInbox()
 	f.run(t, in)
 
-	m := in.waitMessages(t, 2)[1]
+	m := waitMessages(t, in, 2)[1]
 	if m.Choice == nil || *m.Choice != (bridge.Choice{MessageID: ids[0], Title: "Support", Value: "support"}) ||
 		m.User.ID != "42" || m.MessageID != "cb."+qid || m.Text != "" {
 		t.Fatalf("message %+v, choice %+v", m, m.Choice)
@@ -476,7 +473,7 @@ func TestPollingRemovesAWebhook(t *testing.T) {
 	f.srv.SendText(alice, "written while the webhook was set")
 	in := newInbox()
 	f.run(t, in)
-	if m := in.waitMessages(t, 1); m[0].Text != "written while the webhook was set" {
+	if m := waitMessages(t, in, 1); m[0].Text != "written while the webhook was set" {
 		t.Fatalf("%+v", m)
 	}
 	if u, _ := f.srv.Webhook(); u != "" {
@@ -492,7 +489,7 @@ func TestHealth(t *testing.T) {
 	in := newInbox()
 	f.run(t, in)
 	f.srv.SendText(alice, "x")
-	in.waitMessages(t, 1)
+	waitMessages(t, in, 1)
 	if err := f.a.Health(); err != nil {
 		t.Errorf("Health after a poll = %v", err)
 	}
@@ -542,7 +539,7 @@ func postUpdate(t *testing.T, url, secret string, id int64, field string, payloa
 func TestWebhookStoresBeforeAnswering(t *testing.T) {
 	in := newInbox()
 	fail := true
-	in.hook = func(call int, cur bridge.Cursor, msgs []bridge.Inbound) error {
+	in.DeliverHook(func(call int, cur bridge.Cursor, msgs []bridge.Inbound) error {
 		if cur.Name != "" {
 			t.Errorf("webhook delivery moved cursor %+v", cur)
 		}
@@ -551,7 +548,7 @@ func TestWebhookStoresBeforeAnswering(t *testing.T) {
 			return errors.New("database is down")
 		}
 		return nil
-	}
+	})
 	f, url := webhookFixture(t, in)
 	defer http.DefaultClient.CloseIdleConnections()
 	u, secret := f.srv.Webhook()
@@ -567,9 +564,7 @@ func TestWebhookStoresBeforeAnswering(t *testing.T) {
 	if code := postUpdate(t, url, secret, 2, "message", privateMessage(2, "hello")); code != http.StatusOK {
 		t.Errorf("redelivery: %d", code)
 	}
-	in.mu.Lock()
-	stored := len(in.msgs)
-	in.mu.Unlock()
+	stored := len(in.Messages())
 	if stored != 1 {
 		t.Fatalf("%d messages stored when 200 was answered", stored)
 	}
@@ -588,7 +583,7 @@ func TestWebhookStoresBeforeAnswering(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	msgs := in.waitMessages(t, 2)
+	msgs := waitMessages(t, in, 2)
 	if codes[0] != 200 || codes[1] != 200 || len(msgs) != 2 || len(msgs[1].Attachments) != 2 || msgs[1].MessageID != "10" {
 		t.Fatalf("codes %v, messages %+v", codes, msgs)
 	}

@@ -383,7 +383,7 @@ func (s *Server) sendMedia(method, kind string, p params, files map[string]*Uplo
 			return nil, &e
 		}
 	}
-	if len(up.Data) == 0 && files[field] != nil {
+	if up.Size == 0 && files[field] != nil {
 		e := badRequest("file must be non-empty")
 		return nil, &e
 	}
@@ -399,7 +399,7 @@ func (s *Server) sendMedia(method, kind string, p params, files map[string]*Uplo
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	sf := s.addFileLocked(File{Data: up.Data}, field+"s")
+	sf := s.addFileLocked(File{Data: up.Data, Size: up.Size}, field+"s")
 	fj, _ := json.Marshal(map[string]any{"file_id": sf.id, "file_unique_id": sf.uniqueID, "file_size": sf.size})
 	switch field {
 	case "photo":

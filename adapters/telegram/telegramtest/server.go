@@ -86,6 +86,9 @@ type Upload struct {
 	Name  string
 	MIME  string
 	Data  []byte
+	// Size is the file's length: len(Data), or what arrived when uploads are discarded (see
+	// DiscardUploads).
+	Size int64
 }
 
 // Button is an inline keyboard button.
@@ -194,6 +197,7 @@ type Server struct {
 	actions       map[int64]int
 	rejectPhotos  bool
 	now           func() time.Time
+	discard       bool
 }
 
 // New returns a fake Bot API that accepts token, for use without testing.TB (for example by an
@@ -512,7 +516,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, describe(http.StatusNotFound))
 		return
 	}
-	p, files, err := parseParams(r)
+	s.mu.Lock()
+	discard := s.discard
+	s.mu.Unlock()
+	p, files, err := parseParams(r, discard)
 	if err != nil {
 		writeError(w, badRequest("can't parse request body"))
 		return
@@ -597,7 +604,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // encodings carry it.
 type params map[string]string
 
-func parseParams(r *http.Request) (params, map[string]*Upload, error) {
+func parseParams(r *http.Request, discard bool) (params, map[string]*Upload, error) {
 	p := make(params)
 	var files map[string]*Upload
 	for k, v := range r.URL.Query() {
@@ -626,6 +633,9 @@ func parseParams(r *http.Request) (params, map[string]*Upload, error) {
 			}
 		}
 	case "multipart/form-data":
+		if discard {
+			return parseStreamed(r, p)
+		}
 		if err := r.ParseMultipartForm(50 << 20); err != nil {
 			return nil, nil, err
 		}
@@ -643,7 +653,7 @@ func parseParams(r *http.Request) (params, map[string]*Upload, error) {
 			if err != nil {
 				return nil, nil, err
 			}
-			files[k] = &Upload{Field: k, Name: fhs[0].Filename, MIME: fhs[0].Header.Get("Content-Type"), Data: data}
+			files[k] = &Upload{Field: k, Name: fhs[0].Filename, MIME: fhs[0].Header.Get("Content-Type"), Data: data, Size: int64(len(data))}
 		}
 	case "application/x-www-form-urlencoded":
 		if err := r.ParseForm(); err != nil {
@@ -654,6 +664,47 @@ func parseParams(r *http.Request) (params, map[string]*Upload, error) {
 		}
 	}
 	return p, files, nil
+}
+
+// parseStreamed reads a multipart body part by part, counting the bytes of files instead of
+// keeping them.
+func parseStreamed(r *http.Request, p params) (params, map[string]*Upload, error) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, nil, err
+	}
+	files := make(map[string]*Upload)
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return p, files, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if part.FileName() == "" {
+			v, err := io.ReadAll(io.LimitReader(part, 1<<20))
+			if err != nil {
+				return nil, nil, err
+			}
+			p[part.FormName()] = string(v)
+			continue
+		}
+		n, err := io.Copy(io.Discard, part)
+		if err != nil {
+			return nil, nil, err
+		}
+		files[part.FormName()] = &Upload{Field: part.FormName(), Name: part.FileName(), MIME: part.Header.Get("Content-Type"), Size: n}
+	}
+}
+
+// DiscardUploads makes the fake count the bytes of uploaded files instead of keeping them
+// (Upload.Data stays nil, Upload.Size says how many arrived), and lifts the 50 MB limit of its
+// form parser, so a test can upload a file larger than it wants in memory.
+func (s *Server) DiscardUploads() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.discard = true
 }
 
 func (p params) int64(name string, def int64) (int64, bool) {
