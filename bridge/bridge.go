@@ -53,6 +53,11 @@ type Inbound struct {
 	DisplayName string `json:"display_name,omitempty"`
 	// Username is the user's handle on the platform, without '@', if any.
 	Username string `json:"username,omitempty"`
+	// ContactAttributes are custom attributes the adapter knows about the user (e.g. the
+	// Slack workspace they belong to); the core sets them on the OneChat contact so agents
+	// see them in the sidebar. Leave it empty when the message is not the user's own words
+	// about themselves (a colleague writing in their thread).
+	ContactAttributes map[string]string `json:"contact_attributes,omitempty"`
 	// Text is the message text in Markdown as the agent should see it.
 	Text string `json:"text,omitempty"`
 	// ReplyTo is the platform message id the user replied to, if any.

@@ -1,0 +1,398 @@
+package slack
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	slackgo "github.com/slack-go/slack"
+	"go.uber.org/zap"
+
+	"github.com/onechat/onechat-bridge/bridge"
+)
+
+// Catch-up reads what was written while the bridge was away. Slack redelivers events only
+// while its retries last (about five minutes) and only for a socket that comes back, so on
+// every (re)connect the adapter reads, for each served channel with a stored cursor, the
+// top-level messages after it (conversations.history), and for each recent ticket thread the
+// replies after its cursor (conversations.replies). Until a unit (a channel or a thread) is
+// read up to date, its live messages are left unacknowledged (Slack sends them again, and by
+// then the catch-up has stored them, so the redelivery is a no-op): a live message can never
+// move a cursor past older messages the catch-up has not read, and messages arrive once and
+// in order.
+//
+// Reads are Slack's scarcest budget (Tier 1 for apps outside the Marketplace: one call a
+// minute, 15 messages a page), so the catch-up pages with the stored cursors, waits out every
+// 429 as told, and reads only threads active within ticketWindow.
+
+// catchUpPage is the page size of history and replies reads (Tier 1's maximum).
+const catchUpPage = 15
+
+// ticketWindow is how long after its last message a ticket thread is still read on catch-up.
+const ticketWindow = 14 * 24 * time.Hour
+
+// catchUpAttempts bounds the retries of one unit's read on transient failures; after them
+// the unit's live messages flow again and the next reconnect tries again.
+const catchUpAttempts = 6
+
+// catchUpUnit is one channel or thread to read.
+type catchUpUnit struct {
+	key             string
+	channel, thread string
+}
+
+// startCatchUp is called by the events loop on every hello: from now on live messages wait
+// until the catch-up goroutine has listed what to read.
+func (a *Adapter) startCatchUp(ctx context.Context) {
+	a.unitsMu.Lock()
+	a.catchAll = true
+	a.unitsMu.Unlock()
+	select {
+	case a.catchUpKick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Adapter) catchUpLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.catchUpKick:
+		}
+		a.catchUp(ctx)
+	}
+}
+
+// catchUp runs one pass; a new connection during it starts a new pass.
+func (a *Adapter) catchUp(ctx context.Context) {
+	var units []catchUpUnit
+	for attempt := 0; ; attempt++ {
+		var err error
+		if units, err = a.listUnits(ctx); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d := a.backoff.Delay(attempt)
+		a.log.Warn("cannot list the slack chats to catch up, retrying", zap.Error(err), zap.Duration("sleep", d))
+		if a.wait(ctx, d) != nil {
+			return
+		}
+	}
+	a.unitsMu.Lock()
+	a.pending = map[string]*unitState{}
+	for _, u := range units {
+		a.pending[u.key] = &unitState{dirty: true}
+	}
+	a.catchAll = false
+	a.unitsMu.Unlock()
+	total := 0
+	for i := 0; i < len(units); i++ {
+		select {
+		case <-a.catchUpKick:
+			// Reconnected meanwhile: start over, listing again.
+			a.unitsMu.Lock()
+			a.catchAll = true
+			a.unitsMu.Unlock()
+			a.kickAgain()
+			return
+		default:
+		}
+		n, more := a.catchUpOne(ctx, units[i])
+		total += n
+		units = append(units, more...)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+	a.log.Info("slack catch-up done", zap.Int("chats", len(units)), zap.Int("messages", total))
+}
+
+func (a *Adapter) kickAgain() {
+	select {
+	case a.catchUpKick <- struct{}{}:
+	default:
+	}
+}
+
+// listUnits lists the channels with a cursor and the ticket threads active within
+// ticketWindow.
+func (a *Adapter) listUnits(ctx context.Context) ([]catchUpUnit, error) {
+	chans, err := a.host.Cursors(ctx, cursorChannel)
+	if err != nil {
+		return nil, err
+	}
+	var units []catchUpUnit
+	for _, c := range chans {
+		ch := strings.TrimPrefix(c.Name, cursorChannel)
+		if c.Position != "" && (strings.HasPrefix(ch, "D") || a.support[ch]) {
+			units = append(units, catchUpUnit{key: channelUnit(ch), channel: ch})
+		}
+	}
+	if len(a.support) == 0 {
+		return units, nil
+	}
+	threads, err := a.host.Values(ctx, valueThread)
+	if err != nil {
+		return nil, err
+	}
+	curs, err := a.host.Cursors(ctx, cursorThread)
+	if err != nil {
+		return nil, err
+	}
+	last := map[string]string{}
+	for _, c := range curs {
+		last[strings.TrimPrefix(c.Name, cursorThread)] = c.Position
+	}
+	horizon := time.Now().Add(-ticketWindow)
+	var keys []string
+	for k := range threads {
+		keys = append(keys, strings.TrimPrefix(k, valueThread))
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		ch, thread, ok := strings.Cut(k, ".")
+		if !ok || !a.support[ch] {
+			continue
+		}
+		// k is "<channel>.<seconds>.<micro>": the thread ts keeps its dot.
+		pos := last[k]
+		if pos == "" {
+			pos = thread
+		}
+		if !isTS(thread) || tsTime(pos).Before(horizon) {
+			continue
+		}
+		units = append(units, catchUpUnit{key: threadUnit(ch, thread), channel: ch, thread: thread})
+	}
+	return units, nil
+}
+
+// catchUpOne reads one unit until it is up to date and no live message arrived for it
+// meanwhile, then lets its live messages through. It returns how many messages it stored and
+// the ticket threads it found that need reading too (already marked pending).
+func (a *Adapter) catchUpOne(ctx context.Context, u catchUpUnit) (int, []catchUpUnit) {
+	total := 0
+	var found []catchUpUnit
+	for attempt := 0; attempt < catchUpAttempts; {
+		a.unitsMu.Lock()
+		st := a.pending[u.key]
+		if st == nil {
+			st = &unitState{}
+			a.pending[u.key] = st
+		}
+		st.dirty = false
+		a.unitsMu.Unlock()
+		var n int
+		var more []catchUpUnit
+		var err error
+		if u.thread == "" {
+			n, more, err = a.readChannel(ctx, u.channel)
+		} else {
+			n, err = a.readThread(ctx, u.channel, u.thread)
+		}
+		total += n
+		found = append(found, more...)
+		if err == nil {
+			a.unitsMu.Lock()
+			if !st.dirty {
+				delete(a.pending, u.key)
+				a.unitsMu.Unlock()
+				return total, found
+			}
+			a.unitsMu.Unlock()
+			continue
+		}
+		if ctx.Err() != nil {
+			return total, found
+		}
+		var rl *slackgo.RateLimitedError
+		if errors.As(err, &rl) {
+			a.log.Info("slack catch-up rate limited", zap.String("unit", u.key), zap.Duration("sleep", rl.RetryAfter))
+			if a.wait(ctx, max(rl.RetryAfter, time.Second)) != nil {
+				return total, found
+			}
+			continue
+		}
+		if gone(err) {
+			a.log.Warn("slack chat cannot be read any more, not catching it up", zap.String("unit", u.key), zap.Error(a.redact(err)))
+			break
+		}
+		d := a.backoff.Delay(attempt)
+		attempt++
+		a.log.Warn("cannot catch up a slack chat, retrying", zap.String("unit", u.key), zap.Error(a.redact(err)), zap.Duration("sleep", d))
+		if a.wait(ctx, d) != nil {
+			return total, found
+		}
+	}
+	a.unitsMu.Lock()
+	delete(a.pending, u.key)
+	a.unitsMu.Unlock()
+	return total, found
+}
+
+// gone says whether err means the chat cannot be read at all.
+func gone(err error) bool {
+	var se slackgo.SlackErrorResponse
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Err {
+	case "channel_not_found", "not_in_channel", "is_archived", "thread_not_found", "missing_scope", "account_inactive", "invalid_auth", "token_revoked":
+		return true
+	}
+	return false
+}
+
+// readChannel reads a channel's top-level messages after its cursor and stores them oldest
+// first. conversations.history pages from the newest back, so the pages are gathered first.
+func (a *Adapter) readChannel(ctx context.Context, ch string) (int, []catchUpUnit, error) {
+	name := cursorChannel + ch
+	after, err := a.host.Cursor(ctx, name)
+	if err != nil || after == "" {
+		return 0, nil, err
+	}
+	var msgs []slackgo.Message
+	cursor := ""
+	for {
+		resp, err := a.api.GetConversationHistoryContext(ctx, &slackgo.GetConversationHistoryParameters{
+			ChannelID: ch, Oldest: after, Limit: catchUpPage, Cursor: cursor,
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		msgs = append(msgs, resp.Messages...)
+		cursor = resp.ResponseMetaData.NextCursor
+		if !resp.HasMore || cursor == "" {
+			break
+		}
+	}
+	slices.SortFunc(msgs, func(x, y slackgo.Message) int {
+		switch {
+		case x.Timestamp == y.Timestamp:
+			return 0
+		case bridge.CursorAfter(y.Timestamp, x.Timestamp):
+			return -1
+		}
+		return 1
+	})
+	n := 0
+	var found []catchUpUnit
+	last := after
+	for i := range msgs {
+		m := &msgs[i].Msg
+		if !isTS(m.Timestamp) || !bridge.CursorAfter(m.Timestamp, after) {
+			continue
+		}
+		last = m.Timestamp
+		if a.fromBot(m) || !bridged(m.SubType) {
+			continue
+		}
+		isReply := m.ThreadTimestamp != "" && m.ThreadTimestamp != m.Timestamp
+		if isReply && !strings.HasPrefix(ch, "D") {
+			continue // a broadcast reply: its thread's catch-up has it
+		}
+		m.Channel = ch
+		r, ok, err := a.routeOf(ctx, ch, m, true)
+		if err != nil {
+			return n, found, err
+		}
+		if !ok {
+			continue
+		}
+		if err := a.deliverRetrying(ctx, ch, r, m); err != nil {
+			return n, found, err
+		}
+		n++
+		if r.opens && (m.ReplyCount > 0 || m.LatestReply != "") {
+			u := catchUpUnit{key: threadUnit(ch, m.Timestamp), channel: ch, thread: m.Timestamp}
+			a.unitsMu.Lock()
+			if _, ok := a.pending[u.key]; !ok {
+				a.pending[u.key] = &unitState{dirty: true}
+				found = append(found, u)
+			}
+			a.unitsMu.Unlock()
+		}
+	}
+	if last != after {
+		if err := a.host.Deliver(ctx, bridge.Cursor{Name: name, Position: last}); err != nil {
+			return n, found, err
+		}
+	}
+	return n, found, nil
+}
+
+// readThread reads a ticket thread's replies after its cursor, oldest first, page by page.
+func (a *Adapter) readThread(ctx context.Context, ch, thread string) (int, error) {
+	name := threadCursor(ch, thread)
+	after, err := a.host.Cursor(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	if after == "" {
+		after = thread
+	}
+	n := 0
+	cursor := ""
+	for {
+		msgs, hasMore, next, err := a.api.GetConversationRepliesContext(ctx, &slackgo.GetConversationRepliesParameters{
+			ChannelID: ch, Timestamp: thread, Oldest: after, Limit: catchUpPage, Cursor: cursor,
+		})
+		if err != nil {
+			return n, err
+		}
+		last := ""
+		for i := range msgs {
+			m := &msgs[i].Msg
+			if !isTS(m.Timestamp) || !bridge.CursorAfter(m.Timestamp, after) || m.Timestamp == thread {
+				continue
+			}
+			last = m.Timestamp
+			if a.fromBot(m) || !bridged(m.SubType) {
+				continue
+			}
+			m.Channel = ch
+			if m.ThreadTimestamp == "" {
+				m.ThreadTimestamp = thread
+			}
+			r, ok, err := a.routeOf(ctx, ch, m, true)
+			if err != nil {
+				return n, err
+			}
+			if !ok {
+				continue
+			}
+			if err := a.deliverRetrying(ctx, ch, r, m); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if last != "" {
+			if err := a.host.Deliver(ctx, bridge.Cursor{Name: name, Position: last}); err != nil {
+				return n, err
+			}
+		}
+		if !hasMore || next == "" {
+			return n, nil
+		}
+		cursor = next
+	}
+}
+
+// deliverRetrying stores one caught-up message, retrying a store that is down: the next
+// message must not overtake it.
+func (a *Adapter) deliverRetrying(ctx context.Context, ch string, r route, m *slackgo.Msg) error {
+	for attempt := 0; ; attempt++ {
+		err := a.deliverMessage(ctx, ch, r, m)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if a.wait(ctx, a.backoff.Delay(attempt)) != nil {
+			return ctx.Err()
+		}
+	}
+}
