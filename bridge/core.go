@@ -123,6 +123,9 @@ type Core struct {
 	roles *roleManager // this instance's roles among those sharing the store (roles.go)
 
 	enqueues *enqueueGroup // every enqueue goes through it (enqueue.go)
+
+	contactAttrsMu sync.Mutex
+	contactAttrs   map[int64]string // customer id → the Inbound.ContactAttributes set on the contact (attrsKey)
 }
 
 // New checks opts and builds a Core. Nothing runs until Run.

@@ -871,3 +871,44 @@ func TestLostConversationCreateIsAdopted(t *testing.T) {
 		t.Errorf("%d conversations, want the one the lost answer was about", n)
 	}
 }
+
+func TestContactAttributesReachTheContact(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start()
+	ctx := ctxT(t)
+	m := userMessage(2101, "hello")
+	m.ContactAttributes = map[string]string{"slack_workspace": "Acme Corp"}
+	if err := h.adapter.Receive(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	contact, conv := h.waitConversation(ctx, "telegram:2101", 1)
+	h.waitIncoming(ctx, conv.ID, "hello")
+	if got := contact.CustomAttributes["slack_workspace"]; got != "Acme Corp" {
+		t.Fatalf("created contact has slack_workspace %v, want Acme Corp", got)
+	}
+	if got := contact.CustomAttributes["telegram_username"]; got != "alice" {
+		t.Fatalf("the core's own attribute is lost: telegram_username %v", got)
+	}
+
+	// The workspace is renamed: the next message updates the contact.
+	m = userMessage(2101, "still there?")
+	m.ContactAttributes = map[string]string{"slack_workspace": "Acme Inc"}
+	if err := h.adapter.Receive(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIncoming(ctx, conv.ID, "hello", "still there?")
+	c, _ := h.oc.ContactByID(contact.ID)
+	if got := c.CustomAttributes["slack_workspace"]; got != "Acme Inc" {
+		t.Fatalf("contact has slack_workspace %v after the rename, want Acme Inc", got)
+	}
+
+	// A message without attributes (a colleague's, in the user's thread) leaves them alone.
+	if err := h.adapter.Receive(ctx, userMessage(2101, "from a colleague")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIncoming(ctx, conv.ID, "hello", "still there?", "from a colleague")
+	c, _ = h.oc.ContactByID(contact.ID)
+	if got := c.CustomAttributes["slack_workspace"]; got != "Acme Inc" {
+		t.Fatalf("contact has slack_workspace %v, want it kept", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -393,13 +394,18 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 		if wasUnreachable {
 			c.setReachability(ctx, cu, "")
 		}
-		if profileChanged && !isNew {
+		attrsChanged := !c.contactAttrsKnown(cu.ID, m.ContactAttributes)
+		if (profileChanged || attrsChanged) && !isNew {
 			// A contact create that matched never updates it, and names change: keep
 			// OneChat's contact as the user is now. Best effort: the message matters more.
-			if _, err := c.oc.UpdateContact(ctx, cu.SourceID, cu.Identifier, onechat.ContactParams{
-				Name: contactName(cu), CustomAttributes: profileAttributes(cu),
-			}); err != nil {
+			params := onechat.ContactParams{CustomAttributes: withAttributes(profileAttributes(cu), m.ContactAttributes)}
+			if profileChanged {
+				params.Name = contactName(cu)
+			}
+			if _, err := c.oc.UpdateContact(ctx, cu.SourceID, cu.Identifier, params); err != nil {
 				c.log.Warn("update contact profile", zap.Int64("contact_id", cu.ContactID), zap.Error(err))
+			} else {
+				c.rememberContactAttrs(cu.ID, m.ContactAttributes)
 			}
 		}
 		return cu, nil
@@ -408,7 +414,7 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 		Identifier:       cu.Identifier,
 		Name:             contactName(cu),
 		SourceID:         cu.SourceID,
-		CustomAttributes: profileAttributes(cu),
+		CustomAttributes: withAttributes(profileAttributes(cu), m.ContactAttributes),
 	})
 	if err != nil {
 		return cu, fmt.Errorf("create contact: %w", err)
@@ -420,6 +426,7 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 	if cu, err = c.store.SaveCustomer(ctx, cu); err != nil {
 		return cu, err
 	}
+	c.rememberContactAttrs(cu.ID, m.ContactAttributes)
 	c.subscribeCustomer(ctx, cu)
 	// Only a show (or update) with the identifier hash marks the session verified; create never
 	// does. Without a configured HMAC token there is nothing to verify, and the read would
@@ -569,6 +576,61 @@ func profileAttributes(cu Customer) map[string]any {
 		return nil
 	}
 	return map[string]any{string(cu.User.Platform) + "_username": cu.Username}
+}
+
+// withAttributes adds the adapter's contact attributes (Inbound.ContactAttributes) to the
+// ones the core keeps; the core's own win a clash.
+func withAttributes(attrs map[string]any, extra map[string]string) map[string]any {
+	if len(extra) == 0 {
+		return attrs
+	}
+	out := make(map[string]any, len(attrs)+len(extra))
+	for k, v := range extra {
+		out[k] = v
+	}
+	for k, v := range attrs {
+		out[k] = v
+	}
+	return out
+}
+
+// contactAttrsKnown says whether attrs were set on the customer's contact by this process
+// already. The attributes are not stored with the customer, so each process sets them once
+// per contact (and again when they change), at the cost of one contact update per user after
+// a restart.
+func (c *Core) contactAttrsKnown(customerID int64, attrs map[string]string) bool {
+	if len(attrs) == 0 {
+		return true
+	}
+	c.contactAttrsMu.Lock()
+	defer c.contactAttrsMu.Unlock()
+	return c.contactAttrs[customerID] == attrsKey(attrs)
+}
+
+func (c *Core) rememberContactAttrs(customerID int64, attrs map[string]string) {
+	if len(attrs) == 0 {
+		return
+	}
+	c.contactAttrsMu.Lock()
+	defer c.contactAttrsMu.Unlock()
+	if c.contactAttrs == nil || len(c.contactAttrs) > 100000 {
+		c.contactAttrs = map[int64]string{}
+	}
+	c.contactAttrs[customerID] = attrsKey(attrs)
+}
+
+// attrsKey is a canonical form of attrs to compare.
+func attrsKey(attrs map[string]string) string {
+	keys := make([]string, 0, len(attrs))
+	for k := range attrs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(strconv.Quote(k) + "=" + strconv.Quote(attrs[k]) + ";")
+	}
+	return b.String()
 }
 
 func contactName(cu Customer) string {

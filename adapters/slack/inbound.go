@@ -555,7 +555,7 @@ func (d *directory) team(ctx context.Context, id string) string {
 	if hit && time.Now().Before(c.expires) {
 		return c.v
 	}
-	t, err := d.a.api.GetTeamInfoContext(ctx, slackgo.GetTeamInfoOptionTeam(id))
+	t, err := d.a.api.GetOtherTeamInfoContext(ctx, id)
 	c = cached[string]{expires: time.Now().Add(d.ttl)}
 	if err != nil {
 		c.expires = time.Now().Add(negativeTTL)

@@ -62,17 +62,9 @@ func protectTokens(s string) [][2]int {
 	return out
 }
 
-// noPing defuses the plain-text forms of Slack's broadcast mentions: a word joiner after the @
-// keeps "@here" from ever notifying, whatever a client makes of it. The renderer already
-// escapes <!here> and friends.
-var noPing = strings.NewReplacer("@here", "@\u2060here", "@channel", "@\u2060channel", "@everyone", "@\u2060everyone",
-	"@Here", "@\u2060Here", "@Channel", "@\u2060Channel", "@Everyone", "@\u2060Everyone",
-	"@HERE", "@\u2060HERE", "@CHANNEL", "@\u2060CHANNEL", "@EVERYONE", "@\u2060EVERYONE")
-
-// render turns an agent's Markdown into safe mrkdwn.
-func render(md string) string {
-	return noPing.Replace(markdownToMrkdwn(md))
-}
+// render turns an agent's Markdown into mrkdwn that pings nobody: the renderer escapes <!here>
+// and friends and puts a word joiner into a plain @here.
+func render(md string) string { return markdownToMrkdwn(md) }
 
 // plan lays out the Slack messages of m: its text in parts, buttons on the last text part,
 // then one message per file. The plan is the same on every attempt, so Parts can say how far
@@ -167,10 +159,8 @@ func choiceMade(text, choice string) []slackgo.MsgOption {
 	}
 }
 
-// escapeMrkdwn escapes the three characters mrkdwn gives meaning to.
-func escapeMrkdwn(s string) string {
-	return noPing.Replace(strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s))
-}
+// escapeMrkdwn escapes plain text for mrkdwn, broadcast mentions defused.
+func escapeMrkdwn(s string) string { return mrkdwnEscape(s) }
 
 // Send delivers an agent message into its DM or ticket thread and returns the ts of every
 // Slack message it created ("file:<id>" for a file, whose message ts Slack does not return).
