@@ -43,15 +43,41 @@ type catchUpUnit struct {
 	channel, thread string
 }
 
-// startCatchUp is called by the events loop on every hello: from now on live messages wait
-// until the catch-up goroutine has listed what to read.
+// startCatchUp is called by the events loop on every hello. It lists what to read (a few
+// quick reads of the store) before the loop handles the next envelope, so live messages of
+// those units wait from now on; when the store cannot answer, every live message waits until
+// the catch-up goroutine could list them.
 func (a *Adapter) startCatchUp(ctx context.Context) {
-	a.unitsMu.Lock()
-	a.catchAll = true
-	a.unitsMu.Unlock()
+	lctx, cancel := context.WithTimeout(ctx, deliverTimeout)
+	units, err := a.listUnits(lctx)
+	cancel()
+	if err != nil {
+		a.log.Warn("cannot list the slack chats to catch up", zap.Error(err))
+		units = nil
+	}
+	a.markPending(units, err != nil)
 	select {
-	case a.catchUpKick <- struct{}{}:
+	case <-a.catchUpKick: // a pass not started yet: this one replaces it
 	default:
+	}
+	a.catchUpKick <- catchUpPass{units: units, list: err != nil}
+}
+
+// catchUpPass is the work of one catch-up: the units to read, or list set when they still
+// have to be listed.
+type catchUpPass struct {
+	units []catchUpUnit
+	list  bool
+}
+
+// markPending makes units the pending ones; all holds every live message instead.
+func (a *Adapter) markPending(units []catchUpUnit, all bool) {
+	a.unitsMu.Lock()
+	defer a.unitsMu.Unlock()
+	a.catchAll = all
+	a.pending = map[string]*unitState{}
+	for _, u := range units {
+		a.pending[u.key] = &unitState{dirty: true}
 	}
 }
 
@@ -60,63 +86,51 @@ func (a *Adapter) catchUpLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-a.catchUpKick:
+		case p := <-a.catchUpKick:
+			for restart := true; restart; {
+				p, restart = a.catchUp(ctx, p)
+			}
 		}
-		a.catchUp(ctx)
 	}
 }
 
-// catchUp runs one pass; a new connection during it starts a new pass.
-func (a *Adapter) catchUp(ctx context.Context) {
-	var units []catchUpUnit
-	for attempt := 0; ; attempt++ {
+// catchUp runs one pass. When the socket reconnects meanwhile it stops and returns the new
+// pass to run instead.
+func (a *Adapter) catchUp(ctx context.Context, p catchUpPass) (catchUpPass, bool) {
+	units := p.units
+	for attempt := 0; p.list; attempt++ {
 		var err error
 		if units, err = a.listUnits(ctx); err == nil {
+			a.markPending(units, false)
 			break
 		}
 		if ctx.Err() != nil {
-			return
+			return p, false
 		}
 		d := a.backoff.Delay(attempt)
 		a.log.Warn("cannot list the slack chats to catch up, retrying", zap.Error(err), zap.Duration("sleep", d))
 		if a.wait(ctx, d) != nil {
-			return
+			return p, false
 		}
 	}
-	a.unitsMu.Lock()
-	a.pending = map[string]*unitState{}
-	for _, u := range units {
-		a.pending[u.key] = &unitState{dirty: true}
-	}
-	a.catchAll = false
-	a.unitsMu.Unlock()
 	total := 0
 	for i := 0; i < len(units); i++ {
 		select {
-		case <-a.catchUpKick:
-			// Reconnected meanwhile: start over, listing again.
-			a.unitsMu.Lock()
-			a.catchAll = true
-			a.unitsMu.Unlock()
-			a.kickAgain()
-			return
+		case next := <-a.catchUpKick:
+			return next, true
 		default:
 		}
 		n, more := a.catchUpOne(ctx, units[i])
 		total += n
 		units = append(units, more...)
 		if ctx.Err() != nil {
-			return
+			return p, false
 		}
 	}
-	a.log.Info("slack catch-up done", zap.Int("chats", len(units)), zap.Int("messages", total))
-}
-
-func (a *Adapter) kickAgain() {
-	select {
-	case a.catchUpKick <- struct{}{}:
-	default:
+	if len(units) > 0 {
+		a.log.Info("slack catch-up done", zap.Int("chats", len(units)), zap.Int("messages", total))
 	}
+	return p, false
 }
 
 // listUnits lists the channels with a cursor and the ticket threads active within
@@ -176,15 +190,17 @@ func (a *Adapter) listUnits(ctx context.Context) ([]catchUpUnit, error) {
 // meanwhile, then lets its live messages through. It returns how many messages it stored and
 // the ticket threads it found that need reading too (already marked pending).
 func (a *Adapter) catchUpOne(ctx context.Context, u catchUpUnit) (int, []catchUpUnit) {
+	a.unitsMu.Lock()
+	st := a.pending[u.key]
+	a.unitsMu.Unlock()
+	if st == nil {
+		return 0, nil
+	}
+	defer a.release(u.key, st)
 	total := 0
 	var found []catchUpUnit
 	for attempt := 0; attempt < catchUpAttempts; {
 		a.unitsMu.Lock()
-		st := a.pending[u.key]
-		if st == nil {
-			st = &unitState{}
-			a.pending[u.key] = st
-		}
 		st.dirty = false
 		a.unitsMu.Unlock()
 		var n int
@@ -199,12 +215,11 @@ func (a *Adapter) catchUpOne(ctx context.Context, u catchUpUnit) (int, []catchUp
 		found = append(found, more...)
 		if err == nil {
 			a.unitsMu.Lock()
-			if !st.dirty {
-				delete(a.pending, u.key)
-				a.unitsMu.Unlock()
+			dirty := st.dirty
+			a.unitsMu.Unlock()
+			if !dirty {
 				return total, found
 			}
-			a.unitsMu.Unlock()
 			continue
 		}
 		if ctx.Err() != nil {
@@ -220,7 +235,7 @@ func (a *Adapter) catchUpOne(ctx context.Context, u catchUpUnit) (int, []catchUp
 		}
 		if gone(err) {
 			a.log.Warn("slack chat cannot be read any more, not catching it up", zap.String("unit", u.key), zap.Error(a.redact(err)))
-			break
+			return total, found
 		}
 		d := a.backoff.Delay(attempt)
 		attempt++
@@ -229,10 +244,16 @@ func (a *Adapter) catchUpOne(ctx context.Context, u catchUpUnit) (int, []catchUp
 			return total, found
 		}
 	}
-	a.unitsMu.Lock()
-	delete(a.pending, u.key)
-	a.unitsMu.Unlock()
 	return total, found
+}
+
+// release lets the live messages of a unit through, unless a newer pass marked it again.
+func (a *Adapter) release(key string, st *unitState) {
+	a.unitsMu.Lock()
+	defer a.unitsMu.Unlock()
+	if a.pending[key] == st {
+		delete(a.pending, key)
+	}
 }
 
 // gone says whether err means the chat cannot be read at all.

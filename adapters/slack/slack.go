@@ -74,7 +74,7 @@ type Adapter struct {
 	pending  map[string]*unitState
 	catchAll bool // from a (re)connect until the units to catch up are listed
 
-	catchUpKick chan struct{}
+	catchUpKick chan catchUpPass
 	acks        chan ackJob
 	uploaded    *recentSet // file ids the bot uploaded, to drop their echoes
 }
@@ -221,7 +221,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 	sm := socketmode.New(a.api)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a.catchUpKick = make(chan struct{}, 1)
+	a.catchUpKick = make(chan catchUpPass, 1)
 	a.acks = make(chan ackJob, 256)
 	var wg sync.WaitGroup
 	smErr := make(chan error, 1)
