@@ -70,8 +70,10 @@ func (h *memHost) Cursors(ctx context.Context, prefix string) ([]bridge.Cursor, 
 	return out, nil
 }
 
-func (h *memHost) MoveChat(ctx context.Context, u bridge.UserRef, chat bridge.ChatRef) error { return nil }
-func (h *memHost) UserTyping(ctx context.Context, u bridge.UserRef, chat bridge.ChatRef)     {}
+func (h *memHost) MoveChat(ctx context.Context, u bridge.UserRef, chat bridge.ChatRef) error {
+	return nil
+}
+func (h *memHost) UserTyping(ctx context.Context, u bridge.UserRef, chat bridge.ChatRef) {}
 
 func (h *memHost) Value(ctx context.Context, key string) (string, bool, error) {
 	h.mu.Lock()
