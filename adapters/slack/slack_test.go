@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -634,5 +635,31 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if (&Config{}).Enabled() {
 		t.Error("an empty config is enabled")
+	}
+}
+
+func TestPostsArePacedBeforeSlackRefuses(t *testing.T) {
+	r := newRig(t, slacktest.WithPostRateLimit(1, 3))
+	r.a.pacer = newPacer(time.Second, 3)
+	r.start()
+	dm := r.srv.DM(r.alice)
+	for i := range 6 {
+		if _, err := r.a.Send(context.Background(), bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: dm}, Text: "message " + strconv.Itoa(i)}); err != nil {
+			t.Fatalf("message %d: %v (the pacer let Slack refuse it)", i, err)
+		}
+	}
+}
+
+func TestUnparsableEnvelopeIsAcknowledgedAndHealth(t *testing.T) {
+	r := newRig(t)
+	r.start()
+	id := r.srv.EmitEvent(map[string]any{"type": "no_such_event_type_slack_go_knows", "channel": r.support})
+	r.srv.WaitAcked(t, id)
+	if err := r.a.Health(); err != nil {
+		t.Fatalf("Health = %v while connected", err)
+	}
+	r.stop()
+	if r.a.Health() == nil {
+		t.Fatal("Health = nil after Run stopped")
 	}
 }
