@@ -18,6 +18,10 @@ import (
 // envDefault of Config.Greeting (a test keeps the two in step).
 const DefaultGreeting = "Hi! Send us your question here and our team will answer as soon as possible."
 
+// MinWebhookSecret is the shortest TELEGRAM_WEBHOOK_SECRET accepted: the secret is all that
+// tells Telegram's posts from anyone else's on the public URL, so it must not be guessable.
+const MinWebhookSecret = 32
+
 // Config configures the Telegram adapter. The env tags name the bridge's environment
 // variables; TELEGRAM_BOT_TOKEN enables the adapter. A zero field means its default, so a
 // Config built in code needs only Token. Validate is the one place its rules live: New calls
@@ -38,7 +42,7 @@ type Config struct {
 	// the path the adapter's own server answers on.
 	WebhookURL string `env:"TELEGRAM_WEBHOOK_URL"`
 	// WebhookSecret is sent by Telegram in X-Telegram-Bot-Api-Secret-Token with every update;
-	// requests without it are refused. 1-256 characters of A-Z, a-z, 0-9, _ and -. In webhook
+	// requests without it are refused. 32-256 characters of A-Z, a-z, 0-9, _ and -. In webhook
 	// mode Validate generates a random one when it is empty: the adapter registers the webhook
 	// at every start, so Telegram always has the current one.
 	WebhookSecret secret.String `env:"TELEGRAM_WEBHOOK_SECRET"`
@@ -49,6 +53,10 @@ type Config struct {
 	// Greeting is sent (as Markdown) when a user starts the bot with /start; empty or "none"
 	// sends nothing. /start itself never becomes a OneChat message.
 	Greeting string `env:"TELEGRAM_GREETING" envDefault:"Hi! Send us your question here and our team will answer as soon as possible."`
+	// GreetingInterval is how long after greeting a chat its further /start are not answered,
+	// 1s to a year: DefaultGreetingInterval when empty. It is remembered in the host's store, so
+	// it holds across restarts and instances.
+	GreetingInterval string `env:"TELEGRAM_GREETING_INTERVAL" envDefault:"24h"`
 	// AlbumWindow is how long to wait for more parts of an album (a media group) before it
 	// becomes one message, 100ms to 10s: DefaultAlbumWindow when empty.
 	AlbumWindow string `env:"TELEGRAM_ALBUM_WINDOW" envDefault:"1s"`
@@ -74,6 +82,7 @@ type Config struct {
 	apiURL                 string
 	pollTimeout            time.Duration
 	albumWindow            time.Duration
+	greetingInterval       time.Duration
 	perChat, global        time.Duration
 	greeting               string
 	webhookSecretGenerated bool
@@ -121,6 +130,7 @@ func (cfg *Config) Validate() error {
 	duration("TELEGRAM_POLL_TIMEOUT", cfg.PollTimeout, DefaultPollTimeout, time.Second, 10*time.Minute, &cfg.pollTimeout)
 	cfg.pollTimeout = cfg.pollTimeout.Truncate(time.Second)
 	duration("TELEGRAM_ALBUM_WINDOW", cfg.AlbumWindow, DefaultAlbumWindow, 100*time.Millisecond, 10*time.Second, &cfg.albumWindow)
+	duration("TELEGRAM_GREETING_INTERVAL", cfg.GreetingInterval, DefaultGreetingInterval, time.Second, 365*24*time.Hour, &cfg.greetingInterval)
 	duration("TELEGRAM_PER_CHAT_INTERVAL", cfg.PerChatInterval, time.Second, time.Millisecond, time.Minute, &cfg.perChat)
 	duration("TELEGRAM_GLOBAL_INTERVAL", cfg.GlobalInterval, time.Second/30, time.Millisecond, time.Minute, &cfg.global)
 	if c := cfg.HTTPClient; c != nil && c.Timeout != 0 && c.Timeout <= cfg.pollTimeout {
@@ -144,10 +154,11 @@ func (cfg *Config) Validate() error {
 			_, _ = rand.Read(b)
 			cfg.WebhookSecret = secret.String(base64.RawURLEncoding.EncodeToString(b))
 			cfg.webhookSecretGenerated = true
-		case len(s) > 256 || strings.IndexFunc(s, func(r rune) bool {
+		case len(s) < MinWebhookSecret || len(s) > 256 || strings.IndexFunc(s, func(r rune) bool {
 			return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || r == '-')
 		}) >= 0:
-			bad("TELEGRAM_WEBHOOK_SECRET", "must be 1-256 characters of A-Z, a-z, 0-9, '_' and '-'")
+			// Its length is not said either: the secret is all that guards the public URL.
+			bad("TELEGRAM_WEBHOOK_SECRET", "must be %d-256 characters of A-Z, a-z, 0-9, '_' and '-' (or unset, for a generated one)", MinWebhookSecret)
 		}
 	default:
 		bad("TELEGRAM_MODE", "must be %s or %s, got %q", ModePolling, ModeWebhook, cfg.Mode)

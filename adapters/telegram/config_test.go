@@ -41,9 +41,13 @@ func TestConfigDefaults(t *testing.T) {
 		api                          string
 		poll, album, perChat, global time.Duration
 		greeting                     string
+		greetingInterval             time.Duration
 	}
 	d := func(c Config) derived {
-		return derived{c.apiURL, c.pollTimeout, c.albumWindow, c.perChat, c.global, c.greeting}
+		return derived{c.apiURL, c.pollTimeout, c.albumWindow, c.perChat, c.global, c.greeting, c.greetingInterval}
+	}
+	if cfg.greetingInterval != 24*time.Hour {
+		t.Errorf("greeting interval %s, want 24h", cfg.greetingInterval)
 	}
 	// 34ms is 1/30 s rounded up to a whole millisecond.
 	zero.global = 34 * time.Millisecond
@@ -82,9 +86,15 @@ func TestConfigWebhook(t *testing.T) {
 	if p := fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg); strings.Contains(p, s) || strings.Contains(p, testToken) {
 		t.Fatalf("a secret prints: %s", p)
 	}
-	cfg = parseEnv(t, append(vars, "TELEGRAM_WEBHOOK_SECRET=my-Secret_1")...)
-	if err := cfg.Validate(); err != nil || string(cfg.WebhookSecret) != "my-Secret_1" || cfg.webhookSecretGenerated {
+	given := "my-Secret_1" + strings.Repeat("x", 21)
+	cfg = parseEnv(t, append(vars, "TELEGRAM_WEBHOOK_SECRET="+given)...)
+	if err := cfg.Validate(); err != nil || string(cfg.WebhookSecret) != given || cfg.webhookSecretGenerated {
 		t.Fatalf("given secret: %v", err)
+	}
+	// A short secret can be guessed: refused, without echoing it.
+	cfg = parseEnv(t, append(vars, "TELEGRAM_WEBHOOK_SECRET=my-Secret_1")...)
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "TELEGRAM_WEBHOOK_SECRET:") || strings.Contains(err.Error(), "my-Secret_1") {
+		t.Fatalf("a secret of 11 characters: %v", err)
 	}
 }
 
@@ -102,8 +112,8 @@ func TestConfigErrorsNameTheirVariable(t *testing.T) {
 		{[]string{"TELEGRAM_MODE=webhook", "TELEGRAM_WEBHOOK_URL=http://insecure.example.com/tg",
 			"TELEGRAM_WEBHOOK_SECRET=has spaces!", "TELEGRAM_WEBHOOK_LISTEN=8443"},
 			[]string{"TELEGRAM_WEBHOOK_URL", "TELEGRAM_WEBHOOK_SECRET", "TELEGRAM_WEBHOOK_LISTEN"}},
-		{[]string{"TELEGRAM_ALBUM_WINDOW=1h", "TELEGRAM_PER_CHAT_INTERVAL=0s", "TELEGRAM_GLOBAL_INTERVAL=2m"},
-			[]string{"TELEGRAM_ALBUM_WINDOW", "TELEGRAM_PER_CHAT_INTERVAL", "TELEGRAM_GLOBAL_INTERVAL"}},
+		{[]string{"TELEGRAM_ALBUM_WINDOW=1h", "TELEGRAM_PER_CHAT_INTERVAL=0s", "TELEGRAM_GLOBAL_INTERVAL=2m", "TELEGRAM_GREETING_INTERVAL=soon"},
+			[]string{"TELEGRAM_ALBUM_WINDOW", "TELEGRAM_PER_CHAT_INTERVAL", "TELEGRAM_GLOBAL_INTERVAL", "TELEGRAM_GREETING_INTERVAL"}},
 	} {
 		vars := tc.env
 		if !strings.Contains(strings.Join(vars, " "), "TELEGRAM_BOT_TOKEN=") && tc.env != nil {

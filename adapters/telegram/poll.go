@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-telegram/bot/models"
@@ -43,10 +45,12 @@ type getUpdatesParams struct {
 // stopped: nil when ctx was cancelled, an error when Telegram rejects the token or the webhook
 // cannot listen.
 func (a *Adapter) Run(ctx context.Context) error {
-	if a.mode == ModeWebhook {
-		return a.runWebhook(ctx, a.host)
-	}
-	return a.poll(ctx, a.host)
+	return a.withFollowUps(ctx, func(ctx context.Context) error {
+		if a.mode == ModeWebhook {
+			return a.runWebhook(ctx, a.host)
+		}
+		return a.poll(ctx, a.host)
+	})
 }
 
 // poll long-polls getUpdates until ctx is cancelled. Each batch goes to in.Deliver together
@@ -74,7 +78,14 @@ func (a *Adapter) poll(ctx context.Context, in bridge.Host) error {
 	var settling map[string][]int64 // album parts seen by the previous poll, after a window
 	timeout := a.pollTimeout
 	for {
-		raw, err := a.getUpdates(ctx, offset, timeout)
+		// A long poll that Telegram accepted means the bot is receiving, so the adapter is
+		// ready without waiting up to the poll timeout for it to return. After failures it
+		// becomes ready again only when a poll returns, so a failing Telegram does not flap.
+		var accepted func()
+		if failures == 0 {
+			accepted = func() { a.health.set(nil) }
+		}
+		raw, err := a.getUpdates(ctx, offset, timeout, accepted)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -130,7 +141,7 @@ func (a *Adapter) poll(ctx context.Context, in bridge.Host) error {
 			if err := a.deliver(ctx, in, bridge.IntCursor(OffsetCursor, cur), msgs); err != nil {
 				return nil // ctx cancelled; the batch is polled again after a restart
 			}
-			a.followUp(ctx, follow)
+			a.offerFollowUps(follow)
 			offset = cur
 		}
 		if cut == len(batch) {
@@ -185,10 +196,33 @@ func (a *Adapter) loadOffset(ctx context.Context, in bridge.Host) (int64, error)
 }
 
 // getUpdates long-polls once and returns the updates undecoded, so that one update the models
-// cannot decode does not block the whole batch forever.
-func (a *Adapter) getUpdates(ctx context.Context, offset int64, timeout time.Duration) ([]json.RawMessage, error) {
+// cannot decode does not block the whole batch forever. accepted, when not nil, is called once
+// the request was written whole to the connection and before getUpdates returns: Telegram
+// holds a long poll it accepted until an update arrives or the timeout passes, and answers a
+// refused one at once, which the caller then sees as the error.
+func (a *Adapter) getUpdates(ctx context.Context, offset int64, timeout time.Duration, accepted func()) ([]json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout+httpSlack)
 	defer cancel()
+	if accepted != nil {
+		var (
+			mu       sync.Mutex
+			returned bool
+		)
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(info httptrace.WroteRequestInfo) {
+				mu.Lock()
+				defer mu.Unlock()
+				if info.Err == nil && !returned {
+					accepted()
+				}
+			},
+		})
+		defer func() {
+			mu.Lock()
+			returned = true
+			mu.Unlock()
+		}()
+	}
 	p := getUpdatesParams{
 		Offset:         offset,
 		Limit:          pollLimit,
@@ -267,12 +301,14 @@ func (a *Adapter) decodeBatch(raw []json.RawMessage, offset int64) ([]decoded, i
 	return out, next
 }
 
-// albumOf is the media group of a private message, or "".
+// albumOf is the key of the album a private message belongs to, or "": its chat and media
+// group together, since the group id alone is not trusted to be unique across chats, and two
+// users' files must never end up in one message.
 func albumOf(u *models.Update) string {
-	if u == nil || u.Message == nil || u.Message.Chat.Type != models.ChatTypePrivate {
+	if u == nil || u.Message == nil || u.Message.Chat.Type != models.ChatTypePrivate || u.Message.MediaGroupID == "" {
 		return ""
 	}
-	return u.Message.MediaGroupID
+	return strconv.FormatInt(u.Message.Chat.ID, 10) + "/" + u.Message.MediaGroupID
 }
 
 // albumParts lists the update ids of each album in the batch.
@@ -357,22 +393,6 @@ func mergeAlbum(first *bridge.Inbound, part bridge.Inbound) {
 			first.Text += "\n\n"
 		}
 		first.Text += part.Text
-	}
-}
-
-// followUp performs what a stored batch asks for. Failures are logged: the updates are stored
-// and the user can press again or write.
-func (a *Adapter) followUp(ctx context.Context, fs []followUp) {
-	for _, f := range fs {
-		switch {
-		case f.greetChat != 0 && a.greeting != "":
-			msg := bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: strconv.FormatInt(f.greetChat, 10)}, Text: a.greeting}
-			if _, err := a.Send(ctx, msg); err != nil && ctx.Err() == nil {
-				a.log.Warn("sending the telegram greeting failed", zap.Int64("chat_id", f.greetChat), zap.Error(err))
-			}
-		case f.callback != nil:
-			a.answerCallback(ctx, f.callback, f.choice)
-		}
 	}
 }
 

@@ -487,16 +487,30 @@ func (a *Adapter) ShowTyping(ctx context.Context, chat bridge.ChatRef) error {
 type healthState struct {
 	mu  sync.Mutex
 	err error
+	// changed is closed and replaced at every set, for tests to await a change.
+	changed chan struct{}
 }
 
 func (h *healthState) set(err error) {
 	h.mu.Lock()
 	h.err = err
+	if h.changed != nil {
+		close(h.changed)
+	}
+	h.changed = make(chan struct{})
 	h.mu.Unlock()
 }
 
-// Health reports whether the adapter is receiving from Telegram: nil after a successful poll
-// or webhook registration, otherwise what failed last (without secrets).
+// watch returns the current state and a channel closed at the next change.
+func (h *healthState) watch() (error, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err, h.changed
+}
+
+// Health reports whether the adapter is receiving from Telegram: nil once a long poll was
+// accepted (see getUpdates) or the webhook registered, otherwise what failed last (without
+// secrets).
 func (a *Adapter) Health() error {
 	a.health.mu.Lock()
 	defer a.health.mu.Unlock()

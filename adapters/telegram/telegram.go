@@ -80,9 +80,15 @@ type Adapter struct {
 	webhookSecret string
 	webhookListen string
 	greeting      string
-	albumWindow   time.Duration
-	conv          converter
-	maxUpload     int64
+	// greetingInterval spaces greetings to one chat.
+	greetingInterval time.Duration
+	// followUps sends greetings and button answers off the intake path.
+	followUps *followUpSender
+	// now is the clock for greeting times; tests replace it.
+	now         func() time.Time
+	albumWindow time.Duration
+	conv        converter
+	maxUpload   int64
 
 	// backoff paces retries after failed polls and deliveries.
 	backoff retry.Backoff
@@ -129,17 +135,20 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 		logger = zap.NewNop()
 	}
 	a := &Adapter{
-		token:       string(cfg.Token),
-		apiURL:      apiURL,
-		endpoint:    strings.TrimRight(apiURL, "/") + "/bot" + string(cfg.Token) + "/",
-		fileBase:    strings.TrimRight(apiURL, "/") + "/file/bot" + string(cfg.Token) + "/",
-		pollTimeout: pollTimeout,
-		client:      client,
-		log:         logger,
-		greeting:    cfg.greeting,
-		albumWindow: cfg.albumWindow,
-		backoff:     retry.Backoff{Base: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.5},
-		wait:        retry.Sleep,
+		token:            string(cfg.Token),
+		apiURL:           apiURL,
+		endpoint:         strings.TrimRight(apiURL, "/") + "/bot" + string(cfg.Token) + "/",
+		fileBase:         strings.TrimRight(apiURL, "/") + "/file/bot" + string(cfg.Token) + "/",
+		pollTimeout:      pollTimeout,
+		client:           client,
+		log:              logger,
+		greeting:         cfg.greeting,
+		greetingInterval: cfg.greetingInterval,
+		followUps:        newFollowUpSender(followUpQueueSize),
+		now:              time.Now,
+		albumWindow:      cfg.albumWindow,
+		backoff:          retry.Backoff{Base: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.5},
+		wait:             retry.Sleep,
 	}
 	cloud := strings.TrimRight(apiURL, "/") == DefaultAPIURL
 	switch {

@@ -507,7 +507,9 @@ func webhookFixture(t *testing.T, in bridge.Host) (*fixture, string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.a.serveWebhook(ctx, in, ln) }()
+	go func() {
+		done <- f.a.withFollowUps(ctx, func(ctx context.Context) error { return f.a.serveWebhook(ctx, in, ln) })
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -27,6 +27,14 @@ const secretHeader = "X-Telegram-Bot-Api-Secret-Token"
 // handler holds until the album is complete (Telegram's default is 40).
 const webhookMaxConnections = 40
 
+// webhookMaxHeaderBytes bounds the request headers the webhook server reads; Telegram's are a
+// few hundred bytes.
+const webhookMaxHeaderBytes = 16 << 10
+
+// refusalLogInterval is the least time between two log lines about refused webhook requests:
+// someone probing the public URL must not be able to flood the log.
+const refusalLogInterval = 10 * time.Second
+
 // runWebhook serves Telegram's webhook on the configured address until ctx is cancelled. The
 // server is listening before setWebhook tells Telegram about it; an update is answered 200
 // only after the core stored it, otherwise 500, and Telegram delivers it again later.
@@ -45,7 +53,18 @@ func (a *Adapter) serveWebhook(ctx context.Context, in bridge.Host, ln net.Liste
 		path = u.Path
 	}
 	h := &webhookHandler{a: a, in: in, ctx: ctx, path: path, albums: map[string]*album{}, loggedChats: map[int64]struct{}{}}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{
+		Handler: h,
+		// The webhook is public: a client that trickles its headers or body, or keeps idle
+		// connections open, is cut off instead of holding a connection for ever.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// A request waits for the rest of its album and for the store.
+		WriteTimeout:   a.albumWindow + callTimeout + 10*time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: webhookMaxHeaderBytes,
+		ErrorLog:       zap.NewStdLog(a.log.Named("webhook_server")),
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	a.log.Info("telegram webhook server listening", zap.String("addr", ln.Addr().String()), zap.String("path", path))
@@ -124,6 +143,28 @@ type webhookHandler struct {
 	mu          sync.Mutex
 	albums      map[string]*album
 	loggedChats map[int64]struct{}
+	// refused counts requests refused for a wrong secret since the last log line about them,
+	// which was at refusalLogged.
+	refused       int
+	refusalLogged time.Time
+}
+
+// logRefusal logs a request refused for its secret, at most once per refusalLogInterval, with
+// the number refused since the last line.
+func (h *webhookHandler) logRefusal(r *http.Request) {
+	h.mu.Lock()
+	h.refused++
+	now := h.a.now()
+	if !h.refusalLogged.IsZero() && now.Sub(h.refusalLogged) < refusalLogInterval {
+		h.mu.Unlock()
+		return
+	}
+	n := h.refused
+	h.refused, h.refusalLogged = 0, now
+	h.mu.Unlock()
+	h.a.log.Warn("refused telegram webhook requests without the right secret",
+		zap.Int("refused", n), zap.Duration("interval", refusalLogInterval),
+		zap.String("last_remote_addr", r.RemoteAddr))
 }
 
 // album collects the parts of a media group arriving as separate requests.
@@ -146,8 +187,7 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	got := r.Header.Get(secretHeader)
 	if subtle.ConstantTimeCompare([]byte(got), []byte(h.a.webhookSecret)) != 1 {
-		h.a.log.Warn("refused a telegram webhook request without the right secret",
-			zap.String("remote_addr", r.RemoteAddr))
+		h.logRefusal(r)
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
@@ -199,7 +239,7 @@ func (h *webhookHandler) store(batch []decoded) error {
 			return err
 		}
 	}
-	h.a.followUp(h.ctx, follow)
+	h.a.offerFollowUps(follow)
 	return nil
 }
 

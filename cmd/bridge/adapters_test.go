@@ -87,7 +87,7 @@ func TestAdapterVariablesFromFilesAndInTheStartupLine(t *testing.T) {
 		"DISCORD_BOT_TOKEN_FILE="+writeSecret(t, "discord-SECRET-from-file\n"),
 		"DISCORD_SUPPORT_CHANNEL_ID_FILE="+writeSecret(t, "910000000000000001"),
 		"TELEGRAM_MODE=webhook", "TELEGRAM_WEBHOOK_URL=https://bridge.example.com/tg",
-		"TELEGRAM_WEBHOOK_SECRET_FILE="+writeSecret(t, "webhook-SECRET"))
+		"TELEGRAM_WEBHOOK_SECRET_FILE="+writeSecret(t, "webhook-SECRET-long-enough-to-be-accepted"))
 	cfg, err := LoadConfig(env)
 	if err != nil {
 		t.Fatal(err)

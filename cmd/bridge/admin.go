@@ -116,6 +116,25 @@ type readyBody struct {
 	Roles  *rolesBody        `json:"roles,omitempty"`
 }
 
+// adminMaxHeaderBytes bounds the request headers the admin listener reads: probes and
+// Prometheus send a few hundred bytes.
+const adminMaxHeaderBytes = 16 << 10
+
+// adminServer is the admin listener's server. Its timeouts cut off a client that trickles its
+// request or keeps idle connections open, so a reachable admin port cannot be held by one; the
+// write timeout leaves /readyz its readyTimeout and a large /metrics scrape its time.
+func adminServer(h http.Handler, logger *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      readyTimeout + 20*time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    adminMaxHeaderBytes,
+		ErrorLog:          zap.NewStdLog(logger.Named("admin_server")),
+	}
+}
+
 // adminHandler serves /livez (the process answers; for restarts), /readyz (every dependency is
 // up; 503 with what is down otherwise) and /metrics from reg.
 func adminHandler(checks []readyCheck, reg *prometheus.Registry, roles func() bridge.RolesStatus) http.Handler {

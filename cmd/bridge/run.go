@@ -98,10 +98,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		if err != nil {
 			return fmt.Errorf("BRIDGE_ADMIN_ADDR: %w", err)
 		}
-		srv := &http.Server{
-			Handler:           adminHandler(readinessChecks(store, oc, core, core.Adapters()), reg, core.Roles),
-			ReadHeaderTimeout: 5 * time.Second,
-		}
+		srv := adminServer(adminHandler(readinessChecks(store, oc, core, core.Adapters()), reg, core.Roles), logger)
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("admin listener: %w", err)
