@@ -29,6 +29,11 @@ type Config struct {
 	SupportChannelID string `env:"DISCORD_SUPPORT_CHANNEL_ID"`
 	// StaffRoleID, in support-channel mode, is a role added to every ticket thread.
 	StaffRoleID string `env:"DISCORD_STAFF_ROLE_ID"`
+	// MinAccountAge, when above zero (a duration such as 168h), refuses a conversation (a DM or
+	// a ticket) from a Discord account younger than this, by the time in its id: the user is
+	// told once, politely, and nothing of theirs is stored. Fresh accounts are what spam floods
+	// are made of. "0" (the default) or empty turns it off.
+	MinAccountAge string `env:"DISCORD_MIN_ACCOUNT_AGE" envDefault:"0"`
 
 	// CDNURL serves sticker images: DefaultCDNURL when empty.
 	CDNURL string
@@ -39,10 +44,18 @@ type Config struct {
 	// MaxUploadSize is the largest file the adapter uploads (Discord's limit for the bot's
 	// servers): 10 MiB when zero. A larger agent file is named in the message instead.
 	MaxUploadSize int64
+	// MaxDownloadSize is the largest file of a user's the adapter passes on: DefaultMaxDownload
+	// when zero. A larger one, by the size Discord declares, is not downloaded; the agent sees
+	// a note naming it and its size.
+	MaxDownloadSize int64
 
 	// Derived by Validate.
 	apiURL, cdnURL string
+	minAccountAge  time.Duration
 }
+
+// DefaultMaxDownload is the largest user file passed on when Config.MaxDownloadSize is zero.
+const DefaultMaxDownload = 100 << 20
 
 // Enabled reports whether the bridge is to run the adapter: a bot token is set.
 func (cfg *Config) Enabled() bool { return cfg.Token != "" }
@@ -82,6 +95,15 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.StaffRoleID != "" && cfg.SupportChannelID == "" {
 		bad("DISCORD_STAFF_ROLE_ID", "only applies with DISCORD_SUPPORT_CHANNEL_ID")
+	}
+	cfg.minAccountAge = 0
+	if v := strings.TrimSpace(cfg.MinAccountAge); v != "" && v != "0" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 10*365*24*time.Hour {
+			bad("DISCORD_MIN_ACCOUNT_AGE", "must be 0 (off) or a duration such as 168h, got %q", cfg.MinAccountAge)
+		} else {
+			cfg.minAccountAge = d
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package discord
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -27,8 +28,12 @@ func TestConfig(t *testing.T) {
 	if cfg.APIURL != DefaultAPIURL || cfg.apiURL != DefaultAPIURL || cfg.cdnURL != DefaultCDNURL {
 		t.Errorf("defaults %q %q %q", cfg.APIURL, cfg.apiURL, cfg.cdnURL)
 	}
-	if a, err := New(cfg, newInbox(), nil); err != nil || a.Platform() != Platform || a.support != cfg.SupportChannelID {
+	if a, err := New(cfg, newInbox(), nil); err != nil || a.Platform() != Platform || a.support != cfg.SupportChannelID || a.minAge != 0 {
 		t.Fatalf("adapter: %v %v", a, err)
+	}
+	cfg = parseEnv(t, map[string]string{"DISCORD_BOT_TOKEN": testToken, "DISCORD_MIN_ACCOUNT_AGE": "168h"})
+	if a, err := New(cfg, newInbox(), nil); err != nil || a.minAge != 7*24*time.Hour {
+		t.Fatalf("min account age: %v %v", a, err)
 	}
 
 	for _, tc := range []struct {
@@ -43,6 +48,10 @@ func TestConfig(t *testing.T) {
 			[]string{"DISCORD_BOT_TOKEN", "DISCORD_API_URL"}},
 		{map[string]string{"DISCORD_BOT_TOKEN": testToken, "DISCORD_STAFF_ROLE_ID": "920000000000000001"},
 			[]string{"DISCORD_STAFF_ROLE_ID"}},
+		{map[string]string{"DISCORD_BOT_TOKEN": testToken, "DISCORD_MIN_ACCOUNT_AGE": "a week"},
+			[]string{"DISCORD_MIN_ACCOUNT_AGE"}},
+		{map[string]string{"DISCORD_BOT_TOKEN": testToken, "DISCORD_MIN_ACCOUNT_AGE": "-1h"},
+			[]string{"DISCORD_MIN_ACCOUNT_AGE"}},
 	} {
 		cfg := parseEnv(t, tc.vars)
 		err := cfg.Validate()

@@ -76,10 +76,16 @@ type Adapter struct {
 	staffRole    string
 	helloTimeout time.Duration
 	maxUpload    int64
-	log          *zap.Logger
-	backoff      retry.Backoff
-	wait         func(ctx context.Context, d time.Duration) error
-	invalidWait  func() time.Duration
+	maxDownload  int64
+	minAge       time.Duration
+	// fileTimeout bounds one attempt to send a message with files.
+	fileTimeout time.Duration
+	// now is the clock for account ages; tests replace it.
+	now         func() time.Time
+	log         *zap.Logger
+	backoff     retry.Backoff
+	wait        func(ctx context.Context, d time.Duration) error
+	invalidWait func() time.Duration
 
 	botID atomic.Pointer[string]
 
@@ -95,6 +101,9 @@ type Adapter struct {
 	owners   map[string]string // channel id → user id, for DM channels and ticket threads
 	notOurs  map[string]bool   // guild channels that are no ticket thread
 	ticketMu sync.Mutex        // one ticket thread per user, even for concurrent presses and sends
+
+	filesMu      sync.Mutex
+	fileFailures map[string]int // failed downloads per agent file (see maxFileAttempts)
 }
 
 var (
@@ -135,6 +144,11 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 		staffRole:    cfg.StaffRoleID,
 		helloTimeout: cfg.HelloTimeout,
 		maxUpload:    cfg.MaxUploadSize,
+		maxDownload:  cfg.MaxDownloadSize,
+		minAge:       cfg.minAccountAge,
+		fileTimeout:  defaultFileTimeout,
+		now:          time.Now,
+		fileFailures: map[string]int{},
 		log:          logger,
 		backoff:      retry.Backoff{Base: time.Second, Max: 2 * time.Minute, Jitter: 0.5},
 		wait:         retry.Sleep,
@@ -152,6 +166,9 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 	}
 	if a.maxUpload <= 0 {
 		a.maxUpload = 10 << 20
+	}
+	if a.maxDownload <= 0 {
+		a.maxDownload = DefaultMaxDownload
 	}
 	return a, nil
 }
@@ -344,11 +361,15 @@ func (a *Adapter) onMessage(ctx context.Context, in bridge.Host, m *discordgo.Me
 	if a.isBot(m.Author) || m.WebhookID != "" {
 		return
 	}
+	if guildID == "" && a.tooYoung(m.Author.ID) {
+		a.refuseYoung(ctx, in, m.Author.ID, m.ChannelID)
+		return
+	}
 	owner, ok := a.chatOwner(ctx, in, m.ChannelID, guildID, m.Author.ID)
 	if !ok || owner != m.Author.ID {
 		return
 	}
-	msg, ok := inboundMessage(m, m.ChannelID)
+	msg, ok := a.inbound(m, m.ChannelID)
 	if !ok {
 		return
 	}
@@ -358,14 +379,14 @@ func (a *Adapter) onMessage(ctx context.Context, in bridge.Host, m *discordgo.Me
 // onEdit tells the agent that the user edited a message. Updates without an edit timestamp
 // (link previews unfurling) are not edits.
 func (a *Adapter) onEdit(ctx context.Context, in bridge.Host, m *discordgo.Message) {
-	if m.EditedTimestamp == nil || a.isBot(m.Author) {
+	if m.EditedTimestamp == nil || a.isBot(m.Author) || (m.GuildID == "" && a.tooYoung(m.Author.ID)) {
 		return
 	}
 	owner, ok := a.chatOwner(ctx, in, m.ChannelID, m.GuildID, m.Author.ID)
 	if !ok || owner != m.Author.ID {
 		return
 	}
-	msg, ok := inboundMessage(m, m.ChannelID)
+	msg, ok := a.inbound(m, m.ChannelID)
 	if !ok {
 		return
 	}
@@ -393,7 +414,7 @@ func (a *Adapter) onDelete(ctx context.Context, in bridge.Host, channelID, guild
 
 // onTyping shows the agent that the user is typing.
 func (a *Adapter) onTyping(ctx context.Context, in bridge.Host, channelID, guildID, userID string) {
-	if id := a.botID.Load(); id != nil && *id == userID {
+	if id := a.botID.Load(); (id != nil && *id == userID) || (guildID == "" && a.tooYoung(userID)) {
 		return
 	}
 	owner, ok := a.chatOwner(ctx, in, channelID, guildID, userID)
@@ -466,7 +487,7 @@ func (a *Adapter) catchUpChannel(ctx context.Context, in bridge.Host, ch string)
 				continue
 			}
 			m.ChannelID = ch
-			if msg, ok := inboundMessage(m, ch); ok {
+			if msg, ok := a.inbound(m, ch); ok {
 				msgs = append(msgs, msg)
 			}
 		}

@@ -25,6 +25,7 @@ const (
 	codeCannotSendToUser    = 50007
 	codeMissingPermissions  = 50013
 	codeInvalidFormBody     = 50035
+	codeEntityTooLarge      = 40005
 	codeThreadArchived      = 50083
 	codeMaxActiveThreads    = 160006
 	codeUnknownInteraction  = 10062
@@ -80,11 +81,12 @@ func classify(err error) error {
 	return err
 }
 
-// uploadFile is one file of a multipart request.
+// uploadFile is one file of a multipart request: Body is streamed into the request as it is
+// sent, never held in memory whole.
 type uploadFile struct {
 	Name string
 	MIME string
-	Data []byte
+	Body io.Reader
 }
 
 // rest sends requests to the Discord REST API. Requests never sleep on rate limits: a 429 is
@@ -114,7 +116,7 @@ func (r *rest) do(ctx context.Context, method, path string, body, out any) error
 }
 
 // doFiles sends payload as payload_json together with files as files[i], the form Discord
-// documents for uploads.
+// documents for uploads. The files are read while the request is sent; the caller closes them.
 func (r *rest) doFiles(ctx context.Context, method, path string, payload any, files []uploadFile, out any) error {
 	b, err := json.Marshal(payload)
 	if err != nil {
@@ -129,10 +131,7 @@ func (r *rest) doFiles(ctx context.Context, method, path string, payload any, fi
 		if err != nil {
 			break
 		}
-		var fw io.Writer
-		if fw, err = body.CreatePart(formdata.FileHeader(fmt.Sprintf("files[%d]", i), f.Name, f.MIME)); err == nil {
-			_, err = fw.Write(f.Data)
-		}
+		err = body.StreamPart(formdata.FileHeader(fmt.Sprintf("files[%d]", i), f.Name, f.MIME), f.Body)
 	}
 	var rd io.Reader
 	if err == nil {

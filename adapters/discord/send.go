@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -68,47 +69,92 @@ func (a *Adapter) sendTo(ctx context.Context, channel string, m bridge.Outbound)
 		if i < done {
 			continue
 		}
-		files, notes, err := a.readFiles(ctx, p.files)
+		id, err := a.sendPart(ctx, channel, m, i, i == done, p)
 		if err != nil {
 			return ids, err
 		}
-		if len(notes) > 0 {
-			extra := strings.Join(notes, "\n")
-			if p.payload.Content != "" {
-				extra = "\n" + extra
-			}
-			p.payload.Content = textsplit.Truncate(p.payload.Content+extra, maxContentLen, textsplit.UTF16)
-		}
-		for j := range files {
-			p.payload.Attachments = append(p.payload.Attachments, attachmentMeta{ID: j, Filename: files[j].Name})
-		}
-		if m.MessageID > 0 {
-			// A retry of this message (after a crash or a lost answer, within Discord's few
-			// minutes) gets the part already sent back instead of posting it twice.
-			p.payload.Nonce, p.payload.EnforceNonce = partNonce(m.MessageID, i), true
-		}
-		var created discordgo.Message
-		path := "/channels/" + channel + "/messages"
-		for try := 0; ; try++ {
-			if len(files) > 0 {
-				err = a.rest.doFiles(ctx, "POST", path, p.payload, files, &created)
-			} else {
-				err = a.rest.do(ctx, "POST", path, p.payload, &created)
-			}
-			var apiErr *APIError
-			if i == done || try >= 3 || !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests || apiErr.RetryAfter > maxContinuationWait {
-				break
-			}
-			if werr := a.wait(ctx, apiErr.RetryAfter); werr != nil {
-				return ids, werr
-			}
-		}
-		if err != nil {
-			return ids, err
-		}
-		ids = append(ids, created.ID)
+		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+// sendPart posts part i of m's plan and returns the id of the Discord message. Files are
+// streamed from their source into the upload. A file Discord will not take (larger than the
+// upload limit, by its declared size, by what it turned out to be, or by Discord's 413), or
+// whose download failed maxFileAttempts times, is left out with a note in the text, so the rest
+// of the message still goes out.
+func (a *Adapter) sendPart(ctx context.Context, channel string, m bridge.Outbound, i int, first bool, p plannedMessage) (string, error) {
+	files, notes, err := a.checkFiles(m, i, p.files)
+	if err != nil {
+		return "", err
+	}
+	base := p.payload
+	if m.MessageID > 0 {
+		// A retry of this message (after a crash or a lost answer, within Discord's few
+		// minutes) gets the part already sent back instead of posting it twice.
+		base.Nonce, base.EnforceNonce = partNonce(m.MessageID, i), true
+	}
+	path := "/channels/" + channel + "/messages"
+	for try := 0; ; {
+		payload := base
+		if len(notes) > 0 {
+			extra := strings.Join(notes, "\n")
+			if payload.Content != "" {
+				extra = "\n" + extra
+			}
+			payload.Content = textsplit.Truncate(payload.Content+extra, maxContentLen, textsplit.UTF16)
+		}
+		payload.Attachments = nil
+		for j, f := range files {
+			payload.Attachments = append(payload.Attachments, attachmentMeta{ID: j, Filename: f.name})
+		}
+		var created discordgo.Message
+		if len(files) > 0 {
+			var failed *pendingFile
+			failed, err = a.upload(ctx, path, payload, files, &created)
+			switch {
+			case failed != nil && failed.tooLarge:
+				notes = append(notes, tooLargeNote(failed.name))
+				files = without(files, failed)
+				continue
+			case failed != nil:
+				n := a.fileFailed(failed.key)
+				a.log.Warn("cannot download an attachment for discord", zap.String("file", failed.name),
+					zap.Int("attempt", n), zap.Error(err))
+				if n < maxFileAttempts {
+					return "", fmt.Errorf("download attachment %s: %w", failed.name, err)
+				}
+				a.fileDone(failed.key)
+				notes = append(notes, fmt.Sprintf("📎 %s could not be sent: its download failed %d times", failed.name, n))
+				files = without(files, failed)
+				continue
+			case isTooLarge(err):
+				// Discord's limit for this channel is lower than ours: the files are left out.
+				for _, f := range files {
+					notes = append(notes, tooLargeNote(f.name))
+				}
+				files = nil
+				continue
+			case err == nil:
+				for _, f := range files {
+					a.fileDone(f.key)
+				}
+			}
+		} else {
+			err = a.rest.do(ctx, "POST", path, payload, &created)
+		}
+		var apiErr *APIError
+		if first || try >= 3 || !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests || apiErr.RetryAfter > maxContinuationWait {
+			if err != nil {
+				return "", err
+			}
+			return created.ID, nil
+		}
+		try++
+		if werr := a.wait(ctx, apiErr.RetryAfter); werr != nil {
+			return "", werr
+		}
+	}
 }
 
 // partNonce is the nonce of part i of the OneChat message id: "oc", the id, "." and the part
@@ -117,40 +163,171 @@ func partNonce(id int64, i int) string {
 	return "oc" + strconv.FormatInt(id, 10) + "." + strconv.Itoa(i)
 }
 
-// readFiles reads the agent's files for an upload (Discord takes a multipart body). A file over
-// the upload limit is not sent; a note naming it goes into the text instead, so the user knows
-// something is missing.
-func (a *Adapter) readFiles(ctx context.Context, atts []bridge.Attachment) ([]uploadFile, []string, error) {
-	var files []uploadFile
+// maxFileAttempts is how many times an agent's file may fail to download before the message
+// goes out without it, with a note: a source that is slow or broken must not hold the
+// conversation for ever.
+const maxFileAttempts = 3
+
+// defaultFileTimeout bounds one attempt to send a message with files: the downloads from
+// OneChat stream through it, so a download slower than this fails the attempt.
+const defaultFileTimeout = 2 * time.Minute
+
+// pendingFile is an agent's file on its way into an upload.
+type pendingFile struct {
+	name string
+	att  bridge.Attachment
+	// key identifies the file across retries of the message, for counting failed downloads.
+	key string
+	// tooLarge is set when the file turned out larger than the upload limit while it was read.
+	tooLarge bool
+}
+
+// checkFiles picks the files of part i that can go: a file over the upload limit by its declared
+// size becomes a note (a permanent outcome for that file; the rest still goes out).
+func (a *Adapter) checkFiles(m bridge.Outbound, i int, atts []bridge.Attachment) ([]*pendingFile, []string, error) {
+	var files []*pendingFile
 	var notes []string
-	for _, att := range atts {
+	for j, att := range atts {
 		name := att.Name
 		if name == "" {
 			name = "file"
 		}
 		if att.Size > a.maxUpload {
-			notes = append(notes, fmt.Sprintf("📎 %s is too large to send on Discord", name))
+			notes = append(notes, tooLargeNote(name))
 			continue
 		}
 		if att.Open == nil {
 			return nil, nil, bridge.Permanent("attachment "+name+" cannot be opened", nil)
 		}
-		rc, err := att.Open(ctx)
-		if err != nil {
-			return nil, nil, fmt.Errorf("open attachment %s: %w", name, err)
-		}
-		data, err := io.ReadAll(io.LimitReader(rc, a.maxUpload+1))
-		rc.Close()
-		if err != nil {
-			return nil, nil, fmt.Errorf("read attachment %s: %w", name, err)
-		}
-		if int64(len(data)) > a.maxUpload {
-			notes = append(notes, fmt.Sprintf("📎 %s is too large to send on Discord", name))
-			continue
-		}
-		files = append(files, uploadFile{Name: name, MIME: att.MIME, Data: data})
+		key := fmt.Sprintf("%s/%d/%d/%d", m.Chat.ID, m.MessageID, i, j)
+		files = append(files, &pendingFile{name: name, att: att, key: key})
 	}
 	return files, notes, nil
+}
+
+func tooLargeNote(name string) string {
+	return fmt.Sprintf("📎 %s is too large to send on Discord", name)
+}
+
+func without(files []*pendingFile, f *pendingFile) []*pendingFile {
+	out := make([]*pendingFile, 0, len(files))
+	for _, g := range files {
+		if g != f {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// isTooLarge reports whether Discord refused an upload for its size (413, code 40005).
+func isTooLarge(err error) bool {
+	var apiErr *APIError
+	return errors.As(err, &apiErr) && (apiErr.Status == http.StatusRequestEntityTooLarge || apiErr.Code == codeEntityTooLarge)
+}
+
+// upload opens the files and streams them into one message create. When a file's source
+// failed (or was still being read when the attempt ended, as a slow download is) or turned out
+// larger than the upload limit, it is returned as failed, with the error.
+func (a *Adapter) upload(ctx context.Context, path string, payload messagePayload, files []*pendingFile, out any) (failed *pendingFile, err error) {
+	ctx, cancel := context.WithTimeout(ctx, a.fileTimeout)
+	defer cancel()
+	sources := make([]*sourceReader, 0, len(files))
+	defer func() {
+		cancel() // unblocks a source still being read by the transport
+		for _, src := range sources {
+			_ = src.rc.Close()
+		}
+	}()
+	uploads := make([]uploadFile, 0, len(files))
+	for _, f := range files {
+		rc, oerr := f.att.Open(ctx)
+		if oerr != nil {
+			return f, oerr
+		}
+		src := &sourceReader{rc: rc, left: a.maxUpload}
+		sources = append(sources, src)
+		uploads = append(uploads, uploadFile{Name: f.name, MIME: f.att.MIME, Body: src})
+	}
+	err = a.rest.doFiles(ctx, "POST", path, payload, uploads, out)
+	if err == nil {
+		return nil, nil
+	}
+	for k, src := range sources {
+		if serr, tooLarge, busy := src.state(); tooLarge || serr != nil || busy {
+			files[k].tooLarge = tooLarge
+			if serr != nil {
+				err = serr
+			}
+			return files[k], err
+		}
+	}
+	return nil, err
+}
+
+// errFileTooLarge is what a sourceReader returns once its file exceeds the upload limit.
+var errFileTooLarge = errors.New("file is larger than the upload limit")
+
+// sourceReader reads an agent's file into an upload, stops it at the upload limit, and records
+// whether the source failed or was still being read, so a failed upload can be told from a
+// failed download.
+type sourceReader struct {
+	rc   io.ReadCloser
+	left int64
+
+	mu       sync.Mutex
+	err      error
+	tooLarge bool
+	reading  bool
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	left := s.left
+	s.reading = true
+	s.mu.Unlock()
+	if int64(len(p)) > left+1 {
+		p = p[:left+1]
+	}
+	n, err := s.rc.Read(p)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reading = false
+	s.left -= int64(n)
+	if s.left < 0 {
+		s.tooLarge = true
+		return 0, errFileTooLarge
+	}
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
+func (s *sourceReader) state() (err error, tooLarge, busy bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err, s.tooLarge, s.reading
+}
+
+// maxTrackedFiles bounds the failed-download counts kept in memory.
+const maxTrackedFiles = 10000
+
+// fileFailed counts a failed download of the file with key and returns the count.
+func (a *Adapter) fileFailed(key string) int {
+	a.filesMu.Lock()
+	defer a.filesMu.Unlock()
+	if len(a.fileFailures) >= maxTrackedFiles {
+		clear(a.fileFailures)
+	}
+	a.fileFailures[key]++
+	return a.fileFailures[key]
+}
+
+// fileDone forgets the failures of the file with key.
+func (a *Adapter) fileDone(key string) {
+	a.filesMu.Lock()
+	delete(a.fileFailures, key)
+	a.filesMu.Unlock()
 }
 
 // Edit implements bridge.Editor: the text parts of an agent message (m.Parts) get the new text.
@@ -224,6 +401,10 @@ func (a *Adapter) OpenAttachment(ctx context.Context, att bridge.Attachment) (io
 		}
 		for _, f := range m.Attachments {
 			if f != nil && f.ID == parts[2] {
+				if int64(f.Size) > a.maxDownload {
+					return nil, bridge.Permanent(fmt.Sprintf("%s (%s) is larger than the %s the bridge passes on",
+						f.Filename, formatSize(int64(f.Size)), formatSize(a.maxDownload)), nil)
+				}
 				link = f.URL
 			}
 		}
@@ -249,8 +430,33 @@ func (a *Adapter) OpenAttachment(ctx context.Context, att bridge.Attachment) (io
 		}
 		return nil, err
 	}
-	return resp.Body, nil
+	if resp.ContentLength > a.maxDownload {
+		resp.Body.Close()
+		return nil, bridge.Permanent(fmt.Sprintf("the file (%s) is larger than the %s the bridge passes on",
+			formatSize(resp.ContentLength), formatSize(a.maxDownload)), nil)
+	}
+	return &cappedBody{rc: resp.Body, left: a.maxDownload}, nil
 }
+
+// cappedBody fails a download that grows past the limit its declared size was checked against.
+type cappedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return 0, bridge.Permanent("the file is larger than Discord declared it", nil)
+	}
+	return n, err
+}
+
+func (b *cappedBody) Close() error { return b.rc.Close() }
 
 // typingRefresh is how often the core shows typing again while the agent types: Discord shows
 // it for about 10 s per request.

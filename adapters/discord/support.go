@@ -148,6 +148,11 @@ func (a *Adapter) openTicketFromPanel(ctx context.Context, in bridge.Host, i *di
 		a.respond(ctx, i, callbackMessage, "Support tickets are not available here.", true)
 		return
 	}
+	if a.tooYoung(user.ID) {
+		a.log.Info("refused a discord ticket from an account younger than the minimum age", zap.String("user_id", user.ID))
+		a.respond(ctx, i, callbackMessage, a.youngNotice(user.ID), true)
+		return
+	}
 	if err := a.rest.do(ctx, "POST", interactionPath(i), map[string]any{
 		"type": callbackDeferredMessage, "data": map[string]any{"flags": flagEphemeral},
 	}, nil); err != nil {

@@ -181,6 +181,7 @@ type Server struct {
 	resumes         int
 	heartbeats      int
 	gatewayRequests int
+	uploadLimit     int64
 }
 
 // NewServer starts a fake for the given bot token, closed when the test ends. The Message
@@ -407,6 +408,14 @@ func (s *Server) RateLimit(method, pathSuffix string, retryAfter float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = append(s.faults, fault{method: method, path: pathSuffix, status: 429, retryAfter: retryAfter, message: "You are being rate limited."})
+}
+
+// SetUploadLimit makes message creates whose files add up to more than n bytes fail with
+// 413 and code 40005, as Discord answers an upload over the channel's limit (0: no limit).
+func (s *Server) SetUploadLimit(n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.uploadLimit = n
 }
 
 // ---- user actions ----
@@ -894,7 +903,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		// A request cut short (its sender gave up mid-body) is not acted on.
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "400: Bad Request", "code": 0})
+		return
+	}
 	path := strings.TrimPrefix(r.URL.Path, "/api/v10")
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1210,6 +1224,15 @@ func (s *Server) createMessage(r *http.Request, c *Channel, body []byte) (int, a
 		}
 	} else if mt != "application/json" {
 		return 0, nil, &apiError{400, 50035, "Invalid Form Body"}
+	}
+	if s.uploadLimit > 0 {
+		var total int64
+		for _, f := range files {
+			total += int64(f.Size)
+		}
+		if total > s.uploadLimit {
+			return 0, nil, &apiError{413, 40005, "Request entity too large"}
+		}
 	}
 	var d struct {
 		Content          string          `json:"content"`
