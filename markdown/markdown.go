@@ -346,7 +346,7 @@ func (n Node) plainText(b *strings.Builder) {
 // source text, exactly as goldmark's HTML renderer does, by letting that renderer write HTML
 // and unescaping its output.
 func decode(src []byte) string {
-	if bytes.IndexAny(src, "\\&\x00") < 0 {
+	if !bytes.ContainsAny(src, "\\&\x00") {
 		return string(src)
 	}
 	var buf bytes.Buffer

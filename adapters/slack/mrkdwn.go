@@ -30,7 +30,7 @@ func markdownToMrkdwn(src string) string {
 type mrkdwnWriter struct {
 	b                    strings.Builder
 	bold, italic, strike bool
-	inQuote, inLink      bool
+	inQuote              bool
 }
 
 // blocks writes the blocks inside container n, separated as in the source. indent prefixes
