@@ -2,6 +2,7 @@ package telegram
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -34,26 +35,28 @@ func TestStartFloodDoesNotHoldOtherUsersIntake(t *testing.T) {
 	// When bob's message is stored, count the greetings alice has received so far: intake
 	// must not have waited for them.
 	greetedBeforeBob := -1
-	in.hook = func(call int, cur bridge.Cursor, msgs []bridge.Inbound) error {
+	in.DeliverHook(func(call int, cur bridge.Cursor, msgs []bridge.Inbound) error {
 		for _, m := range msgs {
 			if m.User.ID == strconv.FormatInt(bob.ID, 10) {
 				greetedBeforeBob = len(f.srv.Sent(alice.ID))
 			}
 		}
 		return nil
-	}
+	})
 	for range 100 {
 		f.srv.SendText(alice, "/start")
 	}
 	f.srv.SendText(bob, "hello")
 	stop := f.run(t, in)
 
-	msgs := in.waitMessages(t, 1)
+	msgs := waitMessages(t, in, 1)
+	var before int
+	locked(in, func() { before = greetedBeforeBob })
 	if len(msgs) != 1 || msgs[0].Text != "hello" {
 		t.Fatalf("messages %+v", msgs)
 	}
-	if greetedBeforeBob > 1 {
-		t.Errorf("alice had %d greetings before bob's message was stored: intake waited for them", greetedBeforeBob)
+	if before > 1 {
+		t.Errorf("alice had %d greetings before bob's message was stored: intake waited for them", before)
 	}
 	if _, err := f.srv.WaitSent(testCtx(t), alice.ID, 1); err != nil {
 		t.Fatal(err)
@@ -62,10 +65,7 @@ func TestStartFloodDoesNotHoldOtherUsersIntake(t *testing.T) {
 	if n := len(f.srv.Sent(alice.ID)); n != 1 {
 		t.Errorf("alice was greeted %d times for 100 /start, want once", n)
 	}
-	in.mu.Lock()
-	_, remembered := in.values[greetedKey(alice.ID)]
-	in.mu.Unlock()
-	if !remembered {
+	if _, remembered, _ := in.Value(context.Background(), greetedKey(alice.ID)); !remembered {
 		t.Error("the greeting was not remembered in the host's store")
 	}
 }
@@ -77,8 +77,9 @@ func TestGreetingIntervalIsRememberedAcrossRestarts(t *testing.T) {
 	f.a.now = func() time.Time { return now }
 	in := newInbox()
 	// An earlier run (or another instance) greeted alice an hour ago, bob two days ago.
-	in.values[greetedKey(alice.ID)] = strconv.FormatInt(now.Add(-time.Hour).Unix(), 10)
-	in.values[greetedKey(bob.ID)] = strconv.FormatInt(now.Add(-48*time.Hour).Unix(), 10)
+	ctx := context.Background()
+	_ = in.SetValue(ctx, greetedKey(alice.ID), strconv.FormatInt(now.Add(-time.Hour).Unix(), 10))
+	_ = in.SetValue(ctx, greetedKey(bob.ID), strconv.FormatInt(now.Add(-48*time.Hour).Unix(), 10))
 	f.srv.SendText(alice, "/start")
 	f.srv.SendText(bob, "/start")
 	stop := f.run(t, in)
@@ -91,7 +92,7 @@ func TestGreetingIntervalIsRememberedAcrossRestarts(t *testing.T) {
 	if n := len(f.srv.Sent(alice.ID)); n != 0 {
 		t.Errorf("alice was greeted again %d times within the interval", n)
 	}
-	if got := in.values[greetedKey(bob.ID)]; got != strconv.FormatInt(now.Unix(), 10) {
+	if got, _, _ := in.Value(ctx, greetedKey(bob.ID)); got != strconv.FormatInt(now.Unix(), 10) {
 		t.Errorf("bob's greeting time = %q, want now", got)
 	}
 }
@@ -124,10 +125,8 @@ func TestAlbumsOfTwoUsersWithOneGroupIDStayApart(t *testing.T) {
 		last = f.srv.PushUpdate("message", m)
 	}
 	f.run(t, in)
-	in.waitCursor(t, last+1)
-	in.mu.Lock()
-	msgs := append([]bridge.Inbound(nil), in.msgs...)
-	in.mu.Unlock()
+	waitCursor(t, in, last+1)
+	msgs := in.Messages()
 	if len(msgs) != 2 {
 		t.Fatalf("%d messages, want one album per user: %+v", len(msgs), msgs)
 	}
@@ -163,7 +162,7 @@ func TestWebhookAlbumsOfTwoUsersWithOneGroupIDStayApart(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	msgs := in.waitMessages(t, 2)
+	msgs := waitMessages(t, in, 2)
 	if len(msgs) != 2 || len(msgs[0].Attachments) != 1 || len(msgs[1].Attachments) != 1 || msgs[0].User == msgs[1].User {
 		t.Fatalf("messages %+v", msgs)
 	}
@@ -172,7 +171,7 @@ func TestWebhookAlbumsOfTwoUsersWithOneGroupIDStayApart(t *testing.T) {
 func TestReadyOnceTheFirstLongPollIsHeld(t *testing.T) {
 	f := newFixture(t, testToken)
 	in := newInbox()
-	in.cursors[OffsetCursor] = 7 // a restart with nothing pending
+	in.SetCursor(OffsetCursor, "7") // a restart with nothing pending
 	f.run(t, in)
 	if err := f.srv.WaitPolling(testCtx(t)); err != nil {
 		t.Fatal(err)
