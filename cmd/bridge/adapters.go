@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/onechat/onechat-bridge/adapters/discord"
+	"github.com/onechat/onechat-bridge/adapters/slack"
 	"github.com/onechat/onechat-bridge/adapters/telegram"
 	"github.com/onechat/onechat-bridge/bridge"
 )
@@ -21,6 +22,7 @@ import (
 var adapterTable = []adapterEntry{
 	entry(telegram.Platform, telegram.New),
 	entry(discord.Platform, discord.New),
+	entry(slack.Platform, slack.New),
 }
 
 // AdapterConfig is what the bridge needs of an adapter's Config, through a pointer to it. The

@@ -38,12 +38,13 @@ func TestAdapterTable(t *testing.T) {
 			t.Errorf("%s is enabled by %v", e.platform, v)
 		}
 	}
-	env := append(without(validEnv(), "TELEGRAM_BOT_TOKEN"), "TELEGRAM_BOT_TOKEN=123456:ABC-secret-token", "DISCORD_BOT_TOKEN=discord-SECRET-token")
+	env := append(validEnv(), "DISCORD_BOT_TOKEN=discord-SECRET-token",
+		"SLACK_BOT_TOKEN=xoxb-SECRET-bot", "SLACK_APP_TOKEN=xapp-SECRET-app")
 	cfg, err := LoadConfig(env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := enabledPlatforms(cfg.adapters); strings.Join(got, ",") != "telegram,discord" {
+	if got := enabledPlatforms(cfg.adapters); strings.Join(got, ",") != "telegram,discord,slack" {
 		t.Errorf("enabled %v", got)
 	}
 	builders, err := buildAdapters(cfg, zap.NewNop())
