@@ -41,6 +41,28 @@ const catchUpAttempts = 6
 type catchUpUnit struct {
 	key             string
 	channel, thread string
+	// from is the ts of a message whose live delivery failed: a channel without a cursor
+	// is read from it (inclusive).
+	from string
+}
+
+// retryLater hands the unit of a message whose Deliver failed to the catch-up goroutine: the
+// unit's live messages wait (unacknowledged) until the catch-up has read and stored the failed
+// one and those after it, so a failed store never lets a later message overtake it.
+func (a *Adapter) retryLater(r route, channel, thread, ts string) {
+	u := catchUpUnit{key: r.unit, channel: channel, thread: thread, from: ts}
+	a.unitsMu.Lock()
+	if st, ok := a.pending[u.key]; ok {
+		st.dirty = true
+	} else {
+		a.pending[u.key] = &unitState{dirty: true}
+	}
+	a.extra = append(a.extra, u)
+	a.unitsMu.Unlock()
+	select {
+	case a.retryKick <- struct{}{}:
+	default:
+	}
 }
 
 // startCatchUp is called by the events loop on every hello. It lists what to read (a few
@@ -76,7 +98,7 @@ func (a *Adapter) markPending(units []catchUpUnit, all bool) {
 	defer a.unitsMu.Unlock()
 	a.catchAll = all
 	a.pending = map[string]*unitState{}
-	for _, u := range units {
+	for _, u := range append(units, a.extra...) {
 		a.pending[u.key] = &unitState{dirty: true}
 	}
 }
@@ -89,6 +111,15 @@ func (a *Adapter) catchUpLoop(ctx context.Context) {
 		case p := <-a.catchUpKick:
 			for restart := true; restart; {
 				p, restart = a.catchUp(ctx, p)
+			}
+		case <-a.retryKick:
+			a.unitsMu.Lock()
+			units := a.extra
+			a.extra = nil
+			a.unitsMu.Unlock()
+			for i := 0; i < len(units) && ctx.Err() == nil; i++ {
+				_, more := a.catchUpOne(ctx, units[i])
+				units = append(units, more...)
 			}
 		}
 	}
@@ -207,7 +238,7 @@ func (a *Adapter) catchUpOne(ctx context.Context, u catchUpUnit) (int, []catchUp
 		var more []catchUpUnit
 		var err error
 		if u.thread == "" {
-			n, more, err = a.readChannel(ctx, u.channel)
+			n, more, err = a.readChannel(ctx, u.channel, u.from)
 		} else {
 			n, err = a.readThread(ctx, u.channel, u.thread)
 		}
@@ -271,17 +302,24 @@ func gone(err error) bool {
 
 // readChannel reads a channel's top-level messages after its cursor and stores them oldest
 // first. conversations.history pages from the newest back, so the pages are gathered first.
-func (a *Adapter) readChannel(ctx context.Context, ch string) (int, []catchUpUnit, error) {
+func (a *Adapter) readChannel(ctx context.Context, ch, from string) (int, []catchUpUnit, error) {
 	name := cursorChannel + ch
 	after, err := a.host.Cursor(ctx, name)
-	if err != nil || after == "" {
+	if err != nil {
 		return 0, nil, err
+	}
+	inclusive := false
+	if after == "" {
+		if from == "" {
+			return 0, nil, nil
+		}
+		after, inclusive = from, true
 	}
 	var msgs []slackgo.Message
 	cursor := ""
 	for {
 		resp, err := a.api.GetConversationHistoryContext(ctx, &slackgo.GetConversationHistoryParameters{
-			ChannelID: ch, Oldest: after, Limit: catchUpPage, Cursor: cursor,
+			ChannelID: ch, Oldest: after, Inclusive: inclusive, Limit: catchUpPage, Cursor: cursor,
 		})
 		if err != nil {
 			return 0, nil, err
@@ -306,7 +344,7 @@ func (a *Adapter) readChannel(ctx context.Context, ch string) (int, []catchUpUni
 	last := after
 	for i := range msgs {
 		m := &msgs[i].Msg
-		if !isTS(m.Timestamp) || !bridge.CursorAfter(m.Timestamp, after) {
+		if !isTS(m.Timestamp) || !(bridge.CursorAfter(m.Timestamp, after) || inclusive && m.Timestamp == after) {
 			continue
 		}
 		last = m.Timestamp
@@ -339,7 +377,7 @@ func (a *Adapter) readChannel(ctx context.Context, ch string) (int, []catchUpUni
 			a.unitsMu.Unlock()
 		}
 	}
-	if last != after {
+	if last != after || inclusive {
 		if err := a.host.Deliver(ctx, bridge.Cursor{Name: name, Position: last}); err != nil {
 			return n, found, err
 		}

@@ -3,6 +3,7 @@ package slack
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -35,6 +36,9 @@ type Config struct {
 	// TicketAck says how a new ticket in a support channel is acknowledged: AckReaction (the
 	// default), AckReply or AckNone.
 	TicketAck string `env:"SLACK_TICKET_ACK" envDefault:"reaction"`
+	// HTTPClient, when set, sends the Web API requests and downloads (tests put a faulty
+	// transport in it); by default a client with a 30 s timeout.
+	HTTPClient *http.Client `env:"-"`
 }
 
 // Enabled says whether the Slack adapter is configured at all (a bot token is set).

@@ -37,7 +37,9 @@
 // including the file_share messages of files it uploaded), then runs socketmode's RunContext,
 // whose goroutines end with it. The events loop does no more per envelope than converting it,
 // storing it with Host.Deliver and only then acknowledging it (AckCtx with a 2 s timeout): an
-// envelope whose Deliver failed is not acknowledged, and Slack delivers it again. Event ids
+// envelope whose Deliver failed is not acknowledged, and its chat is handed to the catch-up
+// below, so the failed message is read back from history and stored before any later message
+// of that chat (whose envelopes wait unacknowledged meanwhile; Slack delivers them again). Event ids
 // delivered recently are remembered (4096 of them) so a redelivered envelope is only
 // acknowledged; across restarts the queue's dedup key (chat + ts) makes a redelivery a no-op.
 // error_bad_message envelopes (inner events slack-go cannot parse) are acknowledged from their

@@ -175,7 +175,15 @@ func (a *Adapter) onMessage(ctx context.Context, channel string, m *slackgo.Msg)
 	}
 	dctx, cancel := context.WithTimeout(ctx, deliverTimeout)
 	defer cancel()
-	return a.deliverMessage(dctx, channel, r, m) == nil
+	if err := a.deliverMessage(dctx, channel, r, m); err != nil {
+		thread := ""
+		if strings.HasPrefix(r.unit, "t:") {
+			thread = m.ThreadTimestamp
+		}
+		a.retryLater(r, channel, thread, m.Timestamp)
+		return false
+	}
+	return true
 }
 
 // deliverMessage converts m and stores it, moving r's cursor to it; a message that opens a

@@ -72,9 +72,11 @@ type Adapter struct {
 	// catch-up has read history past them.
 	unitsMu  sync.Mutex
 	pending  map[string]*unitState
-	catchAll bool // from a (re)connect until the units to catch up are listed
+	catchAll bool          // from a (re)connect until the units to catch up are listed
+	extra    []catchUpUnit // units of failed live deliveries, for the catch-up goroutine
 
 	catchUpKick chan catchUpPass
+	retryKick   chan struct{}
 	acks        chan ackJob
 	uploaded    *recentSet // file ids the bot uploaded, to drop their echoes
 }
@@ -112,18 +114,29 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 32
+	client := cfg.HTTPClient
+	if client == nil {
+		// No overall timeout: an upload or download of a large file takes as long as it
+		// takes (the caller's context bounds it); a server that does not answer is cut after
+		// 30 s.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 32
+		tr.ResponseHeaderTimeout = 30 * time.Second
+		client = &http.Client{Transport: tr}
+	}
+	download := *client
+	download.Timeout = 0
+	download.CheckRedirect = sameHostRedirects
 	api := slackgo.New(cfg.BotToken,
 		slackgo.OptionAPIURL(apiURL),
 		slackgo.OptionAppLevelToken(cfg.AppToken),
-		slackgo.OptionHTTPClient(&http.Client{Timeout: 30 * time.Second, Transport: tr}))
+		slackgo.OptionHTTPClient(client))
 	a := &Adapter{
 		api:       api,
 		apiURL:    u,
 		appToken:  cfg.AppToken,
 		botToken:  cfg.BotToken,
-		client:    &http.Client{Transport: tr, CheckRedirect: sameHostRedirects},
+		client:    &download,
 		support:   map[string]bool{},
 		ticketAck: cfg.TicketAck,
 		host:      host,
@@ -222,6 +235,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.catchUpKick = make(chan catchUpPass, 1)
+	a.retryKick = make(chan struct{}, 1)
 	a.acks = make(chan ackJob, 256)
 	var wg sync.WaitGroup
 	smErr := make(chan error, 1)

@@ -211,7 +211,7 @@ func (s *Server) renderFile(f *File) result {
 	return result{
 		"id": f.ID, "created": f.Created, "timestamp": f.Created, "name": f.Name, "title": f.Title,
 		"mimetype": f.Mimetype, "filetype": ext, "pretty_type": strings.ToUpper(ext), "user": f.User,
-		"user_team": s.teamOfLocked(f.User), "editable": false, "size": len(f.Data), "mode": "hosted",
+		"user_team": s.teamOfLocked(f.User), "editable": false, "size": f.Size, "mode": "hosted",
 		"is_external": false, "external_type": "", "is_public": false, "public_url_shared": false,
 		"display_as_bot": false, "username": "", "url_private": f.URLPrivate,
 		"url_private_download": f.URLPrivateDownload,

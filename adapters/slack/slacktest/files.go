@@ -20,6 +20,7 @@ type upload struct {
 	fileID, name, altText string
 	length                int
 	data                  []byte
+	size                  int64 // bytes received
 	done                  bool
 	completed             bool
 }
@@ -57,14 +58,25 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown upload", http.StatusNotFound)
 		return
 	}
-	var data []byte
-	var err error
+	s.mu.Lock()
+	discard := s.discard
+	s.mu.Unlock()
+	var body io.Reader = r.Body
 	ct, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "multipart/form-data" {
-		data, err = readMultipartFile(r.Body, params["boundary"])
-	} else {
-		data, err = io.ReadAll(io.LimitReader(r.Body, maxUpload+1))
+		part, err := multipartFile(r.Body, params["boundary"])
+		if err != nil {
+			http.Error(w, "bad upload", http.StatusBadRequest)
+			return
+		}
+		body = part
 	}
+	var buf bytes.Buffer
+	sink := io.Writer(&buf)
+	if discard {
+		sink = io.Discard
+	}
+	n, err := io.Copy(sink, io.LimitReader(body, maxUpload+1))
 	if err != nil {
 		http.Error(w, "bad upload", http.StatusBadRequest)
 		return
@@ -72,18 +84,22 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.notify()
-	if len(data) != up.length {
+	if n != int64(up.length) {
 		// Slack's answer to a length mismatch is not documented; the fake refuses the upload,
 		// so completeUploadExternal later fails for this file.
-		http.Error(w, fmt.Sprintf("length mismatch: announced %d, got %d", up.length, len(data)), http.StatusBadRequest)
+		http.Error(w, fmt.Sprintf("length mismatch: announced %d, got %d", up.length, n), http.StatusBadRequest)
 		return
 	}
-	up.data, up.done = data, true
+	up.size, up.done = n, true
+	if !discard {
+		up.data = buf.Bytes()
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = fmt.Fprintf(w, "OK - %d", len(data))
+	_, _ = fmt.Fprintf(w, "OK - %d", n)
 }
 
-func readMultipartFile(body io.Reader, boundary string) ([]byte, error) {
+// multipartFile returns the "file" part of a multipart body, to be read as it arrives.
+func multipartFile(body io.Reader, boundary string) (io.Reader, error) {
 	mr := multipart.NewReader(body, boundary)
 	for {
 		part, err := mr.NextPart()
@@ -91,12 +107,21 @@ func readMultipartFile(body io.Reader, boundary string) ([]byte, error) {
 			return nil, fmt.Errorf("no file part: %w", err)
 		}
 		if part.FormName() == "file" {
-			return io.ReadAll(io.LimitReader(part, maxUpload+1))
+			return part, nil
 		}
 	}
 }
 
-func (s *Server) newFileLocked(id, name, title, mimetype, user string, data []byte) File {
+// DiscardUploads makes the fake count the bytes of uploaded files instead of keeping them, so
+// a test can upload a file much larger than it wants to hold (File.Data stays empty, File.Size
+// says how much arrived).
+func (s *Server) DiscardUploads() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.discard = true
+}
+
+func (s *Server) newFileLocked(id, name, title, mimetype, user string, data []byte, size int64) File {
 	if mimetype == "" {
 		mimetype = mime.TypeByExtension(path.Ext(name))
 		if mimetype == "" {
@@ -107,7 +132,7 @@ func (s *Server) newFileLocked(id, name, title, mimetype, user string, data []by
 		title = name
 	}
 	base := fmt.Sprintf("%s/files-pri/%s-%s/", s.URL, TeamID, id)
-	f := File{ID: id, Name: name, Title: title, Mimetype: mimetype, User: user, Data: data,
+	f := File{ID: id, Name: name, Title: title, Mimetype: mimetype, User: user, Data: data, Size: size,
 		URLPrivate: base + url.PathEscape(name), URLPrivateDownload: base + "download/" + url.PathEscape(name),
 		Created: time.Now().Unix()}
 	s.files[id] = &f
@@ -157,7 +182,7 @@ func (s *Server) completeUpload(p url.Values) (result, apiError) {
 	var files []File
 	for i, up := range ups {
 		up.completed = true
-		f := s.newFileLocked(up.fileID, up.name, reqFiles[i].Title, "", BotUserID, up.data)
+		f := s.newFileLocked(up.fileID, up.name, reqFiles[i].Title, "", BotUserID, up.data, up.size)
 		files = append(files, f)
 		out = append(out, result{"id": f.ID, "title": f.Title})
 	}

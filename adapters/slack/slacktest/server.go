@@ -78,6 +78,9 @@ type File struct {
 	Mimetype string
 	User     string
 	Data     []byte
+	// Size is the file's length: len(Data), or what was uploaded when the fake discards
+	// uploads (DiscardUploads).
+	Size int64
 	// URLPrivate and URLPrivateDownload are the fake's links; both need the bot token.
 	URLPrivate, URLPrivateDownload string
 	Created                        int64
@@ -196,6 +199,7 @@ type Server struct {
 	queueAway  bool
 	ephemerals []Call
 	actions    map[string][2]string // response_url key → channel, ts
+	discard    bool                 // uploads are counted, not kept (DiscardUploads)
 }
 
 // NewServer starts a fake, closed when the test ends.

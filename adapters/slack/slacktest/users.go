@@ -64,7 +64,7 @@ func (s *Server) UserSays(channel, user, text, threadTS string, opts ...SayOptio
 		m.Subtype = "thread_broadcast"
 	}
 	for _, f := range o.files {
-		m.Files = append(m.Files, s.newFileLocked(s.nextID("F"), f.Name, f.Name, f.Mimetype, u.ID, f.Data))
+		m.Files = append(m.Files, s.newFileLocked(s.nextID("F"), f.Name, f.Name, f.Mimetype, u.ID, f.Data, int64(len(f.Data))))
 		m.Subtype = "file_share"
 	}
 	s.storeLocked(m)
