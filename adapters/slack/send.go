@@ -397,6 +397,10 @@ func classify(err error) error {
 	return err
 }
 
+// postInterval is the pacer's spacing of posts per channel: Slack allows about one message
+// per second per channel, and a tenth more keeps clear of its edge despite network jitter.
+const postInterval = 1100 * time.Millisecond
+
 // pacer keeps chat.postMessage to about one message per interval per channel, with short
 // bursts, so Slack rarely has to refuse one: Send waits its turn instead.
 type pacer struct {

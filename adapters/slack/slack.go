@@ -144,7 +144,7 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 		backoff:   retry.Backoff{Base: time.Second, Max: 2 * time.Minute, Jitter: 0.5},
 		wait:      retry.Sleep,
 		health:    errors.New("slack socket mode: not connected yet"),
-		pacer:     newPacer(time.Second, 3),
+		pacer:     newPacer(postInterval, 3),
 		events:    newRecentSet(4096),
 		uploaded:  newRecentSet(4096),
 		pending:   map[string]*unitState{},

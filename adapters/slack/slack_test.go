@@ -640,7 +640,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestPostsArePacedBeforeSlackRefuses(t *testing.T) {
 	r := newRig(t, slacktest.WithPostRateLimit(1, 3))
-	r.a.pacer = newPacer(time.Second, 3)
+	r.a.pacer = newPacer(postInterval, 3)
 	r.start()
 	dm := r.srv.DM(r.alice)
 	for i := range 6 {
