@@ -2,7 +2,9 @@ package telegram
 
 import (
 	"context"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +23,8 @@ const DefaultGreetingInterval = 24 * time.Hour
 // while the updates that asked for them are already stored.
 const followUpQueueSize = 256
 
-// greetedKey is the host value that remembers when a chat was last greeted (unix seconds), so
-// the interval holds across restarts and instances.
+// greetedKey is the host value that remembers when a chat was last greeted ("<unix seconds>.<a
+// unique part>"), so the interval holds across restarts and instances.
 func greetedKey(chatID int64) string { return "greeted." + strconv.FormatInt(chatID, 10) }
 
 // followUpSender performs follow-ups off the intake path. The poll loop and webhook requests
@@ -141,12 +143,24 @@ func (a *Adapter) greet(ctx context.Context, chatID int64) {
 		return
 	}
 	if ok {
-		if at, perr := strconv.ParseInt(v, 10, 64); perr == nil && now.Sub(time.Unix(at, 0)) < a.greetingInterval {
+		at, _, _ := strings.Cut(v, ".")
+		if t, perr := strconv.ParseInt(at, 10, 64); perr == nil && now.Sub(time.Unix(t, 0)) < a.greetingInterval {
 			log.Debug("telegram chat was greeted recently; not greeting again")
 			return
 		}
 	}
-	if err := a.host.SetValue(ctx, key, strconv.FormatInt(now.Unix(), 10)); err != nil {
+	// The value is the time plus a part unique to this call: for a chat never greeted, only the
+	// instance whose value was stored greets, even when two take a /start each at once.
+	mine := strconv.FormatInt(now.Unix(), 10) + "." + strconv.FormatUint(rand.Uint64(), 36)
+	if !ok {
+		stored, err := a.host.SetValueIfAbsent(ctx, key, mine)
+		if err != nil || stored != mine {
+			if err != nil && ctx.Err() == nil {
+				log.Warn("remembering the telegram greeting failed; not greeting", zap.Error(err))
+			}
+			return
+		}
+	} else if err := a.host.SetValue(ctx, key, mine); err != nil {
 		if ctx.Err() == nil {
 			log.Warn("remembering the telegram greeting failed; not greeting", zap.Error(err))
 		}

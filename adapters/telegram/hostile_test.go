@@ -13,6 +13,7 @@ import (
 
 	"github.com/onechat/onechat-bridge/adapters/telegram/telegramtest"
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/bridge/bridgetest"
 )
 
 // userMessage is a Telegram message from u in their private chat, for PushUpdate.
@@ -92,7 +93,7 @@ func TestGreetingIntervalIsRememberedAcrossRestarts(t *testing.T) {
 	if n := len(f.srv.Sent(alice.ID)); n != 0 {
 		t.Errorf("alice was greeted again %d times within the interval", n)
 	}
-	if got, _, _ := in.Value(ctx, greetedKey(bob.ID)); got != strconv.FormatInt(now.Unix(), 10) {
+	if got, _, _ := in.Value(ctx, greetedKey(bob.ID)); !strings.HasPrefix(got, strconv.FormatInt(now.Unix(), 10)+".") {
 		t.Errorf("bob's greeting time = %q, want now", got)
 	}
 }
@@ -253,5 +254,24 @@ func TestWebhookServerLimitsHeaders(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("100 KiB of headers: %d, want 431", resp.StatusCode)
+	}
+}
+
+// staleReads is a host whose Value never sees a stored value, as an instance that read just
+// before another stored one.
+type staleReads struct{ *bridgetest.MemHost }
+
+func (staleReads) Value(context.Context, string) (string, bool, error) { return "", false, nil }
+
+func TestTwoInstancesGreetingAtOnceGreetOnce(t *testing.T) {
+	f := newFixture(t, testToken)
+	f.a.greeting = "Hello!"
+	f.a.host = staleReads{newInbox()}
+	f.srv.SendText(alice, "/start") // the chat exists
+	ctx := testCtx(t)
+	f.a.greet(ctx, alice.ID) // this instance stores its time first
+	f.a.greet(ctx, alice.ID) // the other read before that, and finds it taken
+	if n := len(f.srv.Sent(alice.ID)); n != 1 {
+		t.Errorf("alice was greeted %d times, want once", n)
 	}
 }
