@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +21,7 @@ import (
 	"github.com/onechat/onechat-bridge/adapters/discord/discordtest"
 	"github.com/onechat/onechat-bridge/adapters/retry"
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/bridge/bridgetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -36,151 +36,24 @@ const (
 	staff   = "920000000000000001"
 )
 
-// inbox is an in-memory bridge.Inbox with the core's optional capabilities.
-type inbox struct {
-	mu      sync.Mutex
-	changed chan struct{}
-	cursors map[string]int64
-	values  map[string]string
-	seen    map[string]bool
-	msgs    []bridge.Inbound
-	typing  []bridge.ChatRef
-	moves   []bridge.ChatRef
-	fail    int // fail this many Deliver calls
-}
+// newInbox returns the in-memory host the adapter delivers to in these tests.
+func newInbox() *bridgetest.MemHost { return bridgetest.NewMemHost() }
 
-func newInbox() *inbox {
-	return &inbox{changed: make(chan struct{}), cursors: map[string]int64{}, values: map[string]string{}, seen: map[string]bool{}}
-}
-
-func (in *inbox) notify() { close(in.changed); in.changed = make(chan struct{}) }
-
-func (in *inbox) Deliver(ctx context.Context, cur bridge.Cursor, msgs ...bridge.Inbound) error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.fail > 0 {
-		in.fail--
-		in.notify()
-		return errors.New("database is down")
-	}
-	for _, m := range msgs {
-		if !in.seen[m.DedupKey()] {
-			in.seen[m.DedupKey()] = true
-			in.msgs = append(in.msgs, m)
-		}
-	}
-	if cur.Name != "" && cur.Int() > in.cursors[cur.Name] {
-		in.cursors[cur.Name] = cur.Int()
-	}
-	in.notify()
-	return nil
-}
-
-func (in *inbox) Cursor(ctx context.Context, name string) (string, error) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if _, ok := in.cursors[name]; !ok {
-		return "", nil
-	}
-	return strconv.FormatInt(in.cursors[name], 10), nil
-}
-
-func (in *inbox) Value(ctx context.Context, key string) (string, bool, error) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	v, ok := in.values[key]
-	return v, ok, nil
-}
-
-func (in *inbox) SetValue(ctx context.Context, key, value string) error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.values[key] = value
-	return nil
-}
-
-func (in *inbox) SetValueIfAbsent(ctx context.Context, key, value string) (string, error) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if v, ok := in.values[key]; ok {
-		return v, nil
-	}
-	in.values[key] = value
-	return value, nil
-}
-
-func (in *inbox) DeleteValue(ctx context.Context, key string) error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	delete(in.values, key)
-	return nil
-}
-
-func (in *inbox) Values(ctx context.Context, prefix string) (map[string]string, error) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	out := map[string]string{}
-	for k, v := range in.values {
-		if strings.HasPrefix(k, prefix) {
-			out[k] = v
-		}
-	}
-	return out, nil
-}
-
-func (in *inbox) Cursors(ctx context.Context, prefix string) ([]bridge.Cursor, error) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	var out []bridge.Cursor
-	for k, v := range in.cursors {
-		if strings.HasPrefix(k, prefix) {
-			out = append(out, bridge.IntCursor(k, v))
-		}
-	}
-	return out, nil
-}
-
-func (in *inbox) UserTyping(ctx context.Context, u bridge.UserRef, chat bridge.ChatRef) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.typing = append(in.typing, chat)
-	in.notify()
-}
-
-func (in *inbox) MoveChat(ctx context.Context, u bridge.UserRef, chat bridge.ChatRef) error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.moves = append(in.moves, chat)
-	in.notify()
-	return nil
-}
-
-func (in *inbox) waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor waits until cond holds on in's state, failing the test after 10 s.
+func waitFor(t *testing.T, in *bridgetest.MemHost, what string, cond func(s bridgetest.Snapshot) bool) {
 	t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	for {
-		in.mu.Lock()
-		ok, ch := cond(), in.changed
-		in.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.Wait(ctx, cond); err != nil {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 
 // waitMsgs waits until n messages were delivered and returns them.
-func (in *inbox) waitMsgs(t *testing.T, n int) []bridge.Inbound {
+func waitMsgs(t *testing.T, in *bridgetest.MemHost, n int) []bridge.Inbound {
 	t.Helper()
-	in.waitFor(t, "delivered messages", func() bool { return len(in.msgs) >= n })
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return append([]bridge.Inbound(nil), in.msgs...)
+	waitFor(t, in, "delivered messages", func(s bridgetest.Snapshot) bool { return len(s.Messages()) >= n })
+	return in.Messages()
 }
 
 // testLogger logs to t and keeps every entry so the test can check none holds the token.
@@ -209,7 +82,7 @@ func toString(v any) string {
 type harness struct {
 	srv    *discordtest.Server
 	a      *Adapter
-	in     *inbox
+	in     *bridgetest.MemHost
 	health chan error
 	stop   func() error
 }
@@ -230,7 +103,7 @@ func newAdapter(t *testing.T, srv *discordtest.Server, mode string) *Adapter {
 }
 
 // start runs a on in until the test ends (or stop is called) and waits for READY.
-func start(t *testing.T, srv *discordtest.Server, a *Adapter, in *inbox) *harness {
+func start(t *testing.T, srv *discordtest.Server, a *Adapter, in *bridgetest.MemHost) *harness {
 	t.Helper()
 	h := &harness{srv: srv, a: a, in: in, health: make(chan error, 100)}
 	a.healthMu.Lock()
@@ -306,7 +179,7 @@ func TestDMInboundEveryKindInOrder(t *testing.T) {
 	h.srv.UserTypes(alice, dm)
 	h.srv.UserSendsDM(bob, "I am bob")
 
-	got := h.in.waitMsgs(t, 7)
+	got := waitMsgs(t, h.in, 7)
 	if got[0].Text != "hello **there**" || got[0].DisplayName != "Alice A." || got[0].Username != "alice" ||
 		got[0].User.ID != alice || got[0].Chat != (bridge.ChatRef{Platform: Platform, ID: dm}) {
 		t.Errorf("text message: %+v", got[0])
@@ -330,7 +203,7 @@ func TestDMInboundEveryKindInOrder(t *testing.T) {
 	if got[6].User.ID != bob || got[6].Text != "I am bob" {
 		t.Errorf("bob: %+v", got[6])
 	}
-	h.in.waitFor(t, "typing", func() bool { return len(h.in.typing) == 1 && h.in.typing[0].ID == dm })
+	waitFor(t, h.in, "typing", func(s bridgetest.Snapshot) bool { return len(s.Typings()) == 1 && s.Typings()[0].Chat.ID == dm })
 
 	// Attachments are fetched through a fresh link even after the one in the event expired,
 	// and the token never goes to the CDN.
@@ -379,7 +252,7 @@ func TestBotsOwnMessagesAndOtherGuildChannelsAreNotBridged(t *testing.T) {
 	h.srv.AddTextChannel(support)
 	h.srv.UserSendsIn(bob, support, "chatter in a guild channel")
 	h.srv.UserSendsDM(alice, "marker")
-	got := h.in.waitMsgs(t, 1)
+	got := waitMsgs(t, h.in, 1)
 	if len(got) != 1 || got[0].Text != "marker" {
 		t.Fatalf("delivered %+v, want only the marker", got)
 	}
@@ -397,7 +270,7 @@ func TestSendEveryKind(t *testing.T) {
 	ctx := context.Background()
 	first := h.srv.UserSendsDM(alice, "hi")
 	dm := first.ChannelID
-	h.in.waitMsgs(t, 1)
+	waitMsgs(t, h.in, 1)
 
 	// Long text is split, replies reference the user's message, mentions never ping.
 	long := strings.Repeat("word ", 500) + "@everyone"
@@ -449,7 +322,7 @@ func TestSendEveryKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	iid := h.srv.UserPresses(alice, dm, ids[0], "onechat:sel:pro")
-	got := h.in.waitMsgs(t, 2)
+	got := waitMsgs(t, h.in, 2)
 	c := got[1]
 	if c.Choice == nil || c.Choice.Value != "pro" || c.Choice.Title != "Pro" || c.Choice.MessageID != ids[0] || c.Text != "Pro" {
 		t.Errorf("choice: %+v %+v", c, c.Choice)
@@ -475,7 +348,7 @@ func TestSendEveryKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.srv.UserPresses(alice, dm, ids[0], "onechat:sel:menu", "onechat:sel:f")
-	got = h.in.waitMsgs(t, 3)
+	got = waitMsgs(t, h.in, 3)
 	if ch := got[2].Choice; ch == nil || ch.Value != "f" || ch.Title != "F" {
 		t.Errorf("menu choice: %+v", got[2])
 	}
@@ -489,7 +362,7 @@ func TestSendEveryKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.srv.UserPresses(alice, dm, ids[0], "onechat:csat:4")
-	got = h.in.waitMsgs(t, 4)
+	got = waitMsgs(t, h.in, 4)
 	if ch := got[3].Choice; ch == nil || ch.Value != "4" {
 		t.Errorf("csat choice: %+v", got[3])
 	}
@@ -648,7 +521,7 @@ func TestCatchUpAfterRestart(t *testing.T) {
 	in := newInbox()
 	h := start(t, srv, newAdapter(t, srv, "dm"), in)
 	srv.UserSendsDM(alice, "before")
-	in.waitMsgs(t, 1)
+	waitMsgs(t, in, 1)
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -659,7 +532,7 @@ func TestCatchUpAfterRestart(t *testing.T) {
 	// A new process: it only has what the inbox stored.
 	start(t, srv, newAdapter(t, srv, "dm"), in)
 	srv.UserSendsDM(alice, "live")
-	got := in.waitMsgs(t, 5)
+	got := waitMsgs(t, in, 5)
 	var texts []string
 	for _, m := range got {
 		texts = append(texts, m.Text)
@@ -672,7 +545,7 @@ func TestCatchUpAfterRestart(t *testing.T) {
 func TestGatewayDropResumesWithoutLoss(t *testing.T) {
 	h := dmSetup(t)
 	h.srv.UserSendsDM(alice, "one")
-	h.in.waitMsgs(t, 1)
+	waitMsgs(t, h.in, 1)
 	h.srv.DropConnections()
 	if err := h.waitUnhealthy(t); err == nil {
 		t.Fatal("health did not reflect the drop")
@@ -680,7 +553,7 @@ func TestGatewayDropResumesWithoutLoss(t *testing.T) {
 	h.srv.UserSendsDM(alice, "two") // dispatched while the socket is down: replayed on RESUME
 	h.waitHealthy(t)
 	h.srv.UserSendsDM(alice, "three")
-	got := h.in.waitMsgs(t, 3)
+	got := waitMsgs(t, h.in, 3)
 	if got[1].Text != "two" || got[2].Text != "three" {
 		t.Errorf("after resume: %+v", got)
 	}
@@ -696,7 +569,7 @@ func TestGatewayDropResumesWithoutLoss(t *testing.T) {
 	h.srv.WaitFor(t, "re-identify", func() bool { return h.srv.StatsLocked().Identifies == 2 })
 	h.waitHealthy(t)
 	h.srv.UserSendsDM(alice, "four")
-	h.in.waitFor(t, "four", func() bool { return len(h.in.msgs) == 4 && h.in.msgs[3].Text == "four" })
+	waitFor(t, h.in, "four", func(s bridgetest.Snapshot) bool { return len(s.Messages()) == 4 && s.Messages()[3].Text == "four" })
 }
 
 func TestZombieAndSilentGatewaysAreReplaced(t *testing.T) {
@@ -768,8 +641,8 @@ func TestSupportChannelMode(t *testing.T) {
 
 	// Pressing the button opens a private thread with the user and the staff role in it.
 	iid := srv.UserPresses(alice, support, panel.ID, customOpenTicket)
-	in.waitFor(t, "move to thread", func() bool { return len(in.moves) == 1 })
-	thread := in.moves[0].ID
+	waitFor(t, in, "move to thread", func(s bridgetest.Snapshot) bool { return len(s.Moves()) == 1 })
+	thread := in.Moves()[0].Chat.ID
 	ch, ok := srv.Channel(thread)
 	if !ok || ch.Type != 12 || ch.ParentID != support || !ch.Members[alice] || ch.Invitable {
 		t.Fatalf("thread %+v", ch)
@@ -789,20 +662,20 @@ func TestSupportChannelMode(t *testing.T) {
 	})
 	// A second press finds the same thread.
 	srv.UserPresses(alice, support, panel.ID, customOpenTicket)
-	in.waitFor(t, "second move", func() bool { return len(in.moves) == 2 })
-	if in.moves[1].ID != thread || len(srv.Threads(support)) != 1 {
+	waitFor(t, in, "second move", func(s bridgetest.Snapshot) bool { return len(s.Moves()) == 2 })
+	if in.Moves()[1].Chat.ID != thread || len(srv.Threads(support)) != 1 {
 		t.Errorf("second press opened another thread")
 	}
 
 	// The user's messages in the thread are bridged; staff chatter there is not.
 	srv.UserSendsIn(bob, thread, "staff note")
 	srv.UserSendsIn(alice, thread, "my printer is on fire")
-	got := in.waitMsgs(t, 1)
+	got := waitMsgs(t, in, 1)
 	if got[0].Text != "my printer is on fire" || got[0].Chat.ID != thread || got[0].User.ID != alice {
 		t.Errorf("thread message %+v", got[0])
 	}
 	srv.UserTypes(alice, thread)
-	in.waitFor(t, "typing in thread", func() bool { return len(in.typing) == 1 })
+	waitFor(t, in, "typing in thread", func(s bridgetest.Snapshot) bool { return len(s.Typings()) == 1 })
 
 	// Agent replies go into the thread.
 	if _, err := a.Send(ctx, bridge.Outbound{User: bridge.UserRef{Platform: Platform, ID: alice}, Chat: bridge.ChatRef{Platform: Platform, ID: thread}, Text: "on it"}); err != nil {
@@ -816,8 +689,8 @@ func TestSupportChannelMode(t *testing.T) {
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("Send to closed DMs in support mode = %v, %v", ids, err)
 	}
-	in.waitFor(t, "bob moved", func() bool { return len(in.moves) == 3 })
-	bobThread := in.moves[2].ID
+	waitFor(t, in, "bob moved", func(s bridgetest.Snapshot) bool { return len(s.Moves()) == 3 })
+	bobThread := in.Moves()[2].Chat.ID
 	msgs := srv.Messages(bobThread)
 	if msgs[len(msgs)-1].Content != "hello bob" {
 		t.Errorf("bob's thread: %+v", msgs)
@@ -829,7 +702,9 @@ func TestSupportChannelMode(t *testing.T) {
 	}
 	srv.UserSendsIn(alice, thread, "still burning", discordtest.Offline())
 	start(t, srv, newAdapter(t, srv, "support"), in)
-	in.waitFor(t, "thread catch-up", func() bool { return len(in.msgs) == 2 && in.msgs[1].Text == "still burning" })
+	waitFor(t, in, "thread catch-up", func(s bridgetest.Snapshot) bool {
+		return len(s.Messages()) == 2 && s.Messages()[1].Text == "still burning"
+	})
 	if n := len(srv.Messages(support)); n != 1 {
 		t.Errorf("%d panel messages after restart, want 1", n)
 	}
@@ -846,12 +721,10 @@ func TestSupportModeNeedsMessageContentIntent(t *testing.T) {
 
 func TestStoreFailureIsRetriedInOrder(t *testing.T) {
 	h := dmSetup(t)
-	h.in.mu.Lock()
-	h.in.fail = 2
-	h.in.mu.Unlock()
+	h.in.FailDelivers(2)
 	h.srv.UserSendsDM(alice, "a")
 	h.srv.UserSendsDM(alice, "b")
-	got := h.in.waitMsgs(t, 2)
+	got := waitMsgs(t, h.in, 2)
 	if got[0].Text != "a" || got[1].Text != "b" {
 		t.Errorf("order after store failures: %q %q", got[0].Text, got[1].Text)
 	}

@@ -9,6 +9,7 @@
 package discordtest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"sort"
 	"strconv"
 	"strings"
@@ -182,6 +184,7 @@ type Server struct {
 	heartbeats      int
 	gatewayRequests int
 	uploadLimit     int64
+	discard         bool
 }
 
 // NewServer starts a fake for the given bot token, closed when the test ends. The Message
@@ -902,8 +905,73 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// DiscardUploads makes the fake count the bytes of uploaded files instead of keeping them
+// (Attachment.Data stays nil, Size says how many arrived), so a test can upload a file larger
+// than it wants in memory.
+func (s *Server) DiscardUploads() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.discard = true
+}
+
+// sizeHeader carries, in a body rebuilt by discardFiles, the size of a file part whose content
+// was dropped.
+const sizeHeader = "X-Discordtest-Size"
+
+// discardFiles reads a multipart body part by part and returns it rebuilt with every file part
+// emptied and its size in sizeHeader.
+func discardFiles(body io.Reader, boundary string) ([]byte, error) {
+	var out bytes.Buffer
+	mw := multipart.NewWriter(&out)
+	if err := mw.SetBoundary(boundary); err != nil {
+		return nil, err
+	}
+	mr := multipart.NewReader(body, boundary)
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		h := textproto.MIMEHeader{}
+		for k, v := range p.Header {
+			h[k] = v
+		}
+		var data []byte
+		if p.FileName() != "" {
+			n, err := io.Copy(io.Discard, p)
+			if err != nil {
+				return nil, err
+			}
+			h.Set(sizeHeader, strconv.FormatInt(n, 10))
+		} else if data, err = io.ReadAll(p); err != nil {
+			return nil, err
+		}
+		pw, err := mw.CreatePart(h)
+		if err != nil {
+			return nil, err
+		}
+		_, _ = pw.Write(data)
+	}
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
 func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
+	s.mu.Lock()
+	discard := s.discard
+	s.mu.Unlock()
+	var body []byte
+	var err error
+	if mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); discard && mt == "multipart/form-data" {
+		body, err = discardFiles(r.Body, params["boundary"])
+	} else {
+		body, err = io.ReadAll(r.Body)
+	}
 	if err != nil {
 		// A request cut short (its sender gave up mid-body) is not acted on.
 		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "400: Bad Request", "code": 0})
@@ -1219,7 +1287,11 @@ func (s *Server) createMessage(r *http.Request, c *Channel, body []byte) (int, a
 			case name == "payload_json":
 				payload = data
 			case strings.HasPrefix(name, "files["):
-				files = append(files, Attachment{ID: s.newID(), Filename: p.FileName(), ContentType: p.Header.Get("Content-Type"), Size: len(data), Data: data})
+				size := len(data)
+				if n, err := strconv.Atoi(p.Header.Get(sizeHeader)); err == nil {
+					size, data = n, nil
+				}
+				files = append(files, Attachment{ID: s.newID(), Filename: p.FileName(), ContentType: p.Header.Get("Content-Type"), Size: size, Data: data})
 			}
 		}
 	} else if mt != "application/json" {
