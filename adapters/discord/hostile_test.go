@@ -24,7 +24,7 @@ func TestInboundFileOverTheLimitIsRefusedByItsDeclaredSize(t *testing.T) {
 	h := start(t, srv, a, newInbox())
 	sent := srv.UserSendsDM(alice, "two files", discordtest.WithAttachment("small.txt", "text/plain", []byte("tiny")),
 		discordtest.WithAttachment("big.bin", "application/octet-stream", []byte(strings.Repeat("x", 20))))
-	got := h.in.waitMsgs(t, 1)[0]
+	got := waitMsgs(t, h.in, 1)[0]
 	if len(got.Attachments) != 1 || got.Attachments[0].Name != "small.txt" {
 		t.Errorf("attachments %+v, want small.txt only", got.Attachments)
 	}
@@ -185,10 +185,8 @@ func TestYoungAccountsAreRefusedWithOneNotice(t *testing.T) {
 	}
 	srv.UserSendsDM(alice, "hello")
 	// Events are handled in order: once alice's message is in, the young account's were seen.
-	got := h.in.waitMsgs(t, 1)
-	in.mu.Lock()
-	n := len(in.msgs)
-	in.mu.Unlock()
+	got := waitMsgs(t, h.in, 1)
+	n := len(in.Messages())
 	if n != 1 || got[0].User.ID != alice {
 		t.Fatalf("stored %d messages (%+v), want alice's only", n, got)
 	}
@@ -202,10 +200,7 @@ func TestYoungAccountsAreRefusedWithOneNotice(t *testing.T) {
 	if len(notices) != 1 || !strings.Contains(notices[0], "older than 7 days") {
 		t.Errorf("notices %q, want one naming the minimum age", notices)
 	}
-	in.mu.Lock()
-	_, owned := in.cursors[cursorOwner+dm]
-	in.mu.Unlock()
-	if owned {
+	if pos, _ := in.Cursor(context.Background(), cursorOwner+dm); pos != "" {
 		t.Error("the young account's DM channel was recorded")
 	}
 }
