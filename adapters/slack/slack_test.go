@@ -663,3 +663,30 @@ func TestUnparsableEnvelopeIsAcknowledgedAndHealth(t *testing.T) {
 		t.Fatal("Health = nil after Run stopped")
 	}
 }
+
+func TestFailedStoreInAThreadKeepsOrder(t *testing.T) {
+	r := newRig(t, slacktest.WithAckTimeout(300*time.Millisecond))
+	r.start()
+	top := r.srv.UserSays(r.support, r.alice, "ticket", "")
+	r.host.waitN(t, 1)
+	r.host.mu.Lock()
+	r.host.fail = 1
+	r.host.mu.Unlock()
+	r.srv.UserSays(r.support, r.alice, "first reply, whose store fails", top)
+	r.srv.UserSays(r.support, r.bob, "second reply", top)
+	msgs := r.host.waitN(t, 3)
+	if msgs[1].Text != "first reply, whose store fails" || !strings.HasSuffix(msgs[2].Text, "second reply") {
+		t.Fatalf("thread = %q, %q", msgs[1].Text, msgs[2].Text)
+	}
+	// The colleague edits their reply: the edit goes to the owner's conversation, named.
+	second := msgs[2].MessageID
+	r.srv.UserEdits(r.support, second, "second reply, edited")
+	edit := r.host.waitN(t, 4)[3]
+	if edit.EditOf != second || edit.User.ID != r.ref(r.alice) || !strings.Contains(edit.Text, "**Bob Jones**") {
+		t.Fatalf("colleague's edit = %+v", edit)
+	}
+	r.srv.WaitSettled(t)
+	if n := len(r.host.messages()); n != 4 {
+		t.Fatalf("%d messages, want 4", n)
+	}
+}
