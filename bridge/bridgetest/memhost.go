@@ -29,9 +29,10 @@ type MemHost struct {
 	msgs    []bridge.Inbound
 	moves   []Move
 	typing  []Typing
-	calls   int // Deliver calls
-	replays int // messages a successful Deliver carried that were stored before
-	failed  int // Deliver calls that failed
+	calls   int            // Deliver calls
+	replays int            // messages a successful Deliver carried that were stored before
+	times   map[string]int // successful deliveries per DedupKey
+	failed  int            // Deliver calls that failed
 	failN   int
 	hook    func(call int, cur bridge.Cursor, msgs []bridge.Inbound) error
 }
@@ -52,7 +53,7 @@ var _ bridge.Host = (*MemHost)(nil)
 
 // NewMemHost returns an empty host.
 func NewMemHost() *MemHost {
-	return &MemHost{changed: make(chan struct{}), cursors: map[string]string{}, values: map[string]string{}, seen: map[string]bool{}}
+	return &MemHost{changed: make(chan struct{}), cursors: map[string]string{}, values: map[string]string{}, seen: map[string]bool{}, times: map[string]int{}}
 }
 
 func (h *MemHost) notifyLocked() {
@@ -97,6 +98,7 @@ func (h *MemHost) Deliver(ctx context.Context, cur bridge.Cursor, msgs ...bridge
 		}
 	}
 	for _, m := range msgs {
+		h.times[m.DedupKey()]++
 		if k := m.DedupKey(); !h.seen[k] {
 			h.seen[k] = true
 			h.msgs = append(h.msgs, m)
@@ -230,6 +232,13 @@ func (h *MemHost) Replays() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.replays
+}
+
+// Deliveries returns how many successful Delivers carried the message with DedupKey key.
+func (h *MemHost) Deliveries(key string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.times[key]
 }
 
 // Moves returns the recorded MoveChat calls.

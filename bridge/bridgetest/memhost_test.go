@@ -31,7 +31,7 @@ func TestMemHostHasTheStoresSemantics(t *testing.T) {
 	if pos, _ := h.Cursor(ctx, "c"); pos != "1712345678.000200" {
 		t.Errorf("cursor %q moved backwards", pos)
 	}
-	if got := h.Messages(); len(got) != 2 || got[0].Text != "a" || got[1].Text != "b" || h.Replays() != 1 {
+	if got := h.Messages(); len(got) != 2 || got[0].Text != "a" || got[1].Text != "b" || h.Replays() != 1 || h.Deliveries(msg("b").DedupKey()) != 2 {
 		t.Errorf("messages %+v, replays %d", got, h.Replays())
 	}
 	if calls, failed := h.Delivers(); calls != 3 || failed != 1 {
