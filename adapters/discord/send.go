@@ -228,8 +228,8 @@ func isTooLarge(err error) bool {
 // upload opens the files and streams them into one message create. When a file's source
 // failed (or was still being read when the attempt ended, as a slow download is) or turned out
 // larger than the upload limit, it is returned as failed, with the error.
-func (a *Adapter) upload(ctx context.Context, path string, payload messagePayload, files []*pendingFile, out any) (failed *pendingFile, err error) {
-	ctx, cancel := context.WithTimeout(ctx, a.fileTimeout)
+func (a *Adapter) upload(parent context.Context, path string, payload messagePayload, files []*pendingFile, out any) (failed *pendingFile, err error) {
+	ctx, cancel := context.WithTimeout(parent, a.fileTimeout)
 	defer cancel()
 	sources := make([]*sourceReader, 0, len(files))
 	defer func() {
@@ -252,8 +252,11 @@ func (a *Adapter) upload(ctx context.Context, path string, payload messagePayloa
 	if err == nil {
 		return nil, nil
 	}
+	// The attempt's own time ran out (not the caller's): the first file not read to its end is
+	// the slow one, even if the transport had not begun to read it.
+	timedOut := ctx.Err() != nil && parent.Err() == nil
 	for k, src := range sources {
-		if serr, tooLarge, busy := src.state(); tooLarge || serr != nil || busy {
+		if serr, tooLarge, busy := src.state(); tooLarge || serr != nil || busy || (timedOut && !src.finished()) {
 			files[k].tooLarge = tooLarge
 			if serr != nil {
 				err = serr
@@ -278,6 +281,14 @@ type sourceReader struct {
 	err      error
 	tooLarge bool
 	reading  bool
+	eof      bool // read to its end
+}
+
+// finished reports whether the source was read to its end.
+func (s *sourceReader) finished() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eof
 }
 
 func (s *sourceReader) Read(p []byte) (int, error) {
@@ -296,6 +307,9 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 	if s.left < 0 {
 		s.tooLarge = true
 		return 0, errFileTooLarge
+	}
+	if err == io.EOF {
+		s.eof = true
 	}
 	if err != nil && err != io.EOF {
 		s.err = err
