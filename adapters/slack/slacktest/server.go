@@ -1,6 +1,7 @@
 package slacktest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -284,6 +285,25 @@ func (s *Server) WaitFor(t testing.TB, what string, cond func() bool) {
 		case <-ch:
 		case <-deadline.C:
 			t.Fatalf("slacktest: timed out waiting for %s", what)
+		}
+	}
+}
+
+// Wait blocks until cond holds, re-checking it after every change of the fake's state, or
+// until ctx ends. It is WaitFor for callers with their own deadline, such as end-to-end tests
+// where the fake sits behind a whole bridge process and 10 s may not be enough.
+func (s *Server) Wait(ctx context.Context, cond func() bool) error {
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("slacktest: wait: %w", ctx.Err())
 		}
 	}
 }

@@ -732,3 +732,22 @@ func TestCloseWithSocketOpen(t *testing.T) {
 	}
 	goleak.VerifyNone(t, ignore)
 }
+
+func TestWaitReturnsOnChangeOrContext(t *testing.T) {
+	srv := slacktest.NewServer(t)
+	u := srv.AddUser(slacktest.User{Name: "ann"})
+	dm := srv.DM(u)
+	done := make(chan error, 1)
+	go func() {
+		done <- srv.Wait(context.Background(), func() bool { return len(srv.Messages(dm)) == 1 })
+	}()
+	srv.UserSays(dm, u, "hi", "")
+	if err := <-done; err != nil {
+		t.Fatalf("Wait = %v after the change it waited for", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := srv.Wait(ctx, func() bool { return false }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait on a cancelled context = %v, want context.Canceled", err)
+	}
+}
