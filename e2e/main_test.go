@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/onechat/onechat-bridge/adapters/slack/slacktest"
 	"github.com/onechat/onechat-bridge/e2e"
 	"github.com/onechat/onechat-bridge/onechat/onechattest"
 )
@@ -67,8 +68,11 @@ type rig struct {
 type rigOption func(*rigConfig)
 
 type rigConfig struct {
-	oc  *onechattest.Options
-	env []string
+	oc    *onechattest.Options
+	env   []string
+	slack *slacktest.Server
+	// support are the Slack support channels.
+	support []string
 }
 
 func withOneChat(o onechattest.Options) rigOption { return func(c *rigConfig) { c.oc = &o } }
@@ -83,7 +87,7 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 		o(&cfg)
 	}
 	ctx := testCtx(t)
-	w, err := e2e.NewWorld(ctx, e2e.WorldOptions{OneChat: cfg.oc, Logf: t.Logf})
+	w, err := e2e.NewWorld(ctx, e2e.WorldOptions{OneChat: cfg.oc, Logf: t.Logf, Slack: cfg.slack, SlackSupportChannels: cfg.support})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +167,7 @@ func (r *rig) kill() {
 func (r *rig) checkLogs() {
 	secrets := append([]string{discordToken}, r.w.Secrets()...)
 	names := []string{"the Discord bot token", "the Telegram bot token", "the Telegram bot token's secret part",
-		"the database password", "the HMAC token", "the inbox identifier"}
+		"the database password", "the HMAC token", "the inbox identifier", "the Slack bot token", "the Slack app token"}
 	for _, i := range r.logs.Leaks(secrets) {
 		what := "a contact session's source_id or pubsub_token"
 		if i < len(names) {

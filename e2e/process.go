@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -247,4 +248,33 @@ func (l *Logs) ErrorLines() []string {
 		}
 	}
 	return out
+}
+
+// Check runs `bin check` with exactly env and returns what it printed on stdout (one line per
+// check) and its exit code. Its stderr is kept in logs, like a run's, so the rig's log checks
+// cover it.
+func Check(ctx context.Context, bin string, env []string, logs *Logs) (string, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "check")
+	cmd.Env = env
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return "", 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", 0, err
+	}
+	logs.readFrom(stderr) // returns at EOF, when the process has exited or closed stderr
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return stdout.String(), exit.ExitCode(), nil
+	}
+	if err != nil {
+		return stdout.String(), 0, err
+	}
+	return stdout.String(), 0, nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/onechat/onechat-bridge/adapters/slack/slacktest"
 	"github.com/onechat/onechat-bridge/adapters/telegram/telegramtest"
 	"github.com/onechat/onechat-bridge/onechat/onechattest"
 )
@@ -18,7 +19,14 @@ import (
 const (
 	BotToken   = "424242:E2E-telegram-token-never-logged"
 	DBPassword = "e2e-db-password-never-logged"
+	// SlackBotToken and SlackAppToken are the fake Slack's tokens (WithSlackTokens).
+	SlackBotToken = "xoxb-e2e-slack-bot-token-never-logged"
+	SlackAppToken = "xapp-e2e-slack-app-token-never-logged"
 )
+
+// WithSlackTokens makes a fake Slack accept SlackBotToken and SlackAppToken: pass it to
+// slacktest.NewServer for a server given to WorldOptions.Slack.
+func WithSlackTokens() slacktest.Option { return slacktest.WithTokens(SlackBotToken, SlackAppToken) }
 
 // WorldOptions configure NewWorld. The zero value is usable.
 type WorldOptions struct {
@@ -29,6 +37,12 @@ type WorldOptions struct {
 	Seed uint64
 	// Logf receives the fakes' log lines; nil discards them.
 	Logf func(format string, args ...any)
+	// Slack, when set, is a fake Slack the bridge is configured for: its tokens and API URL
+	// go into Env, its tokens into Secrets. The test makes it (slacktest.NewServer needs the
+	// test, and closes the server when the test ends), with its channels set up.
+	Slack *slacktest.Server
+	// SlackSupportChannels are the channel ids of SLACK_SUPPORT_CHANNELS (with Slack only).
+	SlackSupportChannels []string
 }
 
 // World is everything the bridge talks to: the fake OneChat and the fake Bot API on loopback
@@ -41,6 +55,10 @@ type World struct {
 	TGURL    string
 	TGFaults *Faults
 	PG       *PGProxy
+	// Slack is the fake Slack of WorldOptions.Slack, nil without one.
+	Slack *slacktest.Server
+	// SlackSupportChannels are the channels of SLACK_SUPPORT_CHANNELS.
+	SlackSupportChannels []string
 	// DBURL reaches the database directly (not through PG), for the rig's own queries.
 	DBURL string
 	// Extra is appended to every environment Env builds (e.g. Discord's settings).
@@ -66,7 +84,7 @@ func NewWorld(ctx context.Context, o WorldOptions) (*World, error) {
 		_ = drop(ctx)
 		return nil, err
 	}
-	w := &World{DBURL: dbURL, PG: pg, dropDB: drop}
+	w := &World{DBURL: dbURL, PG: pg, dropDB: drop, Slack: o.Slack, SlackSupportChannels: o.SlackSupportChannels}
 
 	ocOpts := onechattest.Options{PingInterval: 200 * time.Millisecond, MessageFloodLimit: -1}
 	if o.OneChat != nil {
@@ -141,14 +159,29 @@ func (w *World) Env(extra ...string) []string {
 		"BRIDGE_ONECHAT_RETRY_AFTER=1s",
 		"BRIDGE_JOB_TIMEOUT=10s",
 	}
+	if w.Slack != nil {
+		env = append(env,
+			"SLACK_BOT_TOKEN="+w.Slack.BotToken,
+			"SLACK_APP_TOKEN="+w.Slack.AppToken,
+			"SLACK_API_URL="+w.Slack.APIURL,
+			"SLACK_SUPPORT_CHANNELS="+strings.Join(w.SlackSupportChannels, ","),
+		)
+	}
 	env = append(env, w.Extra...)
 	return append(env, extra...)
 }
 
-// Secrets lists every credential the bridge knows in this world: the configured ones and each
-// contact session's source_id and pubsub_token.
+// Secrets lists every credential the bridge knows in this world: the configured ones (always at
+// the same positions: Telegram's token and its secret part, the database password, the HMAC
+// token, the inbox identifier, Slack's bot and app tokens, "" without Slack) and each contact
+// session's source_id and pubsub_token.
 func (w *World) Secrets() []string {
-	s := []string{BotToken, strings.SplitN(BotToken, ":", 2)[1], DBPassword, w.OC.HMACToken(), w.OC.InboxIdentifier()}
+	var slackBot, slackApp string
+	if w.Slack != nil {
+		slackBot, slackApp = w.Slack.BotToken, w.Slack.AppToken
+	}
+	s := []string{BotToken, strings.SplitN(BotToken, ":", 2)[1], DBPassword, w.OC.HMACToken(), w.OC.InboxIdentifier(),
+		slackBot, slackApp}
 	for _, c := range w.OC.Contacts() {
 		for _, ci := range w.OC.ContactInboxes(c.ID) {
 			s = append(s, ci.SourceID, ci.PubsubToken)
@@ -161,6 +194,9 @@ func (w *World) Secrets() []string {
 func (w *World) Close() error {
 	w.TG.Close() // first: the httptest server's Close waits for the long polls this ends
 	w.OC.Close() // closes the websockets, which httptest does not track
+	if w.Slack != nil {
+		w.Slack.Close() // also closed at the end of the test; twice is harmless
+	}
 	w.tgSrv.CloseClientConnections()
 	w.ocSrv.CloseClientConnections()
 	w.tgSrv.Close()
