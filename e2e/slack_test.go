@@ -250,7 +250,7 @@ func TestSlackSocketFaults(t *testing.T) {
 	// connect, some past Slack's retries (only in history, read by the catch-up), in both the
 	// DM and the thread, interleaved.
 	r.stop()
-	say("dm 5 held")
+	held := say("dm 5 held")
 	say("dm 6 only in history", slacktest.Away())
 	say("dm 7 held")
 	reply("thread 4 only in history", slacktest.Away())
@@ -259,6 +259,18 @@ func TestSlackSocketFaults(t *testing.T) {
 	r.start()
 	r.waitIncoming(ctx, conv.ID, dmWant...)
 	r.waitIncoming(ctx, tconv.ID, ticketWant...)
+	// Both paths were taken: the held message came as Slack's retry, history was read.
+	// (Its envelope may wait unacknowledged until the catch-up is done, and come again.)
+	if err := srv.Wait(ctx, func() bool { ev, _ := srv.EventFor("message", dm, held); return ev.Acked }); err != nil {
+		t.Errorf("the message held while the bridge was away was never acknowledged: %v", err)
+	}
+	if ev, _ := srv.EventFor("message", dm, held); ev.Deliveries[0].RetryAttempt == 0 {
+		t.Errorf("the message held while the bridge was away was delivered as %+v, want Slack's retries", ev)
+	}
+	if len(srv.Calls("conversations.history")) == 0 || len(srv.Calls("conversations.replies")) == 0 {
+		t.Errorf("the catch-up read no history (%d history, %d replies calls)",
+			len(srv.Calls("conversations.history")), len(srv.Calls("conversations.replies")))
+	}
 
 	// SIGKILL in the middle of a burst, more written while it is dead, and a restart.
 	for i := 8; i <= 12; i++ {
