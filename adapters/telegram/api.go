@@ -170,23 +170,26 @@ type upload struct {
 	open  func(ctx context.Context) (io.ReadCloser, error)
 }
 
-// callMultipart POSTs fields and one file as multipart/form-data, the only way the Bot API
-// accepts an upload. Nested objects (reply_markup, reply_parameters) are JSON in their fields,
-// as Telegram expects. The file is opened here and closed when the request is done.
-func (a *Adapter) callMultipart(ctx context.Context, method string, fields map[string]string, file upload, dest any) error {
-	rc, err := file.open(ctx)
-	if err != nil {
-		return fmt.Errorf("telegram %s: open attachment %q: %w", method, file.name, err)
-	}
-	defer func() { _ = rc.Close() }()
+// callMultipart POSTs fields and files as multipart/form-data, the only way the Bot API
+// accepts an upload. Nested objects (reply_markup, reply_parameters, media) are JSON in their
+// fields, as Telegram expects. The files are opened here, streamed in order into the request
+// and closed when it is done.
+func (a *Adapter) callMultipart(ctx context.Context, method string, fields map[string]string, dest any, files ...upload) error {
 	body := formdata.NewBody()
 	for k, v := range fields {
 		if err := body.WriteField(k, v); err != nil {
 			return fmt.Errorf("telegram %s: encode request: %w", method, err)
 		}
 	}
-	if err := body.StreamPart(formdata.FileHeader(file.field, file.name, file.mime), rc); err != nil {
-		return fmt.Errorf("telegram %s: encode request: %w", method, err)
+	for _, file := range files {
+		rc, err := file.open(ctx)
+		if err != nil {
+			return fmt.Errorf("telegram %s: open attachment %q: %w", method, file.name, err)
+		}
+		defer func() { _ = rc.Close() }()
+		if err := body.StreamPart(formdata.FileHeader(file.field, file.name, file.mime), rc); err != nil {
+			return fmt.Errorf("telegram %s: encode request: %w", method, err)
+		}
 	}
 	rd, err := body.Finish()
 	if err != nil {

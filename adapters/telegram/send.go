@@ -33,16 +33,79 @@ type textParams struct {
 	LinkPreviewOptions *models.LinkPreviewOptions   `json:"link_preview_options,omitempty"`
 }
 
-// step is one Telegram message of an agent message: text, or a file with an optional caption.
+// maxAlbum is the most items Telegram takes in one sendMediaGroup; an album needs at least two.
+const maxAlbum = 10
+
+// step is one send of an agent message: a text, a file with an optional caption, or an album
+// of 2–10 photos and videos (sendMediaGroup), the caption on its first item. An album creates
+// one Telegram message per item.
 type step struct {
 	text   *formatted
-	file   *bridge.Attachment
+	files  []*bridge.Attachment
 	markup *models.InlineKeyboardMarkup
 }
 
-// plan lays out how m goes out: text parts first (the keyboard on the last), then one message
-// per file. Text that fits a caption rides on the first file instead, as users expect of a
-// photo with a comment.
+// size is how many Telegram messages the step creates, so how many ids it adds to the parts.
+func (st step) size() int { return max(1, len(st.files)) }
+
+// album reports whether the step goes out with sendMediaGroup.
+func (st step) album() bool { return len(st.files) > 1 }
+
+// rest is what remains of an album whose first n items are out (n < size): the caption went
+// with the first item, so the rest has none.
+func (st step) rest(n int) step { return step{files: st.files[n:]} }
+
+// singles is an album as one step per file, the caption on the first: how it goes out when
+// Telegram refuses the album.
+func (st step) singles() []step {
+	out := make([]step, len(st.files))
+	for i, f := range st.files {
+		out[i] = step{files: []*bridge.Attachment{f}}
+	}
+	out[0].text = st.text
+	return out
+}
+
+// isAlbumMedia reports whether f goes into an album: photos and videos, which Telegram shows
+// together as a grid. Other files (documents, voice, audio, GIFs) keep their own messages.
+func isAlbumMedia(f bridge.Attachment) bool {
+	method, _ := fileMethod(f)
+	return method == "sendPhoto" || method == "sendVideo"
+}
+
+// fileSteps lays out the files: with two or more photos and videos, those go first as albums
+// (several when there are more than ten, of even sizes so none is left with a single item),
+// then the other files one message each; otherwise every file is one message, in order.
+func fileSteps(atts []bridge.Attachment) []step {
+	var media, other []*bridge.Attachment
+	for i := range atts {
+		if isAlbumMedia(atts[i]) {
+			media = append(media, &atts[i])
+		} else {
+			other = append(other, &atts[i])
+		}
+	}
+	var steps []step
+	if len(media) < 2 {
+		for i := range atts {
+			steps = append(steps, step{files: []*bridge.Attachment{&atts[i]}})
+		}
+		return steps
+	}
+	albums := (len(media) + maxAlbum - 1) / maxAlbum
+	for i := 0; i < albums; i++ {
+		from, to := i*len(media)/albums, (i+1)*len(media)/albums
+		steps = append(steps, step{files: media[from:to]})
+	}
+	for _, f := range other {
+		steps = append(steps, step{files: []*bridge.Attachment{f}})
+	}
+	return steps
+}
+
+// plan lays out how m goes out: text parts first (the keyboard on the last), then the files
+// (see fileSteps). Text that fits a caption rides on the first file instead, as users expect of
+// a photo with a comment.
 func (a *Adapter) plan(m bridge.Outbound) ([]step, error) {
 	md := outboundMarkdown(m)
 	kb := keyboard(m)
@@ -55,18 +118,15 @@ func (a *Adapter) plan(m bridge.Outbound) ([]step, error) {
 			return nil, bridge.Permanent(fmt.Sprintf("attachment %s cannot be read", f.Name), nil)
 		}
 	}
-	var steps []step
+	files := fileSteps(m.Attachments)
 	caption := formatMarkdown(md, maxCaptionLen)
-	if len(m.Attachments) > 0 && kb == nil && len(caption) <= 1 {
-		for i := range m.Attachments {
-			s := step{file: &m.Attachments[i]}
-			if i == 0 && len(caption) == 1 {
-				s.text = &caption[0]
-			}
-			steps = append(steps, s)
+	if len(files) > 0 && kb == nil && len(caption) <= 1 {
+		if len(caption) == 1 {
+			files[0].text = &caption[0]
 		}
-		return steps, nil
+		return files, nil
 	}
+	var steps []step
 	parts := formatMarkdown(md, maxMessageLen)
 	for i := range parts {
 		steps = append(steps, step{text: &parts[i]})
@@ -74,28 +134,35 @@ func (a *Adapter) plan(m bridge.Outbound) ([]step, error) {
 	if kb != nil && len(steps) > 0 {
 		steps[len(steps)-1].markup = kb
 	}
-	for i := range m.Attachments {
-		steps = append(steps, step{file: &m.Attachments[i]})
-	}
+	steps = append(steps, files...)
 	if len(steps) == 0 {
 		return nil, bridge.Permanent("message has no text", nil)
 	}
 	return steps, nil
 }
 
+// errAlbumRefused is sendStep's answer when Telegram refused an album for its content (an
+// image it cannot process, say): Send then sends its files one by one, where each can fall
+// back to a document.
+var errAlbumRefused = errors.New("telegram refused the album")
+
 // Send delivers m to the private chat m.Chat: its Markdown as Telegram HTML split at 4096
-// characters, its files uploaded by type, an inline keyboard for input_select and input_csat.
-// It returns the ids of the messages it created, in order. The first message replies to
-// m.ReplyTo when it is set; if that message is gone the message is still sent.
+// characters, its files uploaded by type (several photos and videos as albums), an inline
+// keyboard for input_select and input_csat. It returns the ids of the messages it created, in
+// order, every item of an album included. The first message replies to m.ReplyTo when it is
+// set; if that message is gone the message is still sent.
 //
-// Every message is paced first (about one per second per chat, 30 per second overall).
-// Failures are classified: 403 (blocked, deactivated) is bridge.Unreachable, 429 is
-// bridge.RateLimited with Telegram's retry_after, 400 is bridge.Permanent with Telegram's
-// description; anything else is returned as is and worth retrying.
+// Every send is paced first (about one message per second per chat, 30 per second overall; an
+// album counts as its items). Failures are classified: 403 (blocked, deactivated) is
+// bridge.Unreachable, 429 is bridge.RateLimited with Telegram's retry_after, 400 is
+// bridge.Permanent with Telegram's description; anything else is returned as is and worth
+// retrying.
 //
 // Once the first message is out, a retry of the whole message would duplicate it, so Send
 // retries later ones itself (waiting out 429s, backing off on transient errors, a few times
-// at most). If it still fails, it returns the ids sent so far together with the error.
+// at most). If it still fails, it returns the ids sent so far together with the error, and a
+// retry carrying them as m.Parts sends only the rest: an album is sent whole or not at all, so
+// the parts never end inside one, unless it went out file by file.
 func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error) {
 	chatID, err := chatIDOf(m.Chat)
 	if err != nil {
@@ -115,31 +182,50 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 		}
 	}
 	log := a.log.With(zap.String("chat_id", m.Chat.ID), zap.Int64("onechat_message_id", m.MessageID))
+	total := 0
+	for _, st := range steps {
+		total += st.size()
+	}
 	// A retry of a message an earlier attempt delivered in part sends only the rest.
-	done := min(len(m.Parts), len(steps))
-	ids := make([]string, 0, len(steps)-done)
-	for i, st := range steps {
-		if i < done {
-			continue
+	for skip := len(m.Parts); skip > 0 && len(steps) > 0; steps = steps[1:] {
+		n := steps[0].size()
+		if skip < n {
+			steps[0] = steps[0].rest(skip)
+			break
 		}
+		skip -= n
+	}
+	ids := make([]string, 0, total)
+	for len(steps) > 0 {
+		st := steps[0]
 		var r *models.ReplyParameters
-		if i == 0 {
+		if len(m.Parts) == 0 && len(ids) == 0 {
 			r = reply
 		}
-		send := func(ctx context.Context) (int, error) { return a.sendStep(ctx, log, chatID, st, r) }
-		var id int
-		if i == done {
-			id, err = a.paced(ctx, chatID, send)
+		var got []int
+		send := func(ctx context.Context) (err error) {
+			got, err = a.sendStep(ctx, log, chatID, st, r)
+			return err
+		}
+		if len(ids) == 0 {
+			err = a.paced(ctx, chatID, st.size(), send)
 		} else {
-			id, err = a.continuation(ctx, log, chatID, send)
+			err = a.continuation(ctx, log, chatID, st.size(), send)
+		}
+		if errors.Is(err, errAlbumRefused) {
+			steps = append(st.singles(), steps[1:]...)
+			continue
 		}
 		if err != nil {
-			return ids, fmt.Errorf("send part %d of %d to telegram chat %s: %w", i+1, len(steps), m.Chat.ID, err)
+			return ids, fmt.Errorf("send part %d of %d to telegram chat %s: %w", len(m.Parts)+len(ids)+1, total, m.Chat.ID, err)
 		}
-		ids = append(ids, strconv.Itoa(id))
+		for _, id := range got {
+			ids = append(ids, strconv.Itoa(id))
+		}
+		steps = steps[1:]
 	}
-	if len(steps) > 1 {
-		log.Debug("sent telegram message in parts", zap.Int("parts", len(steps)))
+	if total > 1 {
+		log.Debug("sent telegram message in parts", zap.Int("parts", total))
 	}
 	return ids, nil
 }
@@ -155,23 +241,23 @@ func chatIDOf(c bridge.ChatRef) (int64, error) {
 	return id, nil
 }
 
-// paced waits for the chat's and the bot's turn, then calls send once.
-func (a *Adapter) paced(ctx context.Context, chatID int64, send func(context.Context) (int, error)) (int, error) {
-	if err := a.pacer.wait(ctx, chatID); err != nil {
-		return 0, err
+// paced waits for the chat's and the bot's turn for n messages, then calls send once.
+func (a *Adapter) paced(ctx context.Context, chatID int64, n int, send func(context.Context) error) error {
+	if err := a.pacer.wait(ctx, chatID, n); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	return send(ctx)
 }
 
-// continuation sends a later message of an agent message, retrying what is worth retrying.
-func (a *Adapter) continuation(ctx context.Context, log *zap.Logger, chatID int64, send func(context.Context) (int, error)) (int, error) {
+// continuation sends a later step of an agent message, retrying what is worth retrying.
+func (a *Adapter) continuation(ctx context.Context, log *zap.Logger, chatID int64, n int, send func(context.Context) error) error {
 	for attempt := 0; ; attempt++ {
-		id, err := a.paced(ctx, chatID, send)
+		err := a.paced(ctx, chatID, n, send)
 		var perm *bridge.PermanentError
-		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || attempt+1 >= maxContinuationAttempts {
-			return id, err
+		if err == nil || errors.As(err, &perm) || errors.Is(err, errAlbumRefused) || ctx.Err() != nil || attempt+1 >= maxContinuationAttempts {
+			return err
 		}
 		d := a.backoff.Delay(attempt)
 		var limited *bridge.RateLimitedError
@@ -181,20 +267,25 @@ func (a *Adapter) continuation(ctx context.Context, log *zap.Logger, chatID int6
 		log.Warn("retrying part of telegram message", zap.Error(err),
 			zap.Int("attempt", attempt+1), zap.Duration("sleep", d))
 		if err := a.wait(ctx, d); err != nil {
-			return 0, err
+			return err
 		}
 	}
 }
 
-// sendStep sends one message and returns its id; errors are classified.
-func (a *Adapter) sendStep(ctx context.Context, log *zap.Logger, chatID int64, st step, reply *models.ReplyParameters) (int, error) {
+// sendStep sends one step and returns the ids of the messages it created; errors are
+// classified.
+func (a *Adapter) sendStep(ctx context.Context, log *zap.Logger, chatID int64, st step, reply *models.ReplyParameters) ([]int, error) {
+	if st.album() {
+		return a.sendAlbum(ctx, log, chatID, st, reply)
+	}
 	var msg models.Message
-	if st.file == nil {
+	if len(st.files) == 0 {
 		p := textParams{ChatID: chatID, Text: st.text.html, ParseMode: "HTML", ReplyParameters: reply, ReplyMarkup: st.markup}
 		err := classify(a.call(ctx, "sendMessage", &p, &msg))
-		return msg.ID, err
+		return []int{msg.ID}, err
 	}
-	method, field := fileMethod(*st.file)
+	file := st.files[0]
+	method, field := fileMethod(*file)
 	fields := map[string]string{"chat_id": strconv.FormatInt(chatID, 10)}
 	if st.text != nil {
 		fields["caption"] = st.text.html
@@ -204,8 +295,8 @@ func (a *Adapter) sendStep(ctx context.Context, log *zap.Logger, chatID int64, s
 		b, _ := json.Marshal(reply)
 		fields["reply_parameters"] = string(b)
 	}
-	up := upload{field: field, name: orDefault(st.file.Name, "file"), mime: st.file.MIME, open: st.file.Open}
-	err := classify(a.callMultipart(ctx, method, fields, up, &msg))
+	up := upload{field: field, name: orDefault(file.Name, "file"), mime: file.MIME, open: file.Open}
+	err := classify(a.callMultipart(ctx, method, fields, &msg, up))
 	var perm *bridge.PermanentError
 	if err != nil && method != "sendDocument" && errors.As(err, &perm) && !perm.Unreachable {
 		// Telegram refuses some images and media it cannot process (dimensions, codecs, an
@@ -214,9 +305,65 @@ func (a *Adapter) sendStep(ctx context.Context, log *zap.Logger, chatID int64, s
 			zap.String("file", up.name), zap.String("reason", perm.Reason))
 		up.field = "document"
 		msg = models.Message{}
-		err = classify(a.callMultipart(ctx, "sendDocument", fields, up, &msg))
+		err = classify(a.callMultipart(ctx, "sendDocument", fields, &msg, up))
 	}
-	return msg.ID, err
+	return []int{msg.ID}, err
+}
+
+// albumItem is an InputMediaPhoto or InputMediaVideo of sendMediaGroup's media parameter; its
+// file is the multipart part that Media names as attach://<part>.
+type albumItem struct {
+	Type      string `json:"type"`
+	Media     string `json:"media"`
+	Caption   string `json:"caption,omitempty"`
+	ParseMode string `json:"parse_mode,omitempty"`
+}
+
+// sendAlbum sends st's files as one album with sendMediaGroup, the caption (HTML) on the first
+// item, and returns the ids of the messages Telegram created, one per item. A refusal for the
+// content (400) is errAlbumRefused, so the files go out one by one instead.
+func (a *Adapter) sendAlbum(ctx context.Context, log *zap.Logger, chatID int64, st step, reply *models.ReplyParameters) ([]int, error) {
+	items := make([]albumItem, len(st.files))
+	ups := make([]upload, len(st.files))
+	for i, f := range st.files {
+		_, field := fileMethod(*f)
+		part := "file" + strconv.Itoa(i)
+		items[i] = albumItem{Type: field, Media: "attach://" + part}
+		ups[i] = upload{field: part, name: orDefault(f.Name, "file"), mime: f.MIME, open: f.Open}
+	}
+	if st.text != nil {
+		items[0].Caption, items[0].ParseMode = st.text.html, "HTML"
+	}
+	media, err := json.Marshal(items)
+	if err != nil {
+		return nil, fmt.Errorf("telegram sendMediaGroup: encode media: %w", err)
+	}
+	fields := map[string]string{"chat_id": strconv.FormatInt(chatID, 10), "media": string(media)}
+	if reply != nil {
+		b, _ := json.Marshal(reply)
+		fields["reply_parameters"] = string(b)
+	}
+	var msgs []models.Message
+	err = classify(a.callMultipart(ctx, "sendMediaGroup", fields, &msgs, ups...))
+	var perm *bridge.PermanentError
+	if err != nil && errors.As(err, &perm) && !perm.Unreachable {
+		log.Info("telegram refused the album, sending its files one by one",
+			zap.Int("files", len(st.files)), zap.String("reason", perm.Reason))
+		return nil, fmt.Errorf("%w: %w", errAlbumRefused, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) != len(st.files) {
+		// Telegram creates every item or none; an answer that says otherwise cannot be mapped
+		// to the files, and resending could double them, so this message stops here.
+		return nil, bridge.Permanent(fmt.Sprintf("telegram answered an album of %d with %d messages", len(st.files), len(msgs)), nil)
+	}
+	ids := make([]int, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	return ids, nil
 }
 
 // fileMethod picks the Bot API method and its file field for an attachment by its type, so a
@@ -313,8 +460,8 @@ func plainTail(parts []formatted) string {
 // editCall sends one edit, paced; "message is not modified" is success, since the message
 // already shows what the agent wants.
 func (a *Adapter) editCall(ctx context.Context, chatID int64, method string, params any) error {
-	_, err := a.paced(ctx, chatID, func(ctx context.Context) (int, error) {
-		return 0, a.call(ctx, method, params, nil)
+	err := a.paced(ctx, chatID, 1, func(ctx context.Context) error {
+		return a.call(ctx, method, params, nil)
 	})
 	var apiErr *APIError
 	if errors.As(err, &apiErr) && apiErr.Code == 400 && strings.Contains(apiErr.Description, "message is not modified") {
@@ -350,8 +497,8 @@ func (a *Adapter) Delete(ctx context.Context, m bridge.Outbound) error {
 
 func (a *Adapter) deleteOne(ctx context.Context, log *zap.Logger, chatID int64, id int) error {
 	p := map[string]any{"chat_id": chatID, "message_id": id}
-	_, err := a.paced(ctx, chatID, func(ctx context.Context) (int, error) {
-		return 0, a.call(ctx, "deleteMessage", p, nil)
+	err := a.paced(ctx, chatID, 1, func(ctx context.Context) error {
+		return a.call(ctx, "deleteMessage", p, nil)
 	})
 	var apiErr *APIError
 	if errors.As(err, &apiErr) && apiErr.Code == 400 {
@@ -423,8 +570,9 @@ func newPacer(perChat, global time.Duration) *pacer {
 	return &pacer{perChat: perChat, global: global, now: time.Now, sleep: retry.Sleep, chatNext: map[int64]time.Time{}}
 }
 
-// reserve takes the next slot for chat and returns how long to wait for it.
-func (p *pacer) reserve(chat int64) time.Duration {
+// reserve takes the next n slots for chat (an album is n messages to Telegram) and returns how
+// long to wait for the first.
+func (p *pacer) reserve(chat int64, n int) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
@@ -445,16 +593,16 @@ func (p *pacer) reserve(chat int64) time.Duration {
 	}
 	// The two limits are kept apart: a chat waiting for its own slot does not hold up the
 	// bot's slots for other chats.
-	p.chatNext[chat] = chatAt.Add(p.perChat)
-	p.globalNext = globalAt.Add(p.global)
+	p.chatNext[chat] = chatAt.Add(time.Duration(n) * p.perChat)
+	p.globalNext = globalAt.Add(time.Duration(n) * p.global)
 	if globalAt.After(chatAt) {
 		return globalAt.Sub(now)
 	}
 	return chatAt.Sub(now)
 }
 
-func (p *pacer) wait(ctx context.Context, chat int64) error {
-	if d := p.reserve(chat); d > 0 {
+func (p *pacer) wait(ctx context.Context, chat int64, n int) error {
+	if d := p.reserve(chat, n); d > 0 {
 		return p.sleep(ctx, d)
 	}
 	return ctx.Err()

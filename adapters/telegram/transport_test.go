@@ -275,7 +275,7 @@ func TestSendUploadsFilesByType(t *testing.T) {
 		{Kind: bridge.KindFile, Name: "invoice.pdf", MIME: "application/pdf", Size: 4, Open: opener("%PDF")},
 		{Kind: bridge.KindImage, Name: "chart.png", MIME: "image/png", Open: opener("PNG")},
 		{Kind: bridge.KindAudio, Name: "note.ogg", MIME: "audio/ogg", Open: opener("OGG")},
-		{Kind: bridge.KindVideo, Name: "demo.mp4", MIME: "video/mp4", Open: opener("MP4")},
+		{Kind: bridge.KindAudio, Name: "song.mp3", MIME: "audio/mpeg", Open: opener("MP3")},
 	}})
 	if err != nil || len(ids) != 4 {
 		t.Fatalf("Send = %v, %v", ids, err)
@@ -285,7 +285,7 @@ func TestSendUploadsFilesByType(t *testing.T) {
 		{"sendDocument", "document", "invoice.pdf", "%PDF", "Here is your invoice"},
 		{"sendPhoto", "photo", "chart.png", "PNG", ""},
 		{"sendVoice", "voice", "note.ogg", "OGG", ""},
-		{"sendVideo", "video", "demo.mp4", "MP4", ""},
+		{"sendAudio", "audio", "song.mp3", "MP3", ""},
 	}
 	for i, w := range want {
 		s := sent[i]
@@ -356,7 +356,7 @@ func TestSendPacesPerChatAndOverall(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	p := newPacer(time.Second, time.Second/30)
 	p.now = func() time.Time { return now }
-	got := []time.Duration{p.reserve(1), p.reserve(1), p.reserve(2), p.reserve(1)}
+	got := []time.Duration{p.reserve(1, 1), p.reserve(1, 1), p.reserve(2, 1), p.reserve(1, 1)}
 	want := []time.Duration{0, time.Second, time.Second / 15, 2 * time.Second}
 	// chat 2's first message waits only for the global slot after chat 1's two reservations.
 	for i := range want {
@@ -365,14 +365,14 @@ func TestSendPacesPerChatAndOverall(t *testing.T) {
 		}
 	}
 	now = now.Add(10 * time.Second)
-	if d := p.reserve(1); d != 0 {
+	if d := p.reserve(1, 1); d != 0 {
 		t.Errorf("after a pause: %s", d)
 	}
 	// 30 chats at once: the 30th waits about a second in all.
 	for c := int64(100); c < 129; c++ {
-		p.reserve(c)
+		p.reserve(c, 1)
 	}
-	if d := p.reserve(129); d < 990*time.Millisecond || d > time.Second {
+	if d := p.reserve(129, 1); d < 990*time.Millisecond || d > time.Second {
 		t.Errorf("the 31st message in a second waits %s", d)
 	}
 

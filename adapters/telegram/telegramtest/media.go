@@ -330,6 +330,9 @@ func (s *Server) moreMethods(method string, p params, files map[string]*Upload) 
 	case "sendphoto", "senddocument", "sendvideo", "sendaudio", "sendvoice", "sendanimation", "sendvideonote", "sendsticker":
 		r, e := s.sendMedia(method, strings.TrimPrefix(method, "send"), p, files)
 		return r, e, true
+	case "sendmediagroup":
+		r, e := s.sendMediaGroup(p, files)
+		return r, e, true
 	case "editmessagetext":
 		r, e := s.editMessage(p, "text")
 		return r, e, true

@@ -8,6 +8,9 @@
 // confirms (drops) the updates before it, and a getUpdates that overlaps an earlier one
 // terminates that one with 409, all as Telegram does.
 //
+// sendMediaGroup takes 2–10 items whose media name their multipart part as attach://<part>,
+// checks every item before sending any, and answers with the array of messages it created.
+//
 // Tests play the users (SendText, SendGroupText, PushUpdate), inspect what the bot sent
 // (Sent, WaitSent) and what it confirmed (Acked, WaitAcked), and inject faults (Block,
 // RateLimit, FailNext). Every Wait method blocks on a state change, never on a timer.
@@ -60,6 +63,8 @@ type SentMessage struct {
 	Entities []Entity
 	// ReplyTo is the message the bot replied to, or 0.
 	ReplyTo int
+	// MediaGroupID is the album the message belongs to (sendMediaGroup), or "".
+	MediaGroupID string
 	// ParseMode is the parse_mode the bot asked for, or "".
 	ParseMode string
 	// File is the uploaded file of a media message, nil for text.
@@ -198,6 +203,7 @@ type Server struct {
 	rejectPhotos  bool
 	now           func() time.Time
 	discard       bool
+	nextGroup     int
 }
 
 // New returns a fake Bot API that accepts token, for use without testing.TB (for example by an
