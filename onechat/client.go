@@ -64,6 +64,13 @@ type Options struct {
 	// RequestBurst is how many requests may start at once after a quiet spell. 0 means
 	// DefaultRequestBurst (5).
 	RequestBurst int
+	// StorageOrigins are the origins (scheme://host[:port], see ParseOrigin) that attachment
+	// downloads may reach besides the base URL's: where OneChat's Active Storage redirects
+	// (S3, GCS, Azure). Entries that are not origins are ignored; validate them with
+	// ParseOrigin first.
+	StorageOrigins []string
+	// MaxDownloadBytes caps one attachment download. 0 means DefaultMaxDownloadBytes.
+	MaxDownloadBytes int64
 }
 
 // Client calls the OneChat Client API of one inbox. It is safe for concurrent use.
@@ -78,6 +85,12 @@ type Client struct {
 	missing [numFeatures]atomic.Bool
 	// badHosts are data_url hosts that proved unreachable; downloads go to base instead.
 	badHosts sync.Map // host string → struct{}
+	// foreignHosts are data_url hosts outside the allowed origins already warned about.
+	foreignHosts sync.Map // host string → struct{}
+	// guard and dl make downloads reach only allowed origins and addresses (download_guard.go).
+	guard       *downloadGuard
+	dl          *http.Client
+	maxDownload int64
 }
 
 // NewClient returns a client for the inbox inboxIdentifier of the OneChat at baseURL (for
@@ -104,13 +117,20 @@ func NewClient(baseURL, inboxIdentifier string, opts *Options) *Client {
 	if o.RequestBurst == 0 {
 		o.RequestBurst = DefaultRequestBurst
 	}
+	if o.MaxDownloadBytes <= 0 {
+		o.MaxDownloadBytes = DefaultMaxDownloadBytes
+	}
+	guard := newDownloadGuard(baseURL, o.StorageOrigins)
 	return &Client{
-		base:      strings.TrimRight(baseURL, "/"),
-		inboxPath: "/public/api/v1/inboxes/" + url.PathEscape(inboxIdentifier),
-		http:      o.HTTPClient,
-		hmacToken: o.HMACToken,
-		log:       o.Logger,
-		budget:    newBudget(o.RequestsPerSecond, o.RequestBurst, time.Now),
+		guard:       guard,
+		dl:          downloadClient(o.HTTPClient, guard),
+		maxDownload: o.MaxDownloadBytes,
+		base:        strings.TrimRight(baseURL, "/"),
+		inboxPath:   "/public/api/v1/inboxes/" + url.PathEscape(inboxIdentifier),
+		http:        o.HTTPClient,
+		hmacToken:   o.HMACToken,
+		log:         o.Logger,
+		budget:      newBudget(o.RequestsPerSecond, o.RequestBurst, time.Now),
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,13 @@ const maxRedirects = 10
 // are fetched from the base URL instead. A host that needed this is remembered (with one
 // warning): later downloads, and redirects, go to the base URL directly.
 //
+// Only allowed origins are ever contacted: the base URL's and Options.StorageOrigins. A
+// data_url on another host (OneChat's FRONTEND_URL, or whatever an integration stored) is
+// fetched by its path and query from the base URL, never from that host; a redirect to an
+// origin that is not allowed is refused; and every connection is checked when it is made
+// (download_guard.go). A refusal, and a file larger than Options.MaxDownloadBytes (by its
+// Content-Length, or while streaming when it has none), is a *DownloadRefusedError.
+//
 // Errors never contain the URL (its path is a credential). A 404 (from both hosts) is
 // permanent: the attachment was deleted.
 func (c *Client) Download(ctx context.Context, dataURL string) (io.ReadCloser, DownloadInfo, error) {
@@ -56,7 +64,13 @@ func (c *Client) Download(ctx context.Context, dataURL string) (io.ReadCloser, D
 	filename := path.Base(u.Path)
 
 	target := u
-	if _, bad := c.badHosts.Load(u.Host); bad {
+	if !c.guard.allowed(u) {
+		if _, seen := c.foreignHosts.LoadOrStore(u.Host, struct{}{}); !seen {
+			c.log.Warn("attachment URL is not on an allowed origin; downloading its path through the base URL instead (check OneChat's FRONTEND_URL, or list the origin in ONECHAT_STORAGE_ORIGINS)",
+				zap.String("data_url_host", u.Host), zap.String("base_host", base.Host))
+		}
+		target = onBase(base, u)
+	} else if _, bad := c.badHosts.Load(u.Host); bad {
 		target = onBase(base, u)
 	}
 	rc, info, firstHop, err := c.fetch(ctx, op, base, target, filename)
@@ -90,9 +104,13 @@ func (c *Client) fetch(ctx context.Context, op string, base, target *url.URL, fi
 		return nil, DownloadInfo{}, true, fmt.Errorf("%s: invalid data_url", op)
 	}
 
+	if !c.guard.allowed(target) {
+		cancel()
+		return nil, DownloadInfo{}, true, fmt.Errorf("%s: %w", op, refuseURL(target, "the data_url"))
+	}
+
 	var redirected atomic.Bool
-	hc := *c.http
-	hc.Timeout = 0 // the body may take long; headers are bounded below, the rest by ctx
+	hc := *c.dl // Timeout 0: the body may take long; headers are bounded below, the rest by ctx
 	hc.CheckRedirect = func(r *http.Request, via []*http.Request) error {
 		if len(via) >= maxRedirects {
 			return fmt.Errorf("stopped after %d redirects", maxRedirects)
@@ -101,6 +119,9 @@ func (c *Client) fetch(ctx context.Context, op string, base, target *url.URL, fi
 		if _, bad := c.badHosts.Load(r.URL.Host); bad {
 			*r.URL = *onBase(base, r.URL)
 			r.Host = ""
+		}
+		if !c.guard.allowed(r.URL) {
+			return refuseURL(r.URL, "a redirect")
 		}
 		return nil
 	}
@@ -139,6 +160,11 @@ func (c *Client) fetch(ctx context.Context, op string, base, target *url.URL, fi
 		return nil, DownloadInfo{}, firstHop, ae
 	}
 	c.budget.succeeded()
+	if resp.ContentLength > c.maxDownload {
+		resp.Body.Close()
+		cancel()
+		return nil, DownloadInfo{}, firstHop, fmt.Errorf("%s: %w", op, c.tooLarge())
+	}
 
 	info := DownloadInfo{ContentType: resp.Header.Get("Content-Type"), Filename: filename, Size: resp.ContentLength}
 	if info.ContentType == "" {
@@ -150,13 +176,29 @@ func (c *Client) fetch(ctx context.Context, op string, base, target *url.URL, fi
 	if info.Filename == "" || info.Filename == "/" || info.Filename == "." {
 		info.Filename = "file"
 	}
-	return &downloadBody{body: resp.Body, cancel: cancel}, info, firstHop, nil
+	return &downloadBody{body: resp.Body, cancel: cancel, left: c.maxDownload, tooLarge: c.tooLarge}, info, firstHop, nil
+}
+
+// tooLarge is the refusal of a file over the download cap.
+func (c *Client) tooLarge() error {
+	return &DownloadRefusedError{Reason: fmt.Sprintf("the file is larger than the %s limit (ONECHAT_MAX_ATTACHMENT_SIZE)", formatBytes(c.maxDownload))}
+}
+
+// formatBytes writes n as MB with one decimal where that is exact enough, else as bytes.
+func formatBytes(n int64) string {
+	if n >= 1<<20 {
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', -1, 64) + " MB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 // fallbackWorthy reports whether a first-hop failure says "this host is the wrong one": it
 // cannot be reached at all, presents a certificate for another name, or does not know the
 // path. Timeouts after connecting and 5xx say the right host is busy, so they do not count.
 func fallbackWorthy(err error) bool {
+	if IsDownloadRefused(err) {
+		return false
+	}
 	if IsNotFound(err) {
 		return true
 	}
@@ -191,10 +233,24 @@ func onBase(base, u *url.URL) *url.URL {
 type downloadBody struct {
 	body   io.ReadCloser
 	cancel context.CancelFunc
+	// left is how many more bytes the cap allows; a body without Content-Length that goes
+	// past it fails with tooLarge instead of being read on.
+	left     int64
+	tooLarge func() error
 }
 
 func (d *downloadBody) Read(p []byte) (int, error) {
+	if d.left < 0 {
+		return 0, d.tooLarge()
+	}
+	if int64(len(p)) > d.left {
+		p = p[:d.left+1] // one byte more than allowed tells a file over the cap
+	}
 	n, err := d.body.Read(p)
+	d.left -= int64(n)
+	if d.left < 0 {
+		return 0, d.tooLarge()
+	}
 	if err != nil && err != io.EOF {
 		err = &transportError{err: redactURLError(err, routeDataURL)}
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -116,7 +117,7 @@ func TestDownload(t *testing.T) {
 		}
 	})
 
-	t.Run("404 from a wrong FRONTEND_URL host falls back; the wrong host is asked once", func(t *testing.T) {
+	t.Run("a data_url on another origin is fetched from the base URL; that host is never asked", func(t *testing.T) {
 		e := newFakeEnv(t, nil, nil)
 		dataURL, _ := agentFile(t, e, data)
 		var hits atomic.Int32
@@ -135,8 +136,8 @@ func TestDownload(t *testing.T) {
 				t.Errorf("got %d bytes", len(got))
 			}
 		}
-		if n := hits.Load(); n != 1 {
-			t.Errorf("wrong host asked %d times, want once", n)
+		if n := hits.Load(); n != 0 {
+			t.Errorf("foreign host asked %d times, want never", n)
 		}
 	})
 
@@ -292,4 +293,183 @@ func BenchmarkDownload50MB(b *testing.B) {
 	b.StopTimer()
 	growth := int64(peak) - int64(base)
 	b.ReportMetric(float64(max(growth, 0)), "peak-heap-growth-B")
+}
+
+// TestDownloadGuard: downloads reach only allowed origins, on every redirect hop and at the
+// address actually dialled, and never more than the cap.
+func TestDownloadGuard(t *testing.T) {
+	ctx := context.Background()
+	data := []byte("%PDF-1.7 invoice")
+	// storage is a storage service (S3 stand-in) on another port of 127.0.0.1.
+	var storageHits atomic.Int32
+	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		storageHits.Add(1)
+		w.Header().Set("Content-Type", "application/pdf")
+		_, _ = w.Write(data)
+	}))
+	defer storage.Close()
+	redirectingFile := func(t *testing.T, e *fakeEnv, to string) string {
+		t.Helper()
+		_, cv := e.session("telegram:1")
+		m := e.fake.PostAgentMessage(cv.ID, onechattest.AgentMessage{Attachments: []onechattest.File{
+			{Filename: "invoice.pdf", ContentType: "application/pdf", Data: data, RedirectTo: to},
+		}})
+		return m.Attachments[0].DataURL
+	}
+
+	t.Run("a redirect to another port of 127.0.0.1 is refused, permanently, without reaching it", func(t *testing.T) {
+		e := newFakeEnv(t, nil, nil)
+		before := storageHits.Load()
+		_, _, err := e.c.Download(ctx, redirectingFile(t, e, storage.URL+"/bucket/k?X-Amz-Signature=SIGSECRET"))
+		if !IsDownloadRefused(err) || !IsPermanent(err) {
+			t.Fatalf("err = %v, want a permanent refusal", err)
+		}
+		if storageHits.Load() != before {
+			t.Error("the refused origin was asked")
+		}
+		if strings.Contains(err.Error(), "SIGSECRET") || strings.Contains(err.Error(), "/bucket/") {
+			t.Errorf("error %q leaks the redirect's path or query", err)
+		}
+	})
+
+	t.Run("a redirect to a listed storage origin is followed", func(t *testing.T) {
+		e := newFakeEnv(t, nil, &Options{StorageOrigins: []string{storage.URL}})
+		rc, _, err := e.c.Download(ctx, redirectingFile(t, e, storage.URL+"/bucket/k"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, rc); !bytes.Equal(got, data) {
+			t.Errorf("got %q", got)
+		}
+	})
+
+	t.Run("a listed origin whose name resolves to a metadata address is refused at the dial", func(t *testing.T) {
+		e := newFakeEnv(t, nil, &Options{StorageOrigins: []string{"http://storage.test"}})
+		e.c.guard.lookup = func(context.Context, string) ([]netip.Addr, error) {
+			return []netip.Addr{netip.MustParseAddr("169.254.169.254")}, nil
+		}
+		_, _, err := e.c.Download(ctx, redirectingFile(t, e, "http://storage.test/latest/meta-data"))
+		if !IsDownloadRefused(err) || !IsPermanent(err) {
+			t.Fatalf("err = %v, want a refusal at the dial", err)
+		}
+	})
+
+	t.Run("a listed origin whose name resolves to a loopback address reaches exactly that address", func(t *testing.T) {
+		su, _ := url.Parse(storage.URL)
+		e := newFakeEnv(t, nil, &Options{StorageOrigins: []string{"http://storage.test:" + su.Port()}})
+		e.c.guard.lookup = func(context.Context, string) ([]netip.Addr, error) {
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+		}
+		rc, _, err := e.c.Download(ctx, redirectingFile(t, e, "http://storage.test:"+su.Port()+"/bucket/k"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, rc)
+	})
+
+	t.Run("over the cap by Content-Length: refused before the body", func(t *testing.T) {
+		e := newFakeEnv(t, nil, &Options{MaxDownloadBytes: int64(len(data) - 1)})
+		dataURL, _ := agentFile(t, e, data)
+		_, _, err := e.c.Download(ctx, dataURL)
+		if !IsDownloadRefused(err) || !IsPermanent(err) {
+			t.Fatalf("err = %v, want a refusal", err)
+		}
+	})
+
+	t.Run("over the cap without Content-Length: the read fails at the cap", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for range 4 {
+				_, _ = w.Write(bytes.Repeat([]byte("x"), 1000))
+				w.(http.Flusher).Flush()
+			}
+		}))
+		defer srv.Close()
+		c := NewClient(srv.URL, testInbox, &Options{RequestsPerSecond: -1, MaxDownloadBytes: 2500})
+		rc, _, err := c.Download(ctx, srv.URL+"/f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		n, err := io.Copy(io.Discard, rc)
+		if !IsDownloadRefused(err) || n > 2500 {
+			t.Errorf("read %d bytes, err %v; want at most 2500 and a refusal", n, err)
+		}
+		// Exactly at the cap is fine.
+		c = NewClient(srv.URL, testInbox, &Options{RequestsPerSecond: -1, MaxDownloadBytes: 4000})
+		rc, _, err = c.Download(ctx, srv.URL+"/f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, rc); len(got) != 4000 {
+			t.Errorf("read %d bytes at the cap", len(got))
+		}
+	})
+}
+
+func TestCheckDialAddr(t *testing.T) {
+	exempt := map[netip.AddrPort]struct{}{
+		netip.MustParseAddrPort("127.0.0.1:3000"):       {},
+		netip.MustParseAddrPort("172.18.0.5:3000"):      {},
+		netip.MustParseAddrPort("169.254.169.254:80"):   {},
+		netip.MustParseAddrPort("[fe80::1]:80"):         {},
+		netip.MustParseAddrPort("[fd00::5]:3000"):       {},
+		netip.MustParseAddrPort("100.64.0.7:3000"):      {},
+		netip.MustParseAddrPort("[::ffff:10.0.0.9]:80"): {},
+	}
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:3000", true},   // the allowed origin's own address
+		{"127.0.0.1:3001", false},  // its neighbour port
+		{"172.18.0.5:3000", true},  // OneChat as http://rails:3000
+		{"172.18.0.6:3000", false}, // a neighbour host
+		{"172.18.0.5:5432", false}, // the database beside it
+		{"10.0.0.1:80", false},
+		{"192.168.1.1:80", false},
+		{"100.64.0.7:3000", true},
+		{"100.64.0.8:3000", false},
+		{"169.254.169.254:80", false}, // link-local: never, even listed
+		{"[fe80::1]:80", false},
+		{"[fd00::5]:3000", true},
+		{"[fd00::6]:3000", false},
+		{"[::1]:3000", false},
+		{"[::ffff:127.0.0.1]:3000", true}, // v4-mapped is the v4 address
+		{"[::ffff:10.0.0.9]:80", false},   // exempt only when mapped the same way: unmapped here
+		{"0.0.0.0:3000", false},
+		{"224.0.0.1:80", false},
+		{"93.184.216.34:443", true}, // public
+		{"[2606:2800:220:1::1]:443", true},
+	} {
+		err := checkDialAddr(tc.addr, exempt)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v, want allowed %v", tc.addr, err, tc.ok)
+		}
+		if err != nil && !IsDownloadRefused(err) {
+			t.Errorf("%s: err %v is not a refusal", tc.addr, err)
+		}
+	}
+}
+
+func TestParseOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://bucket.s3.amazonaws.com":  "https://bucket.s3.amazonaws.com:443",
+		"https://Storage.GoogleAPIs.com/":  "https://storage.googleapis.com:443",
+		"http://minio:9000":                "http://minio:9000",
+		"https://x.blob.core.windows.net.": "https://x.blob.core.windows.net:443",
+	} {
+		got, err := ParseOrigin(in)
+		if err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		if got != want {
+			t.Errorf("%q → %q, want %q", in, got, want)
+		}
+	}
+	for _, bad := range []string{"", "s3.amazonaws.com", "ftp://x", "https://u:p@x", "https://x/bucket", "https://x?a=1", "https://x#f"} {
+		if _, err := ParseOrigin(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
 }

@@ -97,7 +97,7 @@ const (
 	// an attempt.
 	ClassRateLimited
 	// ClassPermanent: retrying cannot help: 404 (gone), 422 (with its message), other 4xx, an
-	// undecodable answer.
+	// undecodable answer, a refused download (*DownloadRefusedError).
 	ClassPermanent
 	// ClassConfig: the bridge is misconfigured (ErrHMAC, ErrHMACRequired); every call of the
 	// kind fails until an operator fixes ONECHAT_HMAC_TOKEN.
@@ -144,6 +144,10 @@ func Classify(err error) ErrorClass {
 		return ClassConfig
 	case errors.Is(err, ErrUnsupported):
 		return ClassUnsupported
+	}
+	if IsDownloadRefused(err) {
+		// Before the transport checks: a refused dial arrives inside a *net.OpError.
+		return ClassPermanent
 	}
 	var ae *APIError
 	if errors.As(err, &ae) {

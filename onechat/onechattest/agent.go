@@ -1,6 +1,7 @@
 package onechattest
 
 import (
+	"cmp"
 	"time"
 )
 
@@ -9,6 +10,17 @@ type File struct {
 	Filename    string
 	ContentType string
 	Data        []byte
+	// FileType overrides the file_type OneChat derives from ContentType, e.g. "fallback",
+	// "location" or "embed" for the attachments that point elsewhere (with ExternalURL).
+	FileType string
+	// ExternalURL is the data_url of an attachment that is a link, not a stored file
+	// (fallback, location, embed: OneChat serializes their external_url as data_url).
+	ExternalURL string
+	// FallbackTitle is the fallback_title of a link attachment.
+	FallbackTitle string
+	// RedirectTo replaces where the file's data_url redirects: an installation whose storage
+	// service is elsewhere (S3), or a crafted redirect. Empty: the fake's own disk URL.
+	RedirectTo string
 }
 
 // AgentMessage describes a message posted from the agent side with PostAgentMessage.
@@ -88,7 +100,8 @@ func (s *Server) postMessage(caller string, conversationID int64, typ int, am Ag
 	}
 	for _, f := range am.Attachments {
 		m.attachments = append(m.attachments, &attachmentRec{
-			fileType: fileType(f.ContentType), contentType: f.ContentType, filename: f.Filename, data: append([]byte(nil), f.Data...),
+			fileType: cmp.Or(f.FileType, fileType(f.ContentType)), contentType: f.ContentType, filename: f.Filename, data: append([]byte(nil), f.Data...),
+			externalURL: f.ExternalURL, fallbackTitle: f.FallbackTitle, redirectTo: f.RedirectTo,
 		})
 	}
 	s.addMessage(m)

@@ -668,6 +668,9 @@ func (s *Server) attachmentsPush(m *msgRec) []any {
 		if a.fileType == "audio" {
 			p["transcribed_text"] = ""
 		}
+		if a.externalURL != "" {
+			p["fallback_title"] = a.fallbackTitle
+		}
 		out = append(out, p)
 	}
 	return out

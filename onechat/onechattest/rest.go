@@ -775,6 +775,9 @@ func (s *Server) serveStorage(w http.ResponseWriter, r *http.Request) {
 	var data []byte
 	if a != nil {
 		location = s.baseURL + storagePrefix + "disk/" + a.key + "/" + escapeFilename(a.filename)
+		if a.redirectTo != "" {
+			location = a.redirectTo
+		}
 		data = a.data
 	}
 	s.mu.Unlock()

@@ -163,6 +163,11 @@ type attachmentRec struct {
 	filename    string
 	key         string // stands in for the Active Storage signed id
 	data        []byte
+	// externalURL is the data_url of a link attachment (fallback, location, embed).
+	externalURL   string
+	fallbackTitle string
+	// redirectTo, when set, is where the data_url redirects instead of the fake's disk.
+	redirectTo string
 }
 
 // state is the fake's database. Every access holds Server.mu.
@@ -500,6 +505,9 @@ func (s *Server) chatMessages(convID int64) []*msgRec {
 }
 
 func (s *Server) dataURL(a *attachmentRec) string {
+	if a.externalURL != "" {
+		return a.externalURL
+	}
 	return s.baseURL + storagePrefix + "blobs/redirect/" + a.key + "/" + escapeFilename(a.filename)
 }
 
