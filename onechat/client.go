@@ -190,21 +190,22 @@ func (c *Client) CreateContact(ctx context.Context, p ContactParams) (*Contact, 
 func (c *Client) VerifiesIdentity() bool { return c.hmacToken != "" }
 
 // GetContact shows the contact session sourceID. When an HMAC token is configured, identifier
-// and its hash go in the query: that is what marks the session verified (hmac_verified), which
-// a create never does, so call it once after CreateContact when verification matters
+// and its hash are sent: that is what marks the session verified (hmac_verified), which a
+// create never does, so call it once after CreateContact when verification matters
 // (cross-session history, fan-out, the agents' verified badge). An inbox with identity
 // validation needs the pair even for this read. identifier is unused without a token.
+//
+// The pair goes in a JSON request body, not the query: Rails merges body parameters into a
+// GET's params as it does the query's, and a URL lands in proxy and access logs, where the hash
+// would let anyone who reads them verify that session.
 func (c *Client) GetContact(ctx context.Context, sourceID, identifier string) (*Contact, error) {
-	path := c.contactPath(sourceID)
+	var body any
 	if c.hmacToken != "" {
-		q := url.Values{}
-		q.Set("identifier", identifier)
-		q.Set("identifier_hash", IdentifierHash(c.hmacToken, identifier))
-		path += "?" + q.Encode()
+		body = map[string]any{"identifier": identifier, "identifier_hash": IdentifierHash(c.hmacToken, identifier)}
 	}
 	var ct Contact
-	err := c.do(ctx, call{op: "get contact", method: http.MethodGet, route: routeContact, path: path,
-		contactRoute: true}, &ct)
+	err := c.do(ctx, call{op: "get contact", method: http.MethodGet, route: routeContact, path: c.contactPath(sourceID),
+		body: body, contactRoute: true}, &ct)
 	if err != nil {
 		return nil, err
 	}

@@ -151,6 +151,11 @@ func TestClientAgainstFakeRoutes(t *testing.T) {
 			if ci, _ := e.fake.ContactInboxBySourceID(ct.SourceID); !ci.HMACVerified {
 				t.Error("show with the pair did not verify the session")
 			}
+			for _, r := range e.fake.Requests() {
+				if strings.Contains(r.Query, "identifier") {
+					t.Errorf("%s %s carries the identifier pair in its query", r.Method, r.Path)
+				}
+			}
 		}},
 		{"contact update keeps the identifier and follows a merge", nil, func(t *testing.T, e *fakeEnv) {
 			e.c.hmacToken = e.fake.HMACToken()
