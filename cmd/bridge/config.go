@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/onechat/onechat-bridge/adapters/secret"
+	"github.com/onechat/onechat-bridge/onechat"
 )
 
 // Secret is a configuration value that never prints. It is the adapters' secret type, so the
@@ -33,6 +35,11 @@ type Config struct {
 	// OnResolved is "new" (a user's message after resolve opens a new conversation) or
 	// "reopen" (it reopens the resolved one).
 	OnResolved string `env:"ONECHAT_ON_RESOLVED" envDefault:"new"`
+	// StorageOrigins lists, comma-separated, the origins besides ONECHAT_BASE_URL's that agent
+	// attachments may be downloaded from (where OneChat's storage redirects: S3, GCS, Azure).
+	StorageOrigins string `env:"ONECHAT_STORAGE_ORIGINS"`
+	// MaxAttachmentSize caps one agent attachment download: bytes, or with KB, MB or GB.
+	MaxAttachmentSize string `env:"ONECHAT_MAX_ATTACHMENT_SIZE" envDefault:"100MB"`
 
 	Tuning TuningSettings
 
@@ -44,7 +51,9 @@ type Config struct {
 	LogLevel        string `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat       string `env:"LOG_FORMAT" envDefault:"json"`
 
-	shutdownTimeout time.Duration
+	shutdownTimeout   time.Duration
+	storageOrigins    []string
+	maxAttachmentSize int64
 	// adapters holds each adapter's own Config, one per line of adapterTable.
 	adapters []adapterConfig
 }
@@ -149,6 +158,8 @@ func (c *Config) Validate() error {
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
 	}
+	// First, so that no later message quotes a value with its credentials.
+	errs = append(errs, c.refuseURLCredentials()...)
 	if c.DatabaseURL == "" {
 		bad("DATABASE_URL", "is required (e.g. postgres://bridge:secret@db:5432/bridge)")
 	} else if u, err := url.Parse(string(c.DatabaseURL)); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -170,6 +181,23 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.CableURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 			bad("ONECHAT_CABLE_URL", "must be a ws:// or wss:// URL, got %q", c.CableURL)
 		}
+	}
+	c.storageOrigins = nil
+	for _, o := range strings.Split(c.StorageOrigins, ",") {
+		if strings.TrimSpace(o) == "" {
+			continue
+		}
+		norm, err := onechat.ParseOrigin(o)
+		if err != nil {
+			bad("ONECHAT_STORAGE_ORIGINS", "%q %v", o, err)
+			continue
+		}
+		c.storageOrigins = append(c.storageOrigins, norm)
+	}
+	if n, err := parseSize(c.MaxAttachmentSize); err != nil || n < 1<<10 {
+		bad("ONECHAT_MAX_ATTACHMENT_SIZE", "must be a size of at least 1KB such as 100MB or 2GB, got %q", c.MaxAttachmentSize)
+	} else {
+		c.maxAttachmentSize = n
 	}
 	if c.OnResolved != "new" && c.OnResolved != "reopen" {
 		bad("ONECHAT_ON_RESOLVED", "must be new or reopen, got %q", c.OnResolved)
@@ -195,6 +223,67 @@ func (c *Config) Validate() error {
 		bad("LOG_FORMAT", "must be json or console, got %q", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// refuseURLCredentials refuses every setting whose value is a URL with credentials in it
+// (user:password@host): such URLs end up in logs, errors and process listings. DATABASE_URL is
+// exempt, as it carries the database password by design and is a Secret. The value of a refused
+// setting loses its credentials here, so neither the error nor anything printed later shows
+// them. Every field, the adapters' Configs included, is found by reflection, so a new setting is
+// covered too; list settings (comma-separated) are checked item by item.
+func (c *Config) refuseURLCredentials() []error {
+	var errs []error
+	for _, t := range c.targets() {
+		errs = append(errs, refuseURLCredentialsIn(t)...)
+	}
+	return errs
+}
+
+// refuseURLCredentialsIn does refuseURLCredentials for one struct the environment was read into.
+func refuseURLCredentialsIn(target any) []error {
+	var errs []error
+	walkConfig(reflect.ValueOf(target).Elem(), func(name string, v reflect.Value) {
+		if name == "DATABASE_URL" || v.Kind() != reflect.String || !v.CanSet() {
+			return
+		}
+		items := strings.Split(v.String(), ",")
+		found := false
+		for i, item := range items {
+			u, err := url.Parse(strings.TrimSpace(item))
+			if err != nil || u.User == nil || u.Host == "" {
+				continue
+			}
+			found = true
+			u.User = nil
+			items[i] = u.String()
+		}
+		if found {
+			errs = append(errs, fmt.Errorf("%s: must not contain credentials (user:password@): a URL ends up in logs; pass secrets through their own settings", name))
+			v.SetString(strings.Join(items, ","))
+		}
+	})
+	return errs
+}
+
+// parseSize reads a size in bytes: a whole number, optionally followed by KB, MB or GB (powers
+// of 1024; the B may be left out).
+func parseSize(s string) (int64, error) {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	return n * mult, nil
 }
 
 func isHTTPURL(s string) bool {

@@ -104,3 +104,62 @@ func TestVersionAndUnknownCommand(t *testing.T) {
 		t.Errorf("unknown command: code %d, stderr %q", code, errOut.String())
 	}
 }
+
+func TestConfigRefusesURLCredentials(t *testing.T) {
+	for _, kv := range []string{
+		"ONECHAT_BASE_URL=https://admin:hunter2-cred@chat.example.com",
+		"ONECHAT_CABLE_URL=wss://admin:hunter2-cred@chat.example.com/cable",
+		"TELEGRAM_API_URL=https://admin:hunter2-cred@tg.example.com",
+		"DISCORD_API_URL=https://admin:hunter2-cred@discord.example.com/api/v10",
+		"ONECHAT_STORAGE_ORIGINS=https://bucket.s3.amazonaws.com,https://admin:hunter2-cred@minio:9000",
+	} {
+		name, _, _ := strings.Cut(kv, "=")
+		t.Run(name, func(t *testing.T) {
+			env := append(validEnv(), kv)
+			if name == "DISCORD_API_URL" {
+				env = append(env, "DISCORD_BOT_TOKEN=discord-token-x")
+			}
+			var stderr bytes.Buffer
+			if code := realMain([]string{"run"}, env, &bytes.Buffer{}, &stderr); code != 2 {
+				t.Fatalf("exit code %d, want 2; stderr: %s", code, stderr.String())
+			}
+			out := stderr.String()
+			if !strings.Contains(out, name+": must not contain credentials") {
+				t.Errorf("stderr does not name %s: %s", name, out)
+			}
+			if strings.Contains(out, "hunter2-cred") || strings.Contains(out, "admin:") {
+				t.Errorf("stderr prints the credentials: %s", out)
+			}
+		})
+	}
+	t.Run("DATABASE_URL carries credentials by design", func(t *testing.T) {
+		if _, err := LoadConfig(validEnv()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestConfigAttachmentSettings(t *testing.T) {
+	cfg, err := LoadConfig(validEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.maxAttachmentSize != 100<<20 || cfg.storageOrigins != nil {
+		t.Errorf("defaults: size %d, origins %v", cfg.maxAttachmentSize, cfg.storageOrigins)
+	}
+	cfg, err = LoadConfig(append(validEnv(), "ONECHAT_MAX_ATTACHMENT_SIZE=2GB",
+		"ONECHAT_STORAGE_ORIGINS= https://bucket.s3.eu-west-1.amazonaws.com , https://storage.googleapis.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.maxAttachmentSize != 2<<30 || len(cfg.storageOrigins) != 2 || cfg.storageOrigins[1] != "https://storage.googleapis.com:443" {
+		t.Errorf("size %d, origins %v", cfg.maxAttachmentSize, cfg.storageOrigins)
+	}
+	for _, kv := range []string{"ONECHAT_MAX_ATTACHMENT_SIZE=lots", "ONECHAT_MAX_ATTACHMENT_SIZE=10",
+		"ONECHAT_STORAGE_ORIGINS=https://bucket.s3.amazonaws.com/path", "ONECHAT_STORAGE_ORIGINS=bucket.s3.amazonaws.com"} {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, err := LoadConfig(append(validEnv(), kv)); err == nil || !strings.Contains(err.Error(), name+":") {
+			t.Errorf("%s: err = %v, want one naming it", kv, err)
+		}
+	}
+}

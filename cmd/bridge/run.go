@@ -38,6 +38,8 @@ func newOneChat(cfg Config, logger *zap.Logger) *onechat.Client {
 		Logger:            logger.Named("onechat"),
 		RequestsPerSecond: cfg.Tuning.parsed.requestsPerSec,
 		RequestBurst:      cfg.Tuning.parsed.requestBurst,
+		StorageOrigins:    cfg.storageOrigins,
+		MaxDownloadBytes:  cfg.maxAttachmentSize,
 	})
 }
 
