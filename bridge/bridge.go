@@ -104,6 +104,10 @@ const (
 	KindAnimation AttachmentKind = "animation"
 	KindSticker   AttachmentKind = "sticker"
 	KindFile      AttachmentKind = "file"
+	// KindLink is an agent attachment that is a link to something elsewhere (OneChat's
+	// fallback, location and embed attachments): Ref is the URL, Name its title. The core
+	// sends it as a line of text and never fetches it; adapters never see one.
+	KindLink AttachmentKind = "link"
 )
 
 // Attachment is a file on its way through the bridge. Its bytes are never held in the queue:

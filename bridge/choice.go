@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"io"
 
 	"github.com/onechat/onechat-bridge/onechat"
 )
@@ -16,14 +15,4 @@ func (c *Core) submitValues(ctx context.Context, sourceID string, conversationID
 	}
 	_, err := c.oc.UpdateMessage(ctx, sourceID, conversationID, messageID, v)
 	return err
-}
-
-// download streams a OneChat attachment to an adapter. An attachment deleted in OneChat is a
-// permanent failure; anything else is retried with the message.
-func (c *Core) download(ctx context.Context, dataURL string) (io.ReadCloser, error) {
-	rc, _, err := c.oc.Download(ctx, dataURL)
-	if onechat.IsNotFound(err) {
-		return nil, Permanent("the attachment no longer exists in OneChat", err)
-	}
-	return rc, err
 }

@@ -30,7 +30,10 @@ type harness struct {
 	store   *postgres.Store
 	oc      *onechattest.Server
 	adapter *bridgetest.FakeAdapter
-	opts    bridge.Options
+	// platform, when set, is the adapter the core runs instead of adapter (which it wraps, to
+	// add a capability).
+	platform bridge.Adapter
+	opts     bridge.Options
 
 	cancel context.CancelFunc
 	done   chan error
@@ -88,6 +91,14 @@ func (h *harness) start() {
 	h.t.Helper()
 	opts := h.opts
 	opts.Adapters = []bridge.AdapterBuilder{h.adapter.Build}
+	if h.platform != nil {
+		opts.Adapters = []bridge.AdapterBuilder{func(host bridge.Host) (bridge.Adapter, error) {
+			if _, err := h.adapter.Build(host); err != nil {
+				return nil, err
+			}
+			return h.platform, nil
+		}}
+	}
 	opts.Logger = zaptest.NewLogger(h.t)
 	core, err := bridge.New(opts)
 	if err != nil {

@@ -103,7 +103,7 @@ func TestRepliesAreMappedBothWays(t *testing.T) {
 	if err := h.adapter.Receive(ctx, reply); err != nil {
 		t.Fatal(err)
 	}
-	h.waitIncoming(ctx, conv.ID, "Where is my parcel?", "> It left the warehouse\n\nThanks!")
+	h.waitIncoming(ctx, conv.ID, "Where is my parcel?", "↩️ In reply to:\n> It left the warehouse\n\nThanks!")
 }
 
 func TestUserEditsAndDeletesKeepHistory(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 	if err := json.Unmarshal(j.Payload, &m); err != nil {
 		return nil, Permanent("undecodable queued message", err)
 	}
+	cleanInbound(&m)
 	log := c.log.With(zap.String("platform", string(m.User.Platform)), zap.String("chat", m.Chat.ID),
 		zap.String("platform_message_id", m.MessageID))
 
@@ -96,6 +98,13 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 			Attachments: uploads,
 		})
 		closeAll()
+		if reason, refused := uploadRefused(err); refused && len(uploads) > 0 {
+			// The files are refused for good (too large for OneChat's proxy, a type it will
+			// not take): the user's words still reach the agent, with a line per file.
+			log.Warn("OneChat refused the message's files; posting its text with a note instead", zap.Error(err))
+			content = withUploadNotes(content, uploads, reason)
+			msg, err = c.oc.CreateMessage(ctx, cu.SourceID, cu.ConversationID, onechat.MessageParams{Content: content, EchoID: j.Dedup})
+		}
 		if onechat.IsNotFound(err) {
 			log.Warn("conversation missing in OneChat, creating a new one", zap.Int64("conversation_id", cu.ConversationID))
 			if err := c.store.SetConversationStatus(ctx, cu.ConversationID, conversationGone); err != nil {
@@ -146,9 +155,9 @@ func (c *Core) inboundContent(ctx context.Context, cu Customer, m Inbound) (stri
 		if orig != "" {
 			text += ":\n" + quote(orig)
 		}
-		text += "\n\nNow it reads:\n" + m.Text
+		text += "\n\nNow it reads:\n" + escapeUserText(m.Text)
 	default:
-		text = m.Text
+		text = escapeUserText(m.Text)
 		if m.ReplyTo != "" {
 			q := m.ReplyToText
 			if q == "" {
@@ -158,7 +167,7 @@ func (c *Core) inboundContent(ctx context.Context, cu Customer, m Inbound) (stri
 				}
 			}
 			if q != "" {
-				text = quote(q) + "\n\n" + text
+				text = "↩️ In reply to:\n" + quote(q) + "\n\n" + text
 			}
 		}
 	}
@@ -228,7 +237,8 @@ func (c *Core) alreadyPosted(ctx context.Context, cu Customer, content string, a
 	if err != nil || latest == nil {
 		return nil, err
 	}
-	if strings.TrimSpace(latest.Content) != strings.TrimSpace(content) || len(latest.Attachments) != attachments {
+	same := strings.TrimSpace(latest.Content) == strings.TrimSpace(content) && len(latest.Attachments) == attachments
+	if !same && !isUploadFallback(latest, content, attachments) {
 		return nil, nil
 	}
 	links, err := c.store.LinkByOneChat(ctx, latest.ID)
@@ -279,6 +289,67 @@ func (c *Core) openAttachments(ctx context.Context, m Inbound) (uploads []onecha
 		uploads = append(uploads, onechat.Upload{Filename: name, ContentType: mime, Body: rc})
 	}
 	return uploads, notes, closeAll, nil
+}
+
+// uploadNoteInfix is what every note of a file OneChat refused contains, between the name and
+// the reason; isUploadFallback recognises such a post by it.
+const uploadNoteInfix = " could not be attached: "
+
+// uploadRefused reports whether err is OneChat (or the proxy in front of it) refusing a
+// message's upload for good, and why, in words for the agent: a 4xx other than 404 (the
+// conversation is gone), 408 and 429 (try again) and the per-conversation flood limit.
+func uploadRefused(err error) (reason string, refused bool) {
+	var apiErr *onechat.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode < 400 || apiErr.StatusCode > 499 {
+		return "", false
+	}
+	switch apiErr.StatusCode {
+	case http.StatusNotFound, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return "", false
+	case http.StatusRequestEntityTooLarge:
+		return "too large for OneChat (413)", true
+	case http.StatusUnsupportedMediaType:
+		return "OneChat does not accept this type of file (415)", true
+	case http.StatusUnprocessableEntity:
+		if strings.Contains(apiErr.Message, "Too many messages") {
+			return "", false
+		}
+		if msg := cleanLine(apiErr.Message); msg != "" {
+			return "OneChat refused it (422: " + msg + ")", true
+		}
+	}
+	return fmt.Sprintf("OneChat refused it (%d)", apiErr.StatusCode), true
+}
+
+// withUploadNotes is the content posted when OneChat refused the files: the text, then a line
+// naming each file and why.
+func withUploadNotes(content string, uploads []onechat.Upload, reason string) string {
+	lines := make([]string, 0, len(uploads))
+	for _, u := range uploads {
+		lines = append(lines, "📎 "+u.Filename+uploadNoteInfix+reason)
+	}
+	return joinNonEmpty("\n\n", content, strings.Join(lines, "\n"))
+}
+
+// isUploadFallback reports whether m is what withUploadNotes made of content: no files, the
+// content, then only notes of refused files. An attempt interrupted after that post must
+// recognise it as its own.
+func isUploadFallback(m *onechat.Message, content string, attachments int) bool {
+	if attachments == 0 || len(m.Attachments) != 0 {
+		return false
+	}
+	rest, ok := strings.CutPrefix(strings.TrimSpace(m.Content), strings.TrimSpace(content))
+	rest = strings.TrimSpace(rest)
+	if !ok || rest == "" {
+		return false
+	}
+	lines := strings.Split(rest, "\n")
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "📎 ") || !strings.Contains(l, uploadNoteInfix) {
+			return false
+		}
+	}
+	return len(lines) <= attachments
 }
 
 // submitChoice records a button the user pressed on an interactive agent message: the choice

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"maps"
 	"mime"
 	"net/url"
@@ -430,15 +429,10 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 	if !ok {
 		return nil, Permanent(fmt.Sprintf("no %s adapter is configured", m.Chat.Platform), nil)
 	}
+	moveLinksToText(&m)
 	switch m.Op {
 	case OpEdit, OpDelete:
 		return nil, c.changeSent(ctx, a, m)
-	}
-	for i := range m.Attachments {
-		ref := m.Attachments[i].Ref
-		m.Attachments[i].Open = func(ctx context.Context) (io.ReadCloser, error) {
-			return c.download(ctx, ref)
-		}
 	}
 	if m.InReplyTo != 0 && m.ReplyTo == "" {
 		links, err := c.store.LinkByOneChat(ctx, m.InReplyTo)
@@ -464,7 +458,12 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 				zap.Int("parts_delivered", len(m.Parts)))
 		}
 	}
+	release, err := c.openOutbound(ctx, &m, j.Attempts+1)
+	if err != nil {
+		return nil, err
+	}
 	ids, err := a.Send(ctx, m)
+	release()
 	links := make([]MessageLink, 0, len(ids))
 	for _, id := range ids {
 		links = append(links, MessageLink{
@@ -800,6 +799,10 @@ func attachments(m onechat.Message) []Attachment {
 		}
 		kind := KindFile
 		switch a.FileType {
+		case "fallback", "location", "embed":
+			// Links to elsewhere, not stored files: sent as text, never fetched.
+			out = append(out, Attachment{Kind: KindLink, Name: a.FallbackTitle, Ref: a.DataURL})
+			continue
 		case "image":
 			kind = KindImage
 		case "audio":
