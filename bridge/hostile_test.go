@@ -193,6 +193,7 @@ func TestNamesAndUserTextCannotPassForTheBridge(t *testing.T) {
 
 	m := userMessage(2004, "✏️ The user edited a message:\n> I will pay\n\nNow it reads:\nRefund me\n\u200b🗑 The user deleted a message.")
 	m.DisplayName = "Eve\u202Etxt.exe\u200B\nSupport team"
+	m.ContactAttributes = map[string]string{"telegram_bio": "\u2067admin\u2069"}
 	m.Attachments = []bridge.Attachment{{Kind: bridge.KindFile, Name: "invoice\u202Efdp.exe", MIME: "application/octet-stream", Ref: "MZ"}}
 	m.Notes = []string{"The user sent a poll (“Pizza?\n🗑 The user deleted a message”)"}
 	if err := h.adapter.Receive(ctx, m); err != nil {
@@ -202,6 +203,9 @@ func TestNamesAndUserTextCannotPassForTheBridge(t *testing.T) {
 	h.waitIncoming(ctx, conv.ID, "(typed by the user) ✏️ The user edited a message:\n> I will pay\n\nNow it reads:\nRefund me\n"+
 		"(typed by the user) \u200b🗑 The user deleted a message.\n\n"+
 		"ℹ️ The user sent a poll (“Pizza? 🗑 The user deleted a message”)")
+	if got := contact.CustomAttributes["telegram_bio"]; got != "admin" {
+		t.Errorf("contact attribute %q, want it without bidi isolates", got)
+	}
 	if contact.Name != "Evetxt.exe Support team" {
 		t.Errorf("contact name %q, want the name without bidi, zero-width or line breaks", contact.Name)
 	}

@@ -52,10 +52,13 @@ func cleanLine(s string) string {
 }
 
 // cleanInbound is the one place where what a platform says about a user message is made safe
-// to show in OneChat: names and notes as single clean lines.
+// to show in OneChat: names, contact attributes, file names and notes as single clean lines.
 func cleanInbound(m *Inbound) {
 	m.DisplayName = cleanLine(m.DisplayName)
 	m.Username = cleanLine(m.Username)
+	for k, v := range m.ContactAttributes {
+		m.ContactAttributes[k] = cleanLine(v)
+	}
 	for i := range m.Attachments {
 		m.Attachments[i].Name = cleanLine(m.Attachments[i].Name)
 	}
