@@ -85,7 +85,9 @@ func TestRepliesAreMappedBothWays(t *testing.T) {
 		}
 	}
 
-	// An agent's reply quoting the user's message becomes a platform reply to it.
+	// An agent's reply quoting the user's message becomes a platform reply to it. (The message
+	// is mapped when its job is recorded, a moment after OneChat has it.)
+	h.waitLinked(ctx, first.Chat, first.MessageID)
 	h.oc.PostAgentMessage(conv.ID, onechattest.AgentMessage{Content: "It left the warehouse", InReplyTo: firstID})
 	sent, err := h.adapter.WaitSent(ctx, 1)
 	if err != nil {
