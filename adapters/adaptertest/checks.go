@@ -103,15 +103,6 @@ func (e *env) stopped(stop func() error) {
 	}
 }
 
-func (e *env) waitMessages(n int) []bridge.Inbound {
-	e.t.Helper()
-	msgs, err := e.host.WaitMessages(e.ctx, n)
-	if err != nil {
-		e.t.Fatalf("waiting for %d delivered messages, have %d: %v", n, len(msgs), err)
-	}
-	return msgs
-}
-
 // waitText waits until a delivered message holds text.
 func (e *env) waitText(text string) {
 	e.t.Helper()

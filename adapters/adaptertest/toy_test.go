@@ -23,10 +23,10 @@ import (
 
 const (
 	toyPlatform bridge.Platform = "toy"
-	toyToken                    = "toy-SECRET-token-42"
-	toyLimit                    = 100
-	toyCursor                   = "toy.offset"
-	toyUser                     = "u1"
+	toyToken    string          = "toy-SECRET-token-42"
+	toyLimit    int             = 100
+	toyCursor   string          = "toy.offset"
+	toyUser     string          = "u1"
 )
 
 // knobs break the toy adapter, one property each.
@@ -70,7 +70,6 @@ type toyServer struct {
 	msgs    []*toyMessage
 	nextID  int
 	fault   *adaptertest.Fault
-	running int
 }
 
 func newToyServer() *toyServer { return &toyServer{changed: make(chan struct{})} }

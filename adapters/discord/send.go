@@ -256,7 +256,7 @@ func (a *Adapter) upload(parent context.Context, path string, payload messagePay
 	// the slow one, even if the transport had not begun to read it.
 	timedOut := ctx.Err() != nil && parent.Err() == nil
 	for k, src := range sources {
-		if serr, tooLarge, busy := src.state(); tooLarge || serr != nil || busy || (timedOut && !src.finished()) {
+		if tooLarge, busy, serr := src.state(); tooLarge || serr != nil || busy || (timedOut && !src.finished()) {
 			files[k].tooLarge = tooLarge
 			if serr != nil {
 				err = serr
@@ -317,10 +317,10 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *sourceReader) state() (err error, tooLarge, busy bool) {
+func (s *sourceReader) state() (tooLarge, busy bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.err, s.tooLarge, s.reading
+	return s.tooLarge, s.reading, s.err
 }
 
 // maxTrackedFiles bounds the failed-download counts kept in memory.

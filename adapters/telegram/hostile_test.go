@@ -179,7 +179,7 @@ func TestReadyOnceTheFirstLongPollIsHeld(t *testing.T) {
 	}
 	ctx := testCtx(t)
 	for {
-		err, changed := f.a.health.watch()
+		changed, err := f.a.health.watch()
 		if err == nil {
 			break
 		}

@@ -649,11 +649,11 @@ func (h *healthState) set(err error) {
 	h.mu.Unlock()
 }
 
-// watch returns the current state and a channel closed at the next change.
-func (h *healthState) watch() (error, <-chan struct{}) {
+// watch returns a channel closed at the next change and the current state.
+func (h *healthState) watch() (<-chan struct{}, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.err, h.changed
+	return h.changed, h.err
 }
 
 // Health reports whether the adapter is receiving from Telegram: nil once a long poll was
