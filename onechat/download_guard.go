@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -87,8 +88,12 @@ func ParseOrigin(s string) (string, error) {
 //     (cloud metadata), unspecified and multicast addresses are always refused.
 type downloadGuard struct {
 	origins map[origin]struct{}
-	// lookup resolves a host name; tests replace it.
+	// lookup resolves an allowed origin's host name to find its exempt addresses.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	// dialLookedUp makes a dial to an allowed origin go to the first address lookup found
+	// instead of letting the dialer resolve the name again: tests set it together with a
+	// lookup that knows names the system does not.
+	dialLookedUp bool
 }
 
 func newDownloadGuard(base string, storage []string) *downloadGuard {
@@ -130,49 +135,41 @@ func refuseURL(u *url.URL, hop string) error {
 }
 
 // dialContext dials addr for a download. Every address it connects to passes control; the
-// ones an allowed origin's host resolves to right now are its exemption.
+// addresses an allowed origin's host resolves to right now are its exemption. The dialer
+// resolves the name itself (keeping its fallback between IPv6 and IPv4); Control sees each
+// address it actually connects to.
 func (g *downloadGuard) dialContext(dialer *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, portStr, err := net.SplitHostPort(addr)
 		if err != nil {
 			return nil, err
 		}
-		host = strings.ToLower(strings.TrimSuffix(host, "."))
-		var ips []netip.Addr
-		if ip, err := netip.ParseAddr(host); err == nil {
-			ips = []netip.Addr{ip}
-		} else if ips, err = g.lookup(ctx, host); err != nil {
-			return nil, err
-		}
-		exempt := map[netip.AddrPort]struct{}{}
-		port, err := netip.ParseAddrPort("0.0.0.0:" + portStr)
+		port, err := strconv.ParseUint(portStr, 10, 16)
 		if err != nil {
-			return nil, fmt.Errorf("bad port in %q", portStr)
+			return nil, fmt.Errorf("bad port in %q", addr)
 		}
+		host = strings.ToLower(strings.TrimSuffix(host, "."))
+		exempt := map[netip.AddrPort]struct{}{}
 		if g.isOriginHost(host, portStr) {
+			var ips []netip.Addr
+			if ip, err := netip.ParseAddr(host); err == nil {
+				ips = []netip.Addr{ip}
+			} else if ips, err = g.lookup(ctx, host); err != nil {
+				return nil, err
+			}
 			for _, ip := range ips {
-				exempt[netip.AddrPortFrom(ip.Unmap(), port.Port())] = struct{}{}
+				exempt[netip.AddrPortFrom(ip.Unmap(), uint16(port))] = struct{}{}
+			}
+			if g.dialLookedUp {
+				if len(ips) == 0 {
+					return nil, &net.DNSError{Err: "no addresses", Name: host, IsNotFound: true}
+				}
+				addr = netip.AddrPortFrom(ips[0], uint16(port)).String()
 			}
 		}
 		d := *dialer
 		d.Control = func(_, address string, _ syscall.RawConn) error { return checkDialAddr(address, exempt) }
-		var firstErr error
-		for _, ip := range ips {
-			conn, err := d.DialContext(ctx, network, netip.AddrPortFrom(ip, port.Port()).String())
-			if err == nil {
-				return conn, nil
-			}
-			if firstErr == nil || IsDownloadRefused(err) && !IsDownloadRefused(firstErr) {
-				firstErr = err
-			}
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		if firstErr == nil {
-			firstErr = &net.DNSError{Err: "no addresses", Name: host, IsNotFound: true}
-		}
-		return nil, firstErr
+		return d.DialContext(ctx, network, addr)
 	}
 }
 

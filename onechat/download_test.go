@@ -348,6 +348,7 @@ func TestDownloadGuard(t *testing.T) {
 		e.c.guard.lookup = func(context.Context, string) ([]netip.Addr, error) {
 			return []netip.Addr{netip.MustParseAddr("169.254.169.254")}, nil
 		}
+		e.c.guard.dialLookedUp = true
 		_, _, err := e.c.Download(ctx, redirectingFile(t, e, "http://storage.test/latest/meta-data"))
 		if !IsDownloadRefused(err) || !IsPermanent(err) {
 			t.Fatalf("err = %v, want a refusal at the dial", err)
@@ -360,6 +361,7 @@ func TestDownloadGuard(t *testing.T) {
 		e.c.guard.lookup = func(context.Context, string) ([]netip.Addr, error) {
 			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
 		}
+		e.c.guard.dialLookedUp = true
 		rc, _, err := e.c.Download(ctx, redirectingFile(t, e, "http://storage.test:"+su.Port()+"/bucket/k"))
 		if err != nil {
 			t.Fatal(err)
