@@ -791,12 +791,14 @@ func TestCrashedWorkersMessageIsTakenOverAtStart(t *testing.T) {
 // worker meanwhile, so the user gets it once.
 func TestLongSendKeepsItsLease(t *testing.T) {
 	h := newHarness(t, nil)
-	h.opts.Lease = 500 * time.Millisecond
+	// A lease long enough that a loaded machine's renewal round trip stays well inside the two
+	// thirds of it a worker waits for a renewal before it lets go.
+	h.opts.Lease = 1500 * time.Millisecond
 	var calls atomic.Int32
 	h.adapter.SendFunc = func(ctx context.Context, m bridge.Outbound) error {
 		if calls.Add(1) == 1 {
-			select { // a slow upload: four leases long
-			case <-time.After(2 * time.Second):
+			select { // a slow upload: three leases long
+			case <-time.After(4500 * time.Millisecond):
 			case <-ctx.Done():
 				return ctx.Err()
 			}
