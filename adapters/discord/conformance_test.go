@@ -57,6 +57,7 @@ func (d *conformanceDriver) NewAdapter(t adaptertest.T, host bridge.Host, logger
 	}
 	a.backoff = retry.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond, Jitter: 0.5}
 	a.invalidWait = func() time.Duration { return 10 * time.Millisecond }
+	useVirtualClock(d.srv, a)
 	health := make(chan error, 100)
 	a.healthMu.Lock()
 	a.observeHealth = func(err error) {

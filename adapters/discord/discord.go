@@ -136,7 +136,7 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 		logger = zap.NewNop()
 	}
 	a := &Adapter{
-		rest:         &rest{base: cfg.apiURL, token: string(cfg.Token), client: client},
+		rest:         &rest{base: cfg.apiURL, token: string(cfg.Token), client: client, pacer: newPacer()},
 		client:       client,
 		cdnURL:       cfg.cdnURL,
 		intents:      dmIntents,

@@ -99,6 +99,8 @@ func newAdapter(t *testing.T, srv *discordtest.Server, mode string) *Adapter {
 	}
 	a.backoff = retry.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond, Jitter: 0.5}
 	a.invalidWait = func() time.Duration { return 10 * time.Millisecond }
+	useVirtualClock(srv, a)
+	t.Cleanup(func() { clocks.Delete(srv) })
 	return a
 }
 

@@ -89,12 +89,15 @@ type uploadFile struct {
 	Body io.Reader
 }
 
-// rest sends requests to the Discord REST API. Requests never sleep on rate limits: a 429 is
-// returned as an *APIError with RetryAfter, so the bridge's queue waits instead of a worker.
+// rest sends requests to the Discord REST API. Each request first waits for its turn (pacer:
+// below Discord's limits and what its headers said, bounded by ctx and maxPaceWait), so a
+// burst does not run into 429s; a 429 that comes anyway is returned as an *APIError with
+// RetryAfter, not slept on, so the bridge's queue waits instead of a worker.
 type rest struct {
 	base   string // API base without a trailing slash, e.g. https://discord.com/api/v10
 	token  string
 	client *http.Client
+	pacer  *pacer
 }
 
 // userAgent is the form Discord requires for bots.
@@ -162,6 +165,13 @@ func redactPath(path string) string {
 
 func (r *rest) send(ctx context.Context, method, fullPath, ctype string, body io.Reader, out any) error {
 	path := redactPath(fullPath)
+	if err := r.pacer.wait(ctx, method, path); err != nil {
+		var apiErr *APIError
+		if errors.As(err, &apiErr) {
+			return apiErr
+		}
+		return fmt.Errorf("discord %s %s: wait for the rate limit: %w", method, path, err)
+	}
 	req, err := http.NewRequestWithContext(ctx, method, r.base+fullPath, body)
 	if err != nil {
 		return fmt.Errorf("discord %s %s: %w", method, path, err)
@@ -186,8 +196,11 @@ func (r *rest) send(ctx context.Context, method, fullPath, ctype string, body io
 		return fmt.Errorf("discord %s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return decodeAPIError(method, path, resp, data)
+		apiErr := decodeAPIError(method, path, resp, data)
+		r.pacer.observe(method, path, resp.Header, apiErr)
+		return apiErr
 	}
+	r.pacer.observe(method, path, resp.Header, nil)
 	if out == nil || resp.StatusCode == http.StatusNoContent || len(data) == 0 {
 		return nil
 	}
@@ -200,7 +213,7 @@ func (r *rest) send(ctx context.Context, method, fullPath, ctype string, body io
 // decodeAPIError reads Discord's error body ({"code","message"} or, on 429,
 // {"retry_after","global"}), falling back to the Retry-After header for a 429 whose body is not
 // JSON (e.g. a proxy's).
-func decodeAPIError(method, path string, resp *http.Response, data []byte) error {
+func decodeAPIError(method, path string, resp *http.Response, data []byte) *APIError {
 	e := &APIError{Method: method, Path: path, Status: resp.StatusCode, Message: http.StatusText(resp.StatusCode)}
 	var body struct {
 		Code       int     `json:"code"`

@@ -1,7 +1,8 @@
 // Package discordtest is an in-memory fake of the Discord API for hermetic tests: REST (API
-// v10) with bot-token auth, rate-limit headers, JSON error codes and fault injection; a gateway
-// with HELLO, IDENTIFY/READY, heartbeats and ACKs, RESUME/RESUMED with replay, op 7 and op 9;
-// and a CDN whose attachment links expire. Helpers act as users: they write DMs and thread
+// v10) with bot-token auth, Discord's rate limits (50 requests a second, 5 message creates per 5 s in
+// a channel, 5 edits or deletes a second; SetNow, RateLimited) with their X-RateLimit headers,
+// JSON error codes and fault injection; a gateway with HELLO, IDENTIFY/READY, heartbeats and
+// ACKs, RESUME/RESUMED with replay, op 7 and op 9; and a CDN whose attachment links expire. Helpers act as users: they write DMs and thread
 // messages, edit, delete, type and press buttons, and the fake dispatches what Discord would.
 //
 // It follows Discord's documented behaviour, not the adapter's: code under test must speak the
@@ -185,6 +186,11 @@ type Server struct {
 	gatewayRequests int
 	uploadLimit     int64
 	discard         bool
+
+	now         func() time.Time
+	rateWindows map[string]*rateWindow // bucket + major parameter → its current window
+	globalRate  rateWindow
+	limited     int // 429s the limits gave (not injected ones)
 }
 
 // NewServer starts a fake for the given bot token, closed when the test ends. The Message
@@ -205,6 +211,7 @@ func New(token string) *Server {
 		messages: map[string]*Message{}, order: map[string][]string{}, closedDMs: map[string]bool{}, nonces: map[string]nonceUse{},
 		interactions: map[string]*interaction{}, typing: map[string]int{}, sessions: map[string]*session{},
 		conns: map[*gwConn]bool{}, heartbeatMS: 41250, acks: true, allowContent: true,
+		now: time.Now, rateWindows: map[string]*rateWindow{},
 	}
 	s.users[s.BotID] = &User{ID: s.BotID, Username: "onechat", Bot: true}
 	mux := http.NewServeMux()
@@ -987,12 +994,13 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bucket := r.Method + " " + routeOf(path)
-	w.Header().Set("X-RateLimit-Bucket", fmt.Sprintf("%x", hashString(bucket)))
-	w.Header().Set("X-RateLimit-Limit", "5")
+	bucketHash := fmt.Sprintf("%x", hashString(bucket))
+	w.Header().Set("X-RateLimit-Bucket", bucketHash)
 	for i, f := range s.faults {
 		if f.method == r.Method && strings.HasSuffix(path, f.path) {
 			s.faults = append(s.faults[:i], s.faults[i+1:]...)
 			if f.status == 429 {
+				w.Header().Set("X-RateLimit-Limit", "5")
 				w.Header().Set("X-RateLimit-Remaining", "0")
 				w.Header().Set("X-RateLimit-Reset-After", strconv.FormatFloat(f.retryAfter, 'f', 3, 64))
 				w.Header().Set("Retry-After", strconv.Itoa(int(f.retryAfter+0.999)))
@@ -1004,9 +1012,9 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	w.Header().Set("X-RateLimit-Remaining", "4")
-	w.Header().Set("X-RateLimit-Reset-After", "1.000")
-	w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10))
+	if !s.admitLocked(w, r.Method, path, bucketHash) {
+		return
+	}
 	status, out, aerr := s.route(r, path, body)
 	if aerr != nil {
 		writeJSON(w, aerr.status, map[string]any{"message": aerr.message, "code": aerr.code})
@@ -1017,6 +1025,103 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, status, out)
+}
+
+// Discord's published rate limits, which the fake enforces: 50 requests per second for a bot
+// in all (interaction callbacks aside), 5 message creates per 5 seconds in a channel, 5 edits or
+// deletes of messages per second in a channel, and a generous 50 per second on other routes.
+const (
+	globalRateLimit = 50
+)
+
+func routeLimit(bucket string) (n int, per time.Duration) {
+	switch {
+	case bucket == "POST /channels/:id/messages":
+		return 5, 5 * time.Second
+	case strings.HasPrefix(bucket, "PATCH /channels/:id/messages/"), strings.HasPrefix(bucket, "DELETE /channels/:id/messages/"):
+		return 5, time.Second
+	default:
+		return 50, time.Second
+	}
+}
+
+// rateWindow is a fixed window of a bucket, as Discord counts: it starts with its first
+// request and resets after its period.
+type rateWindow struct {
+	start time.Time
+	count int
+}
+
+func (w *rateWindow) roll(now time.Time, per time.Duration) {
+	if w.start.IsZero() || !now.Before(w.start.Add(per)) {
+		w.start, w.count = now, 0
+	}
+}
+
+// admitLocked applies the global and the route's limits to a request, writing Discord's
+// X-RateLimit headers; a request over a limit gets Discord's 429 (global or per route) and
+// false.
+func (s *Server) admitLocked(w http.ResponseWriter, method, path, bucketHash string) bool {
+	now := s.now()
+	seconds := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
+	if !strings.HasPrefix(path, "/interactions/") {
+		s.globalRate.roll(now, time.Second)
+		if s.globalRate.count >= globalRateLimit {
+			after := s.globalRate.start.Add(time.Second).Sub(now)
+			s.limited++
+			w.Header().Set("X-RateLimit-Global", "true")
+			w.Header().Set("X-RateLimit-Scope", "global")
+			w.Header().Set("Retry-After", strconv.Itoa(int(after.Seconds()+0.999)))
+			writeJSON(w, 429, map[string]any{"message": "You are being rate limited.", "retry_after": after.Seconds(), "global": true})
+			return false
+		}
+		s.globalRate.count++
+	}
+	generic := strings.Split(routeOf(path), "/")
+	if len(generic) > 2 {
+		generic[2] = ":id" // the limits are the same for every channel
+	}
+	n, per := routeLimit(method + " " + strings.Join(generic, "/"))
+	major := ""
+	if seg := strings.Split(strings.Trim(path, "/"), "/"); len(seg) >= 2 {
+		major = seg[1]
+	}
+	win := s.rateWindows[bucketHash+":"+major]
+	if win == nil {
+		win = &rateWindow{}
+		s.rateWindows[bucketHash+":"+major] = win
+	}
+	win.roll(now, per)
+	after := win.start.Add(per).Sub(now)
+	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(n))
+	w.Header().Set("X-RateLimit-Reset-After", seconds(after))
+	w.Header().Set("X-RateLimit-Reset", strconv.FormatFloat(float64(win.start.Add(per).UnixMilli())/1000, 'f', 3, 64))
+	if win.count >= n {
+		s.limited++
+		w.Header().Set("X-RateLimit-Remaining", "0")
+		w.Header().Set("X-RateLimit-Scope", "user")
+		w.Header().Set("Retry-After", strconv.Itoa(int(after.Seconds()+0.999)))
+		writeJSON(w, 429, map[string]any{"message": "You are being rate limited.", "retry_after": after.Seconds(), "global": false})
+		return false
+	}
+	win.count++
+	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(n-win.count))
+	return true
+}
+
+// SetNow sets the clock the rate limits count by, so a test can run a burst without waiting.
+func (s *Server) SetNow(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
+// RateLimited returns how many requests the fake's rate limits refused with a 429 (injected
+// ones, see RateLimit, aside).
+func (s *Server) RateLimited() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.limited
 }
 
 func hashString(s string) uint32 {
