@@ -178,6 +178,22 @@ func (a *Adapter) listUnits(ctx context.Context) ([]catchUpUnit, error) {
 			units = append(units, catchUpUnit{key: channelUnit(ch), channel: ch})
 		}
 	}
+	curs, err := a.host.Cursors(ctx, cursorThread)
+	if err != nil {
+		return nil, err
+	}
+	horizon := time.Now().Add(-ticketWindow)
+	last := map[string]string{}
+	for _, c := range curs {
+		k := strings.TrimPrefix(c.Name, cursorThread)
+		last[k] = c.Position
+		// Threads in DMs have no owner record: their cursor, moved by a reply delivered,
+		// is what lists them.
+		if ch, thread, ok := strings.Cut(k, "."); ok && strings.HasPrefix(ch, "D") && isTS(thread) &&
+			c.Position != "" && !tsTime(c.Position).Before(horizon) {
+			units = append(units, catchUpUnit{key: threadUnit(ch, thread), channel: ch, thread: thread})
+		}
+	}
 	if len(a.support) == 0 {
 		return units, nil
 	}
@@ -185,15 +201,6 @@ func (a *Adapter) listUnits(ctx context.Context) ([]catchUpUnit, error) {
 	if err != nil {
 		return nil, err
 	}
-	curs, err := a.host.Cursors(ctx, cursorThread)
-	if err != nil {
-		return nil, err
-	}
-	last := map[string]string{}
-	for _, c := range curs {
-		last[strings.TrimPrefix(c.Name, cursorThread)] = c.Position
-	}
-	horizon := time.Now().Add(-ticketWindow)
 	var keys []string
 	for k := range threads {
 		keys = append(keys, strings.TrimPrefix(k, valueThread))
@@ -348,12 +355,21 @@ func (a *Adapter) readChannel(ctx context.Context, ch, from string) (int, []catc
 			continue
 		}
 		last = m.Timestamp
+		isReply := m.ThreadTimestamp != "" && m.ThreadTimestamp != m.Timestamp
+		dm := strings.HasPrefix(ch, "D")
+		if dm && !isReply && (m.ReplyCount > 0 || m.LatestReply != "") {
+			// A thread in a DM, under the person's message or the bot's: read it too.
+			found = a.foundThread(found, ch, m.Timestamp)
+		}
 		if a.fromBot(m) || !bridged(m.SubType) {
 			continue
 		}
-		isReply := m.ThreadTimestamp != "" && m.ThreadTimestamp != m.Timestamp
-		if isReply && !strings.HasPrefix(ch, "D") {
-			continue // a broadcast reply: its thread's catch-up has it
+		if isReply {
+			// A broadcast reply: its thread's catch-up has it (a DM's thread, found here).
+			if dm {
+				found = a.foundThread(found, ch, m.ThreadTimestamp)
+			}
+			continue
 		}
 		m.Channel = ch
 		r, ok, err := a.routeOf(ctx, ch, m, true)
@@ -368,13 +384,7 @@ func (a *Adapter) readChannel(ctx context.Context, ch, from string) (int, []catc
 		}
 		n++
 		if r.opens && (m.ReplyCount > 0 || m.LatestReply != "") {
-			u := catchUpUnit{key: threadUnit(ch, m.Timestamp), channel: ch, thread: m.Timestamp}
-			a.unitsMu.Lock()
-			if _, ok := a.pending[u.key]; !ok {
-				a.pending[u.key] = &unitState{dirty: true}
-				found = append(found, u)
-			}
-			a.unitsMu.Unlock()
+			found = a.foundThread(found, ch, m.Timestamp)
 		}
 	}
 	if last != after || inclusive {
@@ -383,6 +393,19 @@ func (a *Adapter) readChannel(ctx context.Context, ch, from string) (int, []catc
 		}
 	}
 	return n, found, nil
+}
+
+// foundThread marks the thread of channel ch at ts pending, so its live replies wait for its
+// catch-up, and adds it to found unless it is pending already.
+func (a *Adapter) foundThread(found []catchUpUnit, ch, ts string) []catchUpUnit {
+	u := catchUpUnit{key: threadUnit(ch, ts), channel: ch, thread: ts}
+	a.unitsMu.Lock()
+	defer a.unitsMu.Unlock()
+	if _, ok := a.pending[u.key]; !ok {
+		a.pending[u.key] = &unitState{dirty: true}
+		found = append(found, u)
+	}
+	return found
 }
 
 // readThread reads a ticket thread's replies after its cursor, oldest first, page by page.

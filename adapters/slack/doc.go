@@ -48,10 +48,16 @@
 //
 // On every (re)connect (hello), the adapter lists the chats to catch up: each served channel
 // with a stored cursor "slack.channel.<C>" (the ts of its last top-level message delivered)
-// and each ticket thread active within 14 days ("slack.thread.<C>.<ts>", the ts of its last
-// reply delivered). A goroutine reads them, conversations.history for channels and
-// conversations.replies for threads, after their cursors, and delivers each message with its
-// cursor moved in the same Deliver, oldest first. Until a chat is read up to date, its live
+// and each ticket thread, or thread in a DM, active within 14 days ("slack.thread.<C>.<ts>",
+// the ts of its last reply delivered). A goroutine reads them, conversations.history for
+// channels and conversations.replies for threads, after their cursors, and delivers each
+// message with its cursor moved in the same Deliver, oldest first (per chat or thread: a
+// user's messages caught up in a DM and in its threads reach the conversation chat by
+// chat). A reply in a thread of a DM ("Reply in thread" under the bot's message) goes to the
+// DM's conversation but is caught up as its own thread, since conversations.history never
+// lists replies: a thread is known once a reply of it was delivered, or when its parent is
+// listed after the DM's cursor; the first reply of a thread under an older message, written
+// while the bridge was away longer than Slack retries, is not found. Until a chat is read up to date, its live
 // messages are not acknowledged (Slack sends them again, and the catch-up has stored them by
 // then): a live message can never move a cursor past older ones the catch-up has not read, so
 // messages written while the bridge was away arrive once and in order. Reads are Slack's

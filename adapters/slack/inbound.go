@@ -21,7 +21,7 @@ import (
 // route says where a Slack message belongs in the bridge.
 type route struct {
 	// unit is what catch-up reads as one: "c:<channel>" (a DM or a support channel's
-	// top-level messages) or "t:<channel>.<thread ts>" (a ticket thread).
+	// top-level messages) or "t:<channel>.<thread ts>" (a ticket thread, or a thread in a DM).
 	unit string
 	// parent is the channel unit of a thread reply: a thread of a ticket the bridge has not
 	// seen yet is found by the channel's catch-up.
@@ -64,8 +64,15 @@ func parseChat(c bridge.ChatRef) (channel, thread string, ok bool) {
 // serve (other channels, threads that are no ticket).
 func (a *Adapter) routeOf(ctx context.Context, channel string, m *slackgo.Msg, isNew bool) (route, bool, error) {
 	if strings.HasPrefix(channel, "D") {
-		return route{unit: channelUnit(channel), cursor: cursorChannel + channel,
-			chat: bridge.ChatRef{Platform: Platform, ID: channel}}, true, nil
+		r := route{unit: channelUnit(channel), cursor: cursorChannel + channel,
+			chat: bridge.ChatRef{Platform: Platform, ID: channel}}
+		// A reply in a thread of the DM is still the DM's chat, but conversations.history
+		// never lists it: it is its own catch-up unit with its own cursor, read with
+		// conversations.replies.
+		if thread := m.ThreadTimestamp; thread != "" && thread != m.Timestamp && isTS(thread) {
+			r.unit, r.parent, r.cursor = threadUnit(channel, thread), channelUnit(channel), threadCursor(channel, thread)
+		}
+		return r, true, nil
 	}
 	if !a.support[channel] {
 		return route{}, false, nil
