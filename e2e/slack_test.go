@@ -314,6 +314,31 @@ func TestSlackSocketFaults(t *testing.T) {
 	if got := r.waitSlackPosts(ctx, &sw, "in the thread", 1, inThread(sw.support, top)); !slices.Equal(got, []string{"all received too"}) {
 		t.Errorf("the thread got %q", got)
 	}
+
+	// Replies in a thread of the DM, under the bot's message, go to the DM's conversation:
+	// written while the bridge is away (conversations.history never lists them), live, and
+	// away again.
+	var botTS string
+	for _, m := range srv.BotPosts() {
+		if m.Channel == dm {
+			botTS = m.TS
+		}
+	}
+	inDMThread := func(text string, opts ...slacktest.SayOption) {
+		dmWant = append(dmWant, text)
+		srv.UserSays(dm, sw.ann, text, botTS, opts...)
+	}
+	r.stop()
+	inDMThread("dm thread 1, away", slacktest.Away())
+	r.start()
+	r.waitIncoming(ctx, conv.ID, dmWant...)
+	inDMThread("dm thread 2, live")
+	r.waitIncoming(ctx, conv.ID, dmWant...)
+	r.kill()
+	inDMThread("dm thread 3, away", slacktest.Away())
+	inDMThread("dm thread 4, held")
+	r.start()
+	r.waitIncoming(ctx, conv.ID, dmWant...)
 }
 
 // waitSlackSocket waits until the bridge has dialled the fake Slack dials times and has a
