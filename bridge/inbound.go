@@ -45,6 +45,11 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 				return nil, c.classifyOneChat(err)
 			}
 		}
+		if cu.ConversationID == 0 {
+			// A new user's first message (its conversation and the post) waits behind the
+			// users the bridge already serves, so a flood of new accounts cannot hold them back.
+			ctx = onechat.WithPriority(ctx, onechat.PriorityNewUser)
+		}
 		cu, err = c.ensureConversation(ctx, cu, j.Attempts > 0)
 		if onechat.IsNotFound(err) {
 			log.Warn("contact session missing in OneChat, creating a new one")
@@ -481,6 +486,8 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 		}
 		return cu, nil
 	}
+	// A new contact is a new user's first request: it goes after known users' and agents'.
+	ctx = onechat.WithPriority(ctx, onechat.PriorityNewUser)
 	contact, err := c.oc.CreateContact(ctx, onechat.ContactParams{
 		Identifier:       cu.Identifier,
 		Name:             contactName(cu),

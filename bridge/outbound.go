@@ -162,6 +162,8 @@ func (c *Core) takeCatchup() (token string, convs map[int64]struct{}, ok bool) {
 }
 
 func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]struct{}) error {
+	// Catch-up reads find agents' replies: they go before every user's request.
+	ctx = onechat.WithPriority(ctx, onechat.PriorityAgent)
 	cu, err := c.store.CustomerByPubsubToken(ctx, token)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -417,6 +419,8 @@ func inReplyTo(m onechat.Message) int64 {
 
 // handleOutbound sends one agent message through the adapter of its platform.
 func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error) {
+	// An agent's reply (its files are downloaded from OneChat) goes before users' requests.
+	ctx = onechat.WithPriority(ctx, onechat.PriorityAgent)
 	var m Outbound
 	if err := json.Unmarshal(j.Payload, &m); err != nil {
 		return nil, Permanent("undecodable queued message", err)

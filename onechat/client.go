@@ -415,7 +415,7 @@ type call struct {
 // is not empty).
 func (c *Client) do(ctx context.Context, cl call, out any) error {
 	if err := c.budget.wait(ctx); err != nil {
-		return fmt.Errorf("%s: wait for the request budget: %w", cl.op, err)
+		return fmt.Errorf("%s: %w: %w", cl.op, ErrNoBudget, err)
 	}
 	var (
 		rdr         io.Reader

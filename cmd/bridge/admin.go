@@ -24,6 +24,45 @@ import (
 // quickly instead of timing out the prober.
 const readyTimeout = 2 * time.Second
 
+// readyCacheTTL is how long /readyz reuses its answer about OneChat: probes every second from
+// several places must not spend OneChat's request budget more than once per interval.
+const readyCacheTTL = 5 * time.Second
+
+// errNoBudget says the probe's request did not get its turn in the client's budget in time:
+// the budget is busy with users' and agents' requests, which says nothing against OneChat.
+var errNoBudget = errors.New("request budget busy")
+
+// cachedCheck runs check at most once per ttl and answers with its last result in between;
+// concurrent probes share one run. When the budget is too busy to let the probe through, the
+// last result stands: a flood of traffic is no reason to take the instance out of service.
+func cachedCheck(ttl time.Duration, now func() time.Time, check func(ctx context.Context) error) func(ctx context.Context) error {
+	sem := make(chan struct{}, 1)
+	var (
+		at   time.Time
+		last error
+	)
+	return func(ctx context.Context) error {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return errors.New("check timed out")
+		}
+		defer func() { <-sem }()
+		if !at.IsZero() && now().Sub(at) < ttl {
+			return last
+		}
+		err := check(ctx)
+		if errors.Is(err, errNoBudget) {
+			if !at.IsZero() {
+				return last
+			}
+			return err
+		}
+		at, last = now(), err
+		return err
+	}
+}
+
 // readyCheck is one dependency /readyz looks at. check returns nil when it is up, or an error
 // whose text says what is wrong without secrets.
 type readyCheck struct {
@@ -42,18 +81,22 @@ func readinessChecks(store *postgres.Store, oc *onechat.Client, core *bridge.Cor
 			}
 			return nil
 		}},
-		{"onechat", func(ctx context.Context) error {
-			_, err := oc.Inbox(ctx)
+		{"onechat", cachedCheck(readyCacheTTL, time.Now, func(ctx context.Context) error {
+			// A probe's request goes after every user's and agent's (it waits its turn in the
+			// client's budget): an operator's check must never hold back the traffic.
+			_, err := oc.Inbox(onechat.WithPriority(ctx, onechat.PriorityProbe))
 			var apiErr *onechat.APIError
 			switch {
 			case err == nil:
 				return nil
+			case errors.Is(err, onechat.ErrNoBudget):
+				return errNoBudget
 			case errors.As(err, &apiErr):
 				return apiErr // its text carries the status only, never the URL
 			default:
 				return errors.New("not reachable")
 			}
-		}},
+		})},
 		{"cable", func(context.Context) error {
 			if !core.Cable().Connected() {
 				return errors.New("not connected")

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestReadinessSpendsOneChatsBudgetOncePerInterval: probes within the interval reuse the last
+// answer, and a probe that finds the request budget busy keeps the last answer instead of
+// reporting OneChat down.
+func TestReadinessSpendsOneChatsBudgetOncePerInterval(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	calls := 0
+	var answer error
+	check := cachedCheck(5*time.Second, func() time.Time { return now }, func(context.Context) error {
+		calls++
+		return answer
+	})
+	ctx := context.Background()
+	for range 10 {
+		if err := check(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 1 {
+		t.Fatalf("%d checks within the interval, want 1", calls)
+	}
+	now = now.Add(5 * time.Second)
+	answer = errors.New("503")
+	if err := check(ctx); err == nil || calls != 2 {
+		t.Fatalf("after the interval: %v, %d checks", err, calls)
+	}
+	now = now.Add(5 * time.Second)
+	answer = nil
+	if err := check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(5 * time.Second)
+	answer = errNoBudget
+	if err := check(ctx); err != nil {
+		t.Fatalf("a busy budget took the last answer's place: %v", err)
+	}
+	if calls != 4 {
+		t.Fatalf("%d checks, want 4", calls)
+	}
+}
