@@ -93,6 +93,18 @@ type Options struct {
 	// instance's roles are taken over within LeaseTTL + LeaseRenew. Defaults 10 s and 3 s;
 	// LeaseRenew is cut to LeaseTTL/3 when it is longer than LeaseTTL/2.
 	LeaseTTL, LeaseRenew time.Duration
+
+	// Blocklist names contacts (identifiers such as telegram:123) whose messages are stored
+	// but never posted, for OneChat installations without blocking; BlocklistFile adds those
+	// of a file (one a line, # comments), read again when it changes. BlockedNotice, when set,
+	// is sent once to a blocked user; empty sends them nothing.
+	Blocklist     []string
+	BlocklistFile string
+	BlockedNotice string
+	// BlockRecheck is how often a blocked contact's OneChat record is read again while they
+	// write (an unblock takes effect within it), and BlocklistReread how often BlocklistFile
+	// is looked at for changes. Defaults 30 s and 5 s.
+	BlockRecheck, BlocklistReread time.Duration
 }
 
 // Core routes messages between adapters and OneChat. It implements Inbox for adapters and
@@ -126,6 +138,11 @@ type Core struct {
 
 	contactAttrsMu sync.Mutex
 	contactAttrs   map[int64]string // customer id → the Inbound.ContactAttributes set on the contact (attrsKey)
+
+	blocks blocks // blocked contacts (admission.go)
+	// blocklistText and blocklistMod are the blocklist file as last read (blocklistLoop's).
+	blocklistText string
+	blocklistMod  time.Time
 }
 
 // New checks opts and builds a Core. Nothing runs until Run.
@@ -168,6 +185,8 @@ func New(opts Options) (*Core, error) {
 	setDefault(&opts.OneChatRetryAfter, 10*time.Second)
 	setDefault(&opts.Retention, 30*24*time.Hour)
 	setDefault(&opts.PruneEvery, time.Hour)
+	setDefault(&opts.BlockRecheck, 30*time.Second)
+	setDefault(&opts.BlocklistReread, 5*time.Second)
 
 	c := &Core{
 		opts:           opts,
@@ -183,7 +202,14 @@ func New(opts Options) (*Core, error) {
 		typing:         make(chan typingReq, 64),
 		wanted:         make(map[string]time.Time),
 		enqueues:       &enqueueGroup{store: opts.Store},
+		blocks:         blocks{contact: make(map[int64]blockState)},
 	}
+	text, mod, err := c.readBlocklistFile()
+	if err != nil {
+		return nil, fmt.Errorf("bridge: blocklist file: %w", err)
+	}
+	c.loadBlocklist(text)
+	c.blocklistText, c.blocklistMod = text, mod
 	var errs []error
 	for _, build := range opts.Adapters {
 		h := &host{c: c}
@@ -269,6 +295,7 @@ func (c *Core) Run(ctx context.Context) error {
 	g.Go(func() error { return c.typingLoop(gctx) })
 	g.Go(func() error { return c.idleLoop(gctx) })
 	g.Go(func() error { return c.pruneLoop(gctx) })
+	g.Go(func() error { return c.blocklistLoop(gctx) })
 	g.Go(func() error {
 		// Wakes this process's workers when any process sharing the store queues work.
 		return c.store.Listen(gctx, func(d Direction) { c.wake[dirIndex(d)].notify() })

@@ -22,6 +22,9 @@ type PermanentError struct {
 	Reason string
 	// Unreachable is set when the user can no longer be reached on the platform at all.
 	Unreachable bool
+	// Blocked is set when the message is stored without being posted because agents blocked
+	// the contact: counted as blocked, not failed.
+	Blocked bool
 	Err         error
 }
 

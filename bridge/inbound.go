@@ -32,12 +32,22 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 	log := c.log.With(zap.String("platform", string(m.User.Platform)), zap.String("chat", m.Chat.ID),
 		zap.String("platform_message_id", m.MessageID))
 
+	if c.blocks.listed(m.User.Identifier()) {
+		// The operator's blocklist: not even a contact is created.
+		return nil, c.storeBlocked(ctx, Customer{User: m.User, Chat: m.Chat})
+	}
 	// A contact or conversation deleted in OneChat answers 404; each pass recreates what went
 	// missing, so a few passes always suffice.
 	for range 3 {
 		cu, err := c.ensureContact(ctx, m)
 		if err != nil {
 			return nil, c.classifyOneChat(err)
+		}
+		switch blocked, err := c.isBlocked(ctx, cu); {
+		case err != nil:
+			return nil, c.classifyOneChat(err)
+		case blocked:
+			return nil, c.storeBlocked(ctx, cu)
 		}
 		if m.Choice != nil {
 			done, err := c.submitChoice(ctx, cu, m, j.CreatedAt)
@@ -51,6 +61,9 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 			ctx = onechat.WithPriority(ctx, onechat.PriorityNewUser)
 		}
 		cu, err = c.ensureConversation(ctx, cu, j.Attempts > 0)
+		if errors.Is(err, errContactBlocked) {
+			return nil, c.storeBlocked(ctx, cu)
+		}
 		if onechat.IsNotFound(err) {
 			log.Warn("contact session missing in OneChat, creating a new one")
 			if err := c.forgetContact(ctx, cu); err != nil {
@@ -501,6 +514,7 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 		cu.SourceID = contact.SourceID
 	}
 	cu.PubsubToken, cu.ContactID = contact.PubsubToken, contact.ID
+	c.blocks.setContact(contact.ID, contact.Blocked, time.Now())
 	if cu, err = c.store.SaveCustomer(ctx, cu); err != nil {
 		return cu, err
 	}
@@ -541,6 +555,14 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 	case cu.ConversationStatus == "resolved" && c.opts.OnResolved == NewConversation:
 		// The status may be stale if a reopen event was missed: ask before starting anew.
 		conv, err := c.oc.GetConversation(ctx, cu.SourceID, cu.ConversationID)
+		if err == nil && conv.Contact != nil {
+			// A contact agents blocked gets every new conversation already resolved: opening
+			// one per message would flood the inbox.
+			c.blocks.setContact(cu.ContactID, conv.Contact.Blocked, time.Now())
+			if conv.Contact.Blocked {
+				return cu, errContactBlocked
+			}
+		}
 		if err == nil && conv.Status != "resolved" {
 			if err := c.store.SetConversationStatus(ctx, conv.ID, conv.Status); err != nil {
 				return cu, err
@@ -577,6 +599,14 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 	}
 	if err := c.store.SetConversation(ctx, cu.ID, conv.ID, conv.Status); err != nil {
 		return cu, err
+	}
+	if conv.Contact != nil {
+		c.blocks.setContact(cu.ContactID, conv.Contact.Blocked, time.Now())
+		if conv.Contact.Blocked {
+			// Recorded (so the next message reuses it), but nothing is posted into it.
+			c.scheduleCatchup(cu.PubsubToken, conv.ID)
+			return cu, errContactBlocked
+		}
 	}
 	// An agent (or a greeting template) may have written before the conversation was recorded
 	// as the bridge's, when its events were passed over: read it once now.

@@ -49,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_messages_total",
-			Help: "Messages by direction (in: user to OneChat, out: agent to user), platform and result (queued, delivered, retried, failed).",
+			Help: "Messages by direction (in: user to OneChat, out: agent to user), platform and result (queued, delivered, retried, failed, blocked).",
 		}, []string{"direction", "platform", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "bridge_delivery_seconds",
@@ -113,6 +113,11 @@ func (m *Metrics) failed(dir Direction, j *Job, unreachable bool) {
 	if unreachable {
 		m.unreachable.WithLabelValues(p).Inc()
 	}
+}
+
+// blocked counts a message of a blocked contact, stored and not posted.
+func (m *Metrics) blocked(dir Direction, j *Job) {
+	m.messages.WithLabelValues(string(dir), platformOf(j.Key), ResultBlocked).Inc()
 }
 
 // rateLimited counts a rate-limit wait of d.

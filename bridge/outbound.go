@@ -45,6 +45,10 @@ func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 			c.scheduleCatchup(ev.Token, 0)
 			return
 		}
+		if msg.MessageType == onechat.MessageIncoming && msg.Sender != nil && msg.Sender.Type == "contact" {
+			// The contact's own message says whether agents blocked it since.
+			c.blocks.setContact(msg.Sender.ID, msg.Sender.Blocked, time.Now())
+		}
 		if !deliverable(*msg) {
 			return
 		}
@@ -468,6 +472,10 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 	}
 	ids, err := a.Send(ctx, m)
 	release()
+	if m.MessageID == 0 {
+		// A notice of the bridge's own (blocked, slow down) is no OneChat message: nothing to link.
+		ids = nil
+	}
 	links := make([]MessageLink, 0, len(ids))
 	for _, id := range ids {
 		links = append(links, MessageLink{

@@ -315,8 +315,15 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 		log.Info("returning in-flight message to the queue at shutdown")
 		c.retry(rec, log, job, time.Now(), true, "interrupted by shutdown", links)
 	case errors.As(err, &perm):
-		log.Warn("message failed permanently", zap.String("reason", perm.Reason), zap.Error(err))
-		c.opts.Metrics.failed(dir, job, perm.Unreachable)
+		if !perm.Blocked {
+			log.Warn("message failed permanently", zap.String("reason", perm.Reason), zap.Error(err))
+		}
+		if perm.Blocked {
+			log.Info("message of a blocked contact stored, not posted")
+			c.opts.Metrics.blocked(dir, job)
+		} else {
+			c.opts.Metrics.failed(dir, job, perm.Unreachable)
+		}
 		if err := c.store.Fail(rec, job.Lease(), perm.Error(), links...); err != nil {
 			log.Error("record failed message", zap.Error(err))
 		}

@@ -153,6 +153,9 @@ type Conversation struct {
 	ContactLastSeenAt int64     `json:"contact_last_seen_at"`
 	AgentLastSeenAt   int64     `json:"agent_last_seen_at"`
 	Messages          []Message `json:"messages"`
+	// Contact is the conversation's contact, its full record (with Blocked), when the
+	// server renders it (create and show do).
+	Contact *Contact `json:"contact,omitempty"`
 }
 
 // UnmarshalJSON decodes a conversation leniently.
@@ -165,6 +168,7 @@ func (c *Conversation) UnmarshalJSON(b []byte) error {
 		ContactLastSeenAt flexInt           `json:"contact_last_seen_at"`
 		AgentLastSeenAt   flexInt           `json:"agent_last_seen_at"`
 		Messages          flexList[Message] `json:"messages"`
+		Contact           flexRef[Contact]  `json:"contact"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
@@ -172,7 +176,7 @@ func (c *Conversation) UnmarshalJSON(b []byte) error {
 	*c = Conversation{
 		ID: int64(w.ID), UUID: string(w.UUID), InboxID: int64(w.InboxID), Status: string(w.Status),
 		ContactLastSeenAt: int64(w.ContactLastSeenAt), AgentLastSeenAt: int64(w.AgentLastSeenAt),
-		Messages: w.Messages,
+		Messages: w.Messages, Contact: w.Contact.v,
 	}
 	return nil
 }
@@ -323,6 +327,8 @@ type Sender struct {
 	// Type is "contact", "user", "agent_bot" or "captain_assistant".
 	Type      string `json:"type"`
 	AvatarURL string `json:"avatar_url,omitempty"`
+	// Blocked is set on a contact that agents blocked (newer OneChat versions say it).
+	Blocked bool `json:"blocked,omitempty"`
 }
 
 // UnmarshalJSON decodes a sender leniently.
@@ -333,12 +339,13 @@ func (s *Sender) UnmarshalJSON(b []byte) error {
 		AvailableName flexString `json:"available_name"`
 		Type          flexString `json:"type"`
 		AvatarURL     flexString `json:"avatar_url"`
+		Blocked       flexBool   `json:"blocked"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
 	*s = Sender{ID: int64(w.ID), Name: string(w.Name), AvailableName: string(w.AvailableName),
-		Type: string(w.Type), AvatarURL: string(w.AvatarURL)}
+		Type: string(w.Type), AvatarURL: string(w.AvatarURL), Blocked: bool(w.Blocked)}
 	return nil
 }
 

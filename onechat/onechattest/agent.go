@@ -286,6 +286,19 @@ func (s *Server) Block(contactID int64) {
 	s.notify()
 }
 
+// Unblock undoes Block.
+func (s *Server) Unblock(contactID int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ct, found := s.st.contacts[contactID]
+	if !found {
+		s.errorf("Unblock: no contact %d", contactID)
+		return
+	}
+	ct.blocked = false
+	s.notify()
+}
+
 // AgeMessage moves a message's creation time back by d, so tests can reach time limits such
 // as the CSAT expiry without waiting.
 func (s *Server) AgeMessage(messageID int64, d time.Duration) {

@@ -1,0 +1,213 @@
+package bridge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/onechat/onechat-bridge/onechat"
+)
+
+// ResultBlocked is a user's message stored but not posted because agents blocked the contact
+// (in OneChat, or through Options.Blocklist). Counted in bridge_messages_total.
+const ResultBlocked = "blocked"
+
+// blockedReason is the reason a blocked contact's message is stored as failed with.
+const blockedReason = "contact blocked"
+
+// blockState is what the core last learnt of whether agents blocked a contact in OneChat.
+type blockState struct {
+	blocked bool
+	at      time.Time
+}
+
+// blocks tracks blocked contacts: OneChat's flag (learnt from the contact record and from the
+// sender of the contact's own message events) by contact id, and the operator's blocklist by
+// identifier.
+type blocks struct {
+	mu      sync.Mutex
+	contact map[int64]blockState
+
+	list atomic.Pointer[map[string]struct{}] // Options.Blocklist and BlocklistFile
+}
+
+// setContact records OneChat's flag for a contact.
+func (b *blocks) setContact(contactID int64, blocked bool, at time.Time) {
+	if contactID == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.contact[contactID] = blockState{blocked: blocked, at: at}
+	b.mu.Unlock()
+}
+
+func (b *blocks) contactState(contactID int64) (blockState, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.contact[contactID]
+	return s, ok
+}
+
+// listed reports whether the operator's blocklist names the identifier (e.g. telegram:123).
+func (b *blocks) listed(identifier string) bool {
+	l := b.list.Load()
+	if l == nil {
+		return false
+	}
+	_, ok := (*l)[identifier]
+	return ok
+}
+
+// parseBlocklist reads identifiers separated by commas, spaces or new lines; # starts a
+// comment that runs to the end of its line.
+func parseBlocklist(s string) map[string]struct{} {
+	out := map[string]struct{}{}
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		for _, f := range strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+			out[f] = struct{}{}
+		}
+	}
+	return out
+}
+
+// loadBlocklist sets the blocklist from Options.Blocklist and the file's content.
+func (c *Core) loadBlocklist(file string) {
+	l := map[string]struct{}{}
+	for _, id := range c.opts.Blocklist {
+		l[strings.TrimSpace(id)] = struct{}{}
+	}
+	for id := range parseBlocklist(file) {
+		l[id] = struct{}{}
+	}
+	c.blocks.list.Store(&l)
+}
+
+// readBlocklistFile reads Options.BlocklistFile; a missing file is an empty list.
+func (c *Core) readBlocklistFile() (string, time.Time, error) {
+	if c.opts.BlocklistFile == "" {
+		return "", time.Time{}, nil
+	}
+	fi, err := os.Stat(c.opts.BlocklistFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", time.Time{}, nil
+	}
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	b, err := os.ReadFile(c.opts.BlocklistFile)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return string(b), fi.ModTime(), nil
+}
+
+// blocklistLoop reads BlocklistFile again whenever its content or modification time changes,
+// looking every BlocklistReread, so an operator edits it without a restart.
+func (c *Core) blocklistLoop(ctx context.Context) error {
+	if c.opts.BlocklistFile == "" {
+		return nil
+	}
+	t := time.NewTicker(c.opts.BlocklistReread)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		text, mod, err := c.readBlocklistFile()
+		if err != nil {
+			c.log.Warn("read BRIDGE_BLOCKLIST_FILE; keeping the list read before", zap.Error(err))
+			continue
+		}
+		if text == c.blocklistText && mod.Equal(c.blocklistMod) {
+			continue
+		}
+		c.blocklistText, c.blocklistMod = text, mod
+		c.loadBlocklist(text)
+		c.log.Info("blocklist read again", zap.Int("entries", len(*c.blocks.list.Load())))
+	}
+}
+
+// isBlocked reports whether the user's messages must be stored without being posted: the
+// blocklist names them, or agents blocked their OneChat contact. OneChat's flag is known from
+// the contact record (read once after a start, and again every BlockRecheck while the contact
+// stays blocked, so an unblock takes effect within a minute) and from the sender of the
+// contact's own message events, which arrive after each posted message.
+func (c *Core) isBlocked(ctx context.Context, cu Customer) (bool, error) {
+	if c.blocks.listed(cu.Identifier) {
+		return true, nil
+	}
+	if cu.ContactID == 0 || cu.SourceID == "" || cu.ConversationID == 0 || cu.ConversationStatus == conversationGone {
+		// A new contact's flag comes with its creation, a new conversation's with its own.
+		return false, nil
+	}
+	st, known := c.blocks.contactState(cu.ContactID)
+	if known && (!st.blocked || time.Since(st.at) < c.opts.BlockRecheck) {
+		return st.blocked, nil
+	}
+	// The contact show route renders no flag; a conversation renders its contact's full record.
+	conv, err := c.oc.GetConversation(ctx, cu.SourceID, cu.ConversationID)
+	if onechat.IsNotFound(err) {
+		return false, nil // the next step recreates what is missing
+	}
+	if err != nil {
+		return false, err
+	}
+	if conv.Contact == nil {
+		return false, nil // a OneChat without blocking
+	}
+	c.blocks.setContact(cu.ContactID, conv.Contact.Blocked, time.Now())
+	if known && st.blocked && !conv.Contact.Blocked {
+		c.log.Info("contact unblocked in OneChat; their next messages are posted", zap.Int64("contact_id", cu.ContactID))
+	}
+	return conv.Contact.Blocked, nil
+}
+
+// errContactBlocked says agents blocked the contact in OneChat.
+var errContactBlocked = errors.New("contact blocked in OneChat")
+
+// storeBlocked queues the blocked notice (once) and returns the error that stores the message
+// as blocked: a failed row with its reason, never posted later, counted as blocked.
+func (c *Core) storeBlocked(ctx context.Context, cu Customer) error {
+	if err := c.blockedNotice(ctx, cu); err != nil {
+		return err
+	}
+	return &PermanentError{Reason: blockedReason, Blocked: true}
+}
+
+// blockedNotice queues Options.BlockedNotice to the user, once: its dedup key names the user,
+// so later messages (and replays) queue nothing more while the queue row is retained.
+func (c *Core) blockedNotice(ctx context.Context, cu Customer) error {
+	if c.opts.BlockedNotice == "" {
+		return nil
+	}
+	return c.notice(ctx, cu, "blocked-notice:"+cu.User.Identifier(), c.opts.BlockedNotice)
+}
+
+// notice queues a text from the bridge itself to the user's chat, behind agents' messages,
+// at most once per dedup key.
+func (c *Core) notice(ctx context.Context, cu Customer, dedup, text string) error {
+	payload, err := jsonMarshal(Outbound{User: cu.User, Chat: cu.Chat, Text: text})
+	if err != nil {
+		return err
+	}
+	n, err := c.enqueues.enqueue(ctx, JobBatch{Jobs: []NewJob{{Direction: Out, Key: cu.Chat.String(), Dedup: dedup, Payload: payload}}})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		c.opts.Metrics.queued(Out, cu.Chat.Platform, n)
+		c.wake[dirIndex(Out)].notify()
+	}
+	return nil
+}
