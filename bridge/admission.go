@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -210,4 +211,110 @@ func (c *Core) notice(ctx context.Context, cu Customer, dedup, text string) erro
 		c.wake[dirIndex(Out)].notify()
 	}
 	return nil
+}
+
+// coreValues is the namespace of the core's own entries in the adapters' key-value store; a
+// platform name has no ':' or ' ', and no adapter is called this.
+const coreValues Platform = "_bridge"
+
+// newConversationsKey names the times a user's recent conversations were opened.
+func newConversationsKey(u UserRef) string { return "new_conversations:" + u.Identifier() }
+
+// mayOpenConversation reports whether the user may get another new conversation: fewer than
+// NewConversationsPerDay were opened for them in the last 24 hours. A user's messages are
+// handled one at a time, so the read and the later write (openedConversation) do not race.
+func (c *Core) mayOpenConversation(ctx context.Context, u UserRef) (bool, error) {
+	if c.opts.NewConversationsPerDay < 0 {
+		return true, nil
+	}
+	v, _, err := c.store.Value(ctx, coreValues, newConversationsKey(u))
+	if err != nil {
+		return false, err
+	}
+	return len(recentOpenings(v, time.Now())) < c.opts.NewConversationsPerDay, nil
+}
+
+// openedConversation records that a conversation was opened for the user now.
+func (c *Core) openedConversation(ctx context.Context, u UserRef) error {
+	if c.opts.NewConversationsPerDay < 0 {
+		return nil
+	}
+	v, _, err := c.store.Value(ctx, coreValues, newConversationsKey(u))
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	times := append(recentOpenings(v, now), strconv.FormatInt(now.Unix(), 10))
+	return c.store.SetValue(ctx, coreValues, newConversationsKey(u), strings.Join(times, ","))
+}
+
+// recentOpenings returns the unix times in v (comma-separated) of the last 24 hours.
+func recentOpenings(v string, now time.Time) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if t, err := strconv.ParseInt(f, 10, 64); err == nil && now.Sub(time.Unix(t, 0)) < 24*time.Hour {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// slowDownEvery is the least time between two slow-down notices to one user.
+const slowDownEvery = 10 * time.Minute
+
+// ResultHeld is a user's message stored beyond UserMaxPending: held in the queue behind the
+// user's backlog. Counted in bridge_messages_total{direction="in"}.
+const ResultHeld = "held"
+
+// admitPending counts the messages of each user in msgs that wait beyond UserMaxPending as
+// held and tells the user, once per burst, to slow down. The queue holds them: only a user's
+// oldest message is ever eligible, so a user's backlog delays that user alone, and the held
+// messages are posted in order as it drains. Best effort: the messages are stored already.
+func (c *Core) admitPending(ctx context.Context, msgs []Inbound) {
+	perUser := map[string]int{}
+	var order []Inbound
+	for _, m := range msgs {
+		k := m.User.Identifier()
+		if perUser[k] == 0 {
+			order = append(order, m)
+		}
+		perUser[k]++
+	}
+	for _, m := range order {
+		k := m.User.Identifier()
+		n, err := c.store.PendingInbound(ctx, k, c.opts.UserMaxPending+perUser[k])
+		if err != nil {
+			c.log.Warn("count a user's pending messages", zap.Error(err))
+			continue
+		}
+		if n <= c.opts.UserMaxPending {
+			continue
+		}
+		c.opts.Metrics.held(m.User.Platform, min(perUser[k], n-c.opts.UserMaxPending))
+		// A burst is told when it crosses the bound, and a backlog that hovers around the
+		// bound is told at most once per slowDownEvery.
+		crossed := n-perUser[k] <= c.opts.UserMaxPending
+		now := time.Now()
+		c.toldMu.Lock()
+		last, told := c.told[k]
+		tell := crossed && (!told || now.Sub(last) >= slowDownEvery)
+		if tell {
+			c.told[k] = now
+		}
+		for u, at := range c.told {
+			if now.Sub(at) >= slowDownEvery {
+				delete(c.told, u)
+			}
+		}
+		c.toldMu.Unlock()
+		if !tell {
+			continue
+		}
+		c.log.Info("user over their pending messages; holding the rest and telling them to slow down",
+			zap.String("platform", string(m.User.Platform)), zap.Int("pending", n))
+		cu := Customer{User: m.User, Chat: m.Chat}
+		if err := c.notice(ctx, cu, "slow-down:"+k+":"+strconv.FormatInt(time.Now().UnixNano(), 10), c.opts.SlowDownNotice); err != nil {
+			c.log.Warn("queue the slow-down notice", zap.Error(err))
+		}
+	}
 }

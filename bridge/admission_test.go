@@ -1,7 +1,11 @@
 package bridge_test
 
 import (
+	"fmt"
+	"net/http"
 	"os"
+	"strings"
+	"sync"
 	"path/filepath"
 	"testing"
 	"time"
@@ -63,9 +67,23 @@ func TestBlockedContactsMessagesAreStoredNotPosted(t *testing.T) {
 
 	// Unblocked: the next message is posted (in a new conversation, by the policy); what was
 	// stored while blocked stays unposted.
+	// The unblock is seen within BlockRecheck: until then a message is still stored as
+	// blocked, so write until one gets through, each after the last was handled.
 	h.oc.Unblock(contact.ID)
-	if err := h.adapter.Receive(ctx, userMessage(3001, "sorry")); err != nil {
-		t.Fatal(err)
+	for blocked := 3.0; ; blocked++ {
+		if err := h.adapter.Receive(ctx, userMessage(3001, "sorry")); err != nil {
+			t.Fatal(err)
+		}
+		through := false
+		if !pollStore(ctx, func() bool {
+			through = len(h.oc.Conversations(contact.ID)) == 2
+			return through || counterValue(t, reg, "bridge_messages_total", "direction", "in", "result", bridge.ResultBlocked) > blocked
+		}) {
+			t.Fatal("message after the unblock neither posted nor blocked")
+		}
+		if through {
+			break
+		}
 	}
 	_, conv2 := h.waitConversation(ctx, "telegram:3001", 2)
 	h.waitIncoming(ctx, conv2.ID, "sorry")
@@ -120,4 +138,91 @@ func TestBlocklistFileIsReadAgainWithoutRestart(t *testing.T) {
 		t.Fatal("the user removed from the blocklist file never got through")
 	}
 	h.waitConversation(ctx, "telegram:3002", 1)
+}
+
+// TestNewConversationsPerDayAreBounded: past NewConversationsPerDay, a message after a
+// resolve goes to the user's latest conversation (reopening it) instead of opening another.
+func TestNewConversationsPerDayAreBounded(t *testing.T) {
+	h := newHarness(t, nil)
+	h.opts.NewConversationsPerDay = 2
+	h.start()
+	ctx := ctxT(t)
+
+	_, conv1, _ := h.begin(ctx, 3004, "a")
+	h.oc.Resolve(conv1.ID)
+	h.waitStatus(ctx, "3004", "resolved")
+	if err := h.adapter.Receive(ctx, userMessage(3004, "b")); err != nil {
+		t.Fatal(err)
+	}
+	_, conv2 := h.waitConversation(ctx, "telegram:3004", 2)
+	h.waitIncoming(ctx, conv2.ID, "b")
+	for _, text := range []string{"c", "d"} {
+		h.oc.Resolve(conv2.ID)
+		h.waitStatus(ctx, "3004", "resolved")
+		if err := h.adapter.Receive(ctx, userMessage(3004, text)); err != nil {
+			t.Fatal(err)
+		}
+		h.waitStatus(ctx, "3004", "open") // posting reopened it
+	}
+	h.waitIncoming(ctx, conv2.ID, "b", "c", "d")
+	contact, _ := h.oc.ContactByIdentifier("telegram:3004")
+	if n := len(h.oc.Conversations(contact.ID)); n != 2 {
+		t.Errorf("%d conversations, want 2 (the day's bound)", n)
+	}
+}
+
+// TestMessagesBeyondUserMaxPendingAreHeldAndTheUserToldOnce: ten messages from one user
+// arrive while OneChat holds the first post; with UserMaxPending 3, seven are counted as held
+// and the user is told once to slow down. Nothing is lost or reordered: all ten are posted,
+// in order, once OneChat answers.
+func TestMessagesBeyondUserMaxPendingAreHeldAndTheUserToldOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	reg := prometheus.NewRegistry()
+	h.opts.Metrics = bridge.NewMetrics(reg)
+	h.opts.UserMaxPending = 3
+	gate := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	h.interceptPosts("/messages", func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool {
+		<-gate
+		return false
+	})
+	h.start()
+	ctx := ctxT(t)
+
+	var burst []bridge.Inbound
+	var want []string
+	for i := range 10 {
+		text := fmt.Sprintf("m%d", i)
+		burst = append(burst, userMessage(3005, text))
+		want = append(want, text)
+	}
+	if err := h.adapter.Receive(ctx, burst...); err != nil {
+		t.Fatal(err)
+	}
+	if got := counterValue(t, reg, "bridge_messages_total", "direction", "in", "result", bridge.ResultHeld); got != 7 {
+		t.Errorf("held = %v, want 7", got)
+	}
+	release()
+	_, conv := h.waitConversation(ctx, "telegram:3005", 1)
+	h.waitIncoming(ctx, conv.ID, want...)
+	sent, err := h.adapter.WaitSent(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) != 1 || sent[0].Text != h.opts.SlowDownNotice && !strings.Contains(sent[0].Text, "slow down") {
+		t.Errorf("user was sent %q, want one slow-down notice", sentTexts(sent))
+	}
+	// Under the bound again: a message is neither held nor answered with a notice.
+	if err := h.adapter.Receive(ctx, userMessage(3005, "calm")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIncoming(ctx, conv.ID, append(want, "calm")...)
+	if got := counterValue(t, reg, "bridge_messages_total", "direction", "in", "result", bridge.ResultHeld); got != 7 {
+		t.Errorf("held = %v after the backlog drained, want still 7", got)
+	}
+	if n := len(h.adapter.Sent()); n != 1 {
+		t.Errorf("%d notices, want 1", n)
+	}
 }

@@ -105,6 +105,17 @@ type Options struct {
 	// write (an unblock takes effect within it), and BlocklistReread how often BlocklistFile
 	// is looked at for changes. Defaults 30 s and 5 s.
 	BlockRecheck, BlocklistReread time.Duration
+	// NewConversationsPerDay bounds the conversations opened for one user in 24 hours (after
+	// a resolve, with the NewConversation policy); beyond it the user's messages go to their
+	// latest conversation, which reopens it. Default 20; negative means no bound.
+	NewConversationsPerDay int
+	// UserMaxPending is how many of one user's messages may wait in the inbound queue before
+	// the rest are held: stored, counted as held, and posted in order only as the user's
+	// backlog drains; the user is told once per burst to slow down (SlowDownNotice). Default
+	// 200.
+	UserMaxPending int
+	// SlowDownNotice is the text that tells a user their messages are held.
+	SlowDownNotice string
 }
 
 // Core routes messages between adapters and OneChat. It implements Inbox for adapters and
@@ -143,6 +154,9 @@ type Core struct {
 	// blocklistText and blocklistMod are the blocklist file as last read (blocklistLoop's).
 	blocklistText string
 	blocklistMod  time.Time
+	// toldMu guards told: when users over UserMaxPending were last told to slow down.
+	toldMu sync.Mutex
+	told   map[string]time.Time
 }
 
 // New checks opts and builds a Core. Nothing runs until Run.
@@ -186,6 +200,9 @@ func New(opts Options) (*Core, error) {
 	setDefault(&opts.Retention, 30*24*time.Hour)
 	setDefault(&opts.PruneEvery, time.Hour)
 	setDefault(&opts.BlockRecheck, 30*time.Second)
+	setDefault(&opts.NewConversationsPerDay, 20)
+	setDefault(&opts.UserMaxPending, 200)
+	setDefault(&opts.SlowDownNotice, "You are sending messages faster than we can pass them on. Please slow down: your messages are kept and will arrive in order.")
 	setDefault(&opts.BlocklistReread, 5*time.Second)
 
 	c := &Core{
@@ -203,6 +220,7 @@ func New(opts Options) (*Core, error) {
 		wanted:         make(map[string]time.Time),
 		enqueues:       &enqueueGroup{store: opts.Store},
 		blocks:         blocks{contact: make(map[int64]blockState)},
+		told:           make(map[string]time.Time),
 	}
 	text, mod, err := c.readBlocklistFile()
 	if err != nil {
@@ -349,6 +367,7 @@ func (c *Core) Deliver(ctx context.Context, cur Cursor, msgs ...Inbound) error {
 	if n > 0 {
 		c.opts.Metrics.queued(In, msgs[0].User.Platform, n)
 		c.wake[dirIndex(In)].notify()
+		c.admitPending(ctx, msgs)
 	}
 	return nil
 }

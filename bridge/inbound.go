@@ -573,6 +573,19 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 		if err != nil && !onechat.IsNotFound(err) {
 			return cu, err
 		}
+		if err == nil {
+			// Past the day's bound the message goes to the latest conversation (reopening
+			// it), so one user cannot fill the inbox with conversations.
+			ok, err := c.mayOpenConversation(ctx, cu.User)
+			if err != nil {
+				return cu, err
+			}
+			if !ok {
+				c.log.Info("user opened too many conversations today; writing into the latest",
+					zap.Int64("conversation_id", cu.ConversationID), zap.Int("per_day", c.opts.NewConversationsPerDay))
+				return cu, nil
+			}
+		}
 	default:
 		return cu, nil
 	}
@@ -599,6 +612,11 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 	}
 	if err := c.store.SetConversation(ctx, cu.ID, conv.ID, conv.Status); err != nil {
 		return cu, err
+	}
+	if conv.ID != cu.ConversationID {
+		if err := c.openedConversation(ctx, cu.User); err != nil {
+			return cu, err
+		}
 	}
 	if conv.Contact != nil {
 		c.blocks.setContact(cu.ContactID, conv.Contact.Blocked, time.Now())

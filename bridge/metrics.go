@@ -49,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_messages_total",
-			Help: "Messages by direction (in: user to OneChat, out: agent to user), platform and result (queued, delivered, retried, failed, blocked).",
+			Help: "Messages by direction (in: user to OneChat, out: agent to user), platform and result (queued, delivered, retried, failed, blocked, held).",
 		}, []string{"direction", "platform", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "bridge_delivery_seconds",
@@ -113,6 +113,11 @@ func (m *Metrics) failed(dir Direction, j *Job, unreachable bool) {
 	if unreachable {
 		m.unreachable.WithLabelValues(p).Inc()
 	}
+}
+
+// held counts n messages of a user over UserMaxPending.
+func (m *Metrics) held(p Platform, n int) {
+	m.messages.WithLabelValues(string(In), string(p), ResultHeld).Add(float64(n))
 }
 
 // blocked counts a message of a blocked contact, stored and not posted.

@@ -199,6 +199,8 @@ type Store interface {
 	// Value, SetValue, SetValueIfAbsent, DeleteValue and Values keep each platform's adapter
 	// values (Host), apart from every other platform's.
 	Value(ctx context.Context, p Platform, key string) (string, bool, error)
+	// PendingInbound counts the key's unfinished inbound messages, at most upTo.
+	PendingInbound(ctx context.Context, key string, upTo int) (int, error)
 	SetValue(ctx context.Context, p Platform, key, value string) error
 	SetValueIfAbsent(ctx context.Context, p Platform, key, value string) (string, error)
 	DeleteValue(ctx context.Context, p Platform, key string) error

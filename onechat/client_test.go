@@ -239,7 +239,8 @@ func TestConversations(t *testing.T) {
 	wantConv := &Conversation{ID: 21, UUID: "0c3d5e9a-7f5b-4d61-9b0e-2f8f2a5d9c11", InboxID: 7, Status: "open",
 		AgentLastSeenAt: 1736500100, Messages: []Message{{ID: 1201, Content: "Hello", MessageType: MessageIncoming,
 			ContentType: "text", ContentAttributes: map[string]any{}, CreatedAt: 1736500000, ConversationID: 21,
-			Sender: &Sender{}}}}
+			Sender: &Sender{}}},
+		Contact: &Contact{ID: 42, Name: "Alice", Email: "alice@example.com"}}
 
 	srv, reqs := restServer(t, 200, sampleConversation)
 	c := NewClient(srv.URL, testInbox, nil)

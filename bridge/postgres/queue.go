@@ -626,3 +626,17 @@ func (s *Store) JobState(ctx context.Context, dir bridge.Direction, dedup string
 	}
 	return state, lastError, nil
 }
+
+// PendingInbound counts the key's unfinished inbound messages, at most upTo, along
+// queue_active_idx.
+func (s *Store) PendingInbound(ctx context.Context, key string, upTo int) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		SELECT count(*) FROM (
+			SELECT 1 FROM queue WHERE direction = 'in' AND key = $1 AND state IN ('pending', 'running') LIMIT $2
+		) q`, key, upTo).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count pending messages: %w", err)
+	}
+	return n, nil
+}
