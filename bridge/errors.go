@@ -25,7 +25,7 @@ type PermanentError struct {
 	// Blocked is set when the message is stored without being posted because agents blocked
 	// the contact: counted as blocked, not failed.
 	Blocked bool
-	Err         error
+	Err     error
 }
 
 func (e *PermanentError) Error() string {
