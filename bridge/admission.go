@@ -66,16 +66,14 @@ func (b *blocks) listed(identifier string) bool {
 	return ok
 }
 
-// parseBlocklist reads identifiers separated by commas, spaces or new lines; # starts a
-// comment that runs to the end of its line.
-func parseBlocklist(s string) map[string]struct{} {
-	out := map[string]struct{}{}
+// ParseBlocklist reads contact identifiers (telegram:123) separated by commas, spaces or
+// new lines; # starts a comment that runs to the end of its line.
+func ParseBlocklist(s string) []string {
+	var out []string
 	sc := bufio.NewScanner(strings.NewReader(s))
 	for sc.Scan() {
 		line, _, _ := strings.Cut(sc.Text(), "#")
-		for _, f := range strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-			out[f] = struct{}{}
-		}
+		out = append(out, strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\r' })...)
 	}
 	return out
 }
@@ -86,7 +84,7 @@ func (c *Core) loadBlocklist(file string) {
 	for _, id := range c.opts.Blocklist {
 		l[strings.TrimSpace(id)] = struct{}{}
 	}
-	for id := range parseBlocklist(file) {
+	for _, id := range ParseBlocklist(file) {
 		l[id] = struct{}{}
 	}
 	c.blocks.list.Store(&l)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/onechat/onechat-bridge/bridge"
@@ -32,6 +33,13 @@ type TuningSettings struct {
 	InstanceID string `env:"BRIDGE_INSTANCE_ID"`
 	LeaseTTL   string `env:"BRIDGE_LEASE_TTL" envDefault:"10s"`
 	LeaseRenew string `env:"BRIDGE_LEASE_RENEW" envDefault:"3s"`
+	// Admission control (docs/operations.md): per-user bounds and blocking.
+	UserMaxPending     string `env:"BRIDGE_USER_MAX_PENDING" envDefault:"200"`
+	UserNewConvsPerDay string `env:"BRIDGE_USER_NEW_CONVERSATIONS_PER_DAY" envDefault:"20"`
+	SlowDownNotice     string `env:"BRIDGE_SLOW_DOWN_NOTICE"`
+	Blocklist          string `env:"BRIDGE_BLOCKLIST"`
+	BlocklistFile      string `env:"BRIDGE_BLOCKLIST_FILE"`
+	BlockedNotice      string `env:"BRIDGE_BLOCKED_NOTICE"`
 
 	parsed tuning
 }
@@ -44,6 +52,8 @@ type tuning struct {
 	requestsPerSec                          float64
 	requestBurst, cablePerSocket, cableRate int
 	leaseTTL, leaseRenew                    time.Duration
+	userMaxPending, userNewConvsPerDay      int
+	blocklist                               []string
 }
 
 // validate parses every knob, one error per bad variable.
@@ -96,6 +106,19 @@ func (s *TuningSettings) validate() []error {
 	if p.leaseTTL > 0 && p.leaseRenew > p.leaseTTL/3 {
 		errs = append(errs, fmt.Errorf("BRIDGE_LEASE_RENEW: must be at most a third of BRIDGE_LEASE_TTL (%s)", p.leaseTTL))
 	}
+	count("BRIDGE_USER_MAX_PENDING", s.UserMaxPending, 1, 1_000_000, &p.userMaxPending)
+	count("BRIDGE_USER_NEW_CONVERSATIONS_PER_DAY", s.UserNewConvsPerDay, 1, 100_000, &p.userNewConvsPerDay)
+	p.blocklist = nil
+	for _, id := range bridge.ParseBlocklist(s.Blocklist) {
+		if platform, user, ok := strings.Cut(id, ":"); !ok || platform == "" || user == "" {
+			errs = append(errs, fmt.Errorf("BRIDGE_BLOCKLIST: %q is not a contact identifier like telegram:123", id))
+			continue
+		}
+		p.blocklist = append(p.blocklist, id)
+	}
+	if len(s.SlowDownNotice) > 1000 || len(s.BlockedNotice) > 1000 {
+		errs = append(errs, fmt.Errorf("BRIDGE_SLOW_DOWN_NOTICE, BRIDGE_BLOCKED_NOTICE: at most 1000 characters"))
+	}
 	if len(s.InstanceID) > 100 {
 		errs = append(errs, fmt.Errorf("BRIDGE_INSTANCE_ID: must be at most 100 characters"))
 	}
@@ -115,4 +138,12 @@ func (s *TuningSettings) apply(o *bridge.Options) {
 	}
 	o.Cable.MaxPerConnection, o.Cable.SubscribeRate = p.cablePerSocket, p.cableRate
 	o.InstanceID, o.LeaseTTL, o.LeaseRenew = s.InstanceID, p.leaseTTL, p.leaseRenew
+	o.UserMaxPending, o.NewConversationsPerDay = p.userMaxPending, p.userNewConvsPerDay
+	o.SlowDownNotice, o.BlockedNotice = s.SlowDownNotice, s.BlockedNotice
+	o.Blocklist, o.BlocklistFile = p.blocklist, s.BlocklistFile
+	if s.BlocklistFile != "" {
+		// BRIDGE_BLOCKLIST was read from the file at start; the core reads the file itself,
+		// again whenever it changes, so a line removed unblocks.
+		o.Blocklist = nil
+	}
 }
