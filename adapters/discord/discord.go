@@ -104,6 +104,9 @@ type Adapter struct {
 
 	filesMu      sync.Mutex
 	fileFailures map[string]int // failed downloads per agent file (see maxFileAttempts)
+
+	recentMu sync.Mutex
+	recent   map[string]recentRecord // channel id → its user's recently delivered messages (see recent.go)
 }
 
 var (
@@ -373,7 +376,9 @@ func (a *Adapter) onMessage(ctx context.Context, in bridge.Host, m *discordgo.Me
 	if !ok {
 		return
 	}
-	a.deliver(ctx, in, bridge.IntCursor(cursorChannel+m.ChannelID, snowflake(m.ID)), msg)
+	if a.deliver(ctx, in, bridge.IntCursor(cursorChannel+m.ChannelID, snowflake(m.ID)), msg) {
+		a.rememberDelivered(ctx, in, m.ChannelID, []*discordgo.Message{m})
+	}
 }
 
 // onEdit tells the agent that the user edited a message. Updates without an edit timestamp
@@ -392,7 +397,9 @@ func (a *Adapter) onEdit(ctx context.Context, in bridge.Host, m *discordgo.Messa
 	}
 	msg.EditOf, msg.MessageID, msg.ReplyTo, msg.ReplyToText = m.ID, editID(m), "", ""
 	msg.SentAt = *m.EditedTimestamp
-	a.deliver(ctx, in, bridge.Cursor{}, msg)
+	if a.deliver(ctx, in, bridge.Cursor{}, msg) {
+		a.rememberDelivered(ctx, in, m.ChannelID, []*discordgo.Message{m})
+	}
 }
 
 // onDelete tells the agent that the user deleted a message. Discord does not say who deleted
@@ -403,13 +410,15 @@ func (a *Adapter) onDelete(ctx context.Context, in bridge.Host, channelID, guild
 	if !ok || !isSnowflake(messageID) {
 		return
 	}
-	a.deliver(ctx, in, bridge.Cursor{}, bridge.Inbound{
+	if a.deliver(ctx, in, bridge.Cursor{}, bridge.Inbound{
 		User:      bridge.UserRef{Platform: Platform, ID: owner},
 		Chat:      bridge.ChatRef{Platform: Platform, ID: channelID},
 		MessageID: messageID + ".delete",
 		DeletedOf: messageID,
 		SentAt:    time.Now(),
-	})
+	}) {
+		a.remember(ctx, in, channelID, func(r recentRecord) { delete(r, messageID) })
+	}
 }
 
 // onTyping shows the agent that the user is typing.
@@ -426,7 +435,10 @@ func (a *Adapter) onTyping(ctx context.Context, in bridge.Host, channelID, guild
 
 // catchUp reads every known chat over REST after the last message delivered, so messages sent
 // while the bridge was down or disconnected reach the agent, in order and before newer ones.
+// Chats with recent messages are first re-read up to the cursor for edits and deletes made
+// meanwhile (catchUpChanges).
 func (a *Adapter) catchUp(ctx context.Context, in bridge.Host) {
+	recent := a.recentChats(ctx, in)
 	channels := map[string]bool{}
 	a.chatsMu.Lock()
 	for ch := range a.owners {
@@ -442,7 +454,7 @@ func (a *Adapter) catchUp(ctx context.Context, in bridge.Host) {
 	}
 	total := 0
 	for ch := range channels {
-		n, err := a.catchUpChannel(ctx, in, ch)
+		n, err := a.catchUpChannel(ctx, in, ch, recent[ch])
 		total += n
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("cannot catch up a discord chat", zap.String("channel_id", ch), zap.Error(err))
@@ -454,7 +466,7 @@ func (a *Adapter) catchUp(ctx context.Context, in bridge.Host) {
 // catchUpPage is how many messages one REST read returns (Discord's maximum).
 const catchUpPage = 100
 
-func (a *Adapter) catchUpChannel(ctx context.Context, in bridge.Host, ch string) (int, error) {
+func (a *Adapter) catchUpChannel(ctx context.Context, in bridge.Host, ch string, changes bool) (int, error) {
 	if !isSnowflake(ch) {
 		return 0, nil
 	}
@@ -469,6 +481,13 @@ func (a *Adapter) catchUpChannel(ctx context.Context, in bridge.Host, ch string)
 		return 0, nil
 	}
 	n := 0
+	if changes {
+		c, err := a.catchUpChanges(ctx, in, ch, owner, after)
+		if err != nil {
+			return c, fmt.Errorf("read recent messages for edits and deletes: %w", err)
+		}
+		n += c
+	}
 	for {
 		var page []*discordgo.Message
 		path := fmt.Sprintf("/channels/%s/messages?after=%d&limit=%d", ch, after, catchUpPage)
@@ -479,7 +498,10 @@ func (a *Adapter) catchUpChannel(ctx context.Context, in bridge.Host, ch string)
 			return n, nil
 		}
 		sortMessages(page)
-		var msgs []bridge.Inbound
+		var (
+			msgs      []bridge.Inbound
+			delivered []*discordgo.Message
+		)
 		last := after
 		for _, m := range page {
 			last = max(last, snowflake(m.ID))
@@ -489,6 +511,7 @@ func (a *Adapter) catchUpChannel(ctx context.Context, in bridge.Host, ch string)
 			m.ChannelID = ch
 			if msg, ok := a.inbound(m, ch); ok {
 				msgs = append(msgs, msg)
+				delivered = append(delivered, m)
 			}
 		}
 		if last <= after {
@@ -497,6 +520,7 @@ func (a *Adapter) catchUpChannel(ctx context.Context, in bridge.Host, ch string)
 		if !a.deliver(ctx, in, bridge.IntCursor(name, last), msgs...) {
 			return n, ctx.Err()
 		}
+		a.rememberDelivered(ctx, in, ch, delivered)
 		n += len(msgs)
 		after = last
 		if len(page) < catchUpPage {

@@ -265,8 +265,10 @@ func (s *Server) WaitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// newID returns a snowflake as Discord makes them: the ms since Discord's epoch (2015) shifted
+// left 22 bits, so an id tells when it was made; ids only grow.
 func (s *Server) newID() string {
-	s.next++
+	s.next = max(s.next+1, (time.Now().UnixMilli()-1420070400000)<<22)
 	return strconv.FormatInt(s.next, 10)
 }
 
@@ -1335,18 +1337,19 @@ func (s *Server) listMessages(r *http.Request, c *Channel) (int, any, *apiError)
 		limit = n
 	}
 	after, _ := strconv.ParseInt(q.Get("after"), 10, 64)
+	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
 	var ids []int64
 	for _, id := range s.order[c.ID] {
 		if _, ok := s.messages[id]; !ok {
 			continue
 		}
 		n, _ := strconv.ParseInt(id, 10, 64)
-		if q.Get("after") == "" || n > after {
+		if (q.Get("after") == "" || n > after) && (q.Get("before") == "" || n < before) {
 			ids = append(ids, n)
 		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	if q.Get("after") != "" {
+	if q.Get("after") != "" && q.Get("before") == "" {
 		if len(ids) > limit { // the oldest `limit` after the id
 			ids = ids[:limit]
 		}
