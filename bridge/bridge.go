@@ -8,6 +8,7 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -126,6 +127,20 @@ type Attachment struct {
 	// Open streams the bytes. The core sets it before handing a message on; every call
 	// returns a fresh reader, so a retry can read again.
 	Open func(ctx context.Context) (io.ReadCloser, error) `json:"-"`
+}
+
+// FormatSize prints a byte count the way people read file sizes, for notes about files.
+func FormatSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	default:
+		return fmt.Sprintf("%d bytes", n)
+	}
 }
 
 // DedupKey is the key that makes a replayed inbound message a no-op.

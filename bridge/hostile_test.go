@@ -217,3 +217,32 @@ func TestNamesAndUserTextCannotPassForTheBridge(t *testing.T) {
 		t.Errorf("file bytes %q", msgs[0].Attachments[0].Data)
 	}
 }
+
+// refusingAdapter is a platform that will not hand out any file (Telegram's getFile answering
+// "file is too big", a Discord attachment gone).
+type refusingAdapter struct{ *bridgetest.FakeAdapter }
+
+func (refusingAdapter) OpenAttachment(ctx context.Context, a bridge.Attachment) (io.ReadCloser, error) {
+	return nil, bridge.Permanent("the platform refused the download", nil)
+}
+
+// TestRefusedFileNoteNamesItsSize: a file the platform will not let the bot download becomes a
+// note that names the file and, when the platform declared it, its size.
+func TestRefusedFileNoteNamesItsSize(t *testing.T) {
+	h := newHarness(t, nil)
+	h.platform = refusingAdapter{h.adapter}
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 2005, "hello")
+	m := userMessage(2005, "the recording")
+	m.Attachments = []bridge.Attachment{
+		{Kind: bridge.KindVideo, Name: "call.mp4", MIME: "video/mp4", Size: 31 << 20, Ref: "v"},
+		{Kind: bridge.KindFile, Name: "notes.txt", MIME: "text/plain", Ref: "n"},
+	}
+	if err := h.adapter.Receive(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIncoming(ctx, conv.ID, "hello", "the recording\n\n"+
+		"📎 call.mp4 (31.0 MB) could not be bridged: the platform refused the download\n"+
+		"📎 notes.txt could not be bridged: the platform refused the download")
+}

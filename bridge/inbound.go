@@ -292,6 +292,10 @@ func (c *Core) openAttachments(ctx context.Context, m Inbound) (uploads []onecha
 		rc, err := opener.OpenAttachment(ctx, a)
 		var perm *PermanentError
 		if errors.As(err, &perm) {
+			// The size the platform declared tells the agent what the user tried to send.
+			if a.Size > 0 {
+				name += " (" + FormatSize(a.Size) + ")"
+			}
 			notes = append(notes, fmt.Sprintf("📎 %s could not be bridged: %s", name, perm.Reason))
 			continue
 		}

@@ -144,7 +144,7 @@ func (c converter) media(m *models.Message, in *bridge.Inbound) []string {
 	add := func(a bridge.Attachment) {
 		if c.maxDownload > 0 && a.Size > c.maxDownload {
 			in.Notes = append(in.Notes, fmt.Sprintf("📎 %s (%s) is larger than the %s a bot may download from Telegram; ask the user to send it another way",
-				a.Name, formatSize(a.Size), formatSize(c.maxDownload)))
+				a.Name, bridge.FormatSize(a.Size), bridge.FormatSize(c.maxDownload)))
 			return
 		}
 		in.Attachments = append(in.Attachments, a)
@@ -282,20 +282,6 @@ func chatName(c models.Chat) string {
 
 func mapLink(l models.Location) string {
 	return fmt.Sprintf("https://maps.google.com/?q=%.6f,%.6f", l.Latitude, l.Longitude)
-}
-
-// formatSize prints a byte count the way people read file sizes.
-func formatSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
-	default:
-		return fmt.Sprintf("%d bytes", n)
-	}
 }
 
 func orDefault(s, def string) string {

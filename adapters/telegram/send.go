@@ -112,7 +112,7 @@ func (a *Adapter) plan(m bridge.Outbound) ([]step, error) {
 	for _, f := range m.Attachments {
 		if f.Size > a.maxUpload {
 			return nil, bridge.Permanent(fmt.Sprintf("attachment %s (%s) is larger than the %s Telegram accepts from a bot",
-				f.Name, formatSize(f.Size), formatSize(a.maxUpload)), nil)
+				f.Name, bridge.FormatSize(f.Size), bridge.FormatSize(a.maxUpload)), nil)
 		}
 		if f.Open == nil {
 			return nil, bridge.Permanent(fmt.Sprintf("attachment %s cannot be read", f.Name), nil)
