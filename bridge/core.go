@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -157,6 +158,11 @@ type Core struct {
 	// toldMu guards told: when users over UserMaxPending were last told to slow down.
 	toldMu sync.Mutex
 	told   map[string]time.Time
+
+	// inboxID is the numeric id of the OneChat inbox the bridge's conversations are in, 0 until
+	// known. The Client API names the inbox only by its identifier, so the id is learned from
+	// the conversations the bridge opens and reads (learnInbox); adoption compares with it.
+	inboxID atomic.Int64
 }
 
 // New checks opts and builds a Core. Nothing runs until Run.

@@ -848,12 +848,14 @@ func TestCatchUpOverSeveralPagesKeepsOrder(t *testing.T) {
 
 // TestLostConversationCreateIsAdopted: OneChat opened the conversation but its answer was lost;
 // the retry adopts that conversation instead of opening a second, empty one an agent could
-// answer unheard.
+// answer unheard. (Another user writes first: the bridge learns its inbox from that
+// conversation, and adopts, with a verified session, only conversations of its inbox.)
 func TestLostConversationCreateIsAdopted(t *testing.T) {
 	h := newHarness(t, nil)
 	var lost atomic.Bool
+	var creates atomic.Int64
 	h.interceptPosts("/conversations", func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool {
-		if !lost.CompareAndSwap(false, true) {
+		if creates.Add(1) != 2 || !lost.CompareAndSwap(false, true) {
 			return false
 		}
 		oneChat.ServeHTTP(httptest.NewRecorder(), r) // OneChat opens it...
@@ -862,6 +864,7 @@ func TestLostConversationCreateIsAdopted(t *testing.T) {
 	})
 	h.start()
 	ctx := ctxT(t)
+	firstUserWrites(ctx, h)
 
 	if err := h.adapter.Receive(ctx, userMessage(2013, "hello?")); err != nil {
 		t.Fatal(err)

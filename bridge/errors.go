@@ -14,6 +14,11 @@ var ErrNotFound = errors.New("not found")
 // and leave the job to its new holder.
 var ErrLeaseLost = errors.New("the message's lease passed to another worker")
 
+// ErrConversationTaken is returned by Store.SetConversation when the conversation is already
+// recorded as another customer's: a conversation never moves from one customer to another,
+// since that would send one user's replies to someone else.
+var ErrConversationTaken = errors.New("the conversation belongs to another customer")
+
 // PermanentError marks a failure that retrying cannot fix: the user blocked the bot, the
 // message is malformed, OneChat rejected it with 422. The queue marks the message failed with
 // Reason and moves on.

@@ -453,30 +453,44 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 	if err != nil && !isNew {
 		return cu, err
 	}
-	changed := isNew
+	// Only the columns this message changes are written (CustomerFields): an outbound worker
+	// marking the user unreachable or an adapter moving the chat meanwhile must not be undone
+	// by this read's older copy of them.
+	var fields CustomerFields
 	if isNew {
 		cu = Customer{User: m.User, Identifier: m.User.Identifier()}
 	}
 	if cu.Chat != m.Chat {
-		cu.Chat, changed = m.Chat, true
+		cu.Chat, fields = m.Chat, fields|CustomerChat
 	}
 	profileChanged := false
 	if m.DisplayName != "" && cu.DisplayName != m.DisplayName {
-		cu.DisplayName, changed, profileChanged = m.DisplayName, true, true
+		cu.DisplayName, fields, profileChanged = m.DisplayName, fields|CustomerProfile, true
 	}
 	if m.Username != "" && cu.Username != m.Username {
-		cu.Username, changed, profileChanged = m.Username, true, true
+		cu.Username, fields, profileChanged = m.Username, fields|CustomerProfile, true
 	}
 	wasUnreachable := cu.UnreachableReason != ""
 	if wasUnreachable {
 		// The user wrote to us, so they can be reached again.
-		cu.UnreachableReason, changed = "", true
+		cu.UnreachableReason, fields = "", fields|CustomerReachability
+	}
+	switch {
+	case isNew:
+		// The session id is stored with the new row, before the contact is created with it.
+		cu.SourceID = newSourceID()
+		if cu, err = c.store.SaveCustomer(ctx, cu, fields); err != nil {
+			return cu, err
+		}
+	case fields != 0:
+		if cu, err = c.store.UpdateCustomer(ctx, cu, fields); err != nil {
+			return cu, err
+		}
 	}
 	if cu.SourceID == "" {
-		cu.SourceID, cu.PubsubToken, changed = newSourceID(), "", true
-	}
-	if changed {
-		if cu, err = c.store.SaveCustomer(ctx, cu); err != nil {
+		// A session forgotten (or never made): store a new id before creating the contact
+		// with it, unless another writer stored one first, which is then the one to use.
+		if cu, _, err = c.store.SetContactSession(ctx, cu.ID, "", Customer{SourceID: newSourceID()}); err != nil {
 			return cu, err
 		}
 	}
@@ -514,13 +528,19 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
 	if err != nil {
 		return cu, fmt.Errorf("create contact: %w", err)
 	}
+	session := Customer{SourceID: cu.SourceID, PubsubToken: contact.PubsubToken, ContactID: contact.ID}
 	if contact.SourceID != "" {
-		cu.SourceID = contact.SourceID
+		session.SourceID = contact.SourceID
 	}
-	cu.PubsubToken, cu.ContactID = contact.PubsubToken, contact.ID
 	c.blocks.setContact(contact.ID, contact.Blocked, time.Now())
-	if cu, err = c.store.SaveCustomer(ctx, cu); err != nil {
+	cu, ok, err := c.store.SetContactSession(ctx, cu.ID, cu.SourceID, session)
+	if err != nil {
 		return cu, err
+	}
+	if !ok {
+		// Another writer replaced the session id this contact was created with; the next
+		// attempt starts from the session stored now.
+		return cu, errors.New("create contact: the contact session changed meanwhile")
 	}
 	c.rememberContactAttrs(cu.ID, m.ContactAttributes)
 	c.subscribeCustomer(ctx, cu)
@@ -547,8 +567,8 @@ func (c *Core) forgetContact(ctx context.Context, cu Customer) error {
 			return err
 		}
 	}
-	cu.SourceID, cu.PubsubToken, cu.ContactID = "", "", 0
-	_, err := c.store.SaveCustomer(ctx, cu)
+	// Only the session that is gone is forgotten: one created since stays.
+	_, _, err := c.store.SetContactSession(ctx, cu.ID, cu.SourceID, Customer{})
 	return err
 }
 
@@ -559,6 +579,9 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 	case cu.ConversationStatus == "resolved" && c.opts.OnResolved == NewConversation:
 		// The status may be stale if a reopen event was missed: ask before starting anew.
 		conv, err := c.oc.GetConversation(ctx, cu.SourceID, cu.ConversationID)
+		if err == nil {
+			c.learnInbox(conv)
+		}
 		if err == nil && conv.Contact != nil {
 			// A contact agents blocked gets every new conversation already resolved: opening
 			// one per message would flood the inbox.
@@ -599,22 +622,35 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 		if conv, err := c.unrecordedConversation(ctx, cu); err != nil {
 			return cu, err
 		} else if conv != nil {
-			if err := c.store.SetConversation(ctx, cu.ID, conv.ID, conv.Status); err != nil {
+			err := c.store.SetConversation(ctx, cu.ID, conv.ID, conv.Status)
+			switch {
+			case errors.Is(err, ErrConversationTaken):
+				// Recorded for another customer since it was listed: it is theirs, and this
+				// user gets a conversation of their own.
+				c.log.Warn("not adopting a conversation another customer owns; opening a new one",
+					zap.Int64("conversation_id", conv.ID), zap.Int64("contact_id", cu.ContactID))
+			case err != nil:
 				return cu, err
+			default:
+				c.log.Info("adopted a conversation an interrupted attempt had opened", zap.Int64("conversation_id", conv.ID))
+				cu.ConversationID, cu.ConversationStatus = conv.ID, conv.Status
+				// Agents may have answered while the bridge did not know the conversation was
+				// its own (their events were passed over): read it.
+				c.scheduleCatchup(cu.PubsubToken, conv.ID)
+				return cu, nil
 			}
-			c.log.Info("adopted a conversation an interrupted attempt had opened", zap.Int64("conversation_id", conv.ID))
-			cu.ConversationID, cu.ConversationStatus = conv.ID, conv.Status
-			// Agents may have answered while the bridge did not know the conversation was its
-			// own (their events were passed over): read it.
-			c.scheduleCatchup(cu.PubsubToken, conv.ID)
-			return cu, nil
 		}
 	}
 	conv, err := c.oc.CreateConversation(ctx, cu.SourceID)
 	if err != nil {
 		return cu, fmt.Errorf("create conversation: %w", err)
 	}
+	c.learnInbox(conv)
 	if err := c.store.SetConversation(ctx, cu.ID, conv.ID, conv.Status); err != nil {
+		if errors.Is(err, ErrConversationTaken) {
+			c.log.Error("OneChat answered a new conversation with one another customer owns; the message waits",
+				zap.Int64("conversation_id", conv.ID), zap.Int64("contact_id", cu.ContactID))
+		}
 		return cu, err
 	}
 	if conv.ID != cu.ConversationID {
@@ -640,27 +676,54 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 }
 
 // unrecordedConversation returns the newest conversation of the contact session that is not
-// resolved and that the bridge never recorded, or nil.
+// resolved, that the bridge never recorded (for any customer), and that is in the bridge's
+// inbox, or nil. A verified session lists every conversation of its contact, those of the
+// account's other inboxes too (where anyone may have claimed the contact's identifier, e.g. in a
+// website widget without identity validation), so a conversation of another inbox is never
+// adopted; while the bridge does not know its inbox's id (learnInbox), a verified session adopts
+// nothing and the retry opens a new conversation.
 func (c *Core) unrecordedConversation(ctx context.Context, cu Customer) (*onechat.Conversation, error) {
 	convs, err := c.oc.ListConversations(ctx, cu.SourceID)
 	if err != nil {
 		return nil, fmt.Errorf("list conversations: %w", err)
 	}
-	var newest *onechat.Conversation
+	inbox := c.inboxID.Load()
+	var candidates []*onechat.Conversation
 	for i := range convs {
 		cv := &convs[i]
-		if cv.Status == "resolved" || (newest != nil && cv.ID < newest.ID) {
+		owner, err := c.store.CustomerByConversation(ctx, cv.ID)
+		if err == nil {
+			if owner.ID == cu.ID && inbox == 0 {
+				inbox = cv.InboxID // the customer's own earlier conversation names the inbox
+			}
+			continue // known: resolved or gone by the bridge's account, or someone else's
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		if cv.Status != "resolved" {
+			candidates = append(candidates, cv)
+		}
+	}
+	var newest *onechat.Conversation
+	for _, cv := range candidates {
+		if (inbox != 0 && cv.InboxID != inbox) || (inbox == 0 && c.oc.VerifiesIdentity()) {
+			c.log.Warn("not adopting a conversation that may be in another inbox",
+				zap.Int64("conversation_id", cv.ID), zap.Int64("inbox_id", cv.InboxID), zap.Int64("known_inbox_id", inbox))
 			continue
 		}
-		if _, err := c.store.CustomerByConversation(ctx, cv.ID); !errors.Is(err, ErrNotFound) {
-			if err != nil {
-				return nil, err
-			}
-			continue // known: resolved or gone by the bridge's account
+		if newest == nil || cv.ID > newest.ID {
+			newest = cv
 		}
-		newest = cv
 	}
 	return newest, nil
+}
+
+// learnInbox remembers the inbox of a conversation the bridge opened or owns.
+func (c *Core) learnInbox(conv *onechat.Conversation) {
+	if conv != nil && conv.InboxID != 0 {
+		c.inboxID.Store(conv.InboxID)
+	}
 }
 
 // classifyOneChat maps a OneChat failure onto the queue's classes, once: a 429 is a rate limit

@@ -241,9 +241,13 @@ func (c *Core) refreshContact(ctx context.Context, cu Customer) error {
 		return nil
 	}
 	old := cu.PubsubToken
-	cu.PubsubToken = contact.PubsubToken
-	if _, err := c.store.SaveCustomer(ctx, cu); err != nil {
+	cu, ok, err := c.store.SetContactSession(ctx, cu.ID, cu.SourceID,
+		Customer{SourceID: cu.SourceID, PubsubToken: contact.PubsubToken, ContactID: cu.ContactID})
+	if err != nil {
 		return err
+	}
+	if !ok {
+		return nil // the session was replaced meanwhile, and its writer subscribed it
 	}
 	c.cable.Unsubscribe(old)
 	c.subscribeCustomer(ctx, cu)
@@ -270,6 +274,9 @@ func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) e
 		// A status change the cable missed (an agent resolved while it was down) matters for
 		// the resolved-conversation policy, so the status is read again too.
 		conv, err := c.oc.GetConversation(ctx, cu.SourceID, cu.ConversationID)
+		if err == nil {
+			c.learnInbox(conv)
+		}
 		switch {
 		case err == nil && conv.Status != "" && conv.Status != cu.ConversationStatus:
 			if err := c.store.SetConversationStatus(ctx, cu.ConversationID, conv.Status); err != nil {
@@ -526,8 +533,9 @@ func (c *Core) markUnreachable(ctx context.Context, j *Job, reason string) {
 	}
 	wasReachable := cu.UnreachableReason == ""
 	cu.UnreachableReason = reason
-	if _, err := c.store.SaveCustomer(ctx, cu); err != nil {
+	if cu, err = c.store.UpdateCustomer(ctx, cu, CustomerReachability); err != nil {
 		c.log.Warn("record unreachable user", zap.Error(err))
+		return
 	}
 	if wasReachable {
 		c.setReachability(ctx, cu, reason)
@@ -781,12 +789,8 @@ func (c *Core) MoveChat(ctx context.Context, u UserRef, chat ChatRef) error {
 	if chat.Platform != u.Platform {
 		return fmt.Errorf("move chat: %s user cannot move to a %s chat", u.Platform, chat.Platform)
 	}
-	cu, err := c.store.Customer(ctx, u)
-	if err != nil {
-		return fmt.Errorf("move chat: %w", err)
-	}
-	cu.Chat = chat
-	if _, err := c.store.SaveCustomer(ctx, cu); err != nil {
+	// Only the chat is written, so a contact session or reachability stored meanwhile stays.
+	if _, err := c.store.UpdateCustomer(ctx, Customer{User: u, Chat: chat}, CustomerChat); err != nil {
 		return fmt.Errorf("move chat: %w", err)
 	}
 	c.log.Info("user's chat moved", zap.String("platform", string(u.Platform)), zap.String("chat", chat.ID))

@@ -33,6 +33,22 @@ type Customer struct {
 	UnreachableReason string
 }
 
+// CustomerFields names columns of a customer that a writer changes (UpdateCustomer), so each
+// writer changes only its own: marking a user unreachable must not undo the chat an adapter
+// just moved, nor a contact session the inbound worker just created. The contact session and
+// the conversation have writers of their own (SetContactSession, SetConversation).
+type CustomerFields uint8
+
+// The customer columns writers change.
+const (
+	// CustomerChat is Chat.
+	CustomerChat CustomerFields = 1 << iota
+	// CustomerProfile is Identifier, DisplayName and Username.
+	CustomerProfile
+	// CustomerReachability is UnreachableReason.
+	CustomerReachability
+)
+
 // Direction is the direction of a queued message.
 type Direction string
 
@@ -128,10 +144,19 @@ type Store interface {
 	CustomerByConversation(ctx context.Context, conversationID int64) (Customer, error)
 	// CustomerByPubsubToken returns the customer with this cable token, or ErrNotFound.
 	CustomerByPubsubToken(ctx context.Context, token string) (Customer, error)
-	// SaveCustomer inserts or updates the customer keyed by c.User and returns it with ID set.
-	// It updates Chat, Identifier, SourceID, PubsubToken, ContactID, DisplayName, Username and
-	// UnreachableReason; the conversation fields are changed only by SetConversation.
-	SaveCustomer(ctx context.Context, c Customer) (Customer, error)
+	// SaveCustomer inserts the customer keyed by c.User with every column c carries (the
+	// conversation fields aside) when there is none; when there is one, it changes only the
+	// columns named by fields, as UpdateCustomer does. It returns the customer as stored.
+	SaveCustomer(ctx context.Context, c Customer, fields CustomerFields) (Customer, error)
+	// UpdateCustomer changes only the columns named by fields of the customer keyed by c.User,
+	// so that writers of other columns (a new contact session, a moved chat) are never undone,
+	// and returns the customer as stored; ErrNotFound when there is none.
+	UpdateCustomer(ctx context.Context, c Customer, fields CustomerFields) (Customer, error)
+	// SetContactSession replaces the contact session (SourceID, PubsubToken, ContactID) of the
+	// customer with this id by c's, but only while the stored SourceID is still was: a writer
+	// that read an older session cannot undo a newer one. It returns the customer as stored
+	// and whether it changed it; ErrNotFound when there is no such customer.
+	SetContactSession(ctx context.Context, id int64, was string, c Customer) (Customer, bool, error)
 	// Customers returns every customer that has a contact session (SourceID set).
 	Customers(ctx context.Context) ([]Customer, error)
 	// ActiveCustomers returns the customers with a cable token that were not idle at since;
@@ -141,7 +166,9 @@ type Store interface {
 	ActiveCustomers(ctx context.Context, since time.Time) ([]Customer, error)
 	IdleCustomers(ctx context.Context, before time.Time) ([]Customer, error)
 	// SetConversation makes conversationID the customer's current conversation with the given
-	// status, remembering that the conversation belongs to the customer.
+	// status, remembering that the conversation belongs to the customer. It returns
+	// ErrConversationTaken, changing nothing, when the conversation belongs to another
+	// customer, and ErrNotFound when the customer does not exist.
 	SetConversation(ctx context.Context, customerID, conversationID int64, status string) error
 	// SetConversationStatus records a new status for a known conversation. It returns
 	// ErrNotFound when the bridge does not own the conversation.

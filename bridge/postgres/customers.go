@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -71,31 +72,26 @@ func (s *Store) CustomerByPubsubToken(ctx context.Context, token string) (bridge
 	return c, nil
 }
 
-// SaveCustomer inserts or updates the customer keyed by c.User and returns it as stored, with
-// ID and the conversation fields (which only SetConversation changes) filled in. The chat is
-// stored by id only, so c.Chat must be on the user's platform.
-func (s *Store) SaveCustomer(ctx context.Context, c bridge.Customer) (bridge.Customer, error) {
-	if c.User.Platform == "" || c.User.ID == "" {
-		return bridge.Customer{}, fmt.Errorf("save customer: incomplete user %q", c.User.String())
+// SaveCustomer inserts the customer keyed by c.User with every column c carries (the
+// conversation fields aside, which only SetConversation changes) when there is none; when
+// there is one, it changes only the columns named by fields. It returns the customer as
+// stored, with ID and the conversation fields filled in. The chat is stored by id only, so
+// c.Chat must be on the user's platform.
+func (s *Store) SaveCustomer(ctx context.Context, c bridge.Customer, fields bridge.CustomerFields) (bridge.Customer, error) {
+	if err := checkCustomer(c); err != nil {
+		return bridge.Customer{}, fmt.Errorf("save customer: %w", err)
 	}
-	if c.Chat.Platform != "" && c.Chat.Platform != c.User.Platform {
-		return bridge.Customer{}, fmt.Errorf("save customer %s: chat %s is on another platform", c.User, c.Chat)
+	// ON CONFLICT DO UPDATE with no column of its own still locks and returns the row.
+	set := "updated_at = customers.updated_at"
+	if cols := customerSet(fields, "EXCLUDED."); cols != "" {
+		set = cols + ", updated_at = now()"
 	}
 	saved, err := scanCustomer(s.pool.QueryRow(ctx, `
 		WITH c AS (
 			INSERT INTO customers (platform, platform_user_id, chat_id, identifier, source_id,
 				pubsub_token, contact_id, display_name, username, unreachable_reason)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-			ON CONFLICT (platform, platform_user_id) DO UPDATE SET
-				chat_id = EXCLUDED.chat_id,
-				identifier = EXCLUDED.identifier,
-				source_id = EXCLUDED.source_id,
-				pubsub_token = EXCLUDED.pubsub_token,
-				contact_id = EXCLUDED.contact_id,
-				display_name = EXCLUDED.display_name,
-				username = EXCLUDED.username,
-				unreachable_reason = EXCLUDED.unreachable_reason,
-				updated_at = now()
+			ON CONFLICT (platform, platform_user_id) DO UPDATE SET `+set+`
 			RETURNING *
 		)
 		SELECT `+customerColumns+` FROM c LEFT JOIN conversations v ON v.id = c.conversation_id`,
@@ -105,6 +101,91 @@ func (s *Store) SaveCustomer(ctx context.Context, c bridge.Customer) (bridge.Cus
 		return bridge.Customer{}, fmt.Errorf("save customer %s: %w", c.User, err)
 	}
 	return saved, nil
+}
+
+// UpdateCustomer changes only the columns named by fields of the customer keyed by c.User and
+// returns the customer as stored, or bridge.ErrNotFound.
+func (s *Store) UpdateCustomer(ctx context.Context, c bridge.Customer, fields bridge.CustomerFields) (bridge.Customer, error) {
+	if err := checkCustomer(c); err != nil {
+		return bridge.Customer{}, fmt.Errorf("update customer: %w", err)
+	}
+	cols := customerSet(fields, "")
+	if cols == "" {
+		return s.Customer(ctx, c.User)
+	}
+	// Every column's value is a parameter, the unused ones included, so the statement has the
+	// same parameters whatever fields names.
+	saved, err := scanCustomer(s.pool.QueryRow(ctx, `
+		WITH c AS (
+			UPDATE customers SET `+cols+`, updated_at = now()
+			FROM (SELECT $3::text AS chat_id, $4::text AS identifier, $5::text AS display_name,
+				$6::text AS username, $7::text AS unreachable_reason) AS x
+			WHERE customers.platform = $1 AND customers.platform_user_id = $2
+			RETURNING customers.*
+		)
+		SELECT `+customerColumns+` FROM c LEFT JOIN conversations v ON v.id = c.conversation_id`,
+		string(c.User.Platform), c.User.ID, c.Chat.ID, c.Identifier, c.DisplayName, c.Username,
+		c.UnreachableReason))
+	if err != nil {
+		return bridge.Customer{}, fmt.Errorf("update customer %s: %w", c.User, err)
+	}
+	return saved, nil
+}
+
+// checkCustomer refuses a customer without a user, or with a chat on another platform.
+func checkCustomer(c bridge.Customer) error {
+	if c.User.Platform == "" || c.User.ID == "" {
+		return fmt.Errorf("incomplete user %q", c.User.String())
+	}
+	if c.Chat.Platform != "" && c.Chat.Platform != c.User.Platform {
+		return fmt.Errorf("%s: chat %s is on another platform", c.User, c.Chat)
+	}
+	return nil
+}
+
+// customerSet is the SET list of the columns fields names, their new values read from the
+// relation named by from ("EXCLUDED." or "" for UpdateCustomer's x.).
+func customerSet(fields bridge.CustomerFields, from string) string {
+	if from == "" {
+		from = "x."
+	}
+	var cols []string
+	if fields&bridge.CustomerChat != 0 {
+		cols = append(cols, "chat_id = "+from+"chat_id")
+	}
+	if fields&bridge.CustomerProfile != 0 {
+		cols = append(cols, "identifier = "+from+"identifier", "display_name = "+from+"display_name",
+			"username = "+from+"username")
+	}
+	if fields&bridge.CustomerReachability != 0 {
+		cols = append(cols, "unreachable_reason = "+from+"unreachable_reason")
+	}
+	return strings.Join(cols, ", ")
+}
+
+// SetContactSession replaces the customer's contact session (SourceID, PubsubToken,
+// ContactID) by c's while the stored source_id is still was, and returns the customer as
+// stored and whether it changed it, or bridge.ErrNotFound.
+func (s *Store) SetContactSession(ctx context.Context, id int64, was string, c bridge.Customer) (bridge.Customer, bool, error) {
+	// The read follows the update in its transaction, so it returns the session as it is now:
+	// the new one, or the one that made the update refuse.
+	var changed bool
+	var saved bridge.Customer
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE customers SET source_id = $3, pubsub_token = $4, contact_id = $5, updated_at = now()
+			WHERE id = $1 AND source_id = $2`, id, was, c.SourceID, c.PubsubToken, c.ContactID)
+		if err != nil {
+			return err
+		}
+		changed = tag.RowsAffected() == 1
+		saved, err = scanCustomer(tx.QueryRow(ctx, selectCustomer+` WHERE c.id = $1`, id))
+		return err
+	})
+	if err != nil {
+		return bridge.Customer{}, false, fmt.Errorf("set contact session of customer %d: %w", id, err)
+	}
+	return saved, changed, nil
 }
 
 // Customers returns every customer that has a contact session (SourceID set), in id order.
@@ -141,21 +222,30 @@ func (s *Store) SetConversation(ctx context.Context, customerID, conversationID 
 	// Locking the customer first proves it exists and orders concurrent switches; the
 	// customer's foreign key to the conversation is checked at the end of the statement, when
 	// the conversation row exists.
-	var id int64
+	// A conversation recorded for another customer is left alone (the upsert's WHERE), and
+	// then nothing is written: a conversation never changes hands.
+	var known, set bool
 	err := s.pool.QueryRow(ctx, `
 		WITH cu AS (
 			SELECT id FROM customers WHERE id = $1 FOR UPDATE
 		), conv AS (
 			INSERT INTO conversations (id, customer_id, status) SELECT $2, id, $3 FROM cu
-			ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id,
-				status = EXCLUDED.status, updated_at = now()
+			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()
+				WHERE conversations.customer_id = EXCLUDED.customer_id
+			RETURNING id
+		), upd AS (
+			UPDATE customers SET conversation_id = (SELECT id FROM conv), updated_at = now()
+			WHERE id = (SELECT id FROM cu) AND EXISTS (SELECT FROM conv)
 			RETURNING id
 		)
-		UPDATE customers SET conversation_id = (SELECT id FROM conv), updated_at = now()
-		WHERE id = (SELECT id FROM cu)
-		RETURNING id`, customerID, conversationID, status).Scan(&id)
-	if err != nil {
-		return fmt.Errorf("set conversation %d of customer %d: %w", conversationID, customerID, notFound(err))
+		SELECT EXISTS (SELECT FROM cu), EXISTS (SELECT FROM upd)`, customerID, conversationID, status).Scan(&known, &set)
+	switch {
+	case err != nil:
+		return fmt.Errorf("set conversation %d of customer %d: %w", conversationID, customerID, err)
+	case !known:
+		return fmt.Errorf("set conversation %d of customer %d: %w", conversationID, customerID, bridge.ErrNotFound)
+	case !set:
+		return fmt.Errorf("set conversation %d of customer %d: %w", conversationID, customerID, bridge.ErrConversationTaken)
 	}
 	return nil
 }

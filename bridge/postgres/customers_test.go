@@ -30,7 +30,7 @@ func TestSaveAndLoadCustomer(t *testing.T) {
 	}
 
 	c := newCustomer("1")
-	saved, err := s.SaveCustomer(ctx, c)
+	saved, err := s.SaveCustomer(ctx, c, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +63,12 @@ func TestSaveAndLoadCustomer(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.SourceID, c.PubsubToken, c.ContactID = "src-1", "tok-1", 501
+	if _, ok, err := s.SetContactSession(ctx, c.ID, "", c); err != nil || !ok {
+		t.Fatalf("SetContactSession = %t, %v", ok, err)
+	}
 	c.DisplayName, c.UnreachableReason = "Renamed", "blocked the bot"
 	c.ConversationID, c.ConversationStatus = 999, "resolved" // ignored by SaveCustomer
-	saved, err = s.SaveCustomer(ctx, c)
+	saved, err = s.SaveCustomer(ctx, c, bridge.CustomerProfile|bridge.CustomerReachability)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +90,7 @@ func TestSaveAndLoadCustomer(t *testing.T) {
 		}
 	}
 
-	other, err := s.SaveCustomer(ctx, newCustomer("2"))
+	other, err := s.SaveCustomer(ctx, newCustomer("2"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,10 +111,10 @@ func TestSaveCustomerRejectsBadInput(t *testing.T) {
 	s := pgtest.NewStore(t)
 	c := newCustomer("1")
 	c.Chat.Platform = bridge.Platform("discord")
-	if _, err := s.SaveCustomer(t.Context(), c); err == nil {
+	if _, err := s.SaveCustomer(t.Context(), c, 0); err == nil {
 		t.Error("SaveCustomer accepted a chat on another platform")
 	}
-	if _, err := s.SaveCustomer(t.Context(), bridge.Customer{}); err == nil {
+	if _, err := s.SaveCustomer(t.Context(), bridge.Customer{}, 0); err == nil {
 		t.Error("SaveCustomer accepted a customer without a user")
 	}
 }
@@ -120,7 +123,7 @@ func TestConversations(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
-	c, err := s.SaveCustomer(ctx, newCustomer("1"))
+	c, err := s.SaveCustomer(ctx, newCustomer("1"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +199,7 @@ func TestRepeatedStatusKeepsIdleClock(t *testing.T) {
 	s := pgtest.NewStore(t)
 	nc := newCustomer("1")
 	nc.SourceID, nc.PubsubToken = "source-1", "token-1"
-	c, err := s.SaveCustomer(ctx, nc)
+	c, err := s.SaveCustomer(ctx, nc, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,5 +227,144 @@ func TestRepeatedStatusKeepsIdleClock(t *testing.T) {
 	}
 	if got, err := s.CustomerByPubsubToken(ctx, c.PubsubToken); err != nil || got.ID != c.ID {
 		t.Fatalf("CustomerByPubsubToken = %+v, %v", got, err)
+	}
+}
+
+// TestConversationNeverChangesHands: recording a conversation another customer owns is
+// refused and changes nothing, neither the conversation nor the customer's current one.
+func TestConversationNeverChangesHands(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	a, err := s.SaveCustomer(ctx, newCustomer("1"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.SaveCustomer(ctx, newCustomer("2"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetConversation(ctx, a.ID, 10, "open"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetConversation(ctx, b.ID, 20, "pending"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetConversation(ctx, b.ID, 10, "resolved"); !errors.Is(err, bridge.ErrConversationTaken) {
+		t.Fatalf("recording a's conversation for b: err = %v, want ErrConversationTaken", err)
+	}
+	if got, err := s.CustomerByConversation(ctx, 10); err != nil || got.ID != a.ID || got.ConversationStatus != "open" {
+		t.Errorf("conversation 10 after the refusal: customer %d status %q (%v), want %d open", got.ID, got.ConversationStatus, err, a.ID)
+	}
+	if got, _ := s.Customer(ctx, b.User); got.ConversationID != 20 || got.ConversationStatus != "pending" {
+		t.Errorf("b's current conversation after the refusal = %d %q, want 20 pending", got.ConversationID, got.ConversationStatus)
+	}
+	// The owner may record it again (a reopen).
+	if err := s.SetConversation(ctx, a.ID, 10, "resolved"); err != nil {
+		t.Errorf("the owner recording its own conversation: %v", err)
+	}
+}
+
+// TestConversationRecordedAtOnceHasOneOwner: two customers recording one new conversation at
+// the same time: exactly one gets it, the other is refused.
+func TestConversationRecordedAtOnceHasOneOwner(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	var ids []int64
+	for _, u := range []string{"1", "2", "3", "4"} {
+		c, err := s.SaveCustomer(ctx, newCustomer(u), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	for conv := int64(100); conv < 120; conv++ {
+		errs := make(chan error, len(ids))
+		for _, id := range ids {
+			go func() { errs <- s.SetConversation(ctx, id, conv, "open") }()
+		}
+		won := 0
+		for range ids {
+			switch err := <-errs; {
+			case err == nil:
+				won++
+			case !errors.Is(err, bridge.ErrConversationTaken):
+				t.Fatal(err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("conversation %d: %d customers recorded it, want 1", conv, won)
+		}
+		owner, err := s.CustomerByConversation(ctx, conv)
+		if err != nil || owner.ConversationID != conv {
+			t.Fatalf("conversation %d: owner %+v (%v) does not have it as current", conv, owner, err)
+		}
+	}
+}
+
+// TestCustomerWritersChangeOnlyTheirColumns: a writer holding an older copy of the customer
+// (read before another writer committed) writes only its own columns, so the contact session,
+// chat and reachability another writer stored meanwhile stay.
+func TestCustomerWritersChangeOnlyTheirColumns(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	c := newCustomer("1")
+	c.SourceID = "src-old"
+	stale, err := s.SaveCustomer(ctx, c, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Meanwhile: a new contact session, a marked reachability.
+	fresh, ok, err := s.SetContactSession(ctx, stale.ID, "src-old", bridge.Customer{SourceID: "src-new", PubsubToken: "tok-new", ContactID: 7})
+	if err != nil || !ok {
+		t.Fatalf("SetContactSession = %t, %v", ok, err)
+	}
+	if fresh.SourceID != "src-new" || fresh.PubsubToken != "tok-new" || fresh.ContactID != 7 {
+		t.Fatalf("SetContactSession returned %+v", fresh)
+	}
+	marked := stale
+	marked.UnreachableReason = "blocked"
+	if _, err := s.UpdateCustomer(ctx, marked, bridge.CustomerReachability); err != nil {
+		t.Fatal(err)
+	}
+
+	// The stale copy moves the chat and renames the user.
+	moved := stale
+	moved.Chat = bridge.ChatRef{Platform: moved.User.Platform, ID: "thread"}
+	moved.DisplayName = "Renamed"
+	got, err := s.UpdateCustomer(ctx, moved, bridge.CustomerChat|bridge.CustomerProfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fresh
+	want.Chat, want.DisplayName, want.UnreachableReason = moved.Chat, "Renamed", "blocked"
+	if got != want {
+		t.Errorf("after the stale writer: %+v\nwant %+v", got, want)
+	}
+	// An upsert of an existing user writes only its fields too.
+	again := stale
+	again.Username = "newname"
+	if got, err = s.SaveCustomer(ctx, again, bridge.CustomerProfile); err != nil {
+		t.Fatal(err)
+	}
+	want.Username, want.DisplayName = "newname", stale.DisplayName
+	if got != want {
+		t.Errorf("after the upsert: %+v\nwant %+v", got, want)
+	}
+
+	// A session change made from the old session is refused and returns the new one.
+	got, ok, err = s.SetContactSession(ctx, stale.ID, "src-old", bridge.Customer{})
+	if err != nil || ok || got.SourceID != "src-new" {
+		t.Errorf("forgetting the old session: %t %v, session now %q; want refused, src-new kept", ok, err, got.SourceID)
+	}
+
+	if _, err := s.UpdateCustomer(ctx, newCustomer("9"), bridge.CustomerChat); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("UpdateCustomer of an unknown user: %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.SetContactSession(ctx, stale.ID+100, "", bridge.Customer{}); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("SetContactSession of an unknown customer: %v, want ErrNotFound", err)
 	}
 }

@@ -245,7 +245,7 @@ func TestPartitionCustomersAndAnnouncements(t *testing.T) {
 		if i != 7 {
 			cu.PubsubToken = "tok" + uid // the last one has no contact yet
 		}
-		saved, err := a.SaveCustomer(ctx, cu)
+		saved, err := a.SaveCustomer(ctx, cu, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

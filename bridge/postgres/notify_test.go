@@ -172,7 +172,7 @@ func TestIdleAndActiveCustomers(t *testing.T) {
 		c, err := s.SaveCustomer(ctx, bridge.Customer{
 			User: bridge.UserRef{Platform: bridge.Platform("telegram"), ID: id}, Chat: bridge.ChatRef{Platform: bridge.Platform("telegram"), ID: id},
 			Identifier: "telegram:" + id, SourceID: "src-" + id, PubsubToken: token,
-		})
+		}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -51,10 +51,10 @@ func TestStatsCountUnfinishedJobsAndUnreachableUsers(t *testing.T) {
 
 	cu := newCustomer("5")
 	cu.UnreachableReason = "bot was blocked by the user"
-	if _, err := s.SaveCustomer(t.Context(), cu); err != nil {
+	if _, err := s.SaveCustomer(t.Context(), cu, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SaveCustomer(t.Context(), newCustomer("6")); err != nil {
+	if _, err := s.SaveCustomer(t.Context(), newCustomer("6"), 0); err != nil {
 		t.Fatal(err)
 	}
 	st, err = s.Stats(t.Context())
