@@ -680,8 +680,8 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 // inbox, or nil. A verified session lists every conversation of its contact, those of the
 // account's other inboxes too (where anyone may have claimed the contact's identifier, e.g. in a
 // website widget without identity validation), so a conversation of another inbox is never
-// adopted; while the bridge does not know its inbox's id (learnInbox), a verified session adopts
-// nothing and the retry opens a new conversation.
+// adopted. The inbox's id is learned (learnInbox, inboxFromStore); while no conversation was
+// ever recorded, a verified session adopts nothing and the retry opens a new conversation.
 func (c *Core) unrecordedConversation(ctx context.Context, cu Customer) (*onechat.Conversation, error) {
 	convs, err := c.oc.ListConversations(ctx, cu.SourceID)
 	if err != nil {
@@ -705,6 +705,11 @@ func (c *Core) unrecordedConversation(ctx context.Context, cu Customer) (*onecha
 			candidates = append(candidates, cv)
 		}
 	}
+	if inbox == 0 && len(candidates) > 0 && c.oc.VerifiesIdentity() {
+		if inbox, err = c.inboxFromStore(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var newest *onechat.Conversation
 	for _, cv := range candidates {
 		if (inbox != 0 && cv.InboxID != inbox) || (inbox == 0 && c.oc.VerifiesIdentity()) {
@@ -717,6 +722,28 @@ func (c *Core) unrecordedConversation(ctx context.Context, cu Customer) (*onecha
 		}
 	}
 	return newest, nil
+}
+
+// inboxFromStore learns the inbox from the conversation of the newest customer that has one (a
+// process that has not opened or read a conversation yet), or returns 0 when there is none or
+// OneChat cannot show it.
+func (c *Core) inboxFromStore(ctx context.Context) (int64, error) {
+	cu, err := c.store.LatestCustomerWithConversation(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	conv, err := c.oc.GetConversation(ctx, cu.SourceID, cu.ConversationID)
+	if onechat.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the inbox of conversation %d: %w", cu.ConversationID, err)
+	}
+	c.learnInbox(conv)
+	return conv.InboxID, nil
 }
 
 // learnInbox remembers the inbox of a conversation the bridge opened or owns.

@@ -170,6 +170,9 @@ type Store interface {
 	// ErrConversationTaken, changing nothing, when the conversation belongs to another
 	// customer, and ErrNotFound when the customer does not exist.
 	SetConversation(ctx context.Context, customerID, conversationID int64, status string) error
+	// LatestCustomerWithConversation returns the most recently created customer that has a
+	// contact session and a current conversation, or ErrNotFound.
+	LatestCustomerWithConversation(ctx context.Context) (Customer, error)
 	// SetConversationStatus records a new status for a known conversation. It returns
 	// ErrNotFound when the bridge does not own the conversation.
 	SetConversationStatus(ctx context.Context, conversationID int64, status string) error

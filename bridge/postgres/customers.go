@@ -250,6 +250,18 @@ func (s *Store) SetConversation(ctx context.Context, customerID, conversationID 
 	return nil
 }
 
+// LatestCustomerWithConversation returns the most recently created customer that has a contact
+// session and a current conversation, or bridge.ErrNotFound.
+func (s *Store) LatestCustomerWithConversation(ctx context.Context) (bridge.Customer, error) {
+	// Newest first along the primary key: the scan stops at the first match.
+	c, err := scanCustomer(s.pool.QueryRow(ctx, selectCustomer+`
+		WHERE c.conversation_id IS NOT NULL AND c.source_id <> '' ORDER BY c.id DESC LIMIT 1`))
+	if err != nil {
+		return bridge.Customer{}, fmt.Errorf("latest customer with a conversation: %w", err)
+	}
+	return c, nil
+}
+
 // SetConversationStatus records a new status for a known conversation. It returns
 // bridge.ErrNotFound when the bridge does not own the conversation.
 func (s *Store) SetConversationStatus(ctx context.Context, conversationID int64, status string) error {

@@ -368,3 +368,34 @@ func TestCustomerWritersChangeOnlyTheirColumns(t *testing.T) {
 		t.Errorf("SetContactSession of an unknown customer: %v, want ErrNotFound", err)
 	}
 }
+
+func TestLatestCustomerWithConversation(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	if _, err := s.LatestCustomerWithConversation(ctx); !errors.Is(err, bridge.ErrNotFound) {
+		t.Fatalf("in an empty store: %v, want ErrNotFound", err)
+	}
+	var ids []int64
+	for _, u := range []string{"1", "2", "3"} {
+		c := newCustomer(u)
+		c.SourceID = "src-" + u
+		saved, err := s.SaveCustomer(ctx, c, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, saved.ID)
+	}
+	if _, err := s.SaveCustomer(ctx, newCustomer("4"), 0); err != nil { // no session
+		t.Fatal(err)
+	}
+	for i, id := range ids[:2] {
+		if err := s.SetConversation(ctx, id, int64(50+i), "open"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.LatestCustomerWithConversation(ctx)
+	if err != nil || got.ID != ids[1] || got.ConversationID != 51 {
+		t.Errorf("latest = customer %d conversation %d (%v), want %d with 51", got.ID, got.ConversationID, err, ids[1])
+	}
+}
