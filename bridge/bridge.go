@@ -79,6 +79,10 @@ type Inbound struct {
 	Notes []string `json:"notes,omitempty"`
 	// Choice is set when the user pressed a button of an interactive agent message.
 	Choice *Choice `json:"choice,omitempty"`
+	// Ticket is set when the user closes or reopens their ticket (a /close command, a "Close
+	// ticket" or "Reopen" button) instead of writing: the core resolves the conversation, or
+	// reopens it, and tells the agent in it. Text is ignored then.
+	Ticket TicketAction `json:"ticket,omitempty"`
 	// SentAt is when the platform says the message was sent.
 	SentAt time.Time `json:"sent_at"`
 }
@@ -154,11 +158,19 @@ const (
 	OpEdit = "edit"
 	// OpDelete deletes them.
 	OpDelete = "delete"
+	// OpClosed tells a TicketKeeper that the conversation was resolved, after every agent
+	// message queued before the resolve.
+	OpClosed = "closed"
+	// OpReopened tells a TicketKeeper that the conversation was reopened.
+	OpReopened = "reopened"
+	// OpNotice sends a short line of the bridge's own (Text) to the user: it is no OneChat
+	// message, so no link is recorded for it.
+	OpNotice = "notice"
 )
 
 // Outbound is one agent message on its way to a platform user.
 type Outbound struct {
-	// Op is OpSend, OpEdit or OpDelete.
+	// Op is OpSend, OpEdit, OpDelete, OpClosed, OpReopened or OpNotice.
 	Op string `json:"op,omitempty"`
 	// User is the platform user the message is for.
 	User UserRef `json:"user"`
@@ -182,6 +194,9 @@ type Outbound struct {
 	Items []Item `json:"items,omitempty"`
 	// Attachments are the agent's files; Open streams them from OneChat.
 	Attachments []Attachment `json:"attachments,omitempty"`
+	// ByUser is set on OpClosed and OpReopened when the user closed or reopened the ticket
+	// themselves.
+	ByUser bool `json:"by_user,omitempty"`
 	// Parts are the platform message ids an earlier Send of this message returned; the core
 	// sets them for Editor.Edit and Deleter.Delete, and for a Send that continues one that
 	// failed part-way (see Adapter.Send).
@@ -330,6 +345,74 @@ type Deleter interface {
 type Typer interface {
 	ShowTyping(ctx context.Context, chat ChatRef) error
 	TypingRefresh() time.Duration
+}
+
+// TicketAction is what a user does to their ticket (Inbound.Ticket).
+type TicketAction string
+
+// Ticket actions.
+const (
+	// TicketClose resolves the user's current conversation.
+	TicketClose TicketAction = "close"
+	// TicketReopen reopens the user's current conversation when it is resolved.
+	TicketReopen TicketAction = "reopen"
+)
+
+// ResolvedNotice says when a user is told that their ticket was closed (BRIDGE_RESOLVED_NOTICE).
+type ResolvedNotice string
+
+// Resolved-notice settings.
+const (
+	// NoticeAuto tells users in ticket threads, and users in direct messages only when they
+	// closed the ticket themselves (so their command is answered).
+	NoticeAuto ResolvedNotice = "auto"
+	// NoticeAlways tells every user.
+	NoticeAlways ResolvedNotice = "always"
+	// NoticeNever tells no one; a Discord thread still gets its closing line.
+	NoticeNever ResolvedNotice = "never"
+)
+
+// TicketEvent is a change of a user's ticket, the OneChat conversation the bridge keeps for them.
+type TicketEvent struct {
+	User UserRef
+	Chat ChatRef
+	// ConversationID is the OneChat conversation (display id).
+	ConversationID int64
+	// ByUser is true when the user closed or reopened the ticket themselves.
+	ByUser bool
+	// Surveyed is true when OneChat itself sent the user a CSAT survey or a template message
+	// for this resolve: the user then gets no notice of the bridge's own (never two).
+	Surveyed bool
+	// Notice is the operator's resolved-notice setting.
+	Notice ResolvedNotice
+}
+
+// ShowNotice says whether the user should get the short "closed" notice with a Reopen button,
+// given whether the chat is a ticket thread (true) or a direct conversation (false).
+func (e TicketEvent) ShowNotice(inThread bool) bool {
+	if e.Surveyed {
+		return false
+	}
+	switch e.Notice {
+	case NoticeAlways:
+		return true
+	case NoticeNever:
+		return false
+	default:
+		return inThread || e.ByUser
+	}
+}
+
+// TicketKeeper is implemented by adapters that show a ticket's lifecycle on the platform: a
+// closing line, an archived thread, a notice with a Reopen button. The core calls it from the
+// outbound worker, in the chat's order (after the agent's last reply), with the usual retries:
+// errors are classified like Send's. It is called on any instance.
+type TicketKeeper interface {
+	// TicketClosed is called once when the conversation was resolved (by an agent, an
+	// automation, or the user).
+	TicketClosed(ctx context.Context, e TicketEvent) error
+	// TicketReopened is called once when a resolved conversation was opened again.
+	TicketReopened(ctx context.Context, e TicketEvent) error
 }
 
 // HealthReporter is implemented by adapters that can say whether they are connected to their

@@ -45,6 +45,12 @@ type Options struct {
 
 	// OnResolved is the resolved-conversation policy; empty means NewConversation.
 	OnResolved ResolvedPolicy
+	// ResolvedNotice says when a user is told that their ticket was closed; empty means
+	// NoticeAuto (TicketEvent.ShowNotice).
+	ResolvedNotice ResolvedNotice
+	// CSATCommentWindow is how long after a user picked a CSAT rating their next text becomes
+	// the survey's comment instead of a message. Default 10 min; negative turns it off.
+	CSATCommentWindow time.Duration
 	// InboundWorkers and OutboundWorkers bound the parallelism per direction (across users;
 	// one user's messages are always sent one at a time, in order). Default 8 each.
 	InboundWorkers, OutboundWorkers int
@@ -141,6 +147,8 @@ type Core struct {
 	catchupMu      sync.Mutex
 	catchupPending map[string]map[int64]struct{} // pubsub token → conversations to catch up (0: the current one)
 	catchupBusy    map[string]struct{}           // pubsub tokens a catch-up worker is reading now
+	statusPending  map[int64]string              // conversation → status the cable announced, recorded after its catch-up
+	userTickets    userTickets                   // conversations whose status the user is changing now
 	refresh        map[string]struct{}           // pubsub tokens whose contact session must be read again
 	catchupWake    *signal
 
@@ -191,6 +199,14 @@ func New(opts Options) (*Core, error) {
 	if opts.OnResolved != NewConversation && opts.OnResolved != ReopenConversation {
 		return nil, fmt.Errorf("bridge: unknown resolved policy %q", opts.OnResolved)
 	}
+	switch opts.ResolvedNotice {
+	case "":
+		opts.ResolvedNotice = NoticeAuto
+	case NoticeAuto, NoticeAlways, NoticeNever:
+	default:
+		return nil, fmt.Errorf("bridge: unknown resolved notice setting %q", opts.ResolvedNotice)
+	}
+	setDefault(&opts.CSATCommentWindow, 10*time.Minute)
 	setDefault(&opts.InboundWorkers, 8)
 	setDefault(&opts.OutboundWorkers, 8)
 	setDefault(&opts.MaxOutboundAttempts, 12)
@@ -220,6 +236,7 @@ func New(opts Options) (*Core, error) {
 		wake:           [2]*signal{newSignal(), newSignal()},
 		catchupPending: make(map[string]map[int64]struct{}),
 		catchupBusy:    make(map[string]struct{}),
+		statusPending:  make(map[int64]string),
 		refresh:        make(map[string]struct{}),
 		catchupWake:    newSignal(),
 		typing:         make(chan typingReq, 64),

@@ -55,6 +55,13 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 				return nil, c.classifyOneChat(err)
 			}
 		}
+		if m.Ticket != "" {
+			links, err := c.ticketAction(ctx, cu, m, j)
+			return links, c.classifyOneChat(err)
+		}
+		if done, err := c.csatComment(ctx, cu, m, j); err != nil || done {
+			return nil, c.classifyOneChat(err)
+		}
 		if cu.ConversationID == 0 {
 			// A new user's first message (its conversation and the post) waits behind the
 			// users the bridge already serves, so a flood of new accounts cannot hold them back.
@@ -403,6 +410,9 @@ func (c *Core) submitChoice(ctx context.Context, cu Customer, m Inbound, queued 
 			// The survey expired (14 days by default): nothing to record any more.
 			c.log.Info("CSAT rating refused by OneChat", zap.Error(err))
 			return true, nil
+		}
+		if err == nil {
+			err = c.awaitCSATComment(ctx, cu, l.ConversationID, msg.ID, rating)
 		}
 		return err == nil, err
 	}

@@ -68,16 +68,15 @@ func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 			c.log.Warn("undecodable cable conversation", zap.String("event", ev.Name), zap.Error(err))
 			return
 		}
-		if conv.Status == "" {
+		if conv.Status == "" || conv.ID == 0 {
 			return
 		}
-		err = c.store.SetConversationStatus(ctx, conv.ID, conv.Status)
-		switch {
-		case err == nil:
-			c.log.Debug("recorded conversation status", zap.Int64("conversation_id", conv.ID), zap.String("status", conv.Status))
-		case !errors.Is(err, ErrNotFound):
-			c.log.Warn("record conversation status", zap.Int64("conversation_id", conv.ID), zap.Error(err))
-		}
+		// The status is recorded after the conversation's catch-up, so that what a resolve
+		// causes (TicketKeeper) is queued after the agent's last reply.
+		c.catchupMu.Lock()
+		c.statusPending[conv.ID] = conv.Status
+		c.catchupMu.Unlock()
+		c.scheduleCatchup(ev.Token, conv.ID)
 	}
 }
 
@@ -170,6 +169,9 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 	ctx = onechat.WithPriority(ctx, onechat.PriorityAgent)
 	cu, err := c.store.CustomerByPubsubToken(ctx, token)
 	if errors.Is(err, ErrNotFound) {
+		for id := range convs {
+			c.takeStatus(id)
+		}
 		return nil
 	}
 	if err != nil {
@@ -186,7 +188,8 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 	ids := slices.Sorted(maps.Keys(convs))
 	for _, id := range ids {
 		if id == cu.ConversationID && slices.Contains(ids, 0) {
-			continue // the current conversation is read below with its status
+			c.takeStatus(id) // the current conversation is read below with its status
+			continue
 		}
 		if id != 0 && id != cu.ConversationID {
 			// A past conversation of the customer's, or one an agent opened with the contact
@@ -194,6 +197,7 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 			owner, err := c.store.CustomerByConversation(ctx, id)
 			if errors.Is(err, ErrNotFound) || err == nil && owner.ID != cu.ID {
 				c.log.Debug("message for a conversation the bridge does not own", zap.Int64("conversation_id", id))
+				c.takeStatus(id)
 				continue
 			}
 			if err != nil {
@@ -202,6 +206,15 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 		}
 		if err := c.catchUp(ctx, cu, id); err != nil {
 			return err
+		}
+		if id == 0 {
+			continue
+		}
+		if status := c.takeStatus(id); status != "" {
+			if err := c.recordStatus(ctx, cu, id, status, false); err != nil {
+				c.putStatus(id, status)
+				return err
+			}
 		}
 	}
 	return nil
@@ -259,7 +272,7 @@ func (c *Core) refreshContact(ctx context.Context, cu Customer) error {
 // over REST back to its cursor and queues every agent message not queued yet, oldest first.
 // The message list only pages backwards, 20 at a time, so it pages until it reaches the cursor
 // or the first message.
-func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) error {
+func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) (rerr error) {
 	if cu.SourceID == "" {
 		return nil
 	}
@@ -272,16 +285,20 @@ func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) e
 		}
 		conversationID = cu.ConversationID
 		// A status change the cable missed (an agent resolved while it was down) matters for
-		// the resolved-conversation policy, so the status is read again too.
+		// the resolved-conversation policy and the ticket's lifecycle, so the status is read
+		// again too, and recorded after the messages are queued.
 		conv, err := c.oc.GetConversation(ctx, cu.SourceID, cu.ConversationID)
 		if err == nil {
 			c.learnInbox(conv)
 		}
 		switch {
 		case err == nil && conv.Status != "" && conv.Status != cu.ConversationStatus:
-			if err := c.store.SetConversationStatus(ctx, cu.ConversationID, conv.Status); err != nil {
-				return err
-			}
+			current := cu
+			defer func() {
+				if rerr == nil {
+					rerr = c.recordStatus(ctx, current, current.ConversationID, conv.Status, false)
+				}
+			}()
 		case err != nil && !onechat.IsNotFound(err):
 			return fmt.Errorf("catch up conversation %d: %w", cu.ConversationID, err)
 		}
@@ -448,6 +465,11 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 	switch m.Op {
 	case OpEdit, OpDelete:
 		return nil, c.changeSent(ctx, a, m)
+	case OpClosed, OpReopened:
+		return nil, c.ticketChanged(ctx, a, m)
+	case OpNotice:
+		_, err := a.Send(ctx, m)
+		return nil, err
 	}
 	if m.InReplyTo != 0 && m.ReplyTo == "" {
 		links, err := c.store.LinkByOneChat(ctx, m.InReplyTo)

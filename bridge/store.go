@@ -176,6 +176,12 @@ type Store interface {
 	// SetConversationStatus records a new status for a known conversation. It returns
 	// ErrNotFound when the bridge does not own the conversation.
 	SetConversationStatus(ctx context.Context, conversationID int64, status string) error
+	// ChangeConversationStatus records a new status for a known conversation like
+	// SetConversationStatus and, when the status changed, queues the jobs onChange returns for
+	// the previous status, in the same transaction: a status change and what it must cause are
+	// stored together or not at all. It returns the previous status, or "" when the status
+	// did not change; ErrNotFound when the bridge does not own the conversation.
+	ChangeConversationStatus(ctx context.Context, conversationID int64, status string, onChange func(previous string) []NewJob) (previous string, err error)
 
 	// EnqueueBatch stores the jobs of every batch in order (skipping those whose Dedup exists)
 	// and moves each batch's cursor forward (when its Name is not empty), all in one

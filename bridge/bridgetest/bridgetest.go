@@ -35,6 +35,7 @@ type FakeAdapter struct {
 	changes []bridge.Outbound // edits and deletes, in order
 	typing  []TypingCall
 	nextID  int
+	tickets []TicketCall
 }
 
 // Part is one platform message Send created: part Index of OneChat message MessageID.
@@ -236,4 +237,46 @@ func (f *FakeAdapter) wait(ctx context.Context, cond func() bool) error {
 func (f *FakeAdapter) notifyLocked() {
 	close(f.changed)
 	f.changed = make(chan struct{})
+}
+
+// TicketCall records a TicketClosed (Op bridge.OpClosed) or TicketReopened (bridge.OpReopened)
+// call.
+type TicketCall struct {
+	Op    string
+	Event bridge.TicketEvent
+}
+
+// TicketClosed implements bridge.TicketKeeper.
+func (f *FakeAdapter) TicketClosed(ctx context.Context, e bridge.TicketEvent) error {
+	return f.ticket(bridge.OpClosed, e)
+}
+
+// TicketReopened implements bridge.TicketKeeper.
+func (f *FakeAdapter) TicketReopened(ctx context.Context, e bridge.TicketEvent) error {
+	return f.ticket(bridge.OpReopened, e)
+}
+
+func (f *FakeAdapter) ticket(op string, e bridge.TicketEvent) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tickets = append(f.tickets, TicketCall{Op: op, Event: e})
+	f.notifyLocked()
+	return nil
+}
+
+// Tickets returns the TicketKeeper calls so far, in order.
+func (f *FakeAdapter) Tickets() []TicketCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]TicketCall(nil), f.tickets...)
+}
+
+// WaitTickets waits until at least n TicketKeeper calls were made and returns them all.
+func (f *FakeAdapter) WaitTickets(ctx context.Context, n int) ([]TicketCall, error) {
+	var out []TicketCall
+	err := f.wait(ctx, func() bool {
+		out = append([]TicketCall(nil), f.tickets...)
+		return len(out) >= n
+	})
+	return out, err
 }

@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -282,4 +284,65 @@ func (s *Store) SetConversationStatus(ctx context.Context, conversationID int64,
 		return fmt.Errorf("set status of conversation %d: %w", conversationID, bridge.ErrNotFound)
 	}
 	return nil
+}
+
+// ChangeConversationStatus records a new status for a known conversation and, when it changed,
+// queues the jobs onChange returns for the previous status, in one transaction (see
+// bridge.Store). The row is locked first, so of two concurrent changes to the same status only
+// one sees a change.
+func (s *Store) ChangeConversationStatus(ctx context.Context, conversationID int64, status string, onChange func(previous string) []bridge.NewJob) (string, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return "", fmt.Errorf("change status of conversation %d: %w", conversationID, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var previous string
+	err = tx.QueryRow(ctx, `SELECT status FROM conversations WHERE id = $1 FOR UPDATE`, conversationID).Scan(&previous)
+	if err != nil {
+		return "", fmt.Errorf("change status of conversation %d: %w", conversationID, notFound(err))
+	}
+	if previous == status {
+		return "", nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE conversations SET status = $2, updated_at = now() WHERE id = $1`, conversationID, status); err != nil {
+		return "", fmt.Errorf("change status of conversation %d: %w", conversationID, err)
+	}
+	var jobs []bridge.NewJob
+	if onChange != nil {
+		jobs = onChange(previous)
+	}
+	if len(jobs) > 0 {
+		dirs, keys, dedups, payloads, firsts := make([]string, 0, len(jobs)), make([]string, 0, len(jobs)), make([]string, 0, len(jobs)), make([]string, 0, len(jobs)), make([]bool, 0, len(jobs))
+		var lockIDs []int64
+		seen := map[[2]string]bool{}
+		for _, j := range jobs {
+			if err := validDirection(j.Direction); err != nil {
+				return "", fmt.Errorf("change status of conversation %d: %w", conversationID, err)
+			}
+			if j.Key == "" || j.Dedup == "" || !json.Valid(j.Payload) {
+				return "", fmt.Errorf("change status of conversation %d: job %q has an empty key or dedup or invalid payload", conversationID, j.Dedup)
+			}
+			k := [2]string{string(j.Direction), j.Key}
+			dirs, keys, dedups = append(dirs, k[0]), append(keys, k[1]), append(dedups, j.Dedup)
+			payloads, firsts = append(payloads, replaceNUL(j.Payload)), append(firsts, !seen[k])
+			seen[k] = true
+			lockIDs = append(lockIDs, keyLockID(j.Direction, j.Key))
+		}
+		slices.Sort(lockIDs)
+		lockIDs = slices.Compact(lockIDs)
+		b := &pgx.Batch{}
+		b.Queue(indexPlans)
+		b.Queue(lockKeys, lockIDs)
+		b.Queue(insertJobs, dirs, keys, dedups, payloads, firsts)
+		for _, d := range slices.Compact(slices.Sorted(slices.Values(dirs))) {
+			b.Queue(`SELECT pg_notify($1, $2)`, queueChannel, d)
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return "", fmt.Errorf("change status of conversation %d: queue %d jobs: %w", conversationID, len(jobs), err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return "", fmt.Errorf("change status of conversation %d: %w", conversationID, err)
+	}
+	return previous, nil
 }

@@ -1,0 +1,295 @@
+package bridge
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/onechat/onechat-bridge/onechat"
+)
+
+// Texts the core writes: lines for the agent in the conversation, and the one line it says to
+// users itself. They are kept here, together, so that a message catalogue can take them over.
+const (
+	// TextUserClosed is posted in the conversation when the user closed their ticket.
+	TextUserClosed = "🔒 The user closed the ticket."
+	// TextUserReopened is posted in the conversation when the user reopened their ticket.
+	TextUserReopened = "🔓 The user reopened the ticket."
+	// TextCSATThanks is said to a user whose comment on a CSAT rating was recorded.
+	TextCSATThanks = "Thank you for your feedback!"
+)
+
+// corePlatform is the namespace of the core's own values in the store's adapter values; no
+// adapter can have it (platform names have no leading underscore by convention, and the core
+// never hands this one to an adapter's Host).
+const corePlatform Platform = "_core"
+
+// csatCommentKey names the value that remembers a user's CSAT rating awaiting a comment.
+func csatCommentKey(u UserRef) string { return "csat_comment." + u.Identifier() }
+
+// userTickets remembers the conversations whose status the user is changing right now, so that
+// the cable's echo of that change, if it is recorded first, still says the user did it.
+type userTickets struct {
+	mu    sync.Mutex
+	convs map[int64]int
+}
+
+func (t *userTickets) add(id int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.convs == nil {
+		t.convs = make(map[int64]int)
+	}
+	t.convs[id]++
+}
+
+func (t *userTickets) done(id int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.convs[id]--; t.convs[id] <= 0 {
+		delete(t.convs, id)
+	}
+}
+
+func (t *userTickets) has(id int64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.convs[id] > 0
+}
+
+// takeStatus returns and forgets the status the cable announced for a conversation, "" if none.
+func (c *Core) takeStatus(id int64) string {
+	c.catchupMu.Lock()
+	defer c.catchupMu.Unlock()
+	s := c.statusPending[id]
+	delete(c.statusPending, id)
+	return s
+}
+
+// putStatus gives back a status that could not be recorded, unless a newer one arrived.
+func (c *Core) putStatus(id int64, status string) {
+	c.catchupMu.Lock()
+	defer c.catchupMu.Unlock()
+	if _, newer := c.statusPending[id]; !newer {
+		c.statusPending[id] = status
+	}
+}
+
+// ticketOp is the outbound operation a status change causes: OpClosed when a conversation is
+// resolved, OpReopened when a resolved one is opened again, "" otherwise.
+func ticketOp(previous, status string) string {
+	switch {
+	case status == "resolved" && previous != "resolved" && previous != conversationGone && previous != "":
+		return OpClosed
+	case previous == "resolved" && (status == "open" || status == "pending"):
+		return OpReopened
+	}
+	return ""
+}
+
+// recordStatus records a conversation's new status. For the customer's current conversation,
+// a resolve or a reopen also queues OpClosed or OpReopened in the chat's FIFO, in the same
+// transaction, so it reaches the adapter after every agent message queued before it and is
+// not lost to a crash.
+func (c *Core) recordStatus(ctx context.Context, cu Customer, conversationID int64, status string, byUser bool) error {
+	if conversationID != cu.ConversationID || cu.Chat.ID == "" {
+		err := c.store.SetConversationStatus(ctx, conversationID, status)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	byUser = byUser || c.userTickets.has(conversationID)
+	var op string
+	previous, err := c.store.ChangeConversationStatus(ctx, conversationID, status, func(previous string) []NewJob {
+		op = ticketOp(previous, status)
+		if op == "" {
+			return nil
+		}
+		payload, err := jsonMarshal(Outbound{Op: op, User: cu.User, Chat: cu.Chat, ConversationID: conversationID, ByUser: byUser})
+		if err != nil {
+			op = ""
+			return nil
+		}
+		return []NewJob{{Direction: Out, Key: cu.Chat.String(), Dedup: "ticket:" + strconv.FormatInt(conversationID, 10) + ":" + op + ":" + rand.Text(), Payload: payload}}
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if previous != "" {
+		c.log.Debug("recorded conversation status", zap.Int64("conversation_id", conversationID), zap.String("status", status),
+			zap.String("previous", previous), zap.String("ticket", op), zap.Bool("by_user", byUser))
+	}
+	if previous != "" && op != "" {
+		c.opts.Metrics.queued(Out, cu.Chat.Platform, 1)
+		c.wake[dirIndex(Out)].notify()
+	}
+	return nil
+}
+
+// ticketChanged hands a resolve or reopen to the adapter's TicketKeeper. Whether OneChat sent
+// a CSAT survey or a template message for a resolve is read from the conversation now, after
+// the messages queued before it (OneChat sends them with the resolve).
+func (c *Core) ticketChanged(ctx context.Context, a Adapter, m Outbound) error {
+	k, ok := a.(TicketKeeper)
+	if !ok {
+		return nil
+	}
+	ev := TicketEvent{User: m.User, Chat: m.Chat, ConversationID: m.ConversationID, ByUser: m.ByUser, Notice: c.opts.ResolvedNotice}
+	if m.Op == OpReopened {
+		return k.TicketReopened(ctx, ev)
+	}
+	cu, err := c.store.Customer(ctx, m.User)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err == nil && cu.SourceID != "" {
+		ev.Surveyed, err = c.surveyed(ctx, cu.SourceID, m.ConversationID)
+		if err != nil && !onechat.IsNotFound(err) {
+			return c.classifyOneChat(err)
+		}
+	}
+	return k.TicketClosed(ctx, ev)
+}
+
+// surveyed reports whether OneChat answered the conversation's resolve with a template message
+// of its own (a CSAT survey, or another template): the newest messages, activity lines aside,
+// are templates.
+func (c *Core) surveyed(ctx context.Context, sourceID string, conversationID int64) (bool, error) {
+	page, err := c.oc.ListMessages(ctx, sourceID, conversationID, 0)
+	if err != nil {
+		return false, err
+	}
+	slices.SortFunc(page, func(a, b onechat.Message) int { return cmp.Compare(b.ID, a.ID) })
+	for _, msg := range page {
+		switch {
+		case msg.Private || msg.MessageType == onechat.MessageActivity:
+			continue
+		case msg.MessageType == onechat.MessageTemplate:
+			return true, nil
+		default:
+			return false, nil
+		}
+	}
+	return false, nil
+}
+
+// ticketAction closes or reopens the user's current conversation at their request, and posts a
+// line in it so the agent sees who did it. A close resolves through the Client API
+// (toggle_status); a reopen is the line itself, since a contact's message reopens a resolved
+// conversation (the Client API has no other way). Pressing twice does nothing the second time.
+func (c *Core) ticketAction(ctx context.Context, cu Customer, m Inbound, j *Job) ([]MessageLink, error) {
+	log := c.log.With(zap.String("platform", string(m.User.Platform)), zap.String("ticket", string(m.Ticket)))
+	if cu.ConversationID == 0 || cu.ConversationStatus == conversationGone {
+		log.Info("user has no ticket to change")
+		return nil, nil
+	}
+	resolved := cu.ConversationStatus == "resolved"
+	var text, status string
+	switch m.Ticket {
+	case TicketClose:
+		if resolved && j.Attempts == 0 {
+			log.Debug("ticket already closed")
+			return nil, nil
+		}
+		text, status = TextUserClosed, "resolved"
+	case TicketReopen:
+		if !resolved && j.Attempts == 0 {
+			log.Debug("ticket already open")
+			return nil, nil
+		}
+		text, status = TextUserReopened, "open"
+	default:
+		return nil, Permanent(fmt.Sprintf("unknown ticket action %q", m.Ticket), nil)
+	}
+	c.userTickets.add(cu.ConversationID)
+	defer c.userTickets.done(cu.ConversationID)
+	var msg *onechat.Message
+	if j.Attempts > 0 {
+		var err error
+		if msg, err = c.alreadyPosted(ctx, cu, text, 0, j.CreatedAt); err != nil && !onechat.IsNotFound(err) {
+			return nil, err
+		}
+	}
+	if msg == nil {
+		var err error
+		msg, err = c.oc.CreateMessage(ctx, cu.SourceID, cu.ConversationID, onechat.MessageParams{Content: text, EchoID: j.Dedup})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if m.Ticket == TicketClose {
+		if _, err := c.oc.ResolveConversation(ctx, cu.SourceID, cu.ConversationID); err != nil {
+			if errors.Is(err, onechat.ErrUnsupported) {
+				return nil, Permanent("this OneChat cannot resolve conversations through the Client API (toggle_status)", err)
+			}
+			return nil, err
+		}
+	}
+	if err := c.recordStatus(ctx, cu, cu.ConversationID, status, true); err != nil {
+		return nil, err
+	}
+	log.Info("user changed their ticket", zap.Int64("conversation_id", cu.ConversationID))
+	return []MessageLink{{OneChatMessageID: msg.ID, ConversationID: cu.ConversationID, Chat: m.Chat, PlatformMessageID: m.MessageID, Direction: In}}, nil
+}
+
+// awaitCSATComment remembers that the user just rated a CSAT survey, so that their next text
+// within CSATCommentWindow becomes the rating's comment.
+func (c *Core) awaitCSATComment(ctx context.Context, cu Customer, conversationID, messageID int64, rating int) error {
+	if c.opts.CSATCommentWindow <= 0 {
+		return nil
+	}
+	v := fmt.Sprintf("%d %d %d %d", conversationID, messageID, rating, time.Now().Unix())
+	return c.store.SetValue(ctx, corePlatform, csatCommentKey(cu.User), v)
+}
+
+// csatComment makes the user's text the comment of the CSAT rating they gave within
+// CSATCommentWindow, and thanks them; done says the message needs nothing more. The comment
+// is not posted as a message: that would reopen the resolved conversation. A survey OneChat no
+// longer accepts (expired) lets the text go on as an ordinary message.
+func (c *Core) csatComment(ctx context.Context, cu Customer, m Inbound, j *Job) (done bool, err error) {
+	text := strings.TrimSpace(m.Text)
+	if c.opts.CSATCommentWindow <= 0 || text == "" || m.EditOf != "" || m.DeletedOf != "" || m.Choice != nil {
+		return false, nil
+	}
+	key := csatCommentKey(cu.User)
+	v, ok, err := c.store.Value(ctx, corePlatform, key)
+	if err != nil || !ok {
+		return false, err
+	}
+	var conv, msgID, at int64
+	var rating int
+	if _, err := fmt.Sscanf(v, "%d %d %d %d", &conv, &msgID, &rating, &at); err != nil || j.CreatedAt.Sub(time.Unix(at, 0)) > c.opts.CSATCommentWindow {
+		return false, c.store.DeleteValue(ctx, corePlatform, key)
+	}
+	_, err = c.oc.UpdateMessage(ctx, cu.SourceID, conv, msgID, onechat.SubmittedValues{CSAT: &onechat.CSATResponse{Rating: rating, FeedbackMessage: text}})
+	if onechat.IsValidation(err) || onechat.IsNotFound(err) {
+		c.log.Info("CSAT comment refused by OneChat; posting it as a message", zap.Error(err))
+		return false, c.store.DeleteValue(ctx, corePlatform, key)
+	}
+	if err != nil {
+		return false, err
+	}
+	payload, err := jsonMarshal(Outbound{Op: OpNotice, User: cu.User, Chat: cu.Chat, ConversationID: conv, Text: TextCSATThanks})
+	if err != nil {
+		return false, err
+	}
+	if _, err := c.enqueues.enqueue(ctx, JobBatch{Jobs: []NewJob{{Direction: Out, Key: cu.Chat.String(), Dedup: "csat-thanks:" + j.Dedup, Payload: payload}}}); err != nil {
+		return false, err
+	}
+	c.wake[dirIndex(Out)].notify()
+	c.log.Info("CSAT comment recorded", zap.Int64("conversation_id", conv), zap.Int64("message_id", msgID))
+	return true, c.store.DeleteValue(ctx, corePlatform, key)
+}
