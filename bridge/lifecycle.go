@@ -100,7 +100,16 @@ func ticketOp(previous, status string) string {
 // a resolve or a reopen also queues OpClosed or OpReopened in the chat's FIFO, in the same
 // transaction, so it reaches the adapter after every agent message queued before it and is
 // not lost to a crash.
-func (c *Core) recordStatus(ctx context.Context, cu Customer, conversationID int64, status string, byUser bool) error {
+func (c *Core) recordStatus(ctx context.Context, conversationID int64, status string, byUser bool) error {
+	// The customer is read afresh: a catch-up that began before the conversation became the
+	// customer's current one holds a stale copy.
+	cu, err := c.store.CustomerByConversation(ctx, conversationID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	if conversationID != cu.ConversationID || cu.Chat.ID == "" {
 		err := c.store.SetConversationStatus(ctx, conversationID, status)
 		if errors.Is(err, ErrNotFound) {
@@ -238,7 +247,7 @@ func (c *Core) ticketAction(ctx context.Context, cu Customer, m Inbound, j *Job)
 			return nil, err
 		}
 	}
-	if err := c.recordStatus(ctx, cu, cu.ConversationID, status, true); err != nil {
+	if err := c.recordStatus(ctx, cu.ConversationID, status, true); err != nil {
 		return nil, err
 	}
 	log.Info("user changed their ticket", zap.Int64("conversation_id", cu.ConversationID))

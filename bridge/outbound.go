@@ -188,8 +188,13 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 	ids := slices.Sorted(maps.Keys(convs))
 	for _, id := range ids {
 		if id == cu.ConversationID && slices.Contains(ids, 0) {
-			c.takeStatus(id) // the current conversation is read below with its status
-			continue
+			continue // the current conversation is read with its status (0)
+		}
+		if id == 0 {
+			// Its status is read over REST now: a status the cable announced before this
+			// read is older; one announced during it was scheduled with its conversation, and
+			// is recorded by the next catch-up.
+			c.takeStatus(cu.ConversationID)
 		}
 		if id != 0 && id != cu.ConversationID {
 			// A past conversation of the customer's, or one an agent opened with the contact
@@ -211,7 +216,7 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 			continue
 		}
 		if status := c.takeStatus(id); status != "" {
-			if err := c.recordStatus(ctx, cu, id, status, false); err != nil {
+			if err := c.recordStatus(ctx, id, status, false); err != nil {
 				c.putStatus(id, status)
 				return err
 			}
@@ -293,10 +298,10 @@ func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) (
 		}
 		switch {
 		case err == nil && conv.Status != "" && conv.Status != cu.ConversationStatus:
-			current := cu
+			id := cu.ConversationID
 			defer func() {
 				if rerr == nil {
-					rerr = c.recordStatus(ctx, current, current.ConversationID, conv.Status, false)
+					rerr = c.recordStatus(ctx, id, conv.Status, false)
 				}
 			}()
 		case err != nil && !onechat.IsNotFound(err):

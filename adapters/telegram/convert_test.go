@@ -300,6 +300,21 @@ func TestToInbound(t *testing.T) {
 			wantSkip: skipStart,
 		},
 		{
+			name:   "/close closes the user's ticket",
+			update: models.Update{ID: 1, Message: msg(func(m *models.Message) { m.Text = "/close@support_bot" })},
+			want:   with(func(in *bridge.Inbound) { in.Text, in.Ticket = "", bridge.TicketClose }),
+		},
+		{
+			name: "an edit to /close is only text",
+			update: models.Update{ID: 1, EditedMessage: msg(func(m *models.Message) {
+				m.Text, m.EditDate = "/close", 1_700_000_100
+			})},
+			want: with(func(in *bridge.Inbound) {
+				in.Text, in.EditOf, in.MessageID = "/close", "7", "7.edit.1700000100"
+				in.SentAt = time.Unix(1_700_000_100, 0).UTC()
+			}),
+		},
+		{
 			name:     "service message skipped",
 			update:   models.Update{ID: 1, Message: msg(func(m *models.Message) { m.Text = ""; m.NewChatTitle = "x" })},
 			wantSkip: skipEmpty,

@@ -91,6 +91,10 @@ func (c converter) message(m *models.Message, edited bool) (bridge.Inbound, skip
 	if !edited && isStart(m) {
 		return bridge.Inbound{}, skipStart
 	}
+	if !edited && isCommand(m, "/close") {
+		in.Ticket = bridge.TicketClose
+		return in, skipNone
+	}
 	var lines []string
 	if o := m.ForwardOrigin; o != nil {
 		lines = append(lines, "_Forwarded from "+escapeMarkdown(originName(o))+"_")
@@ -131,10 +135,14 @@ func (c converter) message(m *models.Message, edited bool) (bridge.Inbound, skip
 
 // isStart reports whether m is the /start command (alone or with a deep-link payload), which
 // Telegram clients send when a user opens the bot for the first time.
-func isStart(m *models.Message) bool {
+func isStart(m *models.Message) bool { return isCommand(m, "/start") }
+
+// isCommand reports whether m is the bot command name, alone, with arguments, or addressed to
+// the bot ("/close@name_bot").
+func isCommand(m *models.Message, name string) bool {
 	cmd, _, _ := strings.Cut(m.Text, " ")
 	cmd, _, _ = strings.Cut(cmd, "@")
-	return cmd == "/start"
+	return cmd == name
 }
 
 // media adds the message's files to in (or a note when one cannot be downloaded) and returns
@@ -310,8 +318,26 @@ func callbackToInbound(q *models.CallbackQuery) (bridge.Inbound, skipReason) {
 	if chat.Type != models.ChatTypePrivate && chat.Type != "" {
 		return bridge.Inbound{}, skipNotPrivate
 	}
+	if q.From.ID == 0 {
+		return bridge.Inbound{}, skipCallback
+	}
+	if action, ok := decodeTicketAction(q.Data); ok {
+		chatID := chat.ID
+		if chatID == 0 {
+			chatID = q.From.ID
+		}
+		return bridge.Inbound{
+			User:        bridge.UserRef{Platform: Platform, ID: strconv.FormatInt(q.From.ID, 10)},
+			Chat:        bridge.ChatRef{Platform: Platform, ID: strconv.FormatInt(chatID, 10)},
+			MessageID:   "cb." + q.ID,
+			DisplayName: displayName(&q.From),
+			Username:    q.From.Username,
+			Ticket:      action,
+			SentAt:      time.Now().UTC(),
+		}, skipNone
+	}
 	choice, ok := decodeChoice(q.Data)
-	if !ok || msgID == 0 || q.From.ID == 0 {
+	if !ok || msgID == 0 {
 		return bridge.Inbound{}, skipCallback
 	}
 	choice.MessageID = strconv.Itoa(msgID)
@@ -345,10 +371,22 @@ func callbackToInbound(q *models.CallbackQuery) (bridge.Inbound, skipReason) {
 // Callback data prefixes. Telegram limits callback_data to 64 bytes, so a value that does not
 // fit is sent by position and recovered from the button's title.
 const (
-	cbValue = "v:" // v:<value> of an input_select option
-	cbIndex = "i:" // i:<index>: the value was too long; Choice.Value stays empty
-	cbCSAT  = "r:" // r:<1..5>: a CSAT rating
+	cbValue  = "v:" // v:<value> of an input_select option
+	cbIndex  = "i:" // i:<index>: the value was too long; Choice.Value stays empty
+	cbCSAT   = "r:" // r:<1..5>: a CSAT rating
+	cbTicket = "t:" // t:close or t:reopen: the user's own ticket (bridge.TicketAction)
 )
+
+// decodeTicketAction reads the data of a Close or Reopen button.
+func decodeTicketAction(data string) (bridge.TicketAction, bool) {
+	switch a := bridge.TicketAction(strings.TrimPrefix(data, cbTicket)); {
+	case !strings.HasPrefix(data, cbTicket):
+		return "", false
+	case a == bridge.TicketClose, a == bridge.TicketReopen:
+		return a, true
+	}
+	return "", false
+}
 
 // maxCallbackData is Telegram's limit on callback_data, in bytes.
 const maxCallbackData = 64

@@ -6,8 +6,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onechat/onechat-bridge/adapters/telegram"
+	"github.com/onechat/onechat-bridge/bridge"
 )
 
 func validEnv() []string {
@@ -160,6 +162,33 @@ func TestConfigAttachmentSettings(t *testing.T) {
 		name, _, _ := strings.Cut(kv, "=")
 		if _, err := LoadConfig(append(validEnv(), kv)); err == nil || !strings.Contains(err.Error(), name+":") {
 			t.Errorf("%s: err = %v, want one naming it", kv, err)
+		}
+	}
+}
+
+func TestTicketLifecycleSettings(t *testing.T) {
+	cfg, err := LoadConfig(validEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o bridge.Options
+	cfg.Tuning.apply(&o)
+	if o.ResolvedNotice != bridge.NoticeAuto || o.CSATCommentWindow != 10*time.Minute {
+		t.Errorf("defaults: notice %q, comment window %s; want auto, 10m", o.ResolvedNotice, o.CSATCommentWindow)
+	}
+	cfg, err = LoadConfig(append(validEnv(), "BRIDGE_RESOLVED_NOTICE=never", "BRIDGE_CSAT_COMMENT_WINDOW=0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o = bridge.Options{}
+	cfg.Tuning.apply(&o)
+	if o.ResolvedNotice != bridge.NoticeNever || o.CSATCommentWindow >= 0 {
+		t.Errorf("notice %q, comment window %s; want never, off", o.ResolvedNotice, o.CSATCommentWindow)
+	}
+	_, err = LoadConfig(append(validEnv(), "BRIDGE_RESOLVED_NOTICE=sometimes", "BRIDGE_CSAT_COMMENT_WINDOW=soon"))
+	for _, v := range []string{"BRIDGE_RESOLVED_NOTICE", "BRIDGE_CSAT_COMMENT_WINDOW"} {
+		if err == nil || !strings.Contains(err.Error(), v) {
+			t.Errorf("error %v does not name %s", err, v)
 		}
 	}
 }

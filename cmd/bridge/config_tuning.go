@@ -14,20 +14,24 @@ import (
 // OneChat request budget and the cable pool's shape. The defaults suit OneChat's default rate
 // limit (3000 requests/min per IP).
 type TuningSettings struct {
-	InboundWorkers   string `env:"BRIDGE_INBOUND_WORKERS" envDefault:"8"`
-	OutboundWorkers  string `env:"BRIDGE_OUTBOUND_WORKERS" envDefault:"8"`
-	JobTimeout       string `env:"BRIDGE_JOB_TIMEOUT" envDefault:"60s"`
-	Lease            string `env:"BRIDGE_LEASE" envDefault:"15s"`
-	MinBackoff       string `env:"BRIDGE_MIN_BACKOFF" envDefault:"1s"`
-	MaxBackoff       string `env:"BRIDGE_MAX_BACKOFF" envDefault:"5m"`
-	OneChatRetry     string `env:"BRIDGE_ONECHAT_RETRY_AFTER" envDefault:"10s"`
-	IdleAfter        string `env:"BRIDGE_IDLE_AFTER" envDefault:"24h"`
-	IdleSweep        string `env:"BRIDGE_IDLE_SWEEP" envDefault:"10m"`
-	Retention        string `env:"BRIDGE_RETENTION" envDefault:"720h"`
-	RequestsPerSec   string `env:"ONECHAT_REQUESTS_PER_SECOND" envDefault:"45"`
-	RequestBurst     string `env:"ONECHAT_REQUEST_BURST" envDefault:"5"`
-	CablePerSocket   string `env:"ONECHAT_CABLE_MAX_PER_CONNECTION" envDefault:"500"`
-	CableSubscribeHz string `env:"ONECHAT_CABLE_SUBSCRIBE_RATE" envDefault:"50"`
+	InboundWorkers  string `env:"BRIDGE_INBOUND_WORKERS" envDefault:"8"`
+	OutboundWorkers string `env:"BRIDGE_OUTBOUND_WORKERS" envDefault:"8"`
+	JobTimeout      string `env:"BRIDGE_JOB_TIMEOUT" envDefault:"60s"`
+	Lease           string `env:"BRIDGE_LEASE" envDefault:"15s"`
+	MinBackoff      string `env:"BRIDGE_MIN_BACKOFF" envDefault:"1s"`
+	MaxBackoff      string `env:"BRIDGE_MAX_BACKOFF" envDefault:"5m"`
+	OneChatRetry    string `env:"BRIDGE_ONECHAT_RETRY_AFTER" envDefault:"10s"`
+	IdleAfter       string `env:"BRIDGE_IDLE_AFTER" envDefault:"24h"`
+	IdleSweep       string `env:"BRIDGE_IDLE_SWEEP" envDefault:"10m"`
+	Retention       string `env:"BRIDGE_RETENTION" envDefault:"720h"`
+	// ResolvedNotice says when users are told their ticket closed (auto, always, never);
+	// CSATCommentWindow how long after a CSAT rating the user's next text is its comment.
+	ResolvedNotice    string `env:"BRIDGE_RESOLVED_NOTICE" envDefault:"auto"`
+	CSATCommentWindow string `env:"BRIDGE_CSAT_COMMENT_WINDOW" envDefault:"10m"`
+	RequestsPerSec    string `env:"ONECHAT_REQUESTS_PER_SECOND" envDefault:"45"`
+	RequestBurst      string `env:"ONECHAT_REQUEST_BURST" envDefault:"5"`
+	CablePerSocket    string `env:"ONECHAT_CABLE_MAX_PER_CONNECTION" envDefault:"500"`
+	CableSubscribeHz  string `env:"ONECHAT_CABLE_SUBSCRIBE_RATE" envDefault:"50"`
 	// InstanceID names this instance among several sharing the database (default: host name);
 	// LeaseTTL and LeaseRenew time the roles they hand over (see docs/operations.md).
 	InstanceID string `env:"BRIDGE_INSTANCE_ID"`
@@ -54,6 +58,7 @@ type tuning struct {
 	leaseTTL, leaseRenew                    time.Duration
 	userMaxPending, userNewConvsPerDay      int
 	blocklist                               []string
+	csatCommentWindow                       time.Duration
 }
 
 // validate parses every knob, one error per bad variable.
@@ -89,6 +94,16 @@ func (s *TuningSettings) validate() []error {
 		p.retention = -1 // keep everything
 	} else {
 		dur("BRIDGE_RETENTION", s.Retention, time.Hour, 100*365*24*time.Hour, &p.retention)
+	}
+	switch bridge.ResolvedNotice(s.ResolvedNotice) {
+	case bridge.NoticeAuto, bridge.NoticeAlways, bridge.NoticeNever:
+	default:
+		errs = append(errs, fmt.Errorf("BRIDGE_RESOLVED_NOTICE: must be auto, always or never, got %q", s.ResolvedNotice))
+	}
+	if s.CSATCommentWindow == "0" {
+		p.csatCommentWindow = -1 // off
+	} else {
+		dur("BRIDGE_CSAT_COMMENT_WINDOW", s.CSATCommentWindow, time.Second, 14*24*time.Hour, &p.csatCommentWindow)
 	}
 	if p.minBackoff > p.maxBack && p.maxBack > 0 {
 		errs = append(errs, fmt.Errorf("BRIDGE_MIN_BACKOFF: must not exceed BRIDGE_MAX_BACKOFF"))
@@ -133,6 +148,7 @@ func (s *TuningSettings) apply(o *bridge.Options) {
 	o.MinBackoff, o.MaxBackoff = p.minBackoff, p.maxBack
 	o.OneChatRetryAfter, o.IdleAfter, o.IdleSweep = p.oneChatRetry, p.idleAfter, p.idleSweep
 	o.Retention = p.retention
+	o.ResolvedNotice, o.CSATCommentWindow = bridge.ResolvedNotice(s.ResolvedNotice), p.csatCommentWindow
 	if o.Cable == nil {
 		o.Cable = &onechat.CableOptions{}
 	}
