@@ -30,10 +30,11 @@ const (
 // Custom ids of the components the bridge sends. A press carries the custom id back, so it says
 // what was chosen without any state on our side.
 const (
-	customOpenTicket = "onechat:open"  // the panel's "Contact support" button
-	customSelect     = "onechat:sel:"  // + the option's value
-	customSelectIdx  = "onechat:sel#"  // + the option's index, when the value is too long
-	customCSAT       = "onechat:csat:" // + the rating 1..5
+	customOpenTicket = "onechat:open"    // the panel's "Contact support" button
+	customSelect     = "onechat:sel:"    // + the option's value
+	customSelectIdx  = "onechat:sel#"    // + the option's index, when the value is too long
+	customCSAT       = "onechat:csat:"   // + the rating 1..5
+	customTicket     = "onechat:ticket:" // + bridge.TicketAction: the user closes or reopens their ticket
 )
 
 // Message types a user writes; the others (joins, pins, thread notices…) are not bridged.

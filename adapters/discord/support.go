@@ -86,6 +86,10 @@ func (a *Adapter) onInteraction(ctx context.Context, in bridge.Host, i *discordg
 		a.openTicketFromPanel(ctx, in, i, user)
 		return
 	}
+	if action, ok := ticketAction(data.CustomID); ok {
+		a.ticketPressed(ctx, in, i, user, action)
+		return
+	}
 	choice, ok := choiceFromPress(i.Message, data.CustomID, data.Values)
 	guildID := i.GuildID
 	owner, mine := a.chatOwner(ctx, in, i.ChannelID, guildID, user.ID)
@@ -247,6 +251,7 @@ func (a *Adapter) ensureTicket(ctx context.Context, in bridge.Host, userID, name
 	welcome := messagePayload{
 		Content:         "<@" + userID + "> this is your private support thread. Write here and our team will answer here.",
 		AllowedMentions: allowedMentions{Parse: []string{}, Users: []string{userID}},
+		Components:      ticketButton(bridge.TicketClose),
 	}
 	if a.staffRole != "" {
 		// Mentioning a role in a private thread is how its members are added to it.

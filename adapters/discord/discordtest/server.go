@@ -1248,11 +1248,19 @@ func (s *Server) routeChannel(r *http.Request, id string, rest []string, body []
 	case len(rest) == 0 && r.Method == "PATCH":
 		var d struct {
 			Archived *bool `json:"archived"`
+			Locked   *bool `json:"locked"`
 		}
 		_ = json.Unmarshal(body, &d)
+		if (d.Archived != nil || d.Locked != nil) && c.Type != 11 && c.Type != 12 {
+			return 0, nil, &apiError{400, 50024, "Cannot execute action on this channel type"}
+		}
 		if d.Archived != nil {
 			c.Archived = *d.Archived
 		}
+		if d.Locked != nil {
+			c.Locked = *d.Locked
+		}
+		s.dispatchLocked("THREAD_UPDATE", s.channelJSONLocked(c))
 		return 200, s.channelJSONLocked(c), nil
 	case len(rest) == 1 && rest[0] == "typing" && r.Method == "POST":
 		if c.Type == 1 && s.closedDMs[c.Recipient] {
@@ -1378,6 +1386,11 @@ func (s *Server) createMessage(r *http.Request, c *Channel, body []byte) (int, a
 	}
 	if c.Type == 12 && !c.Members[s.BotID] {
 		return 0, nil, errMissingAccess
+	}
+	if c.Archived {
+		// A message unarchives the thread; the bot may post in a locked one (it manages
+		// threads), members may not (userSendsLocked).
+		c.Archived = false
 	}
 	payload := body
 	var files []Attachment
