@@ -456,7 +456,8 @@ func (a *Adapter) onBlockActions(ctx context.Context, cb *slackgo.InteractionCal
 		return true
 	}
 	act := cb.ActionCallback.BlockActions[0]
-	if !strings.HasPrefix(act.ActionID, choiceActionPrefix) {
+	action, isTicket := ticketAction(act.ActionID)
+	if !isTicket && !strings.HasPrefix(act.ActionID, choiceActionPrefix) {
 		return true
 	}
 	m := slackgo.Msg{User: cb.User.ID, Team: cb.User.TeamID, Timestamp: msgTS, ThreadTimestamp: cb.Container.ThreadTs}
@@ -489,9 +490,18 @@ func (a *Adapter) onBlockActions(ctx context.Context, cb *slackgo.InteractionCal
 	if r.owner == presser.ref {
 		msg.DisplayName, msg.Username = presser.name, presser.handle
 	}
+	if isTicket {
+		if r.owner != presser.ref {
+			return true // only the ticket's person closes or reopens it; colleagues use OneChat
+		}
+		msg.MessageID, msg.Text, msg.Choice, msg.Ticket = msgTS+".ticket."+actionTS, "", nil, action
+	}
 	if err := a.host.Deliver(dctx, bridge.Cursor{}, msg); err != nil {
 		a.log.Warn("cannot store a slack button press", zap.Error(err))
 		return false
+	}
+	if isTicket {
+		return true // answered by the bridge's line when the ticket changes
 	}
 	a.queueAck(ackJob{kind: "choice", channel: channel, ts: msgTS, text: cb.Message.Text, choice: title})
 	return true
@@ -684,6 +694,7 @@ func (a *Adapter) runAck(ctx context.Context, j ackJob) error {
 			return err
 		}
 		_, _, err = a.api.PostMessageContext(ctx, j.channel, slackgo.MsgOptionText(ticketReply, false),
+			slackgo.MsgOptionBlocks(ticketLineBlocks(ticketReply, bridge.TicketClose)...),
 			slackgo.MsgOptionTS(j.ts), slackgo.MsgOptionDisableLinkUnfurl(), slackgo.MsgOptionDisableMediaUnfurl())
 		return classify(a.redact(err))
 	case "choice":
