@@ -409,6 +409,8 @@ type call struct {
 	// contactRoute marks the routes where OneChat checks HMAC, and so where a 500 while we
 	// send an identifier_hash means ErrHMAC.
 	contactRoute bool
+	// accessToken, when set, goes in the api_access_token header (Application API calls).
+	accessToken string
 }
 
 // do sends the request and decodes a 2xx JSON body into out (when out is non-nil and the body
@@ -439,6 +441,9 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		return fmt.Errorf("%s: build request for %s: invalid base URL", cl.op, cl.route)
 	}
 	req.Header.Set("Accept", "application/json")
+	if cl.accessToken != "" {
+		req.Header.Set("api_access_token", cl.accessToken)
+	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

@@ -58,7 +58,8 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// Unwrap returns ErrHMAC or ErrHMACRequired for an HMAC failure, else nil.
+// Unwrap returns ErrHMAC or ErrHMACRequired for an HMAC failure, ErrAccessToken for a refused
+// Application API token, else nil.
 func (e *APIError) Unwrap() error { return e.err }
 
 // IsNotFound reports whether err is a 404 from OneChat: the inbox, contact session,
@@ -99,8 +100,9 @@ const (
 	// ClassPermanent: retrying cannot help: 404 (gone), 422 (with its message), other 4xx, an
 	// undecodable answer, a refused download (*DownloadRefusedError).
 	ClassPermanent
-	// ClassConfig: the bridge is misconfigured (ErrHMAC, ErrHMACRequired); every call of the
-	// kind fails until an operator fixes ONECHAT_HMAC_TOKEN.
+	// ClassConfig: the bridge is misconfigured (ErrHMAC, ErrHMACRequired, ErrAccessToken);
+	// every call of the kind fails until an operator fixes ONECHAT_HMAC_TOKEN or
+	// ONECHAT_API_ACCESS_TOKEN.
 	ClassConfig
 	// ClassUnsupported: the server lacks the route (ErrUnsupported); skip the feature.
 	ClassUnsupported
@@ -140,7 +142,7 @@ func Classify(err error) ErrorClass {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return ClassCanceled
-	case errors.Is(err, ErrHMAC), errors.Is(err, ErrHMACRequired):
+	case errors.Is(err, ErrHMAC), errors.Is(err, ErrHMACRequired), errors.Is(err, ErrAccessToken):
 		return ClassConfig
 	case errors.Is(err, ErrUnsupported):
 		return ClassUnsupported
@@ -188,7 +190,8 @@ func IsRetryable(err error) bool {
 func IsPermanent(err error) bool { return Classify(err) == ClassPermanent }
 
 // IsConfigError reports whether err is a misconfiguration an operator must fix (the HMAC
-// token): retrying is pointless, and the message names ONECHAT_HMAC_TOKEN.
+// token, the Application API access token): retrying is pointless, and the message names the
+// variable.
 func IsConfigError(err error) bool { return Classify(err) == ClassConfig }
 
 // transportError marks a failure to talk to OneChat at all (connection refused, reset,

@@ -76,6 +76,9 @@ type Options struct {
 	// it as OneChat builds them on FRONTEND_URL. NewServer sets it. When empty, the first
 	// request's Host decides.
 	BaseURL string
+	// AccessToken is the api_access_token the Application API (/api/v1/accounts/{account_id}/…)
+	// accepts: an agent's access token. Default: a random 24-character token.
+	AccessToken string
 	// Logf receives the fake's log lines (never tokens or hashes). Default t.Logf for
 	// NewServer, log.Printf for New.
 	Logf func(format string, args ...any)
@@ -170,6 +173,9 @@ func newServer(o *Options, tb testing.TB) *Server {
 	}
 	if o.InboxIdentifier == "" {
 		o.InboxIdentifier = secureToken()
+	}
+	if o.AccessToken == "" {
+		o.AccessToken = secureToken()
 	}
 	if o.InboxName == "" {
 		o.InboxName = "OneChat Bridge"
@@ -425,9 +431,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	if strings.HasPrefix(r.URL.Path, storagePrefix) {
+	switch {
+	case strings.HasPrefix(r.URL.Path, storagePrefix):
 		s.serveStorage(rec, r)
-	} else {
+	case strings.HasPrefix(r.URL.Path, appPrefix):
+		s.serveApplication(rec, r)
+	default:
 		s.serveAPI(rec, r)
 	}
 	s.record(r, rec.status)

@@ -128,6 +128,7 @@ type convRec struct {
 	sessionID       int64
 	status          string
 	customAttrs     map[string]any
+	labels          []string
 	contactLastSeen time.Time
 	agentLastSeen   time.Time
 	lastActivityAt  time.Time
