@@ -263,6 +263,9 @@ type Adapter interface {
 	// retried. A Send that fails after creating some of the messages (a long text or several
 	// files become several) returns their ids with the error, and the retry carries them in
 	// m.Parts: Send then creates only the messages after those, and returns their ids.
+	// A Send that delivered the message but left part of it out (a file the platform would
+	// not take) returns every id with a *PartialError (Partial) naming what and why: the
+	// message counts as delivered, and the core shows the notes to agents.
 	// Send is called concurrently for different chats, never concurrently for one chat, and on
 	// any instance, whether or not this one runs Run.
 	Send(ctx context.Context, m Outbound) ([]string, error)
@@ -426,6 +429,15 @@ type HealthReporter interface {
 // the OK line ("bot @name"), or an error that says what to fix, without secrets.
 type Checker interface {
 	Check(ctx context.Context) (string, error)
+}
+
+// ChatLinker is implemented by adapters whose chats have a web link agents can open (a
+// Telegram user's t.me/<username>, a Discord channel or thread). ChatLink returns the link of
+// the chat where the user u (with the platform username, if any) is answered, or "" when there
+// is none; it must not block. With ONECHAT_API_ACCESS_TOKEN the core sets it on each new
+// conversation as the custom attribute bridge_chat_link.
+type ChatLinker interface {
+	ChatLink(u UserRef, username string, chat ChatRef) string
 }
 
 // SingletonRunner is implemented by adapters that can say whether their Run must run on one

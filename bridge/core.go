@@ -32,6 +32,11 @@ const (
 type Options struct {
 	Store   Store
 	OneChat *onechat.Client
+	// Application, when set (ONECHAT_API_ACCESS_TOKEN), lets the core tell agents what did not
+	// reach the user in private notes, and set each new conversation's platform label and
+	// custom attributes. Without it, the last failure goes into the contact's custom
+	// attributes (bridge_last_failure, bridge_last_failure_at).
+	Application *onechat.AppClient
 	// Adapters build the adapters, each around the Host the core gives it.
 	Adapters []AdapterBuilder
 	// CableURL is the OneChat ActionCable endpoint, e.g. wss://chat.example.com/cable.
@@ -131,6 +136,7 @@ type Core struct {
 	opts     Options
 	store    Store
 	oc       *onechat.Client
+	app      *onechat.AppClient // nil without ONECHAT_API_ACCESS_TOKEN
 	cable    *onechat.Cable
 	log      *zap.Logger
 	adapters map[Platform]Adapter
@@ -231,6 +237,7 @@ func New(opts Options) (*Core, error) {
 		opts:           opts,
 		store:          opts.Store,
 		oc:             opts.OneChat,
+		app:            opts.Application,
 		log:            opts.Logger,
 		adapters:       make(map[Platform]Adapter),
 		wake:           [2]*signal{newSignal(), newSignal()},

@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -86,4 +87,28 @@ func Hint(err error, hint string) error {
 		return nil
 	}
 	return &HintError{Err: err, Hint: hint}
+}
+
+// PartialError is what Adapter.Send returns, together with the ids of every message it created,
+// when it delivered the message but left something out that the platform would not take (a
+// file over its upload limit, a file whose download kept failing). It is not a failure: the
+// core records the message as delivered and shows Notes to the agents in the conversation (a
+// private note with ONECHAT_API_ACCESS_TOKEN, else the contact's bridge_last_failure
+// attribute), so they learn the user did not get all of it. Send returns it as is, never
+// wrapped.
+type PartialError struct {
+	// Notes name what was left out and why, one line each, for agents, e.g. "📎 backup.zip
+	// (73 MB) is larger than the 50 MB Telegram lets a bot send; send a link instead".
+	Notes []string
+}
+
+func (e *PartialError) Error() string { return "delivered in part: " + strings.Join(e.Notes, "; ") }
+
+// Partial returns a *PartialError with notes, or nil when there are none, so that Send can end
+// with `return ids, bridge.Partial(leftOut...)`.
+func Partial(notes ...string) error {
+	if len(notes) == 0 {
+		return nil
+	}
+	return &PartialError{Notes: notes}
 }

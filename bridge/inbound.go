@@ -644,6 +644,7 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 			default:
 				c.log.Info("adopted a conversation an interrupted attempt had opened", zap.Int64("conversation_id", conv.ID))
 				cu.ConversationID, cu.ConversationStatus = conv.ID, conv.Status
+				c.describeConversation(ctx, cu, conv.ID)
 				// Agents may have answered while the bridge did not know the conversation was
 				// its own (their events were passed over): read it.
 				c.scheduleCatchup(cu.PubsubToken, conv.ID)
@@ -682,6 +683,7 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 	c.log.Info("opened OneChat conversation", zap.String("platform", string(cu.User.Platform)),
 		zap.Int64("contact_id", cu.ContactID), zap.Int64("conversation_id", conv.ID), zap.String("status", conv.Status))
 	cu.ConversationID, cu.ConversationStatus = conv.ID, conv.Status
+	c.describeConversation(ctx, cu, conv.ID)
 	return cu, nil
 }
 

@@ -510,6 +510,12 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 		// A notice of the bridge's own (blocked, slow down) is no OneChat message: nothing to link.
 		ids = nil
 	}
+	var partial *PartialError
+	if errors.As(err, &partial) {
+		// Delivered without what the platform would not take: agents are told once it is
+		// recorded.
+		j.leftOut, err = partial.Notes, nil
+	}
 	links := make([]MessageLink, 0, len(ids))
 	for _, id := range ids {
 		links = append(links, MessageLink{

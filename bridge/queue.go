@@ -286,6 +286,9 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 			log.Error("record delivered message", zap.Error(err))
 		default:
 			c.opts.Metrics.delivered(dir, job)
+			if len(job.leftOut) > 0 {
+				c.tellLeftOut(rec, job, job.leftOut)
+			}
 		}
 		return
 	}
@@ -330,6 +333,9 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 		if perm.Unreachable {
 			c.markUnreachable(rec, job, perm.Reason)
 		}
+		if dir == Out {
+			c.tellUndelivered(rec, job, perm.Reason, perm.Unreachable)
+		}
 	case errors.As(err, &rl):
 		log.Info("rate limited", zap.Duration("retry_after", rl.RetryAfter))
 		c.opts.Metrics.rateLimited(dir, job, rl.RetryAfter)
@@ -342,6 +348,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 			if err := c.store.Fail(rec, job.Lease(), "gave up: "+err.Error(), links...); err != nil {
 				log.Error("record failed message", zap.Error(err))
 			}
+			c.tellUndelivered(rec, job, fmt.Sprintf("the bridge gave up after %d attempts (%v)", attempt, err), false)
 			return
 		}
 		delay := c.backoff(attempt)

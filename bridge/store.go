@@ -97,6 +97,9 @@ type Job struct {
 	// leasedFrom is when the claim that leased the job was sent: the lease runs from no
 	// earlier than that by the store's clock.
 	leasedFrom time.Time
+	// leftOut are the notes of a Send that delivered the message in part (PartialError), told
+	// to agents once the delivery is recorded.
+	leftOut []string
 }
 
 // JobLease names one claim of a job: the job and its Attempts when claimed. Every claim of a

@@ -25,6 +25,13 @@ type FakeAdapter struct {
 	PartFunc func(ctx context.Context, m bridge.Outbound, part int) error
 	// TypingEvery is what TypingRefresh returns (default 1 s).
 	TypingEvery time.Duration
+	// LeftOutFunc, if set, names what a successful Send left out: its notes come back with
+	// the ids as a bridge.PartialError, as a platform that refused one of the files would.
+	LeftOutFunc func(m bridge.Outbound) []string
+	// ChangeFunc, if set, decides the outcome of each Edit and Delete; an error refuses it.
+	ChangeFunc func(ctx context.Context, m bridge.Outbound) error
+	// ChatLinkFunc, if set, is the adapter's bridge.ChatLinker; nil means no chat has a link.
+	ChatLinkFunc func(u bridge.UserRef, username string, chat bridge.ChatRef) string
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change
@@ -120,7 +127,18 @@ func (f *FakeAdapter) Send(ctx context.Context, m bridge.Outbound) ([]string, er
 	defer f.mu.Unlock()
 	f.sent = append(f.sent, m)
 	f.notifyLocked()
+	if f.LeftOutFunc != nil {
+		return ids, bridge.Partial(f.LeftOutFunc(m)...)
+	}
 	return ids, nil
+}
+
+// ChatLink implements bridge.ChatLinker with ChatLinkFunc.
+func (f *FakeAdapter) ChatLink(u bridge.UserRef, username string, chat bridge.ChatRef) string {
+	if f.ChatLinkFunc == nil {
+		return ""
+	}
+	return f.ChatLinkFunc(u, username, chat)
 }
 
 // Parts returns every platform message Send created so far, in order.
@@ -131,12 +149,17 @@ func (f *FakeAdapter) Parts() []Part {
 }
 
 // Edit implements bridge.Editor.
-func (f *FakeAdapter) Edit(ctx context.Context, m bridge.Outbound) error { return f.change(m) }
+func (f *FakeAdapter) Edit(ctx context.Context, m bridge.Outbound) error { return f.change(ctx, m) }
 
 // Delete implements bridge.Deleter.
-func (f *FakeAdapter) Delete(ctx context.Context, m bridge.Outbound) error { return f.change(m) }
+func (f *FakeAdapter) Delete(ctx context.Context, m bridge.Outbound) error { return f.change(ctx, m) }
 
-func (f *FakeAdapter) change(m bridge.Outbound) error {
+func (f *FakeAdapter) change(ctx context.Context, m bridge.Outbound) error {
+	if f.ChangeFunc != nil {
+		if err := f.ChangeFunc(ctx, m); err != nil {
+			return err
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.changes = append(f.changes, m)

@@ -1,0 +1,204 @@
+package bridge
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/onechat/onechat-bridge/onechat"
+)
+
+// Agents learn here what the bridge could not deliver, without reading logs: a private note in
+// the conversation (Options.Application), or, without an access token, the contact's custom
+// attributes bridge_last_failure and bridge_last_failure_at. Both are best effort, after the
+// queue recorded the outcome: a crash in between loses the note, never the message's state.
+
+// agentNoteTimeout bounds telling agents about one message, so a slow OneChat cannot hold a
+// worker.
+const agentNoteTimeout = 10 * time.Second
+
+// excerptLimit bounds the quote of the agent's message in a note, in runes: enough to tell
+// which message it was.
+const excerptLimit = 100
+
+// reasonLimit bounds a failure's text in a note, in runes.
+const reasonLimit = 300
+
+// tellLeftOut tells agents that an agent message was delivered without what the adapter left
+// out (PartialError), naming what and why.
+func (c *Core) tellLeftOut(ctx context.Context, j *Job, notes []string) {
+	m, ok := c.outboundOf(ctx, j)
+	if !ok {
+		return
+	}
+	text := "⚠️ Part of this message did not reach the user:\n" + strings.Join(notes, "\n")
+	c.tellAgents(ctx, m, joinNonEmpty("\n", text, excerpt(m)))
+}
+
+// tellUndelivered tells agents that an agent message (or an edit or delete of one) did not
+// reach the user, and why: a refusal for good, the user unreachable (then why is the
+// platform's reason), or too many failed attempts.
+func (c *Core) tellUndelivered(ctx context.Context, j *Job, why string, unreachable bool) {
+	m, ok := c.outboundOf(ctx, j)
+	if !ok {
+		return
+	}
+	why = truncateRunes(strings.TrimSpace(why), reasonLimit)
+	if unreachable {
+		why = fmt.Sprintf("the bridge cannot reach them on %s (%s)", m.Chat.Platform, why)
+	}
+	var text string
+	switch m.Op {
+	case OpEdit:
+		text = "⚠️ Your edit of this message did not reach the user, who still sees the earlier version: " + why
+	case OpDelete:
+		text = "⚠️ Your deletion of this message did not reach the user, who still sees it: " + why
+	default:
+		text = "⚠️ This message did not reach the user: " + why
+	}
+	c.tellAgents(ctx, m, joinNonEmpty("\n", text, excerpt(m)))
+}
+
+// outboundOf decodes an outbound job's message. A delete carries no text: the message as it
+// was sent is read from its own job, so the note can quote it.
+func (c *Core) outboundOf(ctx context.Context, j *Job) (Outbound, bool) {
+	var m Outbound
+	// A notice of the bridge's own (MessageID 0) is no agent's message: nobody to tell.
+	if j.Direction != Out || json.Unmarshal(j.Payload, &m) != nil || m.ConversationID == 0 || m.MessageID == 0 {
+		return m, false
+	}
+	if m.Op == OpDelete && m.Text == "" {
+		if p, err := c.store.JobPayload(ctx, Out, outboundDedup(m.MessageID)); err == nil {
+			var sent Outbound
+			if json.Unmarshal(p, &sent) == nil {
+				m.Text = sent.Text
+			}
+		}
+	}
+	return m, true
+}
+
+// tellAgents posts text as a private note in m's conversation, or, without an access token (or
+// when the note is refused), records it in the contact's custom attributes.
+func (c *Core) tellAgents(ctx context.Context, m Outbound, text string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), agentNoteTimeout)
+	defer cancel()
+	log := c.log.With(zap.String("platform", string(m.Chat.Platform)), zap.Int64("conversation_id", m.ConversationID),
+		zap.Int64("message_id", m.MessageID))
+	if c.app != nil {
+		_, err := c.app.CreatePrivateNote(ctx, m.ConversationID, text)
+		if err == nil {
+			log.Info("told agents in a private note what did not reach the user")
+			return
+		}
+		log.Warn("cannot post a private note for agents; recording the failure on the contact instead", zap.Error(err))
+	}
+	cu, err := c.store.Customer(ctx, m.User)
+	if err != nil || cu.SourceID == "" {
+		log.Warn("cannot tell agents what did not reach the user: no contact", zap.Error(err))
+		return
+	}
+	attrs := map[string]any{
+		"bridge_last_failure":    text,
+		"bridge_last_failure_at": time.Now().UTC().Format(time.RFC3339),
+	}
+	if _, err := c.oc.UpdateContact(ctx, cu.SourceID, cu.Identifier, onechat.ContactParams{CustomAttributes: attrs}); err != nil {
+		log.Warn("cannot record the failure on the contact", zap.Error(err))
+		return
+	}
+	log.Info("recorded what did not reach the user on the contact")
+}
+
+// describeConversation gives a conversation the bridge just opened (or adopted) its platform's
+// label and the custom attributes bridge_platform and, where the adapter has one
+// (ChatLinker), bridge_chat_link, so teams can route and filter. OneChat replaces the whole
+// label list and the whole attribute set, so both are read and merged first. It needs
+// Options.Application and is best effort: a failure is logged, the message goes on.
+func (c *Core) describeConversation(ctx context.Context, cu Customer, conversationID int64) {
+	if c.app == nil || conversationID == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, agentNoteTimeout)
+	defer cancel()
+	log := c.log.With(zap.String("platform", string(cu.User.Platform)), zap.Int64("conversation_id", conversationID))
+	if err := c.labelConversation(ctx, cu, conversationID); err != nil {
+		log.Warn("cannot set the platform's label on the conversation", zap.Error(err))
+	}
+	if err := c.setConversationAttributes(ctx, cu, conversationID); err != nil {
+		log.Warn("cannot set the conversation's custom attributes", zap.Error(err))
+	}
+}
+
+func (c *Core) labelConversation(ctx context.Context, cu Customer, conversationID int64) error {
+	label := strings.ToLower(string(cu.User.Platform))
+	labels, err := c.app.ConversationLabels(ctx, conversationID)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(labels, label) {
+		return nil
+	}
+	_, err = c.app.SetConversationLabels(ctx, conversationID, append(labels, label))
+	return err
+}
+
+func (c *Core) setConversationAttributes(ctx context.Context, cu Customer, conversationID int64) error {
+	want := map[string]any{"bridge_platform": string(cu.User.Platform)}
+	if l, ok := c.adapters[cu.Chat.Platform].(ChatLinker); ok {
+		if link := l.ChatLink(cu.User, cu.Username, cu.Chat); link != "" {
+			want["bridge_chat_link"] = link
+		}
+	}
+	conv, err := c.app.Conversation(ctx, conversationID)
+	if err != nil {
+		return err
+	}
+	attrs := maps.Clone(conv.CustomAttributes)
+	if attrs == nil {
+		attrs = map[string]any{}
+	}
+	changed := false
+	for k, v := range want {
+		if attrs[k] != v {
+			attrs[k], changed = v, true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return c.app.SetConversationAttributes(ctx, conversationID, attrs)
+}
+
+// excerpt quotes the start of an agent message for a note, or names its files when it has no
+// text.
+func excerpt(m Outbound) string {
+	s := strings.TrimSpace(m.Text)
+	if s == "" && len(m.Attachments) > 0 {
+		names := make([]string, 0, len(m.Attachments))
+		for _, a := range m.Attachments {
+			names = append(names, cmp.Or(a.Name, "file"))
+		}
+		s = "📎 " + strings.Join(names, ", ")
+	}
+	if s == "" {
+		return ""
+	}
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = strings.TrimSpace(s[:i]) + " …"
+	}
+	return quote(truncateRunes(s, excerptLimit))
+}
+
+func truncateRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return strings.TrimSpace(string(r[:n])) + "…"
+	}
+	return s
+}

@@ -1,0 +1,176 @@
+package bridge_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/onechat/onechat-bridge/bridge"
+)
+
+// withApplication gives the core an Application API client with the fake's token (or token).
+func (h *harness) withApplication(token string) {
+	if token == "" {
+		token = h.oc.AccessToken()
+	}
+	h.opts.Application = h.opts.OneChat.Application(h.oc.AccountID(), token)
+}
+
+// notes returns the contents of a conversation's private notes, oldest first.
+func (h *harness) notes(convID int64) []string {
+	var out []string
+	for _, m := range h.oc.PrivateNotes(convID) {
+		out = append(out, m.Content)
+	}
+	return out
+}
+
+func TestFailedDeliveriesReachAgentsAsPrivateNotes(t *testing.T) {
+	h := newHarness(t, nil)
+	// The conversation OneChat opens already has a label and an attribute (an automation's):
+	// the bridge adds its own and keeps them.
+	h.interceptPosts("/conversations", func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool {
+		rec := httptest.NewRecorder()
+		oneChat.ServeHTTP(rec, r)
+		var conv struct {
+			ID int64 `json:"id"`
+		}
+		if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &conv) == nil && conv.ID != 0 {
+			h.oc.SetLabels(conv.ID, "vip")
+			h.oc.SetConversationAttributes(conv.ID, map[string]any{"priority": "high"})
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		return true
+	})
+	h.withApplication("")
+	h.adapter.ChatLinkFunc = func(u bridge.UserRef, username string, chat bridge.ChatRef) string {
+		return "https://t.me/" + username
+	}
+	var unreachable atomic.Bool
+	h.adapter.SendFunc = func(ctx context.Context, m bridge.Outbound) error {
+		switch {
+		case unreachable.Load():
+			return bridge.Unreachable("user blocked the bot", nil)
+		case m.Text == "the contract":
+			return bridge.Permanent("attachment contract.pdf cannot be read", nil)
+		}
+		return nil
+	}
+	h.adapter.LeftOutFunc = func(m bridge.Outbound) []string {
+		if m.Text == "here is the backup" {
+			return []string{"📎 backup.zip (73 MB) is larger than the 50 MB the platform lets a bot send; send a link instead"}
+		}
+		return nil
+	}
+	h.adapter.ChangeFunc = func(ctx context.Context, m bridge.Outbound) error {
+		if m.Op == bridge.OpDelete {
+			return bridge.Permanent("the message is too old to delete", nil)
+		}
+		return nil
+	}
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 3001, "hello")
+
+	// The new conversation is labelled and described for routing, without losing what it had.
+	err := h.oc.Wait(ctx, func() bool {
+		c, _ := h.oc.Conversation(conv.ID)
+		return slices.Equal(h.oc.Labels(conv.ID), []string{"telegram", "vip"}) && len(c.CustomAttributes) == 3
+	})
+	c, _ := h.oc.Conversation(conv.ID)
+	if err != nil || c.CustomAttributes["bridge_platform"] != "telegram" || c.CustomAttributes["bridge_chat_link"] != "https://t.me/alice" ||
+		c.CustomAttributes["priority"] != "high" {
+		t.Fatalf("labels %v, attributes %v: %v", h.oc.Labels(conv.ID), c.CustomAttributes, err)
+	}
+
+	partial := h.oc.AgentReply(conv.ID, "here is the backup")
+	h.oc.AgentReply(conv.ID, "the contract")
+	want := []string{
+		"⚠️ Part of this message did not reach the user:\n📎 backup.zip (73 MB) is larger than the 50 MB the platform lets a bot send; send a link instead\n> here is the backup",
+		"⚠️ This message did not reach the user: attachment contract.pdf cannot be read\n> the contract",
+	}
+	if err := h.oc.Wait(ctx, func() bool { return len(h.notes(conv.ID)) >= 2 }); err != nil {
+		t.Fatalf("notes %q: %v", h.notes(conv.ID), err)
+	}
+	if got := h.notes(conv.ID); !slices.Equal(got, want) {
+		t.Fatalf("notes\n%q\nwant\n%q", got, want)
+	}
+	// The message delivered in part counts as delivered: a delete of it reaches the platform,
+	// which refuses it.
+	h.waitLinked(ctx, bridge.ChatRef{Platform: "telegram", ID: "3001"}, "sent-1")
+	h.oc.DeleteMessage(partial.ID)
+	want = append(want, "⚠️ Your deletion of this message did not reach the user, who still sees it: the message is too old to delete\n> here is the backup")
+	if err := h.oc.Wait(ctx, func() bool { return len(h.notes(conv.ID)) >= 3 }); err != nil || !slices.Equal(h.notes(conv.ID), want) {
+		t.Fatalf("notes %q: %v", h.notes(conv.ID), err)
+	}
+	unreachable.Store(true)
+	h.oc.AgentReply(conv.ID, "are you there?")
+	want = append(want, "⚠️ This message did not reach the user: the bridge cannot reach them on telegram (user blocked the bot)\n> are you there?")
+	if err := h.oc.Wait(ctx, func() bool { return len(h.notes(conv.ID)) >= 4 }); err != nil || !slices.Equal(h.notes(conv.ID), want) {
+		t.Fatalf("notes %q: %v", h.notes(conv.ID), err)
+	}
+	// A private note is for agents only: none reached the platform.
+	for _, m := range h.adapter.Sent() {
+		if strings.Contains(m.Text, "⚠️") {
+			t.Errorf("a private note was sent to the user: %q", m.Text)
+		}
+	}
+	if got := sentTexts(h.adapter.Sent()); !slices.Equal(got, []string{"here is the backup"}) {
+		t.Errorf("sent %q, want only the backup message", got)
+	}
+}
+
+func TestWithoutTokenTheLastFailureIsOnTheContact(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		token string // "" runs without the Application API
+	}{
+		{name: "no token"},
+		{name: "refused token", token: "not-the-token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			if tc.token != "" {
+				h.withApplication(tc.token)
+			}
+			h.adapter.SendFunc = func(ctx context.Context, m bridge.Outbound) error {
+				return bridge.Permanent("Bad Request: file is too big", nil)
+			}
+			h.start()
+			ctx := ctxT(t)
+			contact, conv, _ := h.begin(ctx, 3002, "hello")
+			before := time.Now().UTC().Truncate(time.Second)
+			h.oc.AgentReply(conv.ID, "the invoice")
+			attr := func(k string) any {
+				c, _ := h.oc.ContactByID(contact.ID)
+				return c.CustomAttributes[k]
+			}
+			if err := h.oc.Wait(ctx, func() bool { return attr("bridge_last_failure") != nil }); err != nil {
+				t.Fatal(err)
+			}
+			if got := attr("bridge_last_failure"); got != "⚠️ This message did not reach the user: Bad Request: file is too big\n> the invoice" {
+				t.Errorf("bridge_last_failure %q", got)
+			}
+			at, err := time.Parse(time.RFC3339, attr("bridge_last_failure_at").(string))
+			if err != nil || at.Before(before) {
+				t.Errorf("bridge_last_failure_at %v (%v), want a time after %v", attr("bridge_last_failure_at"), err, before)
+			}
+			if n := h.notes(conv.ID); len(n) != 0 {
+				t.Errorf("private notes %q without a valid token", n)
+			}
+			if l := h.oc.Labels(conv.ID); len(l) != 0 {
+				t.Errorf("labels %q without a valid token", l)
+			}
+		})
+	}
+}
