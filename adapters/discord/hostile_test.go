@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -108,8 +109,8 @@ func TestFilesTooLargeForDiscordAreLeftOutWithANote(t *testing.T) {
 	h.a.maxUpload = 10
 	m := out(dm, "two files")
 	m.Attachments = []bridge.Attachment{{Name: "ok.txt", Open: opened("fine")}, {Name: "huge.bin", Open: opened(strings.Repeat("x", 20))}}
-	if _, err := h.a.Send(ctx, m); err != nil {
-		t.Fatalf("Send = %v, want the message without the large file", err)
+	if _, err := h.a.Send(ctx, m); !slices.Equal(leftOut(err), []string{"📎 huge.bin is larger than Discord lets the bot send here; send a link instead"}) {
+		t.Fatalf("Send = %v, want the message without the large file, and a note for agents", err)
 	}
 	msgs := h.srv.Messages(dm)
 	last := msgs[len(msgs)-1]
@@ -124,7 +125,7 @@ func TestFilesTooLargeForDiscordAreLeftOutWithANote(t *testing.T) {
 	h.srv.SetUploadLimit(5)
 	m = out(dm, "another")
 	m.Attachments = []bridge.Attachment{{Name: "big.pdf", Open: opened(strings.Repeat("x", 20))}}
-	if _, err := h.a.Send(ctx, m); err != nil {
+	if _, err := h.a.Send(ctx, m); !slices.Equal(leftOut(err), []string{"📎 big.pdf is larger than Discord lets the bot send here; send a link instead"}) {
 		t.Fatalf("Send = %v, want the text with a note", err)
 	}
 	msgs = h.srv.Messages(dm)
@@ -156,7 +157,7 @@ func TestSlowDownloadIsGivenUpAfterBoundedAttempts(t *testing.T) {
 		}
 	}
 	ids, err := h.a.Send(context.Background(), m)
-	if err != nil || len(ids) != 1 {
+	if len(ids) != 1 || !slices.Equal(leftOut(err), []string{"📎 video.mp4 was left out: its download from OneChat failed 3 times"}) {
 		t.Fatalf("attempt %d: %v, %v, want the text sent without the file", maxFileAttempts, ids, err)
 	}
 	msgs := h.srv.Messages(dm)
@@ -232,4 +233,14 @@ func TestYoungAccountCannotOpenATicket(t *testing.T) {
 func isPermanent(err error) bool {
 	var p *bridge.PermanentError
 	return errors.As(err, &p)
+}
+
+// leftOut returns the notes of a Send that delivered a message in part (bridge.PartialError),
+// nil for any other outcome.
+func leftOut(err error) []string {
+	var p *bridge.PartialError
+	if errors.As(err, &p) {
+		return p.Notes
+	}
+	return nil
 }

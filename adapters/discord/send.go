@@ -38,8 +38,11 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 	if m.Chat.Platform != Platform || !isSnowflake(m.Chat.ID) {
 		return nil, bridge.Permanent(fmt.Sprintf("not a discord chat: %s", m.Chat), nil)
 	}
-	ids, err := a.sendTo(ctx, m.Chat.ID, m)
-	if err == nil || len(ids) > 0 || !hasCode(err, codeCannotSendToUser) || a.support == "" || !isSnowflake(m.User.ID) {
+	ids, leftOut, err := a.sendTo(ctx, m.Chat.ID, m)
+	if err == nil {
+		return ids, bridge.Partial(leftOut...)
+	}
+	if len(ids) > 0 || !hasCode(err, codeCannotSendToUser) || a.support == "" || !isSnowflake(m.User.ID) {
 		return ids, classify(err)
 	}
 	thread, terr := a.ensureTicket(ctx, a.host, m.User.ID, "")
@@ -52,41 +55,49 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 		return nil, fmt.Errorf("move chat to the support thread: %w", err)
 	}
 	m.Chat.ID, m.ReplyTo = thread, "" // the replied-to message is in the DM, not the thread
-	ids, err = a.sendTo(ctx, thread, m)
+	ids, leftOut, err = a.sendTo(ctx, thread, m)
+	if err == nil {
+		return ids, bridge.Partial(leftOut...)
+	}
 	return ids, classify(err)
 }
 
-// sendTo posts the planned messages of m into channel.
-func (a *Adapter) sendTo(ctx context.Context, channel string, m bridge.Outbound) ([]string, error) {
+// sendTo posts the planned messages of m into channel. leftOut names, for agents, the files
+// left out of the messages sent.
+func (a *Adapter) sendTo(ctx context.Context, channel string, m bridge.Outbound) (ids, leftOut []string, err error) {
 	plan := planOutbound(m)
 	if len(plan) == 0 {
-		return nil, bridge.Permanent("message has nothing to send", nil)
+		return nil, nil, bridge.Permanent("message has nothing to send", nil)
 	}
 	// A retry of a message an earlier attempt delivered in part sends only the rest.
 	done := min(len(m.Parts), len(plan))
-	var ids []string
 	for i, p := range plan {
 		if i < done {
 			continue
 		}
-		id, err := a.sendPart(ctx, channel, m, i, i == done, p)
+		id, left, err := a.sendPart(ctx, channel, m, i, i == done, p)
 		if err != nil {
-			return ids, err
+			return ids, leftOut, err
 		}
-		ids = append(ids, id)
+		ids, leftOut = append(ids, id), append(leftOut, left...)
 	}
-	return ids, nil
+	return ids, leftOut, nil
 }
 
 // sendPart posts part i of m's plan and returns the id of the Discord message. Files are
 // streamed from their source into the upload. A file Discord will not take (larger than the
 // upload limit, by its declared size, by what it turned out to be, or by Discord's 413), or
 // whose download failed maxFileAttempts times, is left out with a note in the text, so the rest
-// of the message still goes out.
-func (a *Adapter) sendPart(ctx context.Context, channel string, m bridge.Outbound, i int, first bool, p plannedMessage) (string, error) {
-	files, notes, err := a.checkFiles(m, i, p.files)
+// of the message still goes out; leftOut names those files for agents.
+func (a *Adapter) sendPart(ctx context.Context, channel string, m bridge.Outbound, i int, first bool, p plannedMessage) (_ string, leftOut []string, err error) {
+	files, tooLarge, err := a.checkFiles(m, i, p.files)
 	if err != nil {
-		return "", err
+		return "", nil, err
+	}
+	var notes []string
+	for _, name := range tooLarge {
+		notes = append(notes, tooLargeNote(name))
+		leftOut = append(leftOut, tooLargeAgentNote(name))
 	}
 	base := p.payload
 	if m.MessageID > 0 {
@@ -115,6 +126,7 @@ func (a *Adapter) sendPart(ctx context.Context, channel string, m bridge.Outboun
 			switch {
 			case failed != nil && failed.tooLarge:
 				notes = append(notes, tooLargeNote(failed.name))
+				leftOut = append(leftOut, tooLargeAgentNote(failed.name))
 				files = without(files, failed)
 				continue
 			case failed != nil:
@@ -122,16 +134,18 @@ func (a *Adapter) sendPart(ctx context.Context, channel string, m bridge.Outboun
 				a.log.Warn("cannot download an attachment for discord", zap.String("file", failed.name),
 					zap.Int("attempt", n), zap.Error(err))
 				if n < maxFileAttempts {
-					return "", fmt.Errorf("download attachment %s: %w", failed.name, err)
+					return "", nil, fmt.Errorf("download attachment %s: %w", failed.name, err)
 				}
 				a.fileDone(failed.key)
 				notes = append(notes, fmt.Sprintf("📎 %s could not be sent: its download failed %d times", failed.name, n))
+				leftOut = append(leftOut, fmt.Sprintf("📎 %s was left out: its download from OneChat failed %d times", failed.name, n))
 				files = without(files, failed)
 				continue
 			case isTooLarge(err):
 				// Discord's limit for this channel is lower than ours: the files are left out.
 				for _, f := range files {
 					notes = append(notes, tooLargeNote(f.name))
+					leftOut = append(leftOut, tooLargeAgentNote(f.name))
 				}
 				files = nil
 				continue
@@ -146,13 +160,13 @@ func (a *Adapter) sendPart(ctx context.Context, channel string, m bridge.Outboun
 		var apiErr *APIError
 		if first || try >= 3 || !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests || apiErr.RetryAfter > maxContinuationWait {
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
-			return created.ID, nil
+			return created.ID, leftOut, nil
 		}
 		try++
 		if werr := a.wait(ctx, apiErr.RetryAfter); werr != nil {
-			return "", werr
+			return "", nil, werr
 		}
 	}
 }
@@ -183,17 +197,16 @@ type pendingFile struct {
 }
 
 // checkFiles picks the files of part i that can go: a file over the upload limit by its declared
-// size becomes a note (a permanent outcome for that file; the rest still goes out).
-func (a *Adapter) checkFiles(m bridge.Outbound, i int, atts []bridge.Attachment) ([]*pendingFile, []string, error) {
-	var files []*pendingFile
-	var notes []string
+// size is named in tooLarge, to become a note (a permanent outcome for that file; the rest
+// still goes out).
+func (a *Adapter) checkFiles(m bridge.Outbound, i int, atts []bridge.Attachment) (files []*pendingFile, tooLarge []string, err error) {
 	for j, att := range atts {
 		name := att.Name
 		if name == "" {
 			name = "file"
 		}
 		if att.Size > a.maxUpload {
-			notes = append(notes, tooLargeNote(name))
+			tooLarge = append(tooLarge, name)
 			continue
 		}
 		if att.Open == nil {
@@ -202,11 +215,16 @@ func (a *Adapter) checkFiles(m bridge.Outbound, i int, atts []bridge.Attachment)
 		key := fmt.Sprintf("%s/%d/%d/%d", m.Chat.ID, m.MessageID, i, j)
 		files = append(files, &pendingFile{name: name, att: att, key: key})
 	}
-	return files, notes, nil
+	return files, tooLarge, nil
 }
 
 func tooLargeNote(name string) string {
 	return fmt.Sprintf("📎 %s is too large to send on Discord", name)
+}
+
+// tooLargeAgentNote is tooLargeNote for agents (bridge.Partial), with what to do instead.
+func tooLargeAgentNote(name string) string {
+	return fmt.Sprintf("📎 %s is larger than Discord lets the bot send here; send a link instead", name)
 }
 
 func without(files []*pendingFile, f *pendingFile) []*pendingFile {

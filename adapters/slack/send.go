@@ -165,7 +165,8 @@ func escapeMrkdwn(s string) string { return mrkdwnEscape(s) }
 // Send delivers an agent message into its DM or ticket thread and returns the ts of every
 // Slack message it created ("file:<id>" for a file, whose message ts Slack does not return).
 // Text is rendered to mrkdwn and split at maxPartLen; nobody is ever pinged. A retry carrying
-// m.Parts sends only the parts after those.
+// m.Parts sends only the parts after those. A file Slack will not take is posted as a note
+// instead and named to agents with bridge.Partial.
 //
 // Errors: 429 is bridge.RateLimited with Slack's Retry-After; not_in_channel,
 // channel_not_found, is_archived, account_inactive and user_not_found are bridge.Unreachable;
@@ -179,27 +180,32 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 	if len(parts) == 0 {
 		return nil, bridge.Permanent("message has nothing to send", nil)
 	}
-	var ids []string
+	var ids, leftOut []string
 	for i := min(len(m.Parts), len(parts)); i < len(parts); i++ {
-		id, err := a.sendPart(ctx, ch, thread, parts[i])
+		id, note, err := a.sendPart(ctx, ch, thread, parts[i])
 		if err != nil {
 			return ids, classify(a.redact(err))
 		}
 		ids = append(ids, id)
+		if note != "" {
+			leftOut = append(leftOut, note)
+		}
 	}
-	return ids, nil
+	return ids, bridge.Partial(leftOut...)
 }
 
-func (a *Adapter) sendPart(ctx context.Context, ch, thread string, p part) (string, error) {
+// sendPart posts one part. A file that cannot go is posted as a note instead, returned in
+// leftOut for agents too.
+func (a *Adapter) sendPart(ctx context.Context, ch, thread string, p part) (id, leftOut string, err error) {
 	if p.file != nil {
 		id, note, err := a.upload(ctx, ch, thread, *p.file)
 		if err != nil || note == "" {
-			return id, err
+			return id, "", err
 		}
-		p = part{text: escapeMrkdwn(note)}
+		p, leftOut = part{text: escapeMrkdwn(note)}, note
 	}
 	if err := a.pacer.wait(ctx, ch); err != nil {
-		return "", err
+		return "", "", err
 	}
 	opts := []slackgo.MsgOption{slackgo.MsgOptionText(p.text, false),
 		slackgo.MsgOptionDisableLinkUnfurl(), slackgo.MsgOptionDisableMediaUnfurl()}
@@ -211,9 +217,9 @@ func (a *Adapter) sendPart(ctx context.Context, ch, thread string, p part) (stri
 	}
 	_, ts, err := a.api.PostMessageContext(ctx, ch, opts...)
 	if err != nil {
-		return "", fmt.Errorf("chat.postMessage: %w", err)
+		return "", "", fmt.Errorf("chat.postMessage: %w", err)
 	}
-	return ts, nil
+	return ts, leftOut, nil
 }
 
 // upload streams an agent's file into the chat. A file that cannot go (too large, refused by

@@ -479,6 +479,16 @@ func TestFilesBothWays(t *testing.T) {
 	if n := len(r.host.messages()); n != 1 {
 		t.Fatalf("%d messages: the bot's file shares must not come back", n)
 	}
+
+	// A file the workspace refuses becomes a note in the chat, and agents learn it was left out.
+	r.srv.Inject("files.getUploadURLExternal", slacktest.Fault{Error: "file_uploads_disabled", Times: 1})
+	ids, err = r.a.Send(ctx, bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: dm}, Text: "the report",
+		Attachments: []bridge.Attachment{{Name: "report.pdf", Size: 5, Open: open([]byte("hello"))}}})
+	var partial *bridge.PartialError
+	if len(ids) != 2 || !errors.As(err, &partial) ||
+		strings.Join(partial.Notes, "|") != "📎 report.pdf could not be sent: this Slack workspace does not accept it" {
+		t.Fatalf("Send = %v, %v; want the text and a note, delivered in part", ids, err)
+	}
 }
 
 func TestLongTextSplitAndContinued(t *testing.T) {

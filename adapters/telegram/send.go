@@ -105,28 +105,34 @@ func fileSteps(atts []bridge.Attachment) []step {
 
 // plan lays out how m goes out: text parts first (the keyboard on the last), then the files
 // (see fileSteps). Text that fits a caption rides on the first file instead, as users expect of
-// a photo with a comment.
-func (a *Adapter) plan(m bridge.Outbound) ([]step, error) {
+// a photo with a comment. A file larger than Telegram lets a bot send is left out and named in
+// leftOut for agents; a message that was only such files fails for good.
+func (a *Adapter) plan(m bridge.Outbound) (steps []step, leftOut []string, err error) {
 	md := outboundMarkdown(m)
 	kb := keyboard(m)
+	var reason string
+	atts := make([]bridge.Attachment, 0, len(m.Attachments))
 	for _, f := range m.Attachments {
 		if f.Size > a.maxUpload {
-			return nil, bridge.Permanent(fmt.Sprintf("attachment %s (%s) is larger than the %s Telegram accepts from a bot",
-				f.Name, bridge.FormatSize(f.Size), bridge.FormatSize(a.maxUpload)), nil)
+			reason = fmt.Sprintf("attachment %s (%s) is larger than the %s Telegram accepts from a bot",
+				f.Name, bridge.FormatSize(f.Size), bridge.FormatSize(a.maxUpload))
+			leftOut = append(leftOut, fmt.Sprintf("📎 %s (%s) is larger than the %s Telegram lets a bot send; send a link instead",
+				f.Name, bridge.FormatSize(f.Size), bridge.FormatSize(a.maxUpload)))
+			continue
 		}
 		if f.Open == nil {
-			return nil, bridge.Permanent(fmt.Sprintf("attachment %s cannot be read", f.Name), nil)
+			return nil, nil, bridge.Permanent(fmt.Sprintf("attachment %s cannot be read", f.Name), nil)
 		}
+		atts = append(atts, f)
 	}
-	files := fileSteps(m.Attachments)
+	files := fileSteps(atts)
 	caption := formatMarkdown(md, maxCaptionLen)
 	if len(files) > 0 && kb == nil && len(caption) <= 1 {
 		if len(caption) == 1 {
 			files[0].text = &caption[0]
 		}
-		return files, nil
+		return files, leftOut, nil
 	}
-	var steps []step
 	parts := formatMarkdown(md, maxMessageLen)
 	for i := range parts {
 		steps = append(steps, step{text: &parts[i]})
@@ -135,10 +141,13 @@ func (a *Adapter) plan(m bridge.Outbound) ([]step, error) {
 		steps[len(steps)-1].markup = kb
 	}
 	steps = append(steps, files...)
-	if len(steps) == 0 {
-		return nil, bridge.Permanent("message has no text", nil)
+	if len(steps) == 0 && reason != "" {
+		return nil, nil, bridge.Permanent(reason, nil)
 	}
-	return steps, nil
+	if len(steps) == 0 {
+		return nil, nil, bridge.Permanent("message has no text", nil)
+	}
+	return steps, leftOut, nil
 }
 
 // errAlbumRefused is sendStep's answer when Telegram refused an album for its content (an
@@ -156,7 +165,8 @@ var errAlbumRefused = errors.New("telegram refused the album")
 // album counts as its items). Failures are classified: 403 (blocked, deactivated) is
 // bridge.Unreachable, 429 is bridge.RateLimited with Telegram's retry_after, 400 is
 // bridge.Permanent with Telegram's description; anything else is returned as is and worth
-// retrying.
+// retrying. A file larger than Telegram lets a bot send is left out and named to agents with
+// bridge.Partial.
 //
 // Once the first message is out, a retry of the whole message would duplicate it, so Send
 // retries later ones itself (waiting out 429s, backing off on transient errors, a few times
@@ -168,7 +178,7 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	steps, err := a.plan(m)
+	steps, leftOut, err := a.plan(m)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +237,7 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 	if total > 1 {
 		log.Debug("sent telegram message in parts", zap.Int("parts", total))
 	}
-	return ids, nil
+	return ids, bridge.Partial(leftOut...)
 }
 
 func chatIDOf(c bridge.ChatRef) (int64, error) {

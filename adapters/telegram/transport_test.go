@@ -319,11 +319,19 @@ func TestSendUploadsFilesByType(t *testing.T) {
 		t.Errorf("rejected photo sent as %+v", last)
 	}
 
-	// Too big for the Bot API: failed before anything is sent, with a reason.
-	_, err = f.a.Send(ctx, bridge.Outbound{Chat: aliceChat, Text: "x", Attachments: []bridge.Attachment{
+	// Too big for the Bot API: the text goes without it, and agents learn what was left out.
+	ids, err = f.a.Send(ctx, bridge.Outbound{Chat: aliceChat, Text: "x", Attachments: []bridge.Attachment{
+		{Name: "huge.iso", Size: 60 << 20, Open: opener("")}}})
+	var partial *bridge.PartialError
+	if !errors.As(err, &partial) || len(ids) != 1 || len(f.srv.Sent(alice.ID)) != 8 ||
+		strings.Join(partial.Notes, "|") != "📎 huge.iso (60.0 MB) is larger than the 50.0 MB Telegram lets a bot send; send a link instead" {
+		t.Errorf("Send = %v, %v", ids, err)
+	}
+	// A message that was only such a file fails before anything is sent, with a reason.
+	_, err = f.a.Send(ctx, bridge.Outbound{Chat: aliceChat, Attachments: []bridge.Attachment{
 		{Name: "huge.iso", Size: 60 << 20, Open: opener("")}}})
 	var perm *bridge.PermanentError
-	if !errors.As(err, &perm) || !strings.Contains(perm.Reason, "huge.iso (60.0 MB)") || len(f.srv.Sent(alice.ID)) != 7 {
+	if !errors.As(err, &perm) || !strings.Contains(perm.Reason, "huge.iso (60.0 MB)") || len(f.srv.Sent(alice.ID)) != 8 {
 		t.Errorf("Send = %v", err)
 	}
 }
