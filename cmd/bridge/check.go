@@ -127,6 +127,9 @@ func check(ctx context.Context, cfg Config, logger *zap.Logger, out io.Writer) b
 
 	oc := newOneChat(cfg, logger)
 	report(within(func(ctx context.Context) checkResult { return checkInbox(ctx, cfg, oc) }))
+	if app := newApplication(cfg, oc); app != nil {
+		report(within(func(ctx context.Context) checkResult { return checkApplication(ctx, app) }))
+	}
 	report(within(func(ctx context.Context) checkResult { return checkCable(ctx, cfg.CableURL) }))
 
 	if adapterErr != nil {
@@ -192,6 +195,30 @@ func checkInbox(ctx context.Context, cfg Config, oc *onechat.Client) checkResult
 		r.hint = "the inbox enforces identity validation (HMAC): set ONECHAT_HMAC_TOKEN to the inbox's HMAC token (Settings → Inboxes → your inbox → Configuration)"
 		r.detail += ", but it requires identity validation and no ONECHAT_HMAC_TOKEN is set"
 	}
+	return r
+}
+
+// checkApplication proves ONECHAT_API_ACCESS_TOKEN and ONECHAT_ACCOUNT_ID with a cheap
+// authenticated read: the account's labels.
+func checkApplication(ctx context.Context, app *onechat.AppClient) checkResult {
+	r := checkResult{name: "agent api"}
+	labels, err := app.AccountLabels(ctx)
+	var apiErr *onechat.APIError
+	switch {
+	case err == nil:
+		r.ok = true
+		r.detail = fmt.Sprintf("account %d answers (%d labels); private notes for agents are on", app.AccountID(), len(labels))
+		return r
+	case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized:
+		r.hint = "OneChat refused ONECHAT_API_ACCESS_TOKEN: copy an agent's access token (Profile settings → Access token) or an agent bot's, of this account"
+	case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusNotFound:
+		r.hint = "ONECHAT_ACCOUNT_ID is wrong, or the token's agent is not in that account: use the number after /app/accounts/ in OneChat's address bar"
+	case errors.As(err, &apiErr):
+		r.hint = "OneChat refused the Application API call: see the message"
+	default:
+		r.hint = "cannot reach OneChat's Application API at ONECHAT_BASE_URL"
+	}
+	r.detail = err.Error()
 	return r
 }
 

@@ -110,3 +110,27 @@ func TestCheckDiscord(t *testing.T) {
 	}
 	assertNoSecrets(t, "check output", out, append(w.secretsOf(), "wrong-discord-token", "discord-bot-token-x"))
 }
+
+func TestCheckAgentAPIToken(t *testing.T) {
+	w := newWorld(t)
+	token := w.oc.AccessToken()
+	env := append(w.env, "ONECHAT_API_ACCESS_TOKEN="+token, "ONECHAT_ACCOUNT_ID=1")
+	code, out := runCheck(t, env)
+	if code != 0 || !strings.Contains(out, "OK    agent api") {
+		t.Fatalf("exit %d, want 0 and an OK line for the agent api:\n%s", code, out)
+	}
+	for _, tt := range []struct{ set, hint string }{
+		{"ONECHAT_API_ACCESS_TOKEN=wrong-access-token", "OneChat refused ONECHAT_API_ACCESS_TOKEN"},
+		{"ONECHAT_ACCOUNT_ID=2", "ONECHAT_ACCOUNT_ID is wrong"},
+	} {
+		code, out = runCheck(t, replaceEnv(env, tt.set))
+		if code != 1 || !strings.Contains(out, "FAIL  agent api") || !strings.Contains(out, tt.hint) {
+			t.Errorf("%s: exit %d, want 1 with the hint %q:\n%s", tt.set, code, tt.hint, out)
+		}
+		assertNoSecrets(t, "check output", out, append(w.secretsOf(), token, "wrong-access-token"))
+	}
+	// Without the token there is no line for it.
+	if code, out = runCheck(t, w.env); code != 0 || strings.Contains(out, "agent api") {
+		t.Errorf("exit %d without a token:\n%s", code, out)
+	}
+}

@@ -40,6 +40,11 @@ type Config struct {
 	StorageOrigins string `env:"ONECHAT_STORAGE_ORIGINS"`
 	// MaxAttachmentSize caps one agent attachment download: bytes, or with KB, MB or GB.
 	MaxAttachmentSize string `env:"ONECHAT_MAX_ATTACHMENT_SIZE" envDefault:"100MB"`
+	// AccessToken (an agent's or agent bot's access token) and AccountID turn on OneChat's
+	// Application API: private notes that tell agents what did not reach the user, and each
+	// new conversation's platform label and custom attributes. Both or neither.
+	AccessToken Secret `env:"ONECHAT_API_ACCESS_TOKEN"`
+	AccountID   int64  `env:"ONECHAT_ACCOUNT_ID"`
 
 	Tuning TuningSettings
 
@@ -198,6 +203,12 @@ func (c *Config) Validate() error {
 		bad("ONECHAT_MAX_ATTACHMENT_SIZE", "must be a size of at least 1KB such as 100MB or 2GB, got %q", c.MaxAttachmentSize)
 	} else {
 		c.maxAttachmentSize = n
+	}
+	switch {
+	case c.AccessToken != "" && c.AccountID <= 0:
+		bad("ONECHAT_ACCOUNT_ID", "is required with ONECHAT_API_ACCESS_TOKEN: the number after /app/accounts/ in OneChat's address bar")
+	case c.AccessToken == "" && c.AccountID != 0:
+		bad("ONECHAT_API_ACCESS_TOKEN", "is required with ONECHAT_ACCOUNT_ID: an agent's or agent bot's access token (Profile settings → Access token)")
 	}
 	if c.OnResolved != "new" && c.OnResolved != "reopen" {
 		bad("ONECHAT_ON_RESOLVED", "must be new or reopen, got %q", c.OnResolved)

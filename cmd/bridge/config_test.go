@@ -51,6 +51,8 @@ func TestConfigErrorsNameEachVariable(t *testing.T) {
 		// The line for "no platform" names every platform's variable: TELEGRAM_BOT_TOKEN or
 		// DISCORD_BOT_TOKEN or ...
 		{"nothing set", nil, []string{"DATABASE_URL", "ONECHAT_BASE_URL", "ONECHAT_INBOX_IDENTIFIER", "TELEGRAM_BOT_TOKEN"}},
+		{"access token without account", append(validEnv(), "ONECHAT_API_ACCESS_TOKEN=agent-token-x"), []string{"ONECHAT_ACCOUNT_ID"}},
+		{"account without access token", append(validEnv(), "ONECHAT_ACCOUNT_ID=3"), []string{"ONECHAT_API_ACCESS_TOKEN"}},
 		{"malformed", append(validEnv(),
 			"DATABASE_URL=mysql://x", "ONECHAT_BASE_URL=chat.example.com", "ONECHAT_CABLE_URL=https://x/cable",
 			"TELEGRAM_BOT_TOKEN=nocolon", "TELEGRAM_API_URL=ftp://x", "BRIDGE_ADMIN_ADDR=9090",
@@ -74,7 +76,7 @@ func TestConfigErrorsNameEachVariable(t *testing.T) {
 					t.Errorf("no line names %s:\n%s", v, stderr.String())
 				}
 			}
-			for _, secret := range []string{"ABC-secret-token", "db-password-x", "wyHVRZzzJhjPMKR2h7LpeJVy"} {
+			for _, secret := range []string{"ABC-secret-token", "db-password-x", "wyHVRZzzJhjPMKR2h7LpeJVy", "agent-token-x"} {
 				if strings.Contains(stderr.String(), secret) {
 					t.Errorf("stderr leaks %q", secret)
 				}

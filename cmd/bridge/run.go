@@ -43,6 +43,15 @@ func newOneChat(cfg Config, logger *zap.Logger) *onechat.Client {
 	})
 }
 
+// newApplication builds the Application API client when ONECHAT_API_ACCESS_TOKEN is set, nil
+// otherwise.
+func newApplication(cfg Config, oc *onechat.Client) *onechat.AppClient {
+	if cfg.AccessToken == "" {
+		return nil
+	}
+	return oc.Application(cfg.AccountID, string(cfg.AccessToken))
+}
+
 // coreShutdownGrace is the part of the shutdown deadline the core may spend finishing
 // in-flight messages; the rest is left for handing them back to the queue and closing.
 func coreShutdownGrace(deadline time.Duration) time.Duration { return deadline * 2 / 3 }
@@ -80,6 +89,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	opts := bridge.Options{
 		Store:         store,
 		OneChat:       oc,
+		Application:   newApplication(cfg, oc),
 		Adapters:      adapters,
 		CableURL:      cfg.CableURL,
 		Logger:        logger.Named("core"),
