@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/onechat"
+	"github.com/onechat/onechat-bridge/onechat/onechattest"
 )
 
 // withApplication gives the core an Application API client with the fake's token (or token).
@@ -172,5 +174,23 @@ func TestWithoutTokenTheLastFailureIsOnTheContact(t *testing.T) {
 				t.Errorf("labels %q without a valid token", l)
 			}
 		})
+	}
+}
+
+func TestAgentFileTheBridgeCannotFetchIsNamedToAgents(t *testing.T) {
+	h := newHarness(t, nil)
+	storage, _ := countingServer(t, http.StatusServiceUnavailable)
+	h.opts.OneChat = onechat.NewClient(h.oc.URL(), h.oc.InboxIdentifier(), &onechat.Options{
+		HMACToken: h.oc.HMACToken(), StorageOrigins: []string{storage.URL}})
+	h.withApplication("")
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 3003, "the report?")
+	h.oc.PostAgentMessage(conv.ID, onechattest.AgentMessage{Content: "Attached", Attachments: []onechattest.File{
+		{Filename: "report.pdf", ContentType: "application/pdf", Data: []byte("x"), RedirectTo: storage.URL + "/bucket/report.pdf"},
+	}})
+	want := "⚠️ Part of this message did not reach the user:\n📎 report.pdf was left out: its download from OneChat failed 3 times\n> Attached"
+	if err := h.oc.Wait(ctx, func() bool { return len(h.notes(conv.ID)) > 0 }); err != nil || !slices.Equal(h.notes(conv.ID), []string{want}) {
+		t.Fatalf("notes %q, want %q: %v", h.notes(conv.ID), want, err)
 	}
 }

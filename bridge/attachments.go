@@ -59,11 +59,12 @@ func moveLinksToText(m *Outbound) {
 //
 // Each file is opened here (the request made, the headers read) and that open stream is what
 // the adapter's first Open of it returns; a later Open downloads again. release closes the
-// streams the adapter did not take; call it once Send returned.
+// streams the adapter did not take; call it once Send returned. leftOut names the files
+// dropped, and why, for agents (see tellLeftOut).
 //
 // A message that continues one delivered in part (m.Parts) keeps its files as they are, since
 // the adapter finds where to continue by counting them: a file failing then fails the attempt.
-func (c *Core) openOutbound(ctx context.Context, m *Outbound, attempt int) (release func(), err error) {
+func (c *Core) openOutbound(ctx context.Context, m *Outbound, attempt int) (release func(), leftOut []string, err error) {
 	var opened []*openedFile
 	release = func() {
 		for _, f := range opened {
@@ -83,11 +84,16 @@ func (c *Core) openOutbound(ctx context.Context, m *Outbound, attempt int) (rele
 			final := errors.As(err, &perm) || attempt >= downloadAttempts
 			if ctx.Err() != nil || len(m.Parts) > 0 || !final {
 				release()
-				return func() {}, fmt.Errorf("open attachment %s: %w", name, err)
+				return func() {}, nil, fmt.Errorf("open attachment %s: %w", name, err)
 			}
 			c.log.Warn("agent attachment not sent; the user gets a note instead", zap.Int64("message_id", m.MessageID),
 				zap.Int("attempt", attempt), zap.Error(err))
 			notes = append(notes, unsentFileNote(name))
+			why := fmt.Sprintf("its download from OneChat failed %d times", attempt)
+			if perm != nil {
+				why = "the bridge may not or cannot fetch it (" + perm.Reason + ")"
+			}
+			leftOut = append(leftOut, "📎 "+name+" was left out: "+why)
 			continue
 		}
 		f := &openedFile{rc: rc}
@@ -105,7 +111,7 @@ func (c *Core) openOutbound(ctx context.Context, m *Outbound, attempt int) (rele
 	if len(notes) > 0 {
 		m.Text = joinNonEmpty("\n\n", m.Text, strings.Join(notes, "\n"))
 	}
-	return release, nil
+	return release, leftOut, nil
 }
 
 // openedFile is a download opened before Send, handed to the first Open.

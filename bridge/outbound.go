@@ -500,7 +500,7 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 				zap.Int("parts_delivered", len(m.Parts)))
 		}
 	}
-	release, err := c.openOutbound(ctx, &m, j.Attempts+1)
+	release, leftOut, err := c.openOutbound(ctx, &m, j.Attempts+1)
 	if err != nil {
 		return nil, err
 	}
@@ -514,7 +514,10 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 	if errors.As(err, &partial) {
 		// Delivered without what the platform would not take: agents are told once it is
 		// recorded.
-		j.leftOut, err = partial.Notes, nil
+		leftOut, err = append(leftOut, partial.Notes...), nil
+	}
+	if err == nil {
+		j.leftOut = leftOut
 	}
 	links := make([]MessageLink, 0, len(ids))
 	for _, id := range ids {
