@@ -74,6 +74,9 @@ func (c *Core) outboundOf(ctx context.Context, j *Job) (Outbound, bool) {
 	if j.Direction != Out || json.Unmarshal(j.Payload, &m) != nil || m.ConversationID == 0 || m.MessageID == 0 {
 		return m, false
 	}
+	if m.Op != OpSend && m.Op != OpEdit && m.Op != OpDelete {
+		return m, false // a ticket's closing or reopening line is the bridge's, not an agent's
+	}
 	if m.Op == OpDelete && m.Text == "" {
 		if p, err := c.store.JobPayload(ctx, Out, outboundDedup(m.MessageID)); err == nil {
 			var sent Outbound
