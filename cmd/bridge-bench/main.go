@@ -1,6 +1,8 @@
 // Command bridge-bench measures the real bridge binary against the in-repo fakes on loopback:
-// inbound and outbound throughput with many users, each beside the same traffic sent directly
-// to the fakes by a minimal client (the physical limit of the setup), added latency at a steady
+// inbound and outbound throughput with many users, each beside the same traffic done by a
+// durable baseline (a minimal client that commits each message to Postgres before acting on it:
+// the limit, durable.go) and sent directly to the fakes by a minimal client (a second
+// reference), in -runs runs alternating the bridge and the baseline, added latency at a steady
 // rate, the time from a cable restart to every subscription re-confirmed, and, with -known,
 // memory and goroutines with many known users of whom few are active, and the time from a
 // cable restart to the active ones re-confirmed and caught up. It prints a Markdown table for
@@ -53,6 +55,7 @@ func main() {
 	flag.IntVar(&b.perRun, "messages", 2000, "messages per throughput run (at least one per user)")
 	rate := flag.Int("rate", 100, "messages per second of the latency runs")
 	latFor := flag.Duration("latency-for", 10*time.Second, "how long each latency run sends")
+	flag.IntVar(&b.runs, "runs", 5, "throughput runs per scenario, alternating the bridge and its durable baseline; the summary gives their medians")
 	flag.IntVar(&b.workers, "workers", 8, "the bridge's inbound and outbound workers (BRIDGE_INBOUND_WORKERS, BRIDGE_OUTBOUND_WORKERS; 8 is their default), and the direct client's concurrency")
 	only := flag.String("only", "", "comma-separated scenarios to run, of "+strings.Join(scenarios, ", ")+" (default: all; known needs -known)")
 	known := flag.Int("known", 0, "known users of the memory scenario (0: no memory scenario)")
@@ -79,6 +82,9 @@ func main() {
 	if *idle != "sweep" && *idle != "restart" {
 		fail(fmt.Errorf("-idle: want sweep or restart, got %q", *idle))
 	}
+	if b.runs < 1 {
+		fail(errors.New("-runs must be at least 1"))
+	}
 	if b.workers < 1 {
 		fail(errors.New("-workers must be at least 1"))
 	}
@@ -100,9 +106,10 @@ func main() {
 		if err := b.build(ctx, *bin); err != nil {
 			return err
 		}
-		fmt.Printf("Bridge: %d inbound and %d outbound workers; the direct client sends %d requests at a time.\n\n", b.workers, b.workers, b.workers)
-		row("scenario", "users", "messages", "seconds", "msg/s", "vs direct", "p50 ms", "p99 ms", "note")
-		row("---", "---", "---", "---", "---", "---", "---", "---", "---")
+		fmt.Printf("Bridge: %d inbound and %d outbound workers; the durable baseline and the direct client send %d requests at a time.\n\n", b.workers, b.workers, b.workers)
+		if run["inbound"] || run["outbound"] {
+			runHeader()
+		}
 		if run["inbound"] {
 			for _, n := range users {
 				if err := b.inbound(ctx, n); err != nil {
@@ -116,6 +123,12 @@ func main() {
 					return err
 				}
 			}
+		}
+		printSummaries(b.summaries, b.runs)
+		if run["latency"] || run["known"] {
+			fmt.Println()
+			row("scenario", "users", "messages", "seconds", "msg/s", "vs direct", "p50 ms", "p99 ms", "note")
+			row("---", "---", "---", "---", "---", "---", "---", "---", "---")
 		}
 		if run["latency"] {
 			if err := b.latency(ctx, *rate, *latFor); err != nil {
@@ -146,6 +159,10 @@ type bench struct {
 	window  time.Duration
 	perRun  int
 	workers int
+	// runs is how many times each throughput scenario runs, the bridge and its durable baseline
+	// alternating; summaries collects them.
+	runs      int
+	summaries []*summary
 	// idleSweep is the memory scenario's BRIDGE_IDLE_SWEEP.
 	idleSweep time.Duration
 }
@@ -193,13 +210,14 @@ func share(bridge, direct float64) string {
 }
 
 // env is the bridge's environment for the benchmark: info logs (the admin address is an info
-// line), no OneChat request budget and no Telegram pacing, so the figures are the bridge's own
+// line), no OneChat request budget and Telegram pacing at its minimum (1 ms per message in all,
+// which caps outbound at 1,000 msg/s), so the figures are the bridge's own
 // limits, and Postgres reached directly rather than through the rig's fault proxy (a TCP relay
 // in this process, which costs CPU and latency the bridge would not have). extra comes last.
 func (b *bench) env(w *e2e.World, extra ...string) []string {
 	workers := strconv.Itoa(b.workers)
 	env := w.Env("LOG_LEVEL=info", "TELEGRAM_POLL_TIMEOUT=10s",
-		"ONECHAT_REQUESTS_PER_SECOND=-1", "TELEGRAM_PER_CHAT_INTERVAL=1ns", "TELEGRAM_GLOBAL_INTERVAL=1ns",
+		"ONECHAT_REQUESTS_PER_SECOND=-1", "TELEGRAM_PER_CHAT_INTERVAL=1ms", "TELEGRAM_GLOBAL_INTERVAL=1ms",
 		"BRIDGE_INBOUND_WORKERS="+workers, "BRIDGE_OUTBOUND_WORKERS="+workers,
 		"DATABASE_URL="+w.DBURL)
 	return append(env, extra...)
@@ -237,21 +255,46 @@ func incoming(oc *onechattest.Server) func() int {
 
 // inbound: n users new to OneChat write max(perRun, n) messages in all (round robin), queued in
 // Telegram at once; the figure is messages in OneChat per second until all arrived or the
-// window ended. The direct client does the same before: per user a contact, a conversation and
-// the messages in order.
+// window ended; then the same users, now known, write as many again. The direct client does the
+// same traffic once before; then b.runs runs alternate the bridge and the durable baseline.
 func (b *bench) inbound(ctx context.Context, n int) error {
 	total := max(b.perRun, n)
 	del, delKnown, err := b.directInbound(ctx, n, total)
 	if err != nil {
 		return fmt.Errorf("direct inbound %d: %w", n, err)
 	}
-	direct := float64(total) / del.Seconds()
-	row("direct Client API client (new users)", n, total, del.Seconds(), direct, "100%", "", "",
-		fmt.Sprintf("%d at a time, one user's messages in order; per user: create contact, create conversation, then its messages", b.workers))
+	direct := [2]float64{float64(total) / del.Seconds(), float64(total) / delKnown.Seconds()}
+	names := [2]string{"inbound, new users", "inbound, known users"}
+	for i, d := range []time.Duration{del, delKnown} {
+		runRow(names[i], n, "-", "direct", total, d.Seconds(), direct[i], "", fmt.Sprintf("%d at a time, one user's messages in order", b.workers))
+	}
+	sums := [2]*summary{{scenario: names[0], users: n, direct: direct[0]}, {scenario: names[1], users: n, direct: direct[1]}}
+	for run := 1; run <= b.runs; run++ {
+		br, err := b.bridgeInbound(ctx, n, total)
+		if err != nil {
+			return err
+		}
+		dr, err := b.durableInbound(ctx, n, total)
+		if err != nil {
+			return fmt.Errorf("durable inbound %d: %w", n, err)
+		}
+		for i := range 2 {
+			runRow(names[i], n, run, "bridge", br[i].msgs, br[i].secs, br[i].rate, br[i].cpu(), br[i].note)
+			runRow(names[i], n, run, "durable", dr[i].msgs, dr[i].secs, dr[i].rate, dr[i].cpu(), "")
+			sums[i].bridge = append(sums[i].bridge, br[i])
+			sums[i].durable = append(sums[i].durable, dr[i])
+		}
+	}
+	b.summaries = append(b.summaries, sums[0], sums[1])
+	return nil
+}
 
+// bridgeInbound runs the bridge's half of inbound in a fresh world.
+func (b *bench) bridgeInbound(ctx context.Context, n, total int) ([2]result, error) {
+	var res [2]result
 	w, p, stop, err := b.world(ctx)
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer stop()
 	cpu0 := cpuNow(ctx, w, p.Pid())
@@ -265,18 +308,15 @@ func (b *bench) inbound(ctx context.Context, n int) error {
 	el := time.Since(start)
 	cpu1 := cpuNow(ctx, w, p.Pid())
 	m, _ := p.Scrape(ctx)
-	rate := float64(got) / el.Seconds()
-	row("bridge inbound (new users)", n, got, el.Seconds(), rate, share(rate, direct), "", "",
-		fmt.Sprintf("RSS %.0f MB, %v goroutines, %v subscriptions%s%s", m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"),
-			m.Value("bridge_cable_subscriptions", "state", "confirmed"), perMessage(cpu0, cpu1, got), short(got, total)))
+	res[0] = result{msgs: got, secs: el.Seconds(), rate: float64(got) / el.Seconds(),
+		note: fmt.Sprintf("RSS %.0f MB, %v goroutines, %v subscriptions%s", m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"),
+			m.Value("bridge_cable_subscriptions", "state", "confirmed"), short(got, total))}
+	res[0].setCPU(cpu0, cpu1, got)
 	if got < total {
-		return nil
+		return res, nil
 	}
 
 	// The same users write as many messages again, now known to the bridge and to OneChat.
-	directKnown := float64(total) / delKnown.Seconds()
-	row("direct Client API client (known users)", n, total, delKnown.Seconds(), directKnown, "100%", "", "",
-		fmt.Sprintf("%d at a time, one user's messages in order, to the conversations made above", b.workers))
 	cpu0 = cpuNow(ctx, w, p.Pid())
 	start = time.Now()
 	for i := range total {
@@ -288,11 +328,10 @@ func (b *bench) inbound(ctx context.Context, n int) error {
 	el = time.Since(start)
 	cpu1 = cpuNow(ctx, w, p.Pid())
 	m, _ = p.Scrape(ctx)
-	rate = float64(got) / el.Seconds()
-	row("bridge inbound (known users)", n, got, el.Seconds(), rate, share(rate, directKnown), "", "",
-		fmt.Sprintf("RSS %.0f MB, %v goroutines%s%s", m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"),
-			perMessage(cpu0, cpu1, got), short(got, total)))
-	return nil
+	res[1] = result{msgs: got, secs: el.Seconds(), rate: float64(got) / el.Seconds(),
+		note: fmt.Sprintf("RSS %.0f MB, %v goroutines%s", m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"), short(got, total))}
+	res[1].setCPU(cpu0, cpu1, got)
+	return res, nil
 }
 
 func short(got, want int) string {
@@ -490,8 +529,9 @@ func (c *sendCounter) wait(ctx context.Context) (got int, at time.Time, dups int
 
 // outbound: n users each write once (setup, not timed), then agents reply max(perRun, n) times
 // in all (round robin); the figure is replies in Telegram per second. The direct client sends
-// as many sendMessage calls to the fake Bot API. After it, the cable restarts and the time until
-// every subscription is confirmed again is measured.
+// as many sendMessage calls to the fake Bot API, once; then b.runs runs alternate the bridge and
+// the durable baseline. After the first bridge run, the cable restarts and the time until every
+// subscription is confirmed again is measured.
 func (b *bench) outbound(ctx context.Context, n int) error {
 	total := max(b.perRun, n)
 	del, err := b.directOutbound(ctx, n, total)
@@ -499,12 +539,33 @@ func (b *bench) outbound(ctx context.Context, n int) error {
 		return fmt.Errorf("direct outbound %d: %w", n, err)
 	}
 	direct := float64(total) / del.Seconds()
-	row("direct sendMessage → fake Bot API", n, total, del.Seconds(), direct, "100%", "", "",
-		fmt.Sprintf("%d at a time, one user's messages in order", b.workers))
+	const name = "outbound"
+	runRow(name, n, "-", "direct", total, del.Seconds(), direct, "", fmt.Sprintf("sendMessage only, %d at a time, one user's messages in order", b.workers))
+	sum := &summary{scenario: name, users: n, direct: direct}
+	for run := 1; run <= b.runs; run++ {
+		br, err := b.bridgeOutbound(ctx, n, total, run == 1)
+		if err != nil {
+			return err
+		}
+		runRow(name, n, run, "bridge", br.msgs, br.secs, br.rate, br.cpu(), br.note)
+		dr, err := b.durableOutbound(ctx, n, total)
+		if err != nil {
+			return fmt.Errorf("durable outbound %d: %w", n, err)
+		}
+		runRow(name, n, run, "durable", dr.msgs, dr.secs, dr.rate, dr.cpu(), "")
+		sum.bridge = append(sum.bridge, br)
+		sum.durable = append(sum.durable, dr)
+	}
+	b.summaries = append(b.summaries, sum)
+	return nil
+}
 
+// bridgeOutbound runs the bridge's half of outbound in a fresh world; with restart it then
+// restarts the cable and notes the time until every subscription is confirmed again.
+func (b *bench) bridgeOutbound(ctx context.Context, n, total int, restart bool) (result, error) {
 	w, p, stop, err := b.world(ctx)
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	defer stop()
 	for i := range n {
@@ -514,15 +575,14 @@ func (b *bench) outbound(ctx context.Context, n int) error {
 	defer cancel()
 	setupStart := time.Now()
 	if got := waitCount(setupCtx, 100*time.Millisecond, incoming(w.OC), n); got < n {
-		row("bridge outbound", n, "-", "-", "-", "", "", "", fmt.Sprintf("setup: only %d of %d users reached OneChat in 10 min", got, n))
-		return nil
+		return result{}, fmt.Errorf("outbound %d: setup: only %d of %d users reached OneChat in 10 min", n, got, n)
 	}
 	us, err := bridgedUsers(w.OC, n)
 	if err != nil {
-		return fmt.Errorf("outbound %d: %w", n, err)
+		return result{}, fmt.Errorf("outbound %d: %w", n, err)
 	}
 	if !waitFor(setupCtx, 100*time.Millisecond, func() bool { return subscribed(w.OC, us) == n }) {
-		return fmt.Errorf("outbound %d: only %d of %d subscribed after 10 min", n, subscribed(w.OC, us), n)
+		return result{}, fmt.Errorf("outbound %d: only %d of %d subscribed after 10 min", n, subscribed(w.OC, us), n)
 	}
 	setup := time.Since(setupStart)
 
@@ -543,21 +603,23 @@ func (b *bench) outbound(ctx context.Context, n int) error {
 		el = time.Since(start)
 	}
 	m, _ := p.Scrape(ctx)
-	rate := float64(got) / el.Seconds()
-	row("bridge outbound", n, got, el.Seconds(), rate, share(rate, direct), "", "",
-		fmt.Sprintf("setup %s; posting the replies took the fake %.1f s; RSS %.0f MB, %v goroutines%s%s%s", setup.Round(time.Second), posted.Seconds(),
-			m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"), perMessage(cpu0, cpu1, got), short(got, total), dupNote(dups)))
-
-	restart := time.Now()
+	r := result{msgs: got, secs: el.Seconds(), rate: float64(got) / el.Seconds(),
+		note: fmt.Sprintf("setup %s; posting the replies took the fake %.1f s; RSS %.0f MB, %v goroutines%s%s", setup.Round(time.Second), posted.Seconds(),
+			m.Value("process_resident_memory_bytes")/1e6, m.Value("go_goroutines"), short(got, total), dupNote(dups))}
+	r.setCPU(cpu0, cpu1, got)
+	if !restart {
+		return r, nil
+	}
+	rs := time.Now()
 	w.OC.RestartCable()
 	rctx, cancelR := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancelR()
 	if !waitFor(rctx, 20*time.Millisecond, func() bool { return subscribed(w.OC, us) == n }) {
-		row("cable restart → all re-confirmed", n, "-", "-", "-", "", "", "", "not within 5 min")
-		return nil
+		r.note += "; cable restart: not all re-confirmed within 5 min"
+		return r, nil
 	}
-	row("cable restart → all re-confirmed", n, "", time.Since(restart).Seconds(), "", "", "", "", "subscriptions confirmed again on the fake")
-	return nil
+	r.note += fmt.Sprintf("; cable restart → all re-confirmed in %.1f s", time.Since(rs).Seconds())
+	return r, nil
 }
 
 func dupNote(dups int) string {
@@ -974,6 +1036,11 @@ func post(ctx context.Context, c *http.Client, u string, body any, out any) erro
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	return do(c, req, out)
+}
+
+// do sends req and decodes a 200 answer's JSON body into out (unless nil).
+func do(c *http.Client, req *http.Request, out any) error {
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
@@ -1005,7 +1072,10 @@ type cpuUse struct {
 // cpuNow reads cpuUse. Postgres's share is read from /proc, so it is only known when the server
 // runs on this machine (ok false otherwise); backends that exited in between are not counted.
 func cpuNow(ctx context.Context, w *e2e.World, pid int) cpuUse {
-	u := cpuUse{bridge: procCPU(pid), ok: true}
+	u := cpuUse{bridge: -1, ok: true}
+	if pid > 0 {
+		u.bridge = procCPU(pid)
+	}
 	conn, err := pgx.Connect(ctx, w.DBURL)
 	if err != nil {
 		return cpuUse{}
@@ -1048,15 +1118,4 @@ func procCPU(pid int) time.Duration {
 	}
 	const ticks = 100 // USER_HZ, 100 on every Linux the benchmark runs on
 	return time.Duration(ut+st) * time.Second / ticks
-}
-
-// perMessage says what the messages between the readings a and b cost each process.
-func perMessage(a, b cpuUse, msgs int) string {
-	if !a.ok || !b.ok || msgs == 0 {
-		return ""
-	}
-	ms := func(d time.Duration) string {
-		return strconv.FormatFloat(float64(d)/float64(time.Millisecond)/float64(msgs), 'f', 2, 64)
-	}
-	return fmt.Sprintf("; CPU per message: bridge %s ms, Postgres %s ms", ms(b.bridge-a.bridge), ms(b.postgres-a.postgres))
 }
