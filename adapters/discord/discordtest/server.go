@@ -335,6 +335,11 @@ func (s *Server) MessagesLocked(channelID string) []Message {
 func (s *Server) Channel(id string) (Channel, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.ChannelLocked(id)
+}
+
+// ChannelLocked is Channel for WaitFor conditions.
+func (s *Server) ChannelLocked(id string) (Channel, bool) {
 	c, ok := s.channels[id]
 	if !ok {
 		return Channel{}, false
