@@ -1,0 +1,84 @@
+package texts
+
+// Key names one text of the catalogue. Keys are the names operators use in
+// BRIDGE_MESSAGES_FILE, so they never change once released.
+type Key string
+
+// Texts the bridge says to users, in the user's language.
+const (
+	// Greeting answers a Telegram user's /start.
+	Greeting Key = "greeting"
+	// TicketAck answers the first message of a Slack support-channel ticket.
+	TicketAck Key = "ticket_ack"
+	// SlowDown tells a user who writes faster than the bridge passes messages on to slow down.
+	SlowDown Key = "slow_down"
+	// Blocked tells a blocked user that their messages no longer reach the team.
+	Blocked Key = "blocked"
+	// TicketClosed tells the user their ticket was closed (by them or by an agent).
+	TicketClosed Key = "ticket_closed"
+	// TicketReopened tells the user their ticket was reopened.
+	TicketReopened Key = "ticket_reopened"
+	// CloseButton is the label of the button that closes a ticket.
+	CloseButton Key = "close_button"
+	// ReopenButton is the label of the button that reopens a closed ticket.
+	ReopenButton Key = "reopen_button"
+	// CSATPrompt asks the user to rate the conversation, above the rating buttons.
+	CSATPrompt Key = "csat_prompt"
+	// CSATThanks thanks the user for their rating or comment.
+	CSATThanks Key = "csat_thanks"
+	// ChooseOption stands above, or in, a list of options the agent offers.
+	ChooseOption Key = "choose_option"
+	// FileTooLarge says an agent's file is larger than the platform lets a bot send.
+	// Placeholders: {name}, {platform}.
+	FileTooLarge Key = "file_too_large"
+	// FileDownloadFailed says an agent's file could not be read from OneChat.
+	// Placeholders: {name}, {count}.
+	FileDownloadFailed Key = "file_download_failed"
+	// FileEmpty says an agent's file is empty. Placeholder: {name}.
+	FileEmpty Key = "file_empty"
+	// FileRefused says the platform refused an agent's file. Placeholders: {name}, {platform}.
+	FileRefused Key = "file_refused"
+	// YoungAccount refuses a Discord account younger than DISCORD_MIN_ACCOUNT_AGE.
+	// Placeholder: {date}, when the account is old enough.
+	YoungAccount Key = "young_account"
+	// PanelText is the Discord support panel's message.
+	PanelText Key = "panel_text"
+	// PanelButton is the label of the Discord support panel's button.
+	PanelButton Key = "panel_button"
+	// TicketOpened tells the user where their Discord ticket thread is. Placeholder: {thread}.
+	TicketOpened Key = "ticket_opened"
+	// TicketOpenFailed says the Discord ticket thread could not be opened.
+	TicketOpenFailed Key = "ticket_open_failed"
+	// TicketWelcome opens a Discord ticket thread. Placeholder: {user}, the user's mention.
+	TicketWelcome Key = "ticket_welcome"
+	// TicketsUnavailable answers a panel button pressed where tickets are not served.
+	TicketsUnavailable Key = "tickets_unavailable"
+	// NotYourQuestion answers someone pressing a button of a question asked to somebody else.
+	NotYourQuestion Key = "not_your_question"
+	// TryAgain answers a button press that could not be handled.
+	TryAgain Key = "try_again"
+)
+
+// Texts the bridge says to agents, in BRIDGE_AGENT_LANGUAGE.
+const (
+	// AgentEdited heads the note that a user edited a message.
+	AgentEdited Key = "agent_edited"
+	// AgentDeleted heads the note that a user deleted a message.
+	AgentDeleted Key = "agent_deleted"
+	// AgentFileNotBridged says a user's file could not be passed on. Placeholder: {name}.
+	AgentFileNotBridged Key = "agent_file_not_bridged"
+	// AgentFileNotBridgedReason says why a user's file could not be passed on.
+	// Placeholders: {name}, {reason}.
+	AgentFileNotBridgedReason Key = "agent_file_not_bridged_reason"
+)
+
+// Keys returns every key of the catalogue, users' texts first.
+func Keys() []Key {
+	return []Key{
+		Greeting, TicketAck, SlowDown, Blocked, TicketClosed, TicketReopened, CloseButton,
+		ReopenButton, CSATPrompt, CSATThanks, ChooseOption, FileTooLarge, FileDownloadFailed,
+		FileEmpty, FileRefused, YoungAccount, PanelText, PanelButton, TicketOpened,
+		TicketOpenFailed, TicketWelcome, TicketsUnavailable, NotYourQuestion, TryAgain,
+		AgentEdited, AgentDeleted, AgentFileNotBridged, AgentFileNotBridgedReason,
+	}
+}
