@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // Platform names a chat platform. It is stored as text and appears in contact identifiers;
@@ -59,6 +61,12 @@ type Inbound struct {
 	// see them in the sidebar. Leave it empty when the message is not the user's own words
 	// about themselves (a colleague writing in their thread).
 	ContactAttributes map[string]string `json:"contact_attributes,omitempty"`
+	// Language is the user's language as a BCP 47 tag ("pt-BR", "es-419", "en"), when the
+	// platform says it (Telegram's language_code, a Discord interaction's locale, Slack's user
+	// locale). The core saves it as the contact attribute "language", so OneChat's automation
+	// can route by it, and remembers it for Host.UserLanguage. Leave it empty when the message
+	// is not the user's own (a colleague writing in their thread).
+	Language string `json:"language,omitempty"`
 	// Text is the message text in Markdown as the agent should see it.
 	Text string `json:"text,omitempty"`
 	// ReplyTo is the platform message id the user replied to, if any.
@@ -307,6 +315,14 @@ type Host interface {
 	DeleteValue(ctx context.Context, key string) error
 	// Values returns every key that starts with prefix, with its value.
 	Values(ctx context.Context, prefix string) (map[string]string, error)
+	// Texts is the message catalogue: every text the adapter says to users (in the user's
+	// language: Texts().Text(lang, key, vars)) or adds for agents (Texts().Agent(key, vars)).
+	Texts() *texts.Catalogue
+	// UserLanguage returns the language the user's latest message carried (Inbound.Language),
+	// remembered by the core on every instance, or "" when it is unknown (or cannot be read
+	// now): Texts().Text then uses the default language. It is for what the adapter says to
+	// a user outside an answer to their message: CSAT prompts, notes about files, notices.
+	UserLanguage(ctx context.Context, u UserRef) string
 }
 
 // ContactIdentifier builds the OneChat contact identifier for a platform user id.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/onechat/onechat-bridge/onechat"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // ResolvedPolicy says what the user's next message does after an agent resolved the
@@ -47,6 +48,9 @@ type Options struct {
 	Logger *zap.Logger
 	// Metrics counts messages for /metrics; nil means unregistered series (NewMetrics(nil)).
 	Metrics *Metrics
+	// Texts is the message catalogue the core and the adapters (Host.Texts) speak from; nil
+	// means the built-in texts with English for users and agents.
+	Texts *texts.Catalogue
 
 	// OnResolved is the resolved-conversation policy; empty means NewConversation.
 	OnResolved ResolvedPolicy
@@ -177,6 +181,11 @@ type Core struct {
 	// known. The Client API names the inbox only by its identifier, so the id is learned from
 	// the conversations the bridge opens and reads (learnInbox); adoption compares with it.
 	inboxID atomic.Int64
+
+	texts *texts.Catalogue
+
+	languagesMu sync.Mutex
+	languages   map[UserRef]storedLanguage // users' languages this process stored (language.go)
 }
 
 // New checks opts and builds a Core. Nothing runs until Run.
@@ -198,6 +207,9 @@ func New(opts Options) (*Core, error) {
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.Texts == nil {
+		opts.Texts = texts.Builtin()
 	}
 	if opts.OnResolved == "" {
 		opts.OnResolved = NewConversation
@@ -251,6 +263,8 @@ func New(opts Options) (*Core, error) {
 		enqueues:       &enqueueGroup{store: opts.Store},
 		blocks:         blocks{contact: make(map[int64]blockState)},
 		told:           make(map[string]time.Time),
+		texts:          opts.Texts,
+		languages:      make(map[UserRef]storedLanguage),
 	}
 	text, mod, err := c.readBlocklistFile()
 	if err != nil {
@@ -384,6 +398,7 @@ func (c *Core) Deliver(ctx context.Context, cur Cursor, msgs ...Inbound) error {
 		if m.User.Platform == "" || m.User.ID == "" || m.Chat.ID == "" || m.MessageID == "" {
 			return fmt.Errorf("deliver: inbound message without user, chat or message id")
 		}
+		m = withLanguage(m)
 		payload, err := jsonMarshal(m)
 		if err != nil {
 			return fmt.Errorf("deliver: %w", err)
@@ -399,6 +414,7 @@ func (c *Core) Deliver(ctx context.Context, cur Cursor, msgs ...Inbound) error {
 		c.wake[dirIndex(In)].notify()
 		c.admitPending(ctx, msgs)
 	}
+	c.rememberLanguages(ctx, msgs)
 	return nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/onechat"
 	"github.com/onechat/onechat-bridge/onechat/onechattest"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // start begins a conversation for the user and waits until the bridge listens to it.
@@ -918,4 +919,74 @@ func TestContactAttributesReachTheContact(t *testing.T) {
 	if got := c.CustomAttributes["slack_workspace"]; got != "Acme Inc" {
 		t.Fatalf("contact has slack_workspace %v, want it kept", got)
 	}
+}
+
+func TestUserLanguageReachesTheContactAndIsRemembered(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start()
+	ctx := ctxT(t)
+	m := userMessage(2102, "hola")
+	m.Language = "es_419"
+	if err := h.adapter.Receive(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	contact, conv := h.waitConversation(ctx, "telegram:2102", 1)
+	h.waitIncoming(ctx, conv.ID, "hola")
+	if got := contact.CustomAttributes["language"]; got != "es-419" {
+		t.Fatalf("contact has language %v, want es-419", got)
+	}
+	host := h.adapter.Host()
+	user := bridge.UserRef{Platform: "telegram", ID: "2102"}
+	if got := host.UserLanguage(ctx, user); got != "es-419" {
+		t.Errorf("UserLanguage = %q, want es-419", got)
+	}
+	if got := host.UserLanguage(ctx, bridge.UserRef{Platform: "telegram", ID: "9999"}); got != "" {
+		t.Errorf("UserLanguage of a stranger = %q", got)
+	}
+
+	// The user switches their app to Portuguese: the contact and the memory follow. A message
+	// without a language (or with one that is no tag) changes neither.
+	m = userMessage(2102, "olá")
+	m.Language = "pt-br"
+	bad := userMessage(2102, "oi")
+	bad.Language = "português"
+	if err := h.adapter.Receive(ctx, m, bad); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIncoming(ctx, conv.ID, "hola", "olá", "oi")
+	c, _ := h.oc.ContactByID(contact.ID)
+	if got := c.CustomAttributes["language"]; got != "pt-BR" {
+		t.Errorf("contact has language %v, want pt-BR", got)
+	}
+	if got := host.UserLanguage(ctx, user); got != "pt-BR" {
+		t.Errorf("UserLanguage = %q, want pt-BR", got)
+	}
+	if host.Texts().Text(host.UserLanguage(ctx, user), texts.Greeting, nil) != texts.Builtin().Text("pt-BR", texts.Greeting, nil) {
+		t.Error("the host's catalogue does not greet in Portuguese")
+	}
+}
+
+func TestAgentNotesUseTheAgentLanguage(t *testing.T) {
+	h := newHarness(t, nil)
+	cat, err := texts.New(texts.Options{AgentLanguage: "es"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.opts.Texts = cat
+	h.start()
+	ctx := ctxT(t)
+	_, conv, orig := h.begin(ctx, 2103, "Mi pedido es 1234")
+	edit := userMessage(2103, "Mi pedido es 1243")
+	edit.MessageID = orig.MessageID + ".edit.1"
+	edit.EditOf = orig.MessageID
+	del := userMessage(2103, "")
+	del.MessageID = orig.MessageID + ".delete"
+	del.DeletedOf = orig.MessageID
+	if err := h.adapter.Receive(ctx, edit, del); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIncoming(ctx, conv.ID,
+		"Mi pedido es 1234",
+		"✏️ El usuario editó un mensaje:\n> Mi pedido es 1234\n\nAhora dice:\nMi pedido es 1243",
+		"🗑 El usuario eliminó un mensaje:\n> Mi pedido es 1234")
 }

@@ -3,6 +3,8 @@ package bridge
 import (
 	"context"
 	"fmt"
+
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // host is the Host of one adapter: the core's services, with the adapter's values kept apart
@@ -57,4 +59,10 @@ func (h *host) DeleteValue(ctx context.Context, key string) error {
 
 func (h *host) Values(ctx context.Context, prefix string) (map[string]string, error) {
 	return h.c.store.Values(ctx, h.platform, prefix)
+}
+
+func (h *host) Texts() *texts.Catalogue { return h.c.texts }
+
+func (h *host) UserLanguage(ctx context.Context, u UserRef) string {
+	return h.c.UserLanguage(ctx, u)
 }

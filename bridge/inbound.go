@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/onechat/onechat-bridge/onechat"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // conversationGone is the status the core records for a conversation OneChat no longer has.
@@ -165,7 +166,7 @@ func (c *Core) inboundContent(ctx context.Context, cu Customer, m Inbound) (stri
 		if err != nil {
 			return "", err
 		}
-		text = "🗑 The user deleted a message"
+		text = c.texts.Agent(texts.AgentDeleted, nil)
 		if orig != "" {
 			text += ":\n" + quote(orig)
 		} else {
@@ -176,11 +177,11 @@ func (c *Core) inboundContent(ctx context.Context, cu Customer, m Inbound) (stri
 		if err != nil {
 			return "", err
 		}
-		text = "✏️ The user edited a message"
+		text = c.texts.Agent(texts.AgentEdited, nil)
 		if orig != "" {
 			text += ":\n" + quote(orig)
 		}
-		text += "\n\nNow it reads:\n" + escapeUserText(m.Text)
+		text += "\n\n" + c.texts.Agent(texts.AgentNowReads, nil) + "\n" + escapeUserText(m.Text)
 	default:
 		text = escapeUserText(m.Text)
 		if m.ReplyTo != "" {
@@ -192,7 +193,7 @@ func (c *Core) inboundContent(ctx context.Context, cu Customer, m Inbound) (stri
 				}
 			}
 			if q != "" {
-				text = "↩️ In reply to:\n" + quote(q) + "\n\n" + text
+				text = c.texts.Agent(texts.AgentInReplyTo, nil) + "\n" + quote(q) + "\n\n" + text
 			}
 		}
 	}
@@ -293,7 +294,7 @@ func (c *Core) openAttachments(ctx context.Context, m Inbound) (uploads []onecha
 			name = string(a.Kind)
 		}
 		if !ok {
-			notes = append(notes, "📎 "+name+" could not be bridged")
+			notes = append(notes, c.texts.Agent(texts.AgentFileNotBridged, texts.Vars{"name": name}))
 			continue
 		}
 		rc, err := opener.OpenAttachment(ctx, a)
@@ -303,7 +304,7 @@ func (c *Core) openAttachments(ctx context.Context, m Inbound) (uploads []onecha
 			if a.Size > 0 {
 				name += " (" + FormatSize(a.Size) + ")"
 			}
-			notes = append(notes, fmt.Sprintf("📎 %s could not be bridged: %s", name, perm.Reason))
+			notes = append(notes, c.texts.Agent(texts.AgentFileNotBridgedReason, texts.Vars{"name": name, "reason": perm.Reason}))
 			continue
 		}
 		if err != nil {

@@ -61,8 +61,12 @@ const (
 
 // Texts the bridge says to agents, in BRIDGE_AGENT_LANGUAGE.
 const (
+	// AgentInReplyTo heads the quote of the message a user replied to.
+	AgentInReplyTo Key = "agent_in_reply_to"
 	// AgentEdited heads the note that a user edited a message.
 	AgentEdited Key = "agent_edited"
+	// AgentNowReads introduces the new text of a message the user edited.
+	AgentNowReads Key = "agent_now_reads"
 	// AgentDeleted heads the note that a user deleted a message.
 	AgentDeleted Key = "agent_deleted"
 	// AgentFileNotBridged says a user's file could not be passed on. Placeholder: {name}.
@@ -79,6 +83,6 @@ func Keys() []Key {
 		ReopenButton, CSATPrompt, CSATThanks, ChooseOption, FileTooLarge, FileDownloadFailed,
 		FileEmpty, FileRefused, YoungAccount, PanelText, PanelButton, TicketOpened,
 		TicketOpenFailed, TicketWelcome, TicketsUnavailable, NotYourQuestion, TryAgain,
-		AgentEdited, AgentDeleted, AgentFileNotBridged, AgentFileNotBridgedReason,
+		AgentInReplyTo, AgentEdited, AgentNowReads, AgentDeleted, AgentFileNotBridged, AgentFileNotBridgedReason,
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // memHost is an in-memory bridge.Host: Deliver deduplicates on the message's dedup key, as
@@ -150,3 +151,7 @@ func (h *memHost) waitN(t *testing.T, n int) []bridge.Inbound {
 	t.Helper()
 	return h.wait(t, "messages", func(msgs []bridge.Inbound) bool { return len(msgs) >= n })
 }
+
+func (h *memHost) Texts() *texts.Catalogue { return texts.Builtin() }
+
+func (h *memHost) UserLanguage(ctx context.Context, u bridge.UserRef) string { return "" }

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // ErrInjected is the error a Deliver fails with when FailDelivers asked for it.
@@ -35,6 +36,8 @@ type MemHost struct {
 	failed  int            // Deliver calls that failed
 	failN   int
 	hook    func(call int, cur bridge.Cursor, msgs []bridge.Inbound) error
+	texts   *texts.Catalogue
+	langs   map[bridge.UserRef]string // the language of each user's latest delivered message
 }
 
 // Move is a recorded MoveChat.
@@ -53,7 +56,8 @@ var _ bridge.Host = (*MemHost)(nil)
 
 // NewMemHost returns an empty host.
 func NewMemHost() *MemHost {
-	return &MemHost{changed: make(chan struct{}), cursors: map[string]string{}, values: map[string]string{}, seen: map[string]bool{}, times: map[string]int{}}
+	return &MemHost{changed: make(chan struct{}), cursors: map[string]string{}, values: map[string]string{}, seen: map[string]bool{}, times: map[string]int{},
+		texts: texts.Builtin(), langs: map[bridge.UserRef]string{}}
 }
 
 func (h *MemHost) notifyLocked() {
@@ -98,6 +102,9 @@ func (h *MemHost) Deliver(ctx context.Context, cur bridge.Cursor, msgs ...bridge
 		}
 	}
 	for _, m := range msgs {
+		if tag, ok := texts.Canonical(m.Language); ok {
+			h.langs[m.User] = tag
+		}
 		h.times[m.DedupKey()]++
 		if k := m.DedupKey(); !h.seen[k] {
 			h.seen[k] = true
@@ -317,4 +324,26 @@ func (h *MemHost) WaitCursor(ctx context.Context, name, pos string) error {
 // WaitDelivers waits until Deliver was called at least n times.
 func (h *MemHost) WaitDelivers(ctx context.Context, n int) error {
 	return h.Wait(ctx, func(s Snapshot) bool { c, _ := s.Delivers(); return c >= n })
+}
+
+// SetTexts makes Texts return c (the built-in catalogue until then).
+func (h *MemHost) SetTexts(c *texts.Catalogue) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.texts = c
+}
+
+// Texts implements bridge.Host.
+func (h *MemHost) Texts() *texts.Catalogue {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.texts
+}
+
+// UserLanguage implements bridge.Host: the language of the user's latest delivered message
+// that carried one, canonical, as the core remembers it.
+func (h *MemHost) UserLanguage(ctx context.Context, u bridge.UserRef) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.langs[u]
 }

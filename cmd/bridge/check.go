@@ -18,6 +18,7 @@ import (
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/bridge/postgres"
 	"github.com/onechat/onechat-bridge/onechat"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // checkTimeout bounds each check of `bridge check`, so one unreachable host does not hide the
@@ -70,6 +71,10 @@ func (offlineHost) SetValueIfAbsent(context.Context, string, string) (string, er
 	return "", errOffline
 }
 func (offlineHost) DeleteValue(context.Context, string) error { return errOffline }
+func (offlineHost) Texts() *texts.Catalogue                   { return texts.Builtin() }
+func (offlineHost) UserLanguage(context.Context, bridge.UserRef) string {
+	return ""
+}
 func (offlineHost) Values(context.Context, string) (map[string]string, error) {
 	return nil, errOffline
 }

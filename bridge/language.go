@@ -1,0 +1,101 @@
+package bridge
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/onechat/onechat-bridge/texts"
+)
+
+// LanguageAttribute is the contact attribute that holds the user's language (a BCP 47 tag), so
+// OneChat's automation rules can route by it.
+const LanguageAttribute = "language"
+
+// languageKey is the adapter value under which the core remembers a user's language. It lives
+// among the adapter's own values (one store, every instance), under a prefix no adapter uses.
+func languageKey(userID string) string { return "bridge.language." + userID }
+
+// withLanguage canonicalises m.Language ("pt_br" → "pt-BR"; a value that is no language tag is
+// dropped) and adds it to the contact attributes the message sets.
+func withLanguage(m Inbound) Inbound {
+	if m.Language == "" {
+		return m
+	}
+	tag, ok := texts.Canonical(m.Language)
+	if !ok {
+		m.Language = ""
+		return m
+	}
+	m.Language = tag
+	if m.ContactAttributes[LanguageAttribute] != tag {
+		attrs := maps.Clone(m.ContactAttributes)
+		if attrs == nil {
+			attrs = make(map[string]string, 1)
+		}
+		attrs[LanguageAttribute] = tag
+		m.ContactAttributes = attrs
+	}
+	return m
+}
+
+// rememberLanguages stores the language each delivered message carries, for UserLanguage,
+// unless this process stored the same one for the user in the last languageFresh. The messages
+// are stored already, so a failure is only logged: the language is a preference, and the
+// user's next message stores it again.
+func (c *Core) rememberLanguages(ctx context.Context, msgs []Inbound) {
+	now := time.Now()
+	for _, m := range msgs {
+		m = withLanguage(m)
+		if m.Language == "" {
+			continue
+		}
+		c.languagesMu.Lock()
+		prev, known := c.languages[m.User]
+		c.languagesMu.Unlock()
+		if known && prev.lang == m.Language && now.Sub(prev.at) < languageFresh {
+			continue
+		}
+		if err := c.store.SetValue(ctx, m.User.Platform, languageKey(m.User.ID), m.Language); err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("cannot remember a user's language", zap.String("platform", string(m.User.Platform)), zap.Error(err))
+			}
+			continue
+		}
+		c.languagesMu.Lock()
+		if len(c.languages) >= 100000 {
+			clear(c.languages) // costs one write per user who writes again
+		}
+		c.languages[m.User] = storedLanguage{m.Language, now}
+		c.languagesMu.Unlock()
+	}
+}
+
+// languageFresh is how long this process trusts that the language it stored for a user is
+// still the stored one. Another instance may store a different one meanwhile (the user changed
+// their app's language and Run moved), so the write is repeated after this long.
+const languageFresh = 10 * time.Minute
+
+// storedLanguage is a language this process stored for a user, and when.
+type storedLanguage struct {
+	lang string
+	at   time.Time
+}
+
+// UserLanguage returns the language the user's latest message carried, or "" when it is
+// unknown or cannot be read now (which is logged).
+func (c *Core) UserLanguage(ctx context.Context, u UserRef) string {
+	lang, _, err := c.store.Value(ctx, u.Platform, languageKey(u.ID))
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("cannot read a user's language", zap.String("platform", string(u.Platform)), zap.Error(err))
+		}
+		return ""
+	}
+	return lang
+}
+
+// Texts returns the core's message catalogue.
+func (c *Core) Texts() *texts.Catalogue { return c.texts }
