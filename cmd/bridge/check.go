@@ -54,7 +54,7 @@ func (r checkResult) String() string {
 
 // offlineHost is the Host adapters are built with for `bridge check`, which never runs them:
 // every call says so.
-type offlineHost struct{}
+type offlineHost struct{ texts *texts.Catalogue }
 
 var errOffline = errors.New("bridge check does not run adapters")
 
@@ -100,7 +100,7 @@ func check(ctx context.Context, cfg Config, logger *zap.Logger, out io.Writer) b
 	builders, adapterErr := buildAdapters(cfg, logger)
 	var adapters []bridge.Adapter
 	for _, build := range builders {
-		a, err := build(offlineHost{})
+		a, err := build(offlineHost{texts: cfg.Texts.Catalogue()})
 		if err != nil {
 			adapterErr = errors.Join(adapterErr, err)
 			continue
@@ -112,6 +112,7 @@ func check(ctx context.Context, cfg Config, logger *zap.Logger, out io.Writer) b
 		names = append(names, string(a.Platform()))
 	}
 	report(checkResult{name: "config", ok: true, detail: "valid; platforms: " + strings.Join(names, ", ")})
+	report(checkTexts(cfg.Texts))
 
 	var store *postgres.Store
 	report(within(func(ctx context.Context) checkResult {

@@ -47,6 +47,7 @@ type Config struct {
 	AccountID   int64  `env:"ONECHAT_ACCOUNT_ID"`
 
 	Tuning TuningSettings
+	Texts  TextSettings
 
 	AdminAddr string `env:"BRIDGE_ADMIN_ADDR" envDefault:"127.0.0.1:9090"`
 	// ShutdownTimeout bounds how long the bridge takes to stop after SIGTERM. It must stay
@@ -215,6 +216,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, validateAdapters(c.adapters)...)
 	errs = append(errs, c.Tuning.validate()...)
+	errs = append(errs, c.Texts.validate()...)
 	if c.AdminAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
 			bad("BRIDGE_ADMIN_ADDR", "must be host:port (or empty to disable), got %q", c.AdminAddr)

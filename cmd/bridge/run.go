@@ -63,6 +63,10 @@ func coreShutdownGrace(deadline time.Duration) time.Duration { return deadline *
 func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 	logger.Info("starting onechat-bridge", zap.String("version", version),
 		zap.Strings("platforms", enabledPlatforms(cfg.adapters)), configField(&cfg))
+	for _, p := range cfg.Texts.missing {
+		logger.Warn("a text is missing from BRIDGE_MESSAGES_FILE; the default language's is used",
+			zap.String("language", p.Language), zap.String("key", p.Key))
+	}
 
 	store, err := postgres.Open(ctx, string(cfg.DatabaseURL), logger.Named("postgres"))
 	if err != nil {
@@ -96,6 +100,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		Metrics:       bridge.NewMetrics(reg),
 		OnResolved:    bridge.ResolvedPolicy(cfg.OnResolved),
 		ShutdownGrace: coreShutdownGrace(cfg.shutdownTimeout),
+		Texts:         cfg.Texts.Catalogue(),
 	}
 	cfg.Tuning.apply(&opts)
 	core, err := bridge.New(opts)
