@@ -15,7 +15,8 @@ import (
 )
 
 // DefaultGreeting answers /start, the first thing a Telegram user sends to a bot. It is the
-// envDefault of Config.Greeting (a test keeps the two in step).
+// envDefault of Config.Greeting (a test keeps the two in step) and the English text of
+// texts.Greeting: left at it, the greeting is the catalogue's, in the user's language.
 const DefaultGreeting = "Hi! Send us your question here and our team will answer as soon as possible."
 
 // MinWebhookSecret is the shortest TELEGRAM_WEBHOOK_SECRET accepted: the secret is all that
@@ -50,8 +51,10 @@ type Config struct {
 	// empty. A reverse proxy terminates TLS in front of it.
 	WebhookListen string `env:"TELEGRAM_WEBHOOK_LISTEN" envDefault:":8443"`
 
-	// Greeting is sent (as Markdown) when a user starts the bot with /start; empty or "none"
-	// sends nothing. /start itself never becomes a OneChat message.
+	// Greeting is sent (as Markdown) when a user starts the bot with /start; "none" sends
+	// nothing. /start itself never becomes a OneChat message. Left at DefaultGreeting, or
+	// empty, the greeting is the catalogue's (texts.Greeting) in the user's language; any other
+	// text is sent to every user as it is, whatever their language.
 	Greeting string `env:"TELEGRAM_GREETING" envDefault:"Hi! Send us your question here and our team will answer as soon as possible."`
 	// GreetingInterval is how long after greeting a chat its further /start are not answered,
 	// 1s to a year: DefaultGreetingInterval when empty. It is remembered in the host's store, so
@@ -84,7 +87,8 @@ type Config struct {
 	albumWindow            time.Duration
 	greetingInterval       time.Duration
 	perChat, global        time.Duration
-	greeting               string
+	greeting               string // a fixed greeting for everyone; "" means the catalogue's
+	greetingOff            bool
 	webhookSecretGenerated bool
 }
 
@@ -163,9 +167,12 @@ func (cfg *Config) Validate() error {
 	default:
 		bad("TELEGRAM_MODE", "must be %s or %s, got %q", ModePolling, ModeWebhook, cfg.Mode)
 	}
-	cfg.greeting = cfg.Greeting
-	if strings.EqualFold(strings.TrimSpace(cfg.greeting), "none") {
-		cfg.greeting = ""
+	cfg.greeting, cfg.greetingOff = cfg.Greeting, false
+	switch {
+	case strings.EqualFold(strings.TrimSpace(cfg.Greeting), "none"):
+		cfg.greeting, cfg.greetingOff = "", true
+	case strings.TrimSpace(cfg.Greeting) == "", cfg.Greeting == DefaultGreeting:
+		cfg.greeting = "" // the catalogue's, in the user's language
 	}
 	return errors.Join(errs...)
 }

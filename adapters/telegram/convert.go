@@ -345,7 +345,9 @@ func keyboard(m bridge.Outbound) *models.InlineKeyboardMarkup {
 var csatFaces = []string{"😞", "😑", "😐", "😀", "😍"}
 
 // defaultCSATText asks for the rating when the agent's survey message has no text of its own.
-const defaultCSATText = "Please rate this conversation"
+// Send and Edit put the catalogue's texts.CSATPrompt in the user's language first
+// (localize); this English one stays for a pure conversion without a host.
+const defaultCSATText = "Please rate this conversation."
 
 // outboundMarkdown is the Markdown to send for m: its text, plus the cards or articles of an
 // interactive message written out as text with links, since Telegram has no cards.

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // DefaultGreetingInterval is how long a chat that was greeted is not greeted again, however
@@ -110,7 +111,7 @@ func (a *Adapter) withFollowUps(ctx context.Context, receive func(context.Contex
 // offerFollowUps queues what a stored batch asks for.
 func (a *Adapter) offerFollowUps(fs []followUp) {
 	for _, f := range fs {
-		if f.greetChat != 0 && a.greeting == "" {
+		if f.greetChat != 0 && a.greetingOff {
 			continue
 		}
 		a.followUps.offer(a.log, f)
@@ -122,7 +123,7 @@ func (a *Adapter) offerFollowUps(fs []followUp) {
 func (a *Adapter) performFollowUp(ctx context.Context, f followUp) {
 	switch {
 	case f.greetChat != 0:
-		a.greet(ctx, f.greetChat)
+		a.greet(ctx, f.greetChat, f.greetLang)
 	case f.callback != nil:
 		a.answerCallback(ctx, f.callback, f.choice)
 	}
@@ -130,8 +131,9 @@ func (a *Adapter) performFollowUp(ctx context.Context, f followUp) {
 
 // greet sends the greeting to a chat unless it was greeted within the greeting interval. The
 // time is stored before sending, so two instances or a quick second /start do not both greet;
-// a failed send forgets it again, so the next /start tries once more.
-func (a *Adapter) greet(ctx context.Context, chatID int64) {
+// a failed send forgets it again, so the next /start tries once more. The greeting is in lang,
+// the language of the user's Telegram app, unless the operator set one for everyone.
+func (a *Adapter) greet(ctx context.Context, chatID int64, lang string) {
 	log := a.log.With(zap.Int64("chat_id", chatID))
 	key := greetedKey(chatID)
 	now := a.now()
@@ -166,7 +168,11 @@ func (a *Adapter) greet(ctx context.Context, chatID int64) {
 		}
 		return
 	}
-	msg := bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: strconv.FormatInt(chatID, 10)}, Text: a.greeting}
+	text := a.greeting
+	if text == "" {
+		text = a.host.Texts().Text(lang, texts.Greeting, nil)
+	}
+	msg := bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: strconv.FormatInt(chatID, 10)}, Text: text}
 	if _, err := a.Send(ctx, msg); err != nil {
 		if ctx.Err() != nil {
 			return

@@ -269,8 +269,8 @@ func TestTwoInstancesGreetingAtOnceGreetOnce(t *testing.T) {
 	f.a.host = staleReads{newInbox()}
 	f.srv.SendText(alice, "/start") // the chat exists
 	ctx := testCtx(t)
-	f.a.greet(ctx, alice.ID) // this instance stores its time first
-	f.a.greet(ctx, alice.ID) // the other read before that, and finds it taken
+	f.a.greet(ctx, alice.ID, "") // this instance stores its time first
+	f.a.greet(ctx, alice.ID, "") // the other read before that, and finds it taken
 	if n := len(f.srv.Sent(alice.ID)); n != 1 {
 		t.Errorf("alice was greeted %d times, want once", n)
 	}

@@ -86,6 +86,7 @@ func (c converter) message(m *models.Message, edited bool) (bridge.Inbound, skip
 		MessageID:   strconv.Itoa(m.ID),
 		DisplayName: displayName(m.From),
 		Username:    m.From.Username,
+		Language:    m.From.LanguageCode,
 		SentAt:      time.Unix(int64(m.Date), 0).UTC(),
 	}
 	if !edited && isStart(m) {
@@ -363,6 +364,7 @@ func callbackToInbound(q *models.CallbackQuery) (bridge.Inbound, skipReason) {
 		MessageID:   "cb." + q.ID,
 		DisplayName: displayName(&q.From),
 		Username:    q.From.Username,
+		Language:    q.From.LanguageCode,
 		Choice:      &choice,
 		SentAt:      time.Now().UTC(), // a callback query has no date of its own
 	}, skipNone

@@ -326,6 +326,7 @@ func albumParts(batch []decoded) map[string][]int64 {
 // answer a button press.
 type followUp struct {
 	greetChat int64
+	greetLang string // the language_code of the user who sent /start
 	callback  *models.CallbackQuery
 	choice    *bridge.Choice
 }
@@ -361,7 +362,11 @@ func (a *Adapter) convertBatch(batch []decoded, loggedChats map[int64]struct{}) 
 			msgs = append(msgs, in)
 		case skipStart:
 			log.Debug("telegram user started the bot", zap.Int64("chat_id", u.Message.Chat.ID))
-			follow = append(follow, followUp{greetChat: u.Message.Chat.ID})
+			f := followUp{greetChat: u.Message.Chat.ID}
+			if u.Message.From != nil {
+				f.greetLang = u.Message.From.LanguageCode
+			}
+			follow = append(follow, f)
 		case skipNotPrivate:
 			chat := updateChat(u)
 			if chat == nil {

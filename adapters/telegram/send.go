@@ -16,6 +16,7 @@ import (
 
 	"github.com/onechat/onechat-bridge/adapters/retry"
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // maxContinuationAttempts bounds how often Send retries the second and later messages of one
@@ -178,7 +179,7 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	steps, leftOut, err := a.plan(m)
+	steps, leftOut, err := a.plan(a.localize(ctx, m))
 	if err != nil {
 		return nil, err
 	}
@@ -411,7 +412,7 @@ func (a *Adapter) Edit(ctx context.Context, m bridge.Outbound) error {
 		return err
 	}
 	log := a.log.With(zap.String("chat_id", m.Chat.ID), zap.Int64("onechat_message_id", m.MessageID))
-	md := outboundMarkdown(m)
+	md := outboundMarkdown(a.localize(ctx, m))
 	textIDs := ids
 	if n := len(m.Attachments); n > 0 && n <= len(ids) {
 		textIDs = ids[:len(ids)-n]
@@ -673,4 +674,13 @@ func (a *Adapter) Health() error {
 	a.health.mu.Lock()
 	defer a.health.mu.Unlock()
 	return a.health.err
+}
+
+// localize fills in the texts the bridge adds to an agent's message in the user's language:
+// the prompt of a CSAT survey the agent sent without text.
+func (a *Adapter) localize(ctx context.Context, m bridge.Outbound) bridge.Outbound {
+	if m.ContentType == "input_csat" && strings.TrimSpace(m.Text) == "" {
+		m.Text = a.host.Texts().Text(a.host.UserLanguage(ctx, m.User), texts.CSATPrompt, nil)
+	}
+	return m
 }

@@ -79,7 +79,10 @@ type Adapter struct {
 	webhookURL    string
 	webhookSecret string
 	webhookListen string
-	greeting      string
+	// greeting is the operator's greeting for everyone; "" means the catalogue's in the user's
+	// language (texts.Greeting), unless greetingOff.
+	greeting    string
+	greetingOff bool
 	// greetingInterval spaces greetings to one chat.
 	greetingInterval time.Duration
 	// followUps sends greetings and button answers off the intake path.
@@ -143,6 +146,7 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 		client:           client,
 		log:              logger,
 		greeting:         cfg.greeting,
+		greetingOff:      cfg.greetingOff,
 		greetingInterval: cfg.greetingInterval,
 		followUps:        newFollowUpSender(followUpQueueSize),
 		now:              time.Now,

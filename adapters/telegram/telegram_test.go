@@ -26,6 +26,7 @@ import (
 	"github.com/onechat/onechat-bridge/adapters/telegram/telegramtest"
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/bridge/bridgetest"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -795,5 +796,76 @@ func TestNewValidatesConfig(t *testing.T) {
 	cfg := Config{Token: testToken, APIURL: "http://127.0.0.1:1"}
 	if s := fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg); strings.Contains(s, testToken) {
 		t.Fatalf("formatting a Config leaks the token: %s", s)
+	}
+}
+
+func TestUsersAreGreetedAndAskedInTheirOwnLanguage(t *testing.T) {
+	f := newFixture(t, testToken)
+	in := newInbox()
+	f.run(t, in)
+	carmen := telegramtest.User{ID: 77, FirstName: "Carmen", LanguageCode: "es"}
+	joao := telegramtest.User{ID: 78, FirstName: "João", LanguageCode: "pt-br"}
+	kenji := telegramtest.User{ID: 79, FirstName: "Kenji", LanguageCode: "ja"}
+	f.srv.SendText(carmen, "/start")
+	f.srv.SendText(joao, "/start")
+	f.srv.SendText(kenji, "/start")
+	f.srv.SendText(joao, "Olá")
+	ctx := testCtx(t)
+	cat := texts.Builtin()
+	for _, tc := range []struct {
+		user telegramtest.User
+		lang string
+	}{{carmen, "es"}, {joao, "pt-BR"}, {kenji, "en"}} {
+		sent, err := f.srv.WaitSent(ctx, tc.user.ID, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := cat.Text(tc.lang, texts.Greeting, nil); sent[0].Text != want {
+			t.Errorf("%s (%s) was greeted %q, want %q", tc.user.FirstName, tc.user.LanguageCode, sent[0].Text, want)
+		}
+	}
+	msgs := waitMessages(t, in, 1)
+	if msgs[0].Language != "pt-br" {
+		t.Errorf("message carries language %q, want Telegram's language_code pt-br", msgs[0].Language)
+	}
+	// A survey the agent sent without a text is asked in the language the core remembers.
+	joaoRef := bridge.UserRef{Platform: Platform, ID: "78"}
+	if got := in.UserLanguage(ctx, joaoRef); got != "pt-BR" {
+		t.Fatalf("host remembers %q for João", got)
+	}
+	if _, err := f.a.Send(ctx, bridge.Outbound{User: joaoRef, Chat: bridge.ChatRef{Platform: Platform, ID: "78"}, ContentType: "input_csat"}); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := f.srv.WaitSent(ctx, joao.ID, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := cat.Text("pt-BR", texts.CSATPrompt, nil); sent[1].Text != want {
+		t.Errorf("CSAT prompt %q, want %q", sent[1].Text, want)
+	}
+}
+
+func TestAGreetingSetByTheOperatorIsForEveryone(t *testing.T) {
+	for _, tc := range []struct{ env, want string }{
+		{DefaultGreeting, ""},
+		{"", ""},
+		{"¡Hola! / Hello!", "¡Hola! / Hello!"},
+		{"none", ""},
+	} {
+		cfg := Config{Token: testToken, Greeting: tc.env}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.greeting != tc.want || cfg.greetingOff != (tc.env == "none") {
+			t.Errorf("TELEGRAM_GREETING=%q: fixed greeting %q, off %v", tc.env, cfg.greeting, cfg.greetingOff)
+		}
+	}
+	f := newFixture(t, testToken)
+	f.a.greeting = "¡Hola! / Hello!"
+	f.run(t, newInbox())
+	f.srv.SendText(telegramtest.User{ID: 80, FirstName: "Ana", LanguageCode: "es"}, "/start")
+	sent, err := f.srv.WaitSent(testCtx(t), 80, 1)
+	if err != nil || sent[0].Text != "¡Hola! / Hello!" {
+		t.Errorf("greeting %+v, %v", sent, err)
 	}
 }

@@ -194,7 +194,7 @@ func (s *Server) PressButton(from User, id int, callbackData string) string {
 	qid := "cbq" + strconv.Itoa(s.nextFile)
 	s.enqueueLocked("callback_query", map[string]any{
 		"id":            qid,
-		"from":          wireUser{ID: from.ID, FirstName: from.FirstName, LastName: from.LastName, Username: from.Username},
+		"from":          wireUser{ID: from.ID, FirstName: from.FirstName, LastName: from.LastName, Username: from.Username, Language: from.LanguageCode},
 		"message":       c.msgs[id],
 		"chat_instance": "ci" + strconv.FormatInt(from.ID, 10),
 		"data":          callbackData,
@@ -222,7 +222,7 @@ func (s *Server) fileMessageLocked(c *chat, from User, kind string, f File, capt
 	c.lastID++
 	m := wireMessage{
 		MessageID:    c.lastID,
-		From:         &wireUser{ID: from.ID, FirstName: from.FirstName, LastName: from.LastName, Username: from.Username},
+		From:         &wireUser{ID: from.ID, FirstName: from.FirstName, LastName: from.LastName, Username: from.Username, Language: from.LanguageCode},
 		Chat:         c.info,
 		Date:         s.now().Unix(),
 		Caption:      caption,

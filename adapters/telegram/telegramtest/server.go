@@ -46,6 +46,9 @@ const maxTextLen = 4096
 type User struct {
 	ID                            int64
 	FirstName, LastName, Username string
+	// LanguageCode is the IETF tag of the user's app language ("es", "pt-br"), as Telegram
+	// sends it in every message's from; empty sends none.
+	LanguageCode string
 }
 
 // SentMessage is a message the bot sent to a chat, as the user sees it now: edits change it,
@@ -111,6 +114,7 @@ type wireUser struct {
 	FirstName string `json:"first_name"`
 	LastName  string `json:"last_name,omitempty"`
 	Username  string `json:"username,omitempty"`
+	Language  string `json:"language_code,omitempty"`
 }
 
 type wireChat struct {
@@ -320,7 +324,7 @@ func (s *Server) userMessageLocked(c *chat, from User, text string, replyTo int)
 	c.lastID++
 	m := wireMessage{
 		MessageID: c.lastID,
-		From:      &wireUser{ID: from.ID, FirstName: from.FirstName, LastName: from.LastName, Username: from.Username},
+		From:      &wireUser{ID: from.ID, FirstName: from.FirstName, LastName: from.LastName, Username: from.Username, Language: from.LanguageCode},
 		Chat:      c.info,
 		Date:      time.Now().Unix(),
 		Text:      text,
