@@ -119,8 +119,11 @@ func inboundMessage(m *discordgo.Message, chat string) (in bridge.Inbound, ok bo
 		MessageID:   m.ID,
 		DisplayName: displayName(m.Author, m.Member),
 		Username:    m.Author.Username,
-		Text:        m.Content,
-		SentAt:      m.Timestamp,
+		// Discord gives a user's locale to bots only in interactions; where a user object
+		// carries it anyway, it is the user's language.
+		Language: m.Author.Locale,
+		Text:     m.Content,
+		SentAt:   m.Timestamp,
 	}
 	if ref := m.MessageReference; ref != nil && ref.Type == discordgo.MessageReferenceTypeDefault && ref.MessageID != "" && m.Type == messageTypeReply {
 		in.ReplyTo = ref.MessageID
@@ -237,16 +240,19 @@ type plannedMessage struct {
 // planOutbound turns an agent message into the Discord messages that show it: text rendered
 // as Discord Markdown and split at the length limit (the first part replying to m.ReplyTo), the agent's files on the first
 // message, buttons or a select menu on the last, cards and articles as embeds.
-func planOutbound(m bridge.Outbound) []plannedMessage {
+//
+// choose is the placeholder of a select menu in the user's language (Send fills it and a
+// survey's missing prompt from the catalogue); English stands in when it is empty.
+func planOutbound(m bridge.Outbound, choose string) []plannedMessage {
 	text := m.Text
 	var components []discordgo.MessageComponent
 	var embeds []*discordgo.MessageEmbed
 	switch m.ContentType {
 	case "input_select":
-		components = selectComponents(m.Items)
+		components = selectComponents(m.Items, orDefault(choose, defaultChoose))
 	case "input_csat":
 		if strings.TrimSpace(text) == "" {
-			text = "Please rate the support you received."
+			text = defaultCSATPrompt
 		}
 		components = csatComponents()
 	case "cards", "article":
@@ -286,7 +292,7 @@ func planOutbound(m bridge.Outbound) []plannedMessage {
 
 // selectComponents shows the options of an input_select: up to five buttons in a row, or a
 // select menu beyond that (at most 25 options, Discord's limit).
-func selectComponents(items []bridge.Item) []discordgo.MessageComponent {
+func selectComponents(items []bridge.Item, placeholder string) []discordgo.MessageComponent {
 	if len(items) == 0 {
 		return nil
 	}
@@ -300,7 +306,7 @@ func selectComponents(items []bridge.Item) []discordgo.MessageComponent {
 		}
 		return []discordgo.MessageComponent{row}
 	}
-	menu := discordgo.SelectMenu{MenuType: discordgo.StringSelectMenu, CustomID: customSelect + "menu", Placeholder: "Choose an option"}
+	menu := discordgo.SelectMenu{MenuType: discordgo.StringSelectMenu, CustomID: customSelect + "menu", Placeholder: textsplit.Truncate(placeholder, maxPlaceholder, textsplit.Runes)}
 	seen := map[string]bool{}
 	for i, it := range items {
 		if i == maxSelectOptions {
@@ -490,4 +496,19 @@ func answeredComponents(msg *discordgo.Message, customID string, values []string
 // sortMessages orders messages oldest first (Discord lists them newest first).
 func sortMessages(ms []*discordgo.Message) {
 	sort.Slice(ms, func(i, j int) bool { return snowflake(ms[i].ID) < snowflake(ms[j].ID) })
+}
+
+// English stand-ins for texts Send takes from the catalogue in the user's language.
+const (
+	defaultCSATPrompt = "Please rate this conversation."
+	defaultChoose     = "Please choose an option."
+	// maxPlaceholder is Discord's limit on a select menu's placeholder.
+	maxPlaceholder = 150
+)
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

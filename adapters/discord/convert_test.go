@@ -62,7 +62,7 @@ func TestPlanOutbound(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := planOutbound(tc.in)
+			got := planOutbound(tc.in, "")
 			var js []string
 			for _, p := range got {
 				b, err := json.Marshal(p.payload)

@@ -23,6 +23,7 @@ import (
 	"github.com/onechat/onechat-bridge/adapters/retry"
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/bridge/bridgetest"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -782,4 +783,70 @@ func TestGetMeNamesTheBotAndRejectsABadToken(t *testing.T) {
 func runOnce(a *Adapter) error {
 	a.host = newInbox()
 	return a.Run(context.Background())
+}
+
+func TestUsersAreAnsweredInTheirClientsLanguage(t *testing.T) {
+	srv := discordtest.NewServer(t, testToken)
+	srv.AddUser(alice, "alice", "Alicia")
+	srv.SetUserLocale(alice, "es-ES")
+	srv.AddTextChannel(support)
+	in := newInbox()
+	cat, err := texts.New(texts.Options{DefaultLanguage: "fr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.SetTexts(cat)
+	a := newAdapter(t, srv, "support")
+	start(t, srv, a, in)
+	ctx := context.Background()
+
+	// The panel is for everyone: the default language.
+	srv.WaitFor(t, "panel", func() bool { return len(srv.MessagesLocked(support)) == 1 })
+	panel := srv.Messages(support)[0]
+	if panel.Content != cat.Text("fr", texts.PanelText, nil) || !strings.Contains(string(panel.Components), cat.Text("fr", texts.PanelButton, nil)) {
+		t.Errorf("panel %q %s, want French", panel.Content, panel.Components)
+	}
+
+	// Alice's client is Spanish: the thread's welcome and the answer to her press are Spanish.
+	iid := srv.UserPresses(alice, support, panel.ID, customOpenTicket)
+	waitFor(t, in, "move to thread", func(s bridgetest.Snapshot) bool { return len(s.Moves()) == 1 })
+	thread := in.Moves()[0].Chat.ID
+	if welcome := srv.Messages(thread)[0]; !strings.HasPrefix(welcome.Content, cat.Text("es", texts.TicketWelcome, texts.Vars{"user": "<@" + alice + ">"})) {
+		t.Errorf("welcome %q, want Spanish", welcome.Content)
+	}
+	want := cat.Text("es", texts.TicketOpened, texts.Vars{"thread": "<#" + thread + ">"})
+	srv.WaitFor(t, "ephemeral answer", func() bool {
+		rs := srv.InteractionResponsesLocked(iid)
+		if len(rs) != 2 {
+			return false
+		}
+		var answer struct{ Content string }
+		_ = json.Unmarshal(rs[1].Body, &answer)
+		return answer.Content == want
+	})
+
+	// Her answer to a survey carries her language to the core; a survey the agent sent without
+	// a text asks in the language the core remembers.
+	aliceRef := bridge.UserRef{Platform: Platform, ID: alice}
+	threadRef := bridge.ChatRef{Platform: Platform, ID: thread}
+	if _, err := a.Send(ctx, bridge.Outbound{User: aliceRef, Chat: threadRef, ContentType: "input_csat", MessageID: 7}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages(thread)
+	survey := msgs[len(msgs)-1]
+	if survey.Content != cat.Text("fr", texts.CSATPrompt, nil) {
+		t.Errorf("survey before the core knows her language: %q, want the default (French)", survey.Content)
+	}
+	srv.UserPresses(alice, thread, survey.ID, customCSAT+"5")
+	got := waitMsgs(t, in, 1)
+	if got[0].Language != "es-ES" || got[0].Choice == nil {
+		t.Fatalf("press %+v, want a choice in es-ES", got[0])
+	}
+	if _, err := a.Send(ctx, bridge.Outbound{User: aliceRef, Chat: threadRef, ContentType: "input_csat", MessageID: 8}); err != nil {
+		t.Fatal(err)
+	}
+	msgs = srv.Messages(thread)
+	if survey := msgs[len(msgs)-1]; survey.Content != cat.Text("es", texts.CSATPrompt, nil) {
+		t.Errorf("survey %q, want Spanish", survey.Content)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // discordEpoch is the time Discord ids count from (2015-01-01), in Unix milliseconds.
@@ -36,12 +37,11 @@ func (a *Adapter) tooYoung(userID string) bool {
 	return ok && a.now().Sub(created) < a.minAge
 }
 
-// youngNotice is what a user whose account is too young is told.
-func (a *Adapter) youngNotice(userID string) string {
+// youngNotice is what a user whose account is too young is told, in their language: when
+// they may write again, as a date every language reads alike.
+func (a *Adapter) youngNotice(ctx context.Context, userID string, v *voice) string {
 	created, _ := snowflakeTime(userID)
-	return fmt.Sprintf("Thanks for reaching out! To keep this support channel free of spam, we can only take "+
-		"requests from Discord accounts older than %s. Please write again after %s.",
-		humanDuration(a.minAge), created.Add(a.minAge).UTC().Format("2 January 2006 15:04 MST"))
+	return v.say(ctx, texts.YoungAccount, texts.Vars{"date": created.Add(a.minAge).UTC().Format("2006-01-02 15:04 UTC")})
 }
 
 // youngNoticeKey is the host value that says the user was told their account is too young.
@@ -67,7 +67,7 @@ func (a *Adapter) refuseYoung(ctx context.Context, in bridge.Host, userID, chann
 	}
 	log.Info("refused a discord conversation from an account younger than the minimum age",
 		zap.Duration("min_account_age", a.minAge))
-	payload := messagePayload{Content: a.youngNotice(userID), AllowedMentions: noMentions()}
+	payload := messagePayload{Content: a.youngNotice(ctx, userID, a.voiceFor(bridge.UserRef{Platform: Platform, ID: userID}, "")), AllowedMentions: noMentions()}
 	if err := a.rest.do(ctx, "POST", "/channels/"+channelID+"/messages", payload, nil); err != nil {
 		if ctx.Err() != nil {
 			return
@@ -77,18 +77,6 @@ func (a *Adapter) refuseYoung(ctx context.Context, in bridge.Host, userID, chann
 			log.Warn("cannot forget the unsent notice to a young discord account", zap.Error(err))
 		}
 	}
-}
-
-// humanDuration prints a minimum age the way people say it: days when whole days.
-func humanDuration(d time.Duration) string {
-	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
-		if days := d / (24 * time.Hour); days == 1 {
-			return "1 day"
-		} else {
-			return fmt.Sprintf("%d days", days)
-		}
-	}
-	return d.String()
 }
 
 // inbound converts a user's message (see inboundMessage) and refuses its files that are larger

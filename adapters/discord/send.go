@@ -16,6 +16,7 @@ import (
 
 	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // maxContinuationWait is the longest 429 Send waits out itself for the second and later parts
@@ -38,14 +39,15 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 	if m.Chat.Platform != Platform || !isSnowflake(m.Chat.ID) {
 		return nil, bridge.Permanent(fmt.Sprintf("not a discord chat: %s", m.Chat), nil)
 	}
-	ids, leftOut, err := a.sendTo(ctx, m.Chat.ID, m)
+	v := a.voiceFor(m.User, "")
+	ids, leftOut, err := a.sendTo(ctx, m.Chat.ID, m, v)
 	if err == nil {
 		return ids, bridge.Partial(leftOut...)
 	}
 	if len(ids) > 0 || !hasCode(err, codeCannotSendToUser) || a.support == "" || !isSnowflake(m.User.ID) {
 		return ids, classify(err)
 	}
-	thread, terr := a.ensureTicket(ctx, a.host, m.User.ID, "")
+	thread, terr := a.ensureTicket(ctx, a.host, m.User.ID, "", v)
 	if terr != nil {
 		return nil, fmt.Errorf("open a support thread for a user whose DMs are closed: %w", classify(terr))
 	}
@@ -55,7 +57,7 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 		return nil, fmt.Errorf("move chat to the support thread: %w", err)
 	}
 	m.Chat.ID, m.ReplyTo = thread, "" // the replied-to message is in the DM, not the thread
-	ids, leftOut, err = a.sendTo(ctx, thread, m)
+	ids, leftOut, err = a.sendTo(ctx, thread, m, v)
 	if err == nil {
 		return ids, bridge.Partial(leftOut...)
 	}
@@ -64,8 +66,20 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 
 // sendTo posts the planned messages of m into channel. leftOut names, for agents, the files
 // left out of the messages sent.
-func (a *Adapter) sendTo(ctx context.Context, channel string, m bridge.Outbound) (ids, leftOut []string, err error) {
-	plan := planOutbound(m)
+//
+// What the bridge adds of its own for the user (a survey's prompt, a menu's placeholder, notes
+// about files) is in the user's language (v).
+func (a *Adapter) sendTo(ctx context.Context, channel string, m bridge.Outbound, v *voice) (ids, leftOut []string, err error) {
+	var choose string
+	switch m.ContentType {
+	case "input_csat":
+		if strings.TrimSpace(m.Text) == "" {
+			m.Text = v.say(ctx, texts.CSATPrompt, nil)
+		}
+	case "input_select":
+		choose = v.say(ctx, texts.ChooseOption, nil)
+	}
+	plan := planOutbound(m, choose)
 	if len(plan) == 0 {
 		return nil, nil, bridge.Permanent("message has nothing to send", nil)
 	}
@@ -75,7 +89,7 @@ func (a *Adapter) sendTo(ctx context.Context, channel string, m bridge.Outbound)
 		if i < done {
 			continue
 		}
-		id, left, err := a.sendPart(ctx, channel, m, i, i == done, p)
+		id, left, err := a.sendPart(ctx, channel, m, i, i == done, p, v)
 		if err != nil {
 			return ids, leftOut, err
 		}
@@ -89,7 +103,10 @@ func (a *Adapter) sendTo(ctx context.Context, channel string, m bridge.Outbound)
 // upload limit, by its declared size, by what it turned out to be, or by Discord's 413), or
 // whose download failed maxFileAttempts times, is left out with a note in the text, so the rest
 // of the message still goes out; leftOut names those files for agents.
-func (a *Adapter) sendPart(ctx context.Context, channel string, m bridge.Outbound, i int, first bool, p plannedMessage) (_ string, leftOut []string, err error) {
+func (a *Adapter) sendPart(ctx context.Context, channel string, m bridge.Outbound, i int, first bool, p plannedMessage, v *voice) (_ string, leftOut []string, err error) {
+	tooLargeNote := func(name string) string {
+		return v.say(ctx, texts.FileTooLarge, texts.Vars{"name": name, "platform": "Discord"})
+	}
 	files, tooLarge, err := a.checkFiles(m, i, p.files)
 	if err != nil {
 		return "", nil, err
@@ -137,7 +154,7 @@ func (a *Adapter) sendPart(ctx context.Context, channel string, m bridge.Outboun
 					return "", nil, fmt.Errorf("download attachment %s: %w", failed.name, err)
 				}
 				a.fileDone(failed.key)
-				notes = append(notes, fmt.Sprintf("📎 %s could not be sent: its download failed %d times", failed.name, n))
+				notes = append(notes, v.say(ctx, texts.FileDownloadFailed, texts.Vars{"name": failed.name, "count": strconv.Itoa(n)}))
 				leftOut = append(leftOut, fmt.Sprintf("📎 %s was left out: its download from OneChat failed %d times", failed.name, n))
 				files = without(files, failed)
 				continue
@@ -216,10 +233,6 @@ func (a *Adapter) checkFiles(m bridge.Outbound, i int, atts []bridge.Attachment)
 		files = append(files, &pendingFile{name: name, att: att, key: key})
 	}
 	return files, tooLarge, nil
-}
-
-func tooLargeNote(name string) string {
-	return fmt.Sprintf("📎 %s is too large to send on Discord", name)
 }
 
 // tooLargeAgentNote is tooLargeNote for agents (bridge.Partial), with what to do instead.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // Interaction callback types and flags.
@@ -23,12 +24,6 @@ const (
 	flagEphemeral            = 1 << 6
 	channelTypePrivateThread = 12
 	threadArchiveMinutes     = 10080 // a week
-)
-
-// Texts the bot shows users.
-const (
-	panelText   = "**Need help?** Press the button below to open a private ticket with our support team. Only you and the team can see it."
-	panelButton = "Contact support"
 )
 
 // ensurePanel keeps one panel message with the "Contact support" button in the support channel:
@@ -51,12 +46,15 @@ func (a *Adapter) ensurePanel(ctx context.Context, in bridge.Host) {
 			return
 		}
 	}
+	// The panel is read by everyone in the channel: it speaks BRIDGE_DEFAULT_LANGUAGE.
+	cat := in.Texts()
 	var m discordgo.Message
 	err = a.rest.do(ctx, "POST", "/channels/"+a.support+"/messages", messagePayload{
-		Content:         panelText,
+		Content:         textsplit.Truncate(cat.Text("", texts.PanelText, nil), maxContentLen, textsplit.UTF16),
 		AllowedMentions: noMentions(),
 		Components: []discordgo.MessageComponent{discordgo.ActionsRow{Components: []discordgo.MessageComponent{
-			discordgo.Button{Label: panelButton, Style: discordgo.PrimaryButton, CustomID: customOpenTicket},
+			discordgo.Button{Label: textsplit.Truncate(cat.Text("", texts.PanelButton, nil), maxButtonLabel, textsplit.Runes),
+				Style: discordgo.PrimaryButton, CustomID: customOpenTicket},
 		}}},
 	}, &m)
 	if err != nil {
@@ -81,9 +79,11 @@ func (a *Adapter) onInteraction(ctx context.Context, in bridge.Host, i *discordg
 	if user == nil {
 		return
 	}
+	// Discord tells the language of the user's client with every interaction.
+	v := a.voiceFor(bridge.UserRef{Platform: Platform, ID: user.ID}, string(i.Locale))
 	data := i.MessageComponentData()
 	if data.CustomID == customOpenTicket {
-		a.openTicketFromPanel(ctx, in, i, user)
+		a.openTicketFromPanel(ctx, in, i, user, v)
 		return
 	}
 	if action, ok := ticketAction(data.CustomID); ok {
@@ -94,7 +94,7 @@ func (a *Adapter) onInteraction(ctx context.Context, in bridge.Host, i *discordg
 	guildID := i.GuildID
 	owner, mine := a.chatOwner(ctx, in, i.ChannelID, guildID, user.ID)
 	if !ok || !mine || owner != user.ID {
-		a.respond(ctx, i, callbackMessage, "Only the person this question was asked can answer it.", true)
+		a.respond(ctx, i, callbackMessage, v.say(ctx, texts.NotYourQuestion, nil), true)
 		return
 	}
 	var member *discordgo.Member
@@ -107,6 +107,7 @@ func (a *Adapter) onInteraction(ctx context.Context, in bridge.Host, i *discordg
 		MessageID:   choice.MessageID + ".choice",
 		DisplayName: displayName(user, member),
 		Username:    user.Username,
+		Language:    string(i.Locale),
 		Text:        choice.Title,
 		Choice:      &choice,
 		SentAt:      time.Now(),
@@ -117,7 +118,7 @@ func (a *Adapter) onInteraction(ctx context.Context, in bridge.Host, i *discordg
 	cancel()
 	if err != nil {
 		a.log.Warn("cannot store a discord button press", zap.Error(err))
-		a.respond(ctx, i, callbackMessage, "Sorry, that did not go through. Please try again.", true)
+		a.respond(ctx, i, callbackMessage, v.say(ctx, texts.TryAgain, nil), true)
 		return
 	}
 	err = a.rest.do(ctx, "POST", interactionPath(i), map[string]any{
@@ -147,14 +148,14 @@ func (a *Adapter) respond(ctx context.Context, i *discordgo.Interaction, typ int
 // openTicketFromPanel defers the answer (opening a thread takes several requests, and Discord
 // allows 3 s), opens or finds the user's ticket thread, moves the user's conversation there, and
 // tells the user where it is.
-func (a *Adapter) openTicketFromPanel(ctx context.Context, in bridge.Host, i *discordgo.Interaction, user *discordgo.User) {
+func (a *Adapter) openTicketFromPanel(ctx context.Context, in bridge.Host, i *discordgo.Interaction, user *discordgo.User, v *voice) {
 	if a.support == "" || i.ChannelID != a.support {
-		a.respond(ctx, i, callbackMessage, "Support tickets are not available here.", true)
+		a.respond(ctx, i, callbackMessage, v.say(ctx, texts.TicketsUnavailable, nil), true)
 		return
 	}
 	if a.tooYoung(user.ID) {
 		a.log.Info("refused a discord ticket from an account younger than the minimum age", zap.String("user_id", user.ID))
-		a.respond(ctx, i, callbackMessage, a.youngNotice(user.ID), true)
+		a.respond(ctx, i, callbackMessage, a.youngNotice(ctx, user.ID, v), true)
 		return
 	}
 	if err := a.rest.do(ctx, "POST", interactionPath(i), map[string]any{
@@ -168,12 +169,12 @@ func (a *Adapter) openTicketFromPanel(ctx context.Context, in bridge.Host, i *di
 		member = i.Member
 	}
 	text := ""
-	thread, err := a.ensureTicket(ctx, in, user.ID, displayName(user, member))
+	thread, err := a.ensureTicket(ctx, in, user.ID, displayName(user, member), v)
 	if err != nil {
 		a.log.Error("cannot open a discord ticket thread", zap.String("user_id", user.ID), zap.Error(err))
-		text = "Sorry, the ticket could not be opened. Please try again in a minute."
+		text = v.say(ctx, texts.TicketOpenFailed, nil)
 	} else {
-		text = "Your private support thread: <#" + thread + ">. Write there and our team will answer."
+		text = v.say(ctx, texts.TicketOpened, texts.Vars{"thread": "<#" + thread + ">"})
 		if err := in.MoveChat(ctx, bridge.UserRef{Platform: Platform, ID: user.ID}, bridge.ChatRef{Platform: Platform, ID: thread}); err != nil {
 			a.log.Warn("cannot move a discord user's chat to their ticket thread", zap.Error(err))
 		}
@@ -186,8 +187,8 @@ func (a *Adapter) openTicketFromPanel(ctx context.Context, in bridge.Host, i *di
 
 // ensureTicket returns the user's ticket thread under the support channel: the one opened
 // before if it still exists (unarchived if needed), else a new private thread with the user
-// (and the staff role) in it.
-func (a *Adapter) ensureTicket(ctx context.Context, in bridge.Host, userID, name string) (string, error) {
+// (and the staff role) in it. The welcome is in the user's language (v).
+func (a *Adapter) ensureTicket(ctx context.Context, in bridge.Host, userID, name string, v *voice) (string, error) {
 	if a.support == "" {
 		return "", errors.New("support-channel mode is off")
 	}
@@ -249,7 +250,7 @@ func (a *Adapter) ensureTicket(ctx context.Context, in bridge.Host, userID, name
 		return "", fmt.Errorf("add user to ticket thread: %w", err)
 	}
 	welcome := messagePayload{
-		Content:         "<@" + userID + "> this is your private support thread. Write here and our team will answer here.",
+		Content:         textsplit.Truncate(v.say(ctx, texts.TicketWelcome, texts.Vars{"user": "<@" + userID + ">"}), maxContentLen-40, textsplit.UTF16),
 		AllowedMentions: allowedMentions{Parse: []string{}, Users: []string{userID}},
 		Components:      ticketButton(bridge.TicketClose),
 	}

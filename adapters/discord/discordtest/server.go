@@ -93,6 +93,9 @@ type Channel struct {
 type User struct {
 	ID, Username, GlobalName string
 	Bot                      bool
+	// Locale is the language of the user's Discord client, which Discord sends with each of
+	// their interactions ("es-ES", "pt-BR"); empty means en-US, Discord's default.
+	Locale string
 }
 
 // Request is one REST request the fake received.
@@ -279,6 +282,15 @@ func (s *Server) AddUser(id, username, globalName string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.users[id] = &User{ID: id, Username: username, GlobalName: globalName}
+}
+
+// SetUserLocale sets the locale of a user's client, sent with their interactions.
+func (s *Server) SetUserLocale(id, locale string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u, ok := s.users[id]; ok {
+		u.Locale = locale
+	}
 }
 
 // AddTextChannel creates a guild text channel (the support channel).
@@ -549,9 +561,14 @@ func (s *Server) UserPresses(userID, channelID, messageID, customID string, valu
 	d := map[string]any{
 		"id": it.id, "application_id": s.AppID, "type": 3, "token": it.token, "version": 1,
 		"channel_id": channelID, "data": data, "message": s.renderLocked(m, false),
+		"locale": "en-US",
+	}
+	if u, ok := s.users[userID]; ok && u.Locale != "" {
+		d["locale"] = u.Locale
 	}
 	if g := s.guildOfLocked(channelID); g != "" {
 		d["guild_id"] = g
+		d["guild_locale"] = "en-US"
 		d["member"] = map[string]any{"user": s.userJSONLocked(userID), "roles": []string{}, "nick": nil}
 	} else {
 		d["user"] = s.userJSONLocked(userID)
