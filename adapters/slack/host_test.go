@@ -154,4 +154,15 @@ func (h *memHost) waitN(t *testing.T, n int) []bridge.Inbound {
 
 func (h *memHost) Texts() *texts.Catalogue { return texts.Builtin() }
 
-func (h *memHost) UserLanguage(ctx context.Context, u bridge.UserRef) string { return "" }
+// UserLanguage returns the language of the user's latest delivered message that had one.
+func (h *memHost) UserLanguage(ctx context.Context, u bridge.UserRef) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	lang := ""
+	for _, m := range h.msgs {
+		if m.User == u && m.Language != "" {
+			lang = m.Language
+		}
+	}
+	return lang
+}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // route says where a Slack message belongs in the bridge.
@@ -213,7 +214,9 @@ func (a *Adapter) deliverMessage(ctx context.Context, channel string, r route, m
 		return err
 	}
 	if r.opens && a.ticketAck != AckNone {
-		a.queueAck(ackJob{kind: a.ticketAck, channel: channel, ts: m.Timestamp})
+		// The reply is in the language of the user who opened the ticket.
+		a.queueAck(ackJob{kind: a.ticketAck, channel: channel, ts: m.Timestamp,
+			text: a.host.Texts().Text(msg.Language, texts.TicketAck, nil)})
 	}
 	return nil
 }
@@ -225,6 +228,7 @@ type person struct {
 	name     string
 	handle   string
 	teamName string
+	locale   string // the language of the person's Slack client, "" when unknown
 }
 
 // person looks the author up (cached users.info and team.info).
@@ -240,7 +244,7 @@ func (a *Adapter) person(ctx context.Context, userID, team string) person {
 			team = me.TeamID
 		}
 	}
-	p := person{id: userID, team: team, ref: team + ":" + userID, name: u.name, handle: u.handle}
+	p := person{id: userID, team: team, ref: team + ":" + userID, name: u.name, handle: u.handle, locale: u.locale}
 	p.teamName = a.names.team(lctx, team)
 	return p
 }
@@ -257,7 +261,7 @@ func (a *Adapter) inbound(ctx context.Context, r route, author person, m *slackg
 		SentAt:    tsTime(m.Timestamp),
 	}
 	if r.owner == author.ref {
-		msg.DisplayName, msg.Username = author.name, author.handle
+		msg.DisplayName, msg.Username, msg.Language = author.name, author.handle, author.locale
 		if author.teamName != "" {
 			msg.ContactAttributes = map[string]string{"slack_workspace": author.teamName}
 		}
@@ -529,6 +533,7 @@ type cached[T any] struct {
 
 type userInfo struct {
 	name, handle, team string
+	locale             string // the user's Slack locale ("es-ES"), from include_locale
 }
 
 func newDirectory(a *Adapter, ttl time.Duration) *directory {
@@ -559,7 +564,7 @@ func (d *directory) user(ctx context.Context, id string) (userInfo, bool) {
 				name = n
 			}
 		}
-		c.v, c.ok = userInfo{name: name, handle: u.Name, team: u.TeamID}, true
+		c.v, c.ok = userInfo{name: name, handle: u.Name, team: u.TeamID, locale: u.Locale}, true
 	}
 	d.mu.Lock()
 	if len(d.users) > 100000 {
@@ -624,15 +629,12 @@ func (d *directory) channel(ctx context.Context, id string) string {
 type ackJob struct {
 	kind        string // AckReaction, AckReply or "choice"
 	channel, ts string
-	text        string
+	text        string // AckReply: the reply; "choice": the message's text
 	choice      string
 }
 
-// ticketReaction and ticketReply acknowledge a new ticket.
-const (
-	ticketReaction = "eyes"
-	ticketReply    = "Thanks, we got your message. A member of our support team will answer in this thread."
-)
+// ticketReaction acknowledges a new ticket (AckReaction); AckReply says texts.TicketAck.
+const ticketReaction = "eyes"
 
 func (a *Adapter) queueAck(j ackJob) {
 	if a.acks == nil {
@@ -693,8 +695,8 @@ func (a *Adapter) runAck(ctx context.Context, j ackJob) error {
 		if err := a.pacer.wait(ctx, j.channel); err != nil {
 			return err
 		}
-		_, _, err = a.api.PostMessageContext(ctx, j.channel, slackgo.MsgOptionText(ticketReply, false),
-			slackgo.MsgOptionBlocks(ticketLineBlocks(ticketReply, bridge.TicketClose)...),
+		_, _, err = a.api.PostMessageContext(ctx, j.channel, slackgo.MsgOptionText(j.text, false),
+			slackgo.MsgOptionBlocks(ticketLineBlocks(j.text, bridge.TicketClose)...),
 			slackgo.MsgOptionTS(j.ts), slackgo.MsgOptionDisableLinkUnfurl(), slackgo.MsgOptionDisableMediaUnfurl())
 		return classify(a.redact(err))
 	case "choice":

@@ -17,6 +17,7 @@ import (
 	"github.com/onechat/onechat-bridge/adapters/retry"
 	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // maxPartLen is the longest text of one posted message. chat.postMessage takes up to 40,000
@@ -176,13 +177,14 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 	if !ok {
 		return nil, bridge.Permanent(fmt.Sprintf("not a slack chat: %s", m.Chat), nil)
 	}
-	parts := plan(m)
+	say := a.voice(m.User)
+	parts := plan(localize(ctx, m, say))
 	if len(parts) == 0 {
 		return nil, bridge.Permanent("message has nothing to send", nil)
 	}
 	var ids, leftOut []string
 	for i := min(len(m.Parts), len(parts)); i < len(parts); i++ {
-		id, note, err := a.sendPart(ctx, ch, thread, parts[i])
+		id, note, err := a.sendPart(ctx, ch, thread, parts[i], say)
 		if err != nil {
 			return ids, classify(a.redact(err))
 		}
@@ -196,13 +198,19 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 
 // sendPart posts one part. A file that cannot go is posted as a note instead, returned in
 // leftOut for agents too.
-func (a *Adapter) sendPart(ctx context.Context, ch, thread string, p part) (id, leftOut string, err error) {
+func (a *Adapter) sendPart(ctx context.Context, ch, thread string, p part, say sayFunc) (id, leftOut string, err error) {
 	if p.file != nil {
-		id, note, err := a.upload(ctx, ch, thread, *p.file)
+		// The note is said to the user in their language, and to agents in theirs.
+		var key texts.Key
+		var vars texts.Vars
+		id, note, err := a.upload(ctx, ch, thread, *p.file, func(ctx context.Context, k texts.Key, v texts.Vars) string {
+			key, vars = k, v
+			return say(ctx, k, v)
+		})
 		if err != nil || note == "" {
 			return id, "", err
 		}
-		p, leftOut = part{text: escapeMrkdwn(note)}, note
+		p, leftOut = part{text: escapeMrkdwn(note)}, a.host.Texts().Agent(key, vars)
 	}
 	if err := a.pacer.wait(ctx, ch); err != nil {
 		return "", "", err
@@ -224,7 +232,7 @@ func (a *Adapter) sendPart(ctx context.Context, ch, thread string, p part) (id, 
 
 // upload streams an agent's file into the chat. A file that cannot go (too large, refused by
 // the workspace's settings) comes back as a note to post instead.
-func (a *Adapter) upload(ctx context.Context, ch, thread string, att bridge.Attachment) (id, note string, err error) {
+func (a *Adapter) upload(ctx context.Context, ch, thread string, att bridge.Attachment, say sayFunc) (id, note string, err error) {
 	name := att.Name
 	if name == "" {
 		name = "file"
@@ -251,10 +259,10 @@ func (a *Adapter) upload(ctx context.Context, ch, thread string, att bridge.Atta
 			return "", "", fmt.Errorf("spool attachment %s: %w", name, err)
 		}
 		if n > maxSpool {
-			return "", fmt.Sprintf("📎 %s is too large to send on Slack", name), nil
+			return "", say(ctx, texts.FileTooLarge, texts.Vars{"name": name, "platform": "Slack"}), nil
 		}
 		if n == 0 {
-			return "", fmt.Sprintf("📎 %s is empty", name), nil
+			return "", say(ctx, texts.FileEmpty, texts.Vars{"name": name}), nil
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return "", "", fmt.Errorf("spool attachment: %w", err)
@@ -265,7 +273,7 @@ func (a *Adapter) upload(ctx context.Context, ch, thread string, att bridge.Atta
 	if err != nil {
 		if hasCode(err, "file_upload_size_restricted") || hasCode(err, "file_uploads_disabled") ||
 			hasCode(err, "file_type_not_allowed") || hasCode(err, "file_uploads_except_images_disabled") {
-			return "", fmt.Sprintf("📎 %s could not be sent: this Slack workspace does not accept it", name), nil
+			return "", say(ctx, texts.FileRefused, texts.Vars{"name": name, "platform": "Slack"}), nil
 		}
 		return "", "", fmt.Errorf("files.getUploadURLExternal: %w", err)
 	}
@@ -292,14 +300,14 @@ func (a *Adapter) Edit(ctx context.Context, m bridge.Outbound) error {
 	if !ok || len(m.Parts) == 0 {
 		return bridge.Permanent("nothing to edit", nil)
 	}
-	var texts []string
+	var textIDs []string
 	for _, id := range m.Parts {
 		if isTS(id) {
-			texts = append(texts, id)
+			textIDs = append(textIDs, id)
 		}
 	}
 	chunks := splitter.Split(render(m.Text), maxPartLen)
-	for i, ts := range texts {
+	for i, ts := range textIDs {
 		var err error
 		switch {
 		case i >= len(chunks) && i > 0:
@@ -308,7 +316,7 @@ func (a *Adapter) Edit(ctx context.Context, m bridge.Outbound) error {
 			continue
 		default:
 			text := chunks[i]
-			if i == len(texts)-1 && len(chunks) > len(texts) {
+			if i == len(textIDs)-1 && len(chunks) > len(textIDs) {
 				text = textsplit.Truncate(strings.Join(chunks[i:], "\n"), maxPartLen, textsplit.Runes)
 			}
 			_, _, _, err = a.api.UpdateMessageContext(ctx, ch, ts, slackgo.MsgOptionText(text, false))
@@ -438,4 +446,35 @@ func (p *pacer) wait(ctx context.Context, ch string) error {
 	}
 	p.mu.Unlock()
 	return retry.Sleep(ctx, time.Until(slot))
+}
+
+// sayFunc returns one of the bridge's own texts for the user a message goes to, in their
+// language.
+type sayFunc func(ctx context.Context, k texts.Key, vars texts.Vars) string
+
+// voice returns the sayFunc for u: the language the core remembers for u is read the first
+// time a text is needed (most agent messages need none). It serves one goroutine.
+func (a *Adapter) voice(u bridge.UserRef) sayFunc {
+	var lang string
+	known := false
+	return func(ctx context.Context, k texts.Key, vars texts.Vars) string {
+		if !known {
+			lang, known = a.host.UserLanguage(ctx, u), true
+		}
+		return a.host.Texts().Text(lang, k, vars)
+	}
+}
+
+// localize gives a survey or a choice the agent sent without a text the catalogue's prompt in
+// the user's language, to stand above its buttons.
+func localize(ctx context.Context, m bridge.Outbound, say sayFunc) bridge.Outbound {
+	if strings.TrimSpace(m.Text) != "" || len(buttonsOf(m)) == 0 {
+		return m
+	}
+	if m.ContentType == "input_csat" {
+		m.Text = say(ctx, texts.CSATPrompt, nil)
+	} else {
+		m.Text = say(ctx, texts.ChooseOption, nil)
+	}
+	return m
 }

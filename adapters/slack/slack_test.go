@@ -18,6 +18,7 @@ import (
 
 	"github.com/onechat/onechat-bridge/adapters/slack/slacktest"
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -213,7 +214,7 @@ func TestTicketAcknowledgedByReply(t *testing.T) {
 	top := r.srv.UserSays(r.support, r.alice, "help", "")
 	r.host.waitN(t, 1)
 	r.srv.WaitFor(t, "the ticket's reply", func() bool { return len(r.srv.ThreadReplies(r.support, top)) == 1 })
-	if rep := r.srv.ThreadReplies(r.support, top)[0]; rep.User != slacktest.BotUserID || rep.Text != ticketReply {
+	if rep := r.srv.ThreadReplies(r.support, top)[0]; rep.User != slacktest.BotUserID || rep.Text != texts.Builtin().Text("", texts.TicketAck, nil) {
 		t.Fatalf("reply = %+v", rep)
 	}
 	r.srv.WaitSettled(t)
@@ -698,5 +699,36 @@ func TestFailedStoreInAThreadKeepsOrder(t *testing.T) {
 	r.srv.WaitSettled(t)
 	if n := len(r.host.messages()); n != 4 {
 		t.Fatalf("%d messages, want 4", n)
+	}
+}
+
+func TestTicketsAreAnsweredInTheUsersSlackLanguage(t *testing.T) {
+	r := newRig(t)
+	r.a.ticketAck = AckReply
+	carlos := r.srv.AddUser(slacktest.User{Team: "T0ACME", Name: "carlos", RealName: "Carlos Ruiz", Locale: "es-ES"})
+	r.start()
+	top := r.srv.UserSays(r.support, carlos, "ayuda", "")
+	first := r.host.waitN(t, 1)[0]
+	if first.Language != "es-ES" {
+		t.Fatalf("message language %q, want the Slack locale es-ES", first.Language)
+	}
+	r.srv.WaitFor(t, "the ticket's reply", func() bool { return len(r.srv.ThreadReplies(r.support, top)) == 1 })
+	cat := texts.Builtin()
+	if rep := r.srv.ThreadReplies(r.support, top)[0]; rep.Text != cat.Text("es", texts.TicketAck, nil) {
+		t.Fatalf("reply %q, want Spanish", rep.Text)
+	}
+	// A colleague's message in the thread carries no language: it is not the owner's.
+	r.srv.UserSays(r.support, r.bob, "same here", top)
+	if col := r.host.waitN(t, 2)[1]; col.Language != "" {
+		t.Errorf("colleague's message carries language %q", col.Language)
+	}
+	// A survey without text asks in the language the core remembers for the owner.
+	ids, err := r.a.Send(context.Background(), bridge.Outbound{User: first.User, Chat: first.Chat, ContentType: "input_csat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := r.srv.Message(r.support, ids[0])
+	if m.Text != cat.Text("es", texts.CSATPrompt, nil) {
+		t.Errorf("survey text %q, want Spanish", m.Text)
 	}
 }
