@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/onechat/onechat-bridge/onechat"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // downloadAttempts is how many attempts of an agent message a file OneChat cannot serve for a
@@ -18,9 +19,12 @@ import (
 // the last of them sends the message with a note in place of the file instead of failing it.
 const downloadAttempts = 3
 
-// unsentFileNote is the line the user gets in place of an agent file the bridge could not
-// fetch: a refused address, a file over ONECHAT_MAX_ATTACHMENT_SIZE, one deleted in OneChat.
-func unsentFileNote(name string) string { return "📎 " + name + " could not be sent" }
+// unsentFileNote is the line the user gets, in their language, in place of an agent file the
+// bridge could not fetch: a refused address, a file over ONECHAT_MAX_ATTACHMENT_SIZE, one
+// deleted in OneChat.
+func (c *Core) unsentFileNote(ctx context.Context, u UserRef, name string) string {
+	return c.texts.Text(c.UserLanguage(ctx, u), texts.FileNotSent, texts.Vars{"name": name})
+}
 
 // linkLine is how an attachment that is a link (OneChat's fallback, location and embed
 // attachments, whose data_url is an address elsewhere) reaches the user: as a line of text,
@@ -88,7 +92,7 @@ func (c *Core) openOutbound(ctx context.Context, m *Outbound, attempt int) (rele
 			}
 			c.log.Warn("agent attachment not sent; the user gets a note instead", zap.Int64("message_id", m.MessageID),
 				zap.Int("attempt", attempt), zap.Error(err))
-			notes = append(notes, unsentFileNote(name))
+			notes = append(notes, c.unsentFileNote(ctx, m.User, name))
 			why := fmt.Sprintf("its download from OneChat failed %d times", attempt)
 			if perm != nil {
 				why = "the bridge may not or cannot fetch it (" + perm.Reason + ")"

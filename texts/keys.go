@@ -31,6 +31,9 @@ const (
 	// FileTooLarge says an agent's file is larger than the platform lets a bot send.
 	// Placeholders: {name}, {platform}.
 	FileTooLarge Key = "file_too_large"
+	// FileNotSent says an agent's file could not be fetched (refused, too large, deleted).
+	// Placeholder: {name}.
+	FileNotSent Key = "file_not_sent"
 	// FileDownloadFailed says an agent's file could not be read from OneChat.
 	// Placeholders: {name}, {count}.
 	FileDownloadFailed Key = "file_download_failed"
@@ -80,7 +83,7 @@ const (
 func Keys() []Key {
 	return []Key{
 		Greeting, TicketAck, SlowDown, Blocked, TicketClosed, TicketReopened, CloseButton,
-		ReopenButton, CSATPrompt, CSATThanks, ChooseOption, FileTooLarge, FileDownloadFailed,
+		ReopenButton, CSATPrompt, CSATThanks, ChooseOption, FileTooLarge, FileNotSent, FileDownloadFailed,
 		FileEmpty, FileRefused, YoungAccount, PanelText, PanelButton, TicketOpened,
 		TicketOpenFailed, TicketWelcome, TicketsUnavailable, NotYourQuestion, TryAgain,
 		AgentInReplyTo, AgentEdited, AgentNowReads, AgentDeleted, AgentFileNotBridged, AgentFileNotBridgedReason,
