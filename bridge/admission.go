@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/onechat/onechat-bridge/onechat"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // ResultBlocked is a user's message stored but not posted because agents blocked the contact
@@ -184,13 +185,20 @@ func (c *Core) storeBlocked(ctx context.Context, cu Customer) error {
 	return &PermanentError{Reason: blockedReason, Blocked: true}
 }
 
+// DefaultNotice as Options.BlockedNotice sends the catalogue's text in the user's language.
+const DefaultNotice = "default"
+
 // blockedNotice queues Options.BlockedNotice to the user, once: its dedup key names the user,
 // so later messages (and replays) queue nothing more while the queue row is retained.
 func (c *Core) blockedNotice(ctx context.Context, cu Customer) error {
 	if c.opts.BlockedNotice == "" {
 		return nil
 	}
-	return c.notice(ctx, cu, "blocked-notice:"+cu.User.Identifier(), c.opts.BlockedNotice)
+	text := c.opts.BlockedNotice
+	if text == DefaultNotice {
+		text = c.texts.Text(c.UserLanguage(ctx, cu.User), texts.Blocked, nil)
+	}
+	return c.notice(ctx, cu, "blocked-notice:"+cu.User.Identifier(), text)
 }
 
 // notice queues a text from the bridge itself to the user's chat, behind agents' messages,
@@ -311,7 +319,15 @@ func (c *Core) admitPending(ctx context.Context, msgs []Inbound) {
 		c.log.Info("user over their pending messages; holding the rest and telling them to slow down",
 			zap.String("platform", string(m.User.Platform)), zap.Int("pending", n))
 		cu := Customer{User: m.User, Chat: m.Chat}
-		if err := c.notice(ctx, cu, "slow-down:"+k+":"+strconv.FormatInt(time.Now().UnixNano(), 10), c.opts.SlowDownNotice); err != nil {
+		text := c.opts.SlowDownNotice
+		if text == "" {
+			lang := m.Language
+			if lang == "" {
+				lang = c.UserLanguage(ctx, m.User)
+			}
+			text = c.texts.Text(lang, texts.SlowDown, nil)
+		}
+		if err := c.notice(ctx, cu, "slow-down:"+k+":"+strconv.FormatInt(time.Now().UnixNano(), 10), text); err != nil {
 			c.log.Warn("queue the slow-down notice", zap.Error(err))
 		}
 	}

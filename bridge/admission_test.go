@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // waitCounted waits until bridge_messages_total{direction="in",result=result} reaches n.
@@ -36,7 +36,7 @@ func TestBlockedContactsMessagesAreStoredNotPosted(t *testing.T) {
 	h := newHarness(t, nil)
 	reg := prometheus.NewRegistry()
 	h.opts.Metrics = bridge.NewMetrics(reg)
-	h.opts.BlockedNotice = "You cannot write to us any more."
+	h.opts.BlockedNotice = bridge.DefaultNotice // the catalogue's, in the user's language (English)
 	h.opts.BlockRecheck = 50 * time.Millisecond
 	h.start()
 	ctx := ctxT(t)
@@ -61,7 +61,7 @@ func TestBlockedContactsMessagesAreStoredNotPosted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sent) != 1 || sent[0].Text != h.opts.BlockedNotice {
+	if len(sent) != 1 || sent[0].Text != texts.Builtin().Text("en", texts.Blocked, nil) {
 		t.Errorf("user was sent %q, want the blocked notice once", sentTexts(sent))
 	}
 
@@ -195,7 +195,9 @@ func TestMessagesBeyondUserMaxPendingAreHeldAndTheUserToldOnce(t *testing.T) {
 	var want []string
 	for i := range 10 {
 		text := fmt.Sprintf("m%d", i)
-		burst = append(burst, userMessage(3005, text))
+		m := userMessage(3005, text)
+		m.Language = "es-MX" // the notice is in the user's language
+		burst = append(burst, m)
 		want = append(want, text)
 	}
 	if err := h.adapter.Receive(ctx, burst...); err != nil {
@@ -211,7 +213,7 @@ func TestMessagesBeyondUserMaxPendingAreHeldAndTheUserToldOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sent) != 1 || sent[0].Text != h.opts.SlowDownNotice && !strings.Contains(sent[0].Text, "slow down") {
+	if len(sent) != 1 || sent[0].Text != texts.Builtin().Text("es", texts.SlowDown, nil) {
 		t.Errorf("user was sent %q, want one slow-down notice", sentTexts(sent))
 	}
 	// Under the bound again: a message is neither held nor answered with a notice.

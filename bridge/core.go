@@ -113,7 +113,8 @@ type Options struct {
 	// Blocklist names contacts (identifiers such as telegram:123) whose messages are stored
 	// but never posted, for OneChat installations without blocking; BlocklistFile adds those
 	// of a file (one a line, # comments), read again when it changes. BlockedNotice, when set,
-	// is sent once to a blocked user; empty sends them nothing.
+	// is sent once to a blocked user ("default": the catalogue's texts.Blocked in the user's
+	// language); empty sends them nothing.
 	Blocklist     []string
 	BlocklistFile string
 	BlockedNotice string
@@ -130,7 +131,8 @@ type Options struct {
 	// backlog drains; the user is told once per burst to slow down (SlowDownNotice). Default
 	// 200.
 	UserMaxPending int
-	// SlowDownNotice is the text that tells a user their messages are held.
+	// SlowDownNotice is the text that tells a user their messages are held; empty means the
+	// catalogue's (texts.SlowDown) in the user's language.
 	SlowDownNotice string
 }
 
@@ -242,7 +244,6 @@ func New(opts Options) (*Core, error) {
 	setDefault(&opts.BlockRecheck, 30*time.Second)
 	setDefault(&opts.NewConversationsPerDay, 20)
 	setDefault(&opts.UserMaxPending, 200)
-	setDefault(&opts.SlowDownNotice, "You are sending messages faster than we can pass them on. Please slow down: your messages are kept and will arrive in order.")
 	setDefault(&opts.BlocklistReread, 5*time.Second)
 
 	c := &Core{
