@@ -15,17 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/onechat/onechat-bridge/onechat"
-)
-
-// Texts the core writes: lines for the agent in the conversation, and the one line it says to
-// users itself. They are kept here, together, so that a message catalogue can take them over.
-const (
-	// TextUserClosed is posted in the conversation when the user closed their ticket.
-	TextUserClosed = "🔒 The user closed the ticket."
-	// TextUserReopened is posted in the conversation when the user reopened their ticket.
-	TextUserReopened = "🔓 The user reopened the ticket."
-	// TextCSATThanks is said to a user whose comment on a CSAT rating was recorded.
-	TextCSATThanks = "Thank you for your feedback!"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // corePlatform is the namespace of the core's own values in the store's adapter values; no
@@ -213,13 +203,13 @@ func (c *Core) ticketAction(ctx context.Context, cu Customer, m Inbound, j *Job)
 			log.Debug("ticket already closed")
 			return nil, nil
 		}
-		text, status = TextUserClosed, "resolved"
+		text, status = c.texts.Agent(texts.AgentUserClosed, nil), "resolved"
 	case TicketReopen:
 		if !resolved && j.Attempts == 0 {
 			log.Debug("ticket already open")
 			return nil, nil
 		}
-		text, status = TextUserReopened, "open"
+		text, status = c.texts.Agent(texts.AgentUserReopened, nil), "open"
 	default:
 		return nil, Permanent(fmt.Sprintf("unknown ticket action %q", m.Ticket), nil)
 	}
@@ -291,7 +281,7 @@ func (c *Core) csatComment(ctx context.Context, cu Customer, m Inbound, j *Job) 
 	if err != nil {
 		return false, err
 	}
-	payload, err := jsonMarshal(Outbound{Op: OpNotice, User: cu.User, Chat: cu.Chat, ConversationID: conv, Text: TextCSATThanks})
+	payload, err := jsonMarshal(Outbound{Op: OpNotice, User: cu.User, Chat: cu.Chat, ConversationID: conv, Text: c.texts.Text(c.UserLanguage(ctx, cu.User), texts.CSATThanks, nil)})
 	if err != nil {
 		return false, err
 	}

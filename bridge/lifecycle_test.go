@@ -6,6 +6,7 @@ import (
 
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/onechat/onechattest"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // TestResolveReachesTheTicketKeeperAfterTheLastReply: an agent's last reply and the resolve
@@ -96,7 +97,7 @@ func TestUserClosesAndReopensTheirTicket(t *testing.T) {
 	if cv, _ := h.oc.Conversation(conv.ID); cv.Status != "resolved" {
 		t.Errorf("conversation status %s, want resolved", cv.Status)
 	}
-	h.waitIncoming(ctx, conv.ID, "question", bridge.TextUserClosed)
+	h.waitIncoming(ctx, conv.ID, "question", texts.Builtin().Agent(texts.AgentUserClosed, nil))
 
 	// A second close of a closed ticket does nothing.
 	again := userMessage(3003, "")
@@ -113,7 +114,7 @@ func TestUserClosesAndReopensTheirTicket(t *testing.T) {
 	if c := calls[1]; c.Op != bridge.OpReopened || !c.Event.ByUser {
 		t.Errorf("ticket call = %+v, want reopened by the user", c)
 	}
-	h.waitIncoming(ctx, conv.ID, "question", bridge.TextUserClosed, bridge.TextUserReopened)
+	h.waitIncoming(ctx, conv.ID, "question", texts.Builtin().Agent(texts.AgentUserClosed, nil), texts.Builtin().Agent(texts.AgentUserReopened, nil))
 	if cv, _ := h.oc.Conversation(conv.ID); cv.Status != "open" {
 		t.Errorf("conversation status %s, want open", cv.Status)
 	}
@@ -145,7 +146,7 @@ func TestCSATCommentFollowsTheRating(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := sent[1]; m.Op != bridge.OpNotice || m.Text != bridge.TextCSATThanks {
+	if m := sent[1]; m.Op != bridge.OpNotice || m.Text != texts.Builtin().Text("en", texts.CSATThanks, nil) {
 		t.Errorf("sent %+v, want the thanks notice", m)
 	}
 	msg, _ := h.oc.Message(survey.MessageID)

@@ -5,8 +5,7 @@ import (
 	"testing"
 
 	"github.com/onechat/onechat-bridge/adapters/discord/discordtest"
-	"github.com/onechat/onechat-bridge/adapters/telegram"
-	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // A Telegram user closes their ticket with /close: the agent sees the line, the conversation is
@@ -26,12 +25,12 @@ func TestTelegramCloseAndReopen(t *testing.T) {
 	if err := r.w.OC.Wait(ctx, func() bool { c, _ := r.w.OC.Conversation(conv.ID); return c.Status == "resolved" }); err != nil {
 		t.Fatalf("/close did not resolve the conversation: %v", err)
 	}
-	r.waitIncoming(ctx, conv.ID, "problem", bridge.TextUserClosed)
-	if got := r.waitSentTexts(ctx, alice.ID, 1); got[0] != telegram.TextTicketClosedByUser {
+	r.waitIncoming(ctx, conv.ID, "problem", texts.Builtin().Agent(texts.AgentUserClosed, nil))
+	if got := r.waitSentTexts(ctx, alice.ID, 1); got[0] != texts.Builtin().Text("en", texts.TicketClosed, nil) {
 		t.Fatalf("Telegram got %q, want the closed notice", got)
 	}
 	notice := r.w.TG.Sent(alice.ID)[0]
-	if len(notice.Keyboard) != 1 || notice.Keyboard[0][0].Text != telegram.TextReopenButton {
+	if len(notice.Keyboard) != 1 || notice.Keyboard[0][0].Text != texts.Builtin().Text("en", texts.ReopenButton, nil) {
 		t.Fatalf("notice keyboard %+v, want Reopen", notice.Keyboard)
 	}
 
@@ -39,8 +38,8 @@ func TestTelegramCloseAndReopen(t *testing.T) {
 	if err := r.w.OC.Wait(ctx, func() bool { c, _ := r.w.OC.Conversation(conv.ID); return c.Status == "open" }); err != nil {
 		t.Fatalf("Reopen did not reopen the conversation: %v", err)
 	}
-	r.waitIncoming(ctx, conv.ID, "problem", bridge.TextUserClosed, bridge.TextUserReopened)
-	if got := r.waitSentTexts(ctx, alice.ID, 2); got[1] != telegram.TextTicketReopened {
+	r.waitIncoming(ctx, conv.ID, "problem", texts.Builtin().Agent(texts.AgentUserClosed, nil), texts.Builtin().Agent(texts.AgentUserReopened, nil))
+	if got := r.waitSentTexts(ctx, alice.ID, 2); got[1] != texts.Builtin().Text("en", texts.TicketReopened, nil) {
 		t.Errorf("Telegram got %q, want the reopened line", got)
 	}
 	if n := len(r.w.OC.Conversations(contact.ID)); n != 1 {

@@ -18,6 +18,14 @@ const (
 	TicketClosed Key = "ticket_closed"
 	// TicketReopened tells the user their ticket was reopened.
 	TicketReopened Key = "ticket_reopened"
+	// ThreadClosedPanel is posted in a Discord ticket thread before it is archived and locked.
+	// Placeholder: {button}, the label of the support panel's button.
+	ThreadClosedPanel Key = "thread_closed_panel"
+	// ThreadClosedChannel is posted in a closed Slack ticket thread: a new top-level message in
+	// the channel opens the next ticket.
+	ThreadClosedChannel Key = "thread_closed_channel"
+	// NotYourTicket answers someone pressing Close ticket or Reopen in another person's ticket.
+	NotYourTicket Key = "not_your_ticket"
 	// CloseButton is the label of the button that closes a ticket.
 	CloseButton Key = "close_button"
 	// ReopenButton is the label of the button that reopens a closed ticket.
@@ -66,6 +74,10 @@ const (
 const (
 	// AgentInReplyTo heads the quote of the message a user replied to.
 	AgentInReplyTo Key = "agent_in_reply_to"
+	// AgentUserClosed is posted in the conversation when the user closed their ticket.
+	AgentUserClosed Key = "agent_user_closed"
+	// AgentUserReopened is posted in the conversation when the user reopened their ticket.
+	AgentUserReopened Key = "agent_user_reopened"
 	// AgentEdited heads the note that a user edited a message.
 	AgentEdited Key = "agent_edited"
 	// AgentNowReads introduces the new text of a message the user edited.
@@ -82,10 +94,11 @@ const (
 // Keys returns every key of the catalogue, users' texts first.
 func Keys() []Key {
 	return []Key{
-		Greeting, TicketAck, SlowDown, Blocked, TicketClosed, TicketReopened, CloseButton,
+		Greeting, TicketAck, SlowDown, Blocked, TicketClosed, TicketReopened, ThreadClosedPanel,
+		ThreadClosedChannel, NotYourTicket, CloseButton,
 		ReopenButton, CSATPrompt, CSATThanks, ChooseOption, FileTooLarge, FileNotSent, FileDownloadFailed,
 		FileEmpty, FileRefused, YoungAccount, PanelText, PanelButton, TicketOpened,
 		TicketOpenFailed, TicketWelcome, TicketsUnavailable, NotYourQuestion, TryAgain,
-		AgentInReplyTo, AgentEdited, AgentNowReads, AgentDeleted, AgentFileNotBridged, AgentFileNotBridgedReason,
+		AgentInReplyTo, AgentUserClosed, AgentUserReopened, AgentEdited, AgentNowReads, AgentDeleted, AgentFileNotBridged, AgentFileNotBridgedReason,
 	}
 }

@@ -252,7 +252,7 @@ func (a *Adapter) ensureTicket(ctx context.Context, in bridge.Host, userID, name
 	welcome := messagePayload{
 		Content:         textsplit.Truncate(v.say(ctx, texts.TicketWelcome, texts.Vars{"user": "<@" + userID + ">"}), maxContentLen-40, textsplit.UTF16),
 		AllowedMentions: allowedMentions{Parse: []string{}, Users: []string{userID}},
-		Components:      ticketButton(bridge.TicketClose),
+		Components:      ticketButton(ctx, v, bridge.TicketClose),
 	}
 	if a.staffRole != "" {
 		// Mentioning a role in a private thread is how its members are added to it.

@@ -9,24 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/onechat/onechat-bridge/bridge"
-)
-
-// What the adapter says to users about their ticket, in one place so that a message catalogue
-// can take it over.
-const (
-	// textThreadClosed is posted in a ticket thread before it is archived and locked.
-	textThreadClosed = "🔒 This ticket is closed. To ask something new, press **Contact support** in the support channel."
-	// textTicketClosed tells a user in direct messages that their ticket was closed.
-	textTicketClosed = "✅ Your ticket is closed. Write again any time, or reopen it."
-	// textTicketReopened is posted when a ticket is reopened.
-	textTicketReopened = "🔓 This ticket is open again."
-	// textCloseButton and textReopenButton are the buttons' labels.
-	textCloseButton  = "Close ticket"
-	textReopenButton = "Reopen"
-	// textNotYourTicket refuses a press by someone else in the thread (staff use OneChat).
-	textNotYourTicket = "Only the person this ticket belongs to can close or reopen it here."
-	// textTicketPressFailed asks the user to press again.
-	textTicketPressFailed = "Sorry, that did not go through. Please try again."
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // ticketAction reads the custom id of a Close ticket or Reopen button.
@@ -41,11 +24,12 @@ func ticketAction(customID string) (bridge.TicketAction, bool) {
 	return "", false
 }
 
-// ticketButton is a row with the Close ticket or Reopen button.
-func ticketButton(action bridge.TicketAction) []discordgo.MessageComponent {
-	label, style := textCloseButton, discordgo.SecondaryButton
+// ticketButton is a row with the Close ticket or Reopen button, labelled in the user's
+// language.
+func ticketButton(ctx context.Context, v *voice, action bridge.TicketAction) []discordgo.MessageComponent {
+	label, style := v.say(ctx, texts.CloseButton, nil), discordgo.SecondaryButton
 	if action == bridge.TicketReopen {
-		label, style = textReopenButton, discordgo.PrimaryButton
+		label, style = v.say(ctx, texts.ReopenButton, nil), discordgo.PrimaryButton
 	}
 	return []discordgo.MessageComponent{discordgo.ActionsRow{Components: []discordgo.MessageComponent{
 		discordgo.Button{Label: label, Style: style, CustomID: customTicket + string(action)},
@@ -70,15 +54,16 @@ func (a *Adapter) TicketClosed(ctx context.Context, e bridge.TicketEvent) error 
 		return err
 	}
 	show := e.ShowNotice(thread)
+	v := a.voiceFor(e.User, "")
 	if !thread {
 		if !show {
 			return nil
 		}
-		return a.postTicketLine(ctx, e.Chat.ID, textTicketClosed, ticketButton(bridge.TicketReopen))
+		return a.postTicketLine(ctx, e.Chat.ID, v.say(ctx, texts.TicketClosed, nil), ticketButton(ctx, v, bridge.TicketReopen))
 	}
 	var buttons []discordgo.MessageComponent
 	if show {
-		buttons = ticketButton(bridge.TicketReopen)
+		buttons = ticketButton(ctx, v, bridge.TicketReopen)
 	}
 	// An archived thread takes no message, and a retry after the archive must not post twice:
 	// the line goes first only while the thread is open.
@@ -90,7 +75,9 @@ func (a *Adapter) TicketClosed(ctx context.Context, e bridge.TicketEvent) error 
 		return classify(err)
 	}
 	if ch.ThreadMetadata == nil || !ch.ThreadMetadata.Archived {
-		if err := a.postTicketLine(ctx, e.Chat.ID, textThreadClosed, buttons); err != nil {
+		// The panel speaks the default language: its button is named as the user sees it there.
+		panel := a.host.Texts().Text(a.host.Texts().DefaultLanguage(), texts.PanelButton, nil)
+		if err := a.postTicketLine(ctx, e.Chat.ID, v.say(ctx, texts.ThreadClosedPanel, texts.Vars{"button": panel}), buttons); err != nil {
 			return err
 		}
 	}
@@ -108,11 +95,12 @@ func (a *Adapter) TicketReopened(ctx context.Context, e bridge.TicketEvent) erro
 	if err != nil {
 		return err
 	}
+	v := a.voiceFor(e.User, "")
 	if !thread {
 		if !e.ByUser {
 			return nil
 		}
-		return a.postTicketLine(ctx, e.Chat.ID, textTicketReopened, nil)
+		return a.postTicketLine(ctx, e.Chat.ID, v.say(ctx, texts.TicketReopened, nil), nil)
 	}
 	if err := a.rest.do(ctx, "PATCH", "/channels/"+e.Chat.ID, map[string]any{"archived": false, "locked": false}, nil); err != nil {
 		if hasCode(err, codeUnknownChannel) {
@@ -121,7 +109,7 @@ func (a *Adapter) TicketReopened(ctx context.Context, e bridge.TicketEvent) erro
 		return classify(err)
 	}
 	a.log.Info("reopened a discord ticket thread", zap.String("thread_id", e.Chat.ID), zap.Bool("by_user", e.ByUser))
-	return a.postTicketLine(ctx, e.Chat.ID, textTicketReopened, ticketButton(bridge.TicketClose))
+	return a.postTicketLine(ctx, e.Chat.ID, v.say(ctx, texts.TicketReopened, nil), ticketButton(ctx, v, bridge.TicketClose))
 }
 
 // postTicketLine posts a line of the bridge's own in a channel.
@@ -135,9 +123,10 @@ func (a *Adapter) postTicketLine(ctx context.Context, channelID, text string, bu
 // ticketPressed turns a press of Close ticket or Reopen into the user's ticket action. Only the
 // ticket's user may press; the press is stored before it is acknowledged (Discord allows 3 s).
 func (a *Adapter) ticketPressed(ctx context.Context, in bridge.Host, i *discordgo.Interaction, user *discordgo.User, action bridge.TicketAction) {
+	v := a.voiceFor(bridge.UserRef{Platform: Platform, ID: user.ID}, string(i.Locale))
 	owner, mine := a.chatOwner(ctx, in, i.ChannelID, i.GuildID, user.ID)
 	if !mine || owner != user.ID {
-		a.respond(ctx, i, callbackMessage, textNotYourTicket, true)
+		a.respond(ctx, i, callbackMessage, v.say(ctx, texts.NotYourTicket, nil), true)
 		return
 	}
 	msgID := i.ID
@@ -158,7 +147,7 @@ func (a *Adapter) ticketPressed(ctx context.Context, in bridge.Host, i *discordg
 	cancel()
 	if err != nil {
 		a.log.Warn("cannot store a discord ticket button press", zap.Error(err))
-		a.respond(ctx, i, callbackMessage, textTicketPressFailed, true)
+		a.respond(ctx, i, callbackMessage, v.say(ctx, texts.TryAgain, nil), true)
 		return
 	}
 	// The press is answered by the bridge's line when the ticket changes; the interaction only

@@ -8,6 +8,7 @@ import (
 	"github.com/onechat/onechat-bridge/adapters/discord/discordtest"
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/bridge/bridgetest"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // TestTicketThreadLifecycle: one thread per ticket. The welcome's Close ticket button is the
@@ -30,7 +31,7 @@ func TestTicketThreadLifecycle(t *testing.T) {
 	waitFor(t, in, "move to thread", func(s bridgetest.Snapshot) bool { return len(s.Moves()) == 1 })
 	thread := in.Moves()[0].Chat.ID
 	welcome := srv.Messages(thread)[0]
-	if !strings.Contains(string(welcome.Components), customTicket+"close") || !strings.Contains(string(welcome.Components), textCloseButton) {
+	if !strings.Contains(string(welcome.Components), customTicket+"close") || !strings.Contains(string(welcome.Components), enText(texts.CloseButton, nil)) {
 		t.Fatalf("welcome components %s, want a Close ticket button", welcome.Components)
 	}
 
@@ -55,10 +56,10 @@ func TestTicketThreadLifecycle(t *testing.T) {
 	}
 	msgs := srv.Messages(thread)
 	last := msgs[len(msgs)-1]
-	if last.Content != textThreadClosed || !strings.Contains(string(last.Components), customTicket+"reopen") {
+	if last.Content != threadClosedEN || !strings.Contains(string(last.Components), customTicket+"reopen") {
 		t.Errorf("last thread message %+v, want the closing line with a Reopen button", last)
 	}
-	if n := strings.Count(strings.Join(contents(msgs), "\n"), textThreadClosed); n != 1 {
+	if n := strings.Count(strings.Join(contents(msgs), "\n"), threadClosedEN); n != 1 {
 		t.Errorf("closing line posted %d times, want once", n)
 	}
 	if ch, _ := srv.Channel(thread); !ch.Archived || !ch.Locked {
@@ -73,7 +74,7 @@ func TestTicketThreadLifecycle(t *testing.T) {
 		t.Errorf("thread archived %v locked %v after reopen, want neither", ch.Archived, ch.Locked)
 	}
 	msgs = srv.Messages(thread)
-	if last := msgs[len(msgs)-1]; last.Content != textTicketReopened {
+	if last := msgs[len(msgs)-1]; last.Content != enText(texts.TicketReopened, nil) {
 		t.Errorf("last thread message %q, want the reopened line", last.Content)
 	}
 
@@ -83,7 +84,7 @@ func TestTicketThreadLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs = srv.Messages(thread)
-	if last := msgs[len(msgs)-1]; last.Content != textThreadClosed || strings.Contains(string(last.Components), "reopen") {
+	if last := msgs[len(msgs)-1]; last.Content != threadClosedEN || strings.Contains(string(last.Components), "reopen") {
 		t.Errorf("last thread message %+v, want the closing line without a button", last)
 	}
 	srv.UserPresses(alice, support, panel.ID, customOpenTicket)
@@ -118,7 +119,7 @@ func TestTicketNoticeInDMs(t *testing.T) {
 	}
 	msgs := srv.Messages(dm)
 	notice := msgs[len(msgs)-1]
-	if notice.Content != textTicketClosed || !strings.Contains(string(notice.Components), customTicket+"reopen") {
+	if notice.Content != enText(texts.TicketClosed, nil) || !strings.Contains(string(notice.Components), customTicket+"reopen") {
 		t.Fatalf("notice %+v, want the closed notice with a Reopen button", notice)
 	}
 	srv.UserPresses(alice, dm, notice.ID, customTicket+"reopen")
@@ -144,3 +145,9 @@ func TestTicketActionCustomIDs(t *testing.T) {
 		}
 	}
 }
+
+// enText is a catalogue text as a user whose language is English (or unknown) reads it.
+func enText(k texts.Key, vars texts.Vars) string { return texts.Builtin().Text("en", k, vars) }
+
+// threadClosedEN is the closing line of a ticket thread in English.
+var threadClosedEN = enText(texts.ThreadClosedPanel, texts.Vars{"button": enText(texts.PanelButton, nil)})

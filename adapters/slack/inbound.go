@@ -216,7 +216,8 @@ func (a *Adapter) deliverMessage(ctx context.Context, channel string, r route, m
 	if r.opens && a.ticketAck != AckNone {
 		// The reply is in the language of the user who opened the ticket.
 		a.queueAck(ackJob{kind: a.ticketAck, channel: channel, ts: m.Timestamp,
-			text: a.host.Texts().Text(msg.Language, texts.TicketAck, nil)})
+			text:   a.host.Texts().Text(msg.Language, texts.TicketAck, nil),
+			button: a.host.Texts().Text(msg.Language, texts.CloseButton, nil)})
 	}
 	return nil
 }
@@ -630,6 +631,7 @@ type ackJob struct {
 	kind        string // AckReaction, AckReply or "choice"
 	channel, ts string
 	text        string // AckReply: the reply; "choice": the message's text
+	button      string // AckReply: the Close ticket button's label, in the same language
 	choice      string
 }
 
@@ -696,7 +698,7 @@ func (a *Adapter) runAck(ctx context.Context, j ackJob) error {
 			return err
 		}
 		_, _, err = a.api.PostMessageContext(ctx, j.channel, slackgo.MsgOptionText(j.text, false),
-			slackgo.MsgOptionBlocks(ticketLineBlocks(j.text, bridge.TicketClose)...),
+			slackgo.MsgOptionBlocks(ticketLineBlocks(j.text, bridge.TicketClose, j.button)...),
 			slackgo.MsgOptionTS(j.ts), slackgo.MsgOptionDisableLinkUnfurl(), slackgo.MsgOptionDisableMediaUnfurl())
 		return classify(a.redact(err))
 	case "choice":

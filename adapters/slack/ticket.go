@@ -7,20 +7,7 @@ import (
 	slackgo "github.com/slack-go/slack"
 
 	"github.com/onechat/onechat-bridge/bridge"
-)
-
-// What the adapter says to people about their ticket, in one place so that a message catalogue
-// can take it over.
-const (
-	// textThreadClosed is posted in a ticket thread when the ticket is resolved.
-	textThreadClosed = "🔒 This ticket is closed. Write a new message in the channel to open a new one."
-	// textTicketClosed tells a person in direct messages that their ticket was closed.
-	textTicketClosed = "✅ Your ticket is closed. Write again any time, or reopen it."
-	// textTicketReopened is posted when a ticket is reopened.
-	textTicketReopened = "🔓 This ticket is open again."
-	// textCloseButton and textReopenButton are the buttons' labels.
-	textCloseButton  = "Close ticket"
-	textReopenButton = "Reopen"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // ticketActionPrefix starts the action_id of the Close ticket and Reopen buttons.
@@ -38,16 +25,12 @@ func ticketAction(actionID string) (bridge.TicketAction, bool) {
 	return "", false
 }
 
-// ticketLineBlocks is a line of text with a Close ticket or Reopen button under it ("" for
-// none).
-func ticketLineBlocks(text string, button bridge.TicketAction) []slackgo.Block {
+// ticketLineBlocks is a line of text with a Close ticket or Reopen button (labelled label)
+// under it ("" for none).
+func ticketLineBlocks(text string, button bridge.TicketAction, label string) []slackgo.Block {
 	blocks := []slackgo.Block{slackgo.NewSectionBlock(slackgo.NewTextBlockObject(slackgo.PlainTextType, text, true, false), nil, nil)}
 	if button == "" {
 		return blocks
-	}
-	label := textCloseButton
-	if button == bridge.TicketReopen {
-		label = textReopenButton
 	}
 	btn := slackgo.NewButtonBlockElement(ticketActionPrefix+string(button), string(button), slackgo.NewTextBlockObject(slackgo.PlainTextType, label, true, false))
 	return append(blocks, slackgo.NewActionBlock("onechat.ticket", btn))
@@ -63,13 +46,14 @@ func (a *Adapter) TicketClosed(ctx context.Context, e bridge.TicketEvent) error 
 	}
 	inThread := thread != ""
 	show := e.ShowNotice(inThread)
+	say := a.voice(e.User)
 	switch {
 	case inThread && show:
-		return a.postTicketLine(ctx, e.Chat, textThreadClosed, bridge.TicketReopen)
+		return a.postTicketLine(ctx, e.Chat, say(ctx, texts.ThreadClosedChannel, nil), bridge.TicketReopen, say(ctx, texts.ReopenButton, nil))
 	case inThread:
-		return a.postTicketLine(ctx, e.Chat, textThreadClosed, "")
+		return a.postTicketLine(ctx, e.Chat, say(ctx, texts.ThreadClosedChannel, nil), "", "")
 	case show:
-		return a.postTicketLine(ctx, e.Chat, textTicketClosed, bridge.TicketReopen)
+		return a.postTicketLine(ctx, e.Chat, say(ctx, texts.TicketClosed, nil), bridge.TicketReopen, say(ctx, texts.ReopenButton, nil))
 	}
 	return nil
 }
@@ -84,16 +68,17 @@ func (a *Adapter) TicketReopened(ctx context.Context, e bridge.TicketEvent) erro
 	if thread == "" && !e.ByUser {
 		return nil
 	}
-	return a.postTicketLine(ctx, e.Chat, textTicketReopened, bridge.TicketClose)
+	say := a.voice(e.User)
+	return a.postTicketLine(ctx, e.Chat, say(ctx, texts.TicketReopened, nil), bridge.TicketClose, say(ctx, texts.CloseButton, nil))
 }
 
 // postTicketLine posts a line of the bridge's own in the chat.
-func (a *Adapter) postTicketLine(ctx context.Context, chat bridge.ChatRef, text string, button bridge.TicketAction) error {
+func (a *Adapter) postTicketLine(ctx context.Context, chat bridge.ChatRef, text string, button bridge.TicketAction, label string) error {
 	channel, thread, _ := parseChat(chat)
 	if err := a.pacer.wait(ctx, channel); err != nil {
 		return err
 	}
-	opts := []slackgo.MsgOption{slackgo.MsgOptionText(text, false), slackgo.MsgOptionBlocks(ticketLineBlocks(text, button)...),
+	opts := []slackgo.MsgOption{slackgo.MsgOptionText(text, false), slackgo.MsgOptionBlocks(ticketLineBlocks(text, button, label)...),
 		slackgo.MsgOptionDisableLinkUnfurl(), slackgo.MsgOptionDisableMediaUnfurl()}
 	if thread != "" {
 		opts = append(opts, slackgo.MsgOptionTS(thread))

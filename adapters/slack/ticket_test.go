@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // TestTicketThreadCloseButtonAndClosingLine: the ticket's acknowledgement carries a Close
@@ -37,7 +38,7 @@ func TestTicketThreadCloseButtonAndClosingLine(t *testing.T) {
 	}
 	replies := r.srv.ThreadReplies(r.support, top)
 	line := replies[len(replies)-1]
-	if line.Text != textThreadClosed || !bytes.Contains(line.Blocks, []byte(ticketActionPrefix+"reopen")) {
+	if line.Text != texts.Builtin().Text("en", texts.ThreadClosedChannel, nil) || !bytes.Contains(line.Blocks, []byte(ticketActionPrefix+"reopen")) {
 		t.Fatalf("closing line %+v / %s, want the closing line with Reopen", line, line.Blocks)
 	}
 	r.srv.UserPresses(r.alice, r.support, line.TS, ticketActionPrefix+"reopen", "reopen")
@@ -50,7 +51,7 @@ func TestTicketThreadCloseButtonAndClosingLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	replies = r.srv.ThreadReplies(r.support, top)
-	if line := replies[len(replies)-1]; line.Text != textThreadClosed || bytes.Contains(line.Blocks, []byte(ticketActionPrefix)) {
+	if line := replies[len(replies)-1]; line.Text != texts.Builtin().Text("en", texts.ThreadClosedChannel, nil) || bytes.Contains(line.Blocks, []byte(ticketActionPrefix)) {
 		t.Fatalf("closing line %+v / %s, want no button", line, line.Blocks)
 	}
 }
@@ -72,7 +73,7 @@ func TestTicketNoticeInSlackDMs(t *testing.T) {
 	if err := r.a.TicketClosed(ctx, bridge.TicketEvent{Chat: chat, ByUser: true, Notice: bridge.NoticeAuto}); err != nil {
 		t.Fatal(err)
 	}
-	if ms := r.srv.Messages(dm); len(ms) != 1 || ms[0].Text != textTicketClosed {
+	if ms := r.srv.Messages(dm); len(ms) != 1 || ms[0].Text != texts.Builtin().Text("en", texts.TicketClosed, nil) {
 		t.Fatalf("DM messages %+v, want the closed notice", ms)
 	}
 }

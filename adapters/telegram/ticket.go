@@ -6,19 +6,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"github.com/onechat/onechat-bridge/bridge"
-)
-
-// What the adapter itself says to users about their ticket, in one place so that a message
-// catalogue can take it over.
-const (
-	// TextTicketClosed tells a user an agent resolved their ticket.
-	TextTicketClosed = "✅ Your ticket was closed. Write again any time, or reopen it."
-	// TextTicketClosedByUser answers the user's own /close.
-	TextTicketClosedByUser = "✅ Your ticket is closed. Write again any time, or reopen it."
-	// TextTicketReopened answers the user's Reopen button.
-	TextTicketReopened = "🔓 Your ticket is open again."
-	// TextReopenButton is the title of the Reopen button.
-	TextReopenButton = "Reopen"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // TicketClosed implements bridge.TicketKeeper: a private chat gets a short notice with a Reopen
@@ -28,14 +16,11 @@ func (a *Adapter) TicketClosed(ctx context.Context, e bridge.TicketEvent) error 
 	if !e.ShowNotice(false) {
 		return nil
 	}
-	text := TextTicketClosed
-	if e.ByUser {
-		text = TextTicketClosedByUser
-	}
+	lang := a.host.UserLanguage(ctx, e.User)
 	markup := &models.InlineKeyboardMarkup{InlineKeyboard: [][]models.InlineKeyboardButton{{
-		{Text: TextReopenButton, CallbackData: cbTicket + string(bridge.TicketReopen)},
+		{Text: a.host.Texts().Text(lang, texts.ReopenButton, nil), CallbackData: cbTicket + string(bridge.TicketReopen)},
 	}}}
-	return a.sendNotice(ctx, e.Chat, text, markup)
+	return a.sendNotice(ctx, e.Chat, a.host.Texts().Text(lang, texts.TicketClosed, nil), markup)
 }
 
 // TicketReopened implements bridge.TicketKeeper: a user who pressed Reopen is told it worked;
@@ -44,7 +29,7 @@ func (a *Adapter) TicketReopened(ctx context.Context, e bridge.TicketEvent) erro
 	if !e.ByUser {
 		return nil
 	}
-	return a.sendNotice(ctx, e.Chat, TextTicketReopened, nil)
+	return a.sendNotice(ctx, e.Chat, a.host.Texts().Text(a.host.UserLanguage(ctx, e.User), texts.TicketReopened, nil), nil)
 }
 
 // sendNotice sends a line of the bridge's own, as plain text.

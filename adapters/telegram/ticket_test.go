@@ -2,10 +2,15 @@ package telegram
 
 import (
 	"testing"
+	"time"
 
 	"github.com/onechat/onechat-bridge/adapters/telegram/telegramtest"
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
+
+// en is what a user whose language the bridge does not know reads.
+func en(k texts.Key) string { return texts.Builtin().Text("en", k, nil) }
 
 func TestTicketNoticeFollowsTheSetting(t *testing.T) {
 	chat := bridge.ChatRef{Platform: Platform, ID: "42"}
@@ -15,8 +20,8 @@ func TestTicketNoticeFollowsTheSetting(t *testing.T) {
 		want string // "" for no notice
 	}{
 		{"agent resolve, auto: nothing in a private chat", bridge.TicketEvent{Chat: chat, Notice: bridge.NoticeAuto}, ""},
-		{"the user's /close, auto: answered", bridge.TicketEvent{Chat: chat, Notice: bridge.NoticeAuto, ByUser: true}, TextTicketClosedByUser},
-		{"agent resolve, always", bridge.TicketEvent{Chat: chat, Notice: bridge.NoticeAlways}, TextTicketClosed},
+		{"the user's /close, auto: answered", bridge.TicketEvent{Chat: chat, Notice: bridge.NoticeAuto, ByUser: true}, en(texts.TicketClosed)},
+		{"agent resolve, always", bridge.TicketEvent{Chat: chat, Notice: bridge.NoticeAlways}, en(texts.TicketClosed)},
 		{"never", bridge.TicketEvent{Chat: chat, Notice: bridge.NoticeNever, ByUser: true}, ""},
 		{"OneChat sent its CSAT survey: never two notices", bridge.TicketEvent{Chat: chat, Notice: bridge.NoticeAlways, Surveyed: true}, ""},
 	}
@@ -38,7 +43,7 @@ func TestTicketNoticeFollowsTheSetting(t *testing.T) {
 			if len(sent) != 1 || sent[0].Text != tt.want {
 				t.Fatalf("sent %+v, want one notice %q", sent, tt.want)
 			}
-			want := [][]telegramtest.Button{{{Text: TextReopenButton, CallbackData: "t:reopen"}}}
+			want := [][]telegramtest.Button{{{Text: en(texts.ReopenButton), CallbackData: "t:reopen"}}}
 			if got := sent[0].Keyboard; len(got) != 1 || len(got[0]) != 1 || got[0][0] != want[0][0] {
 				t.Errorf("keyboard %+v, want %+v", got, want)
 			}
@@ -70,7 +75,7 @@ func TestReopenButtonReopensAndIsAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := f.srv.Sent(alice.ID)
-	if len(sent) != 2 || sent[1].Text != TextTicketReopened {
+	if len(sent) != 2 || sent[1].Text != en(texts.TicketReopened) {
 		t.Errorf("sent %+v, want the notice and one reopened line (an agent's reopen says nothing)", sent)
 	}
 }
@@ -81,5 +86,26 @@ func TestTicketButtonDataDecodes(t *testing.T) {
 		if got != want || ok != (want != "") {
 			t.Errorf("decodeTicketAction(%q) = %q, %v; want %q", data, got, ok, want)
 		}
+	}
+}
+
+// TestTicketNoticeInTheUsersLanguage: the closing notice and its button come from the message
+// catalogue, in the language of the user's latest message.
+func TestTicketNoticeInTheUsersLanguage(t *testing.T) {
+	f := newFixture(t, testToken)
+	ctx := testCtx(t)
+	f.srv.SendText(alice, "hola")
+	u := bridge.UserRef{Platform: Platform, ID: "42"}
+	chat := bridge.ChatRef{Platform: Platform, ID: "42"}
+	if err := f.a.host.Deliver(ctx, bridge.Cursor{}, bridge.Inbound{User: u, Chat: chat, MessageID: "1", Text: "hola", Language: "es", SentAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.a.TicketClosed(ctx, bridge.TicketEvent{User: u, Chat: chat, Notice: bridge.NoticeAlways}); err != nil {
+		t.Fatal(err)
+	}
+	es := func(k texts.Key) string { return texts.Builtin().Text("es", k, nil) }
+	sent := f.srv.Sent(alice.ID)
+	if len(sent) != 1 || sent[0].Text != es(texts.TicketClosed) || len(sent[0].Keyboard) != 1 || sent[0].Keyboard[0][0].Text != es(texts.ReopenButton) {
+		t.Fatalf("sent %+v, want the Spanish notice %q with the button %q", sent, es(texts.TicketClosed), es(texts.ReopenButton))
 	}
 }
