@@ -134,6 +134,11 @@ func TestCSATCommentFollowsTheRating(t *testing.T) {
 	if _, err := h.adapter.WaitTickets(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
+	// The survey and the resolve travel separately (a message event, a status event): wait for
+	// the survey itself.
+	if _, err := h.adapter.WaitSent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
 	parts := h.adapter.Parts()
 	survey := parts[len(parts)-1]
 	rate := userMessage(3004, "")
