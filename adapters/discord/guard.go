@@ -91,25 +91,11 @@ func (a *Adapter) inbound(m *discordgo.Message, chat string) (bridge.Inbound, bo
 	for _, att := range in.Attachments {
 		if att.Size > a.maxDownload {
 			in.Notes = append(in.Notes, fmt.Sprintf("📎 %s (%s) is larger than the %s the bridge passes on; ask the user to send it another way",
-				att.Name, formatSize(att.Size), formatSize(a.maxDownload)))
+				att.Name, bridge.FormatSize(att.Size), bridge.FormatSize(a.maxDownload)))
 			continue
 		}
 		kept = append(kept, att)
 	}
 	in.Attachments = kept
 	return in, true
-}
-
-// formatSize prints a byte count the way people read file sizes.
-func formatSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
-	default:
-		return fmt.Sprintf("%d bytes", n)
-	}
 }

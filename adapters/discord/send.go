@@ -448,7 +448,7 @@ func (a *Adapter) OpenAttachment(ctx context.Context, att bridge.Attachment) (io
 			if f != nil && f.ID == parts[2] {
 				if int64(f.Size) > a.maxDownload {
 					return nil, bridge.Permanent(fmt.Sprintf("%s (%s) is larger than the %s the bridge passes on",
-						f.Filename, formatSize(int64(f.Size)), formatSize(a.maxDownload)), nil)
+						f.Filename, bridge.FormatSize(int64(f.Size)), bridge.FormatSize(a.maxDownload)), nil)
 				}
 				link = f.URL
 			}
@@ -478,7 +478,7 @@ func (a *Adapter) OpenAttachment(ctx context.Context, att bridge.Attachment) (io
 	if resp.ContentLength > a.maxDownload {
 		resp.Body.Close()
 		return nil, bridge.Permanent(fmt.Sprintf("the file (%s) is larger than the %s the bridge passes on",
-			formatSize(resp.ContentLength), formatSize(a.maxDownload)), nil)
+			bridge.FormatSize(resp.ContentLength), bridge.FormatSize(a.maxDownload)), nil)
 	}
 	return &cappedBody{rc: resp.Body, left: a.maxDownload}, nil
 }
