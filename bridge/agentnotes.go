@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/onechat/onechat-bridge/onechat"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // Agents learn here what the bridge could not deliver, without reading logs: a private note in
@@ -38,7 +38,7 @@ func (c *Core) tellLeftOut(ctx context.Context, j *Job, notes []string) {
 	if !ok {
 		return
 	}
-	text := "⚠️ Part of this message did not reach the user:\n" + strings.Join(notes, "\n")
+	text := c.texts.Agent(texts.AgentPartlyDelivered, nil) + "\n" + strings.Join(notes, "\n")
 	c.tellAgents(ctx, m, joinNonEmpty("\n", text, excerpt(m)))
 }
 
@@ -52,17 +52,16 @@ func (c *Core) tellUndelivered(ctx context.Context, j *Job, why string, unreacha
 	}
 	why = truncateRunes(strings.TrimSpace(why), reasonLimit)
 	if unreachable {
-		why = fmt.Sprintf("the bridge cannot reach them on %s (%s)", m.Chat.Platform, why)
+		why = c.texts.Agent(texts.AgentUnreachable, texts.Vars{"platform": string(m.Chat.Platform), "reason": why})
 	}
-	var text string
+	key := texts.AgentNotDelivered
 	switch m.Op {
 	case OpEdit:
-		text = "⚠️ Your edit of this message did not reach the user, who still sees the earlier version: " + why
+		key = texts.AgentEditNotDelivered
 	case OpDelete:
-		text = "⚠️ Your deletion of this message did not reach the user, who still sees it: " + why
-	default:
-		text = "⚠️ This message did not reach the user: " + why
+		key = texts.AgentDeleteNotDelivered
 	}
+	text := c.texts.Agent(key, texts.Vars{"reason": why})
 	c.tellAgents(ctx, m, joinNonEmpty("\n", text, excerpt(m)))
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/onechat"
 	"github.com/onechat/onechat-bridge/onechat/onechattest"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // withApplication gives the core an Application API client with the fake's token (or token).
@@ -192,5 +193,34 @@ func TestAgentFileTheBridgeCannotFetchIsNamedToAgents(t *testing.T) {
 	want := "⚠️ Part of this message did not reach the user:\n📎 report.pdf was left out: its download from OneChat failed 3 times\n> Attached"
 	if err := h.oc.Wait(ctx, func() bool { return len(h.notes(conv.ID)) > 0 }); err != nil || !slices.Equal(h.notes(conv.ID), []string{want}) {
 		t.Fatalf("notes %q, want %q: %v", h.notes(conv.ID), want, err)
+	}
+}
+
+// TestFailureNotesUseTheAgentLanguage: a private note about an agent message that did not reach
+// the user is written in BRIDGE_AGENT_LANGUAGE.
+func TestFailureNotesUseTheAgentLanguage(t *testing.T) {
+	h := newHarness(t, nil)
+	cat, err := texts.New(texts.Options{AgentLanguage: "es"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.opts.Texts = cat
+	h.withApplication("")
+	h.adapter.SendFunc = func(ctx context.Context, m bridge.Outbound) error {
+		if m.Text == "el contrato" {
+			return bridge.Permanent("contract.pdf cannot be read", nil)
+		}
+		return nil
+	}
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 2104, "hola")
+	h.oc.AgentReply(conv.ID, "el contrato")
+	if err := h.oc.Wait(ctx, func() bool { return len(h.notes(conv.ID)) >= 1 }); err != nil {
+		t.Fatalf("no private note: %v", err)
+	}
+	want := cat.Agent(texts.AgentNotDelivered, texts.Vars{"reason": "contract.pdf cannot be read"})
+	if got := h.notes(conv.ID)[0]; !strings.HasPrefix(got, want) || !strings.HasPrefix(got, "⚠️ Este mensaje no llegó") {
+		t.Errorf("note %q, want it to start with the Spanish %q", got, want)
 	}
 }

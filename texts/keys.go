@@ -78,6 +78,21 @@ const (
 	AgentUserClosed Key = "agent_user_closed"
 	// AgentUserReopened is posted in the conversation when the user reopened their ticket.
 	AgentUserReopened Key = "agent_user_reopened"
+	// AgentPartlyDelivered heads the private note that part of an agent's message (a file) did
+	// not reach the user; the parts left out follow, one per line.
+	AgentPartlyDelivered Key = "agent_partly_delivered"
+	// AgentNotDelivered is the private note that an agent's message did not reach the user.
+	// Placeholder: {reason}.
+	AgentNotDelivered Key = "agent_not_delivered"
+	// AgentEditNotDelivered is the private note that an agent's edit did not reach the user.
+	// Placeholder: {reason}.
+	AgentEditNotDelivered Key = "agent_edit_not_delivered"
+	// AgentDeleteNotDelivered is the private note that an agent's deletion did not reach the
+	// user. Placeholder: {reason}.
+	AgentDeleteNotDelivered Key = "agent_delete_not_delivered"
+	// AgentUnreachable is the reason when the user cannot be reached at all.
+	// Placeholders: {platform}, {reason} (the platform's words).
+	AgentUnreachable Key = "agent_unreachable"
 	// AgentEdited heads the note that a user edited a message.
 	AgentEdited Key = "agent_edited"
 	// AgentNowReads introduces the new text of a message the user edited.
@@ -99,6 +114,7 @@ func Keys() []Key {
 		ReopenButton, CSATPrompt, CSATThanks, ChooseOption, FileTooLarge, FileNotSent, FileDownloadFailed,
 		FileEmpty, FileRefused, YoungAccount, PanelText, PanelButton, TicketOpened,
 		TicketOpenFailed, TicketWelcome, TicketsUnavailable, NotYourQuestion, TryAgain,
-		AgentInReplyTo, AgentUserClosed, AgentUserReopened, AgentEdited, AgentNowReads, AgentDeleted, AgentFileNotBridged, AgentFileNotBridgedReason,
+		AgentInReplyTo, AgentUserClosed, AgentUserReopened, AgentPartlyDelivered, AgentNotDelivered,
+		AgentEditNotDelivered, AgentDeleteNotDelivered, AgentUnreachable, AgentEdited, AgentNowReads, AgentDeleted, AgentFileNotBridged, AgentFileNotBridgedReason,
 	}
 }
