@@ -286,13 +286,18 @@ func (c *Core) admitPending(ctx context.Context, msgs []Inbound) {
 		}
 		perUser[k]++
 	}
-	for _, m := range order {
-		k := m.User.Identifier()
-		n, err := c.store.PendingInbound(ctx, k, c.opts.UserMaxPending+perUser[k])
-		if err != nil {
-			c.log.Warn("count a user's pending messages", zap.Error(err))
-			continue
-		}
+	keys, bounds := make([]string, len(order)), make([]int, len(order))
+	for i, m := range order {
+		keys[i] = m.User.Identifier()
+		bounds[i] = c.opts.UserMaxPending + perUser[keys[i]]
+	}
+	counts, err := c.store.PendingInbound(ctx, keys, bounds)
+	if err != nil {
+		c.log.Warn("count users' pending messages", zap.Error(err))
+		return
+	}
+	for i, m := range order {
+		k, n := keys[i], counts[i]
 		if n <= c.opts.UserMaxPending {
 			continue
 		}

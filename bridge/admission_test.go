@@ -191,7 +191,9 @@ func TestMessagesBeyondUserMaxPendingAreHeldAndTheUserToldOnce(t *testing.T) {
 	h.start()
 	ctx := ctxT(t)
 
-	var burst []bridge.Inbound
+	// Another user's two messages in the same delivery, first: counted on their own, neither
+	// held nor told.
+	burst := []bridge.Inbound{userMessage(3006, "other 1")}
 	var want []string
 	for i := range 10 {
 		text := fmt.Sprintf("m%d", i)
@@ -200,6 +202,7 @@ func TestMessagesBeyondUserMaxPendingAreHeldAndTheUserToldOnce(t *testing.T) {
 		burst = append(burst, m)
 		want = append(want, text)
 	}
+	burst = append(burst, userMessage(3006, "other 2"))
 	if err := h.adapter.Receive(ctx, burst...); err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +212,8 @@ func TestMessagesBeyondUserMaxPendingAreHeldAndTheUserToldOnce(t *testing.T) {
 	release()
 	_, conv := h.waitConversation(ctx, "telegram:3005", 1)
 	h.waitIncoming(ctx, conv.ID, want...)
+	_, other := h.waitConversation(ctx, "telegram:3006", 1)
+	h.waitIncoming(ctx, other.ID, "other 1", "other 2")
 	sent, err := h.adapter.WaitSent(ctx, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -154,7 +154,7 @@ func newRecorder(c *Core, dir Direction) *recorder {
 // refused with ErrLeaseLost).
 func (r *recorder) complete(job *Job, links []MessageLink) error {
 	done := make(chan error, 1)
-	r.in <- recording{done: Completion{Lease: job.Lease(), Links: links}, err: done}
+	r.in <- recording{done: Completion{Lease: job.Lease(), Links: links, Direction: job.Direction, Key: job.Key}, err: done}
 	return <-done
 }
 

@@ -123,9 +123,12 @@ const (
 )
 
 // Completion is a job that was delivered under Lease and the message links to record with it.
+// Direction and Key, when set, are the job's (as claimed): the store then need not read them.
 type Completion struct {
-	Lease JobLease
-	Links []MessageLink
+	Lease     JobLease
+	Links     []MessageLink
+	Direction Direction
+	Key       string
 }
 
 // MessageLink maps a OneChat message to one platform message.
@@ -238,8 +241,9 @@ type Store interface {
 	// Value, SetValue, SetValueIfAbsent, DeleteValue and Values keep each platform's adapter
 	// values (Host), apart from every other platform's.
 	Value(ctx context.Context, p Platform, key string) (string, bool, error)
-	// PendingInbound counts the key's unfinished inbound messages, at most upTo.
-	PendingInbound(ctx context.Context, key string, upTo int) (int, error)
+	// PendingInbound counts each key's unfinished inbound messages, at most upTo[i] for
+	// keys[i], in one read.
+	PendingInbound(ctx context.Context, keys []string, upTo []int) ([]int, error)
 	SetValue(ctx context.Context, p Platform, key, value string) error
 	SetValueIfAbsent(ctx context.Context, p Platform, key, value string) (string, error)
 	DeleteValue(ctx context.Context, p Platform, key string) error

@@ -16,6 +16,7 @@ const (
 	ClaimJobs   = claimJobs
 	InsertJobs  = insertJobs
 	MoveCursors = moveCursors
+	NextDue     = nextDue
 )
 
 // PruneWindowed is Prune with a window of a few ids, so tests cross window bounds with few rows.

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -290,6 +291,14 @@ func validDirection(d bridge.Direction) error {
 // (migration 00004), through which claimJobs and NextDue read the heads in this order.
 const dueAt = `(CASE WHEN state = 'pending' THEN run_at ELSE locked_until END)`
 
+// nextDue reads the moment the earliest head of direction $1 becomes due, as the first entry
+// of queue_head_due_id_idx.
+const nextDue = `
+	SELECT ` + dueAt + ` FROM queue
+	WHERE direction = $1 AND head AND state IN ('pending', 'running')
+	ORDER BY ` + dueAt + `
+	LIMIT 1`
+
 // lockKeys takes the advisory locks $1 (keyLockID), in array order.
 const lockKeys = `SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n`
 
@@ -394,20 +403,32 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (re
 	}
 	// The keys are needed for the locks, which must be held before the jobs are touched: a
 	// transaction that waited for a lock while holding a job's row could deadlock with one that
-	// holds it and promotes that row.
-	rows, err := s.pool.Query(ctx, `SELECT direction, key FROM queue WHERE id = ANY($1)`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("complete %d jobs: %w", len(ids), err)
-	}
+	// holds it and promotes that row. The workers know their jobs' keys; only completions that
+	// do not carry one are read (a round trip less for the usual case).
 	var dirs, keys []string
 	var lockIDs []int64
-	var d, k string
-	if _, err := pgx.ForEachRow(rows, []any{&d, &k}, func() error {
-		dirs, keys = append(dirs, d), append(keys, k)
-		lockIDs = append(lockIDs, keyLockID(bridge.Direction(d), k))
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("complete %d jobs: %w", len(ids), err)
+	var unknown []int64
+	for _, d := range done {
+		if d.Key == "" || validDirection(d.Direction) != nil {
+			unknown = append(unknown, d.Lease.ID)
+			continue
+		}
+		dirs, keys = append(dirs, string(d.Direction)), append(keys, d.Key)
+		lockIDs = append(lockIDs, keyLockID(d.Direction, d.Key))
+	}
+	if len(unknown) > 0 {
+		rows, err := s.pool.Query(ctx, `SELECT direction, key FROM queue WHERE id = ANY($1)`, unknown)
+		if err != nil {
+			return nil, fmt.Errorf("complete %d jobs: %w", len(ids), err)
+		}
+		var d, k string
+		if _, err := pgx.ForEachRow(rows, []any{&d, &k}, func() error {
+			dirs, keys = append(dirs, d), append(keys, k)
+			lockIDs = append(lockIDs, keyLockID(bridge.Direction(d), k))
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("complete %d jobs: %w", len(ids), err)
+		}
 	}
 	completed := make(map[int64]bool, len(ids))
 	if len(lockIDs) > 0 {
@@ -602,10 +623,10 @@ func (s *Store) NextDue(ctx context.Context, dir bridge.Direction) (time.Time, b
 		return time.Time{}, false, fmt.Errorf("next due: %w", err)
 	}
 	var at *time.Time
-	err := s.pool.QueryRow(ctx, `
-		SELECT min`+dueAt+`
-		FROM queue
-		WHERE direction = $1 AND head AND state IN ('pending', 'running')`, string(dir)).Scan(&at)
+	err := s.pool.QueryRow(ctx, nextDue, string(dir)).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("next due %s job: %w", dir, err)
 	}
@@ -627,16 +648,35 @@ func (s *Store) JobState(ctx context.Context, dir bridge.Direction, dedup string
 	return state, lastError, nil
 }
 
-// PendingInbound counts the key's unfinished inbound messages, at most upTo, along
-// queue_active_idx.
-func (s *Store) PendingInbound(ctx context.Context, key string, upTo int) (int, error) {
-	var n int
-	err := s.pool.QueryRow(ctx, `
-		SELECT count(*) FROM (
-			SELECT 1 FROM queue WHERE direction = 'in' AND key = $1 AND state IN ('pending', 'running') LIMIT $2
-		) q`, key, upTo).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count pending messages: %w", err)
+// PendingInbound counts each key's unfinished inbound messages, at most upTo[i] for keys[i],
+// along queue_active_idx, in one statement (one round trip for a whole delivery).
+func (s *Store) PendingInbound(ctx context.Context, keys []string, upTo []int) ([]int, error) {
+	if len(keys) != len(upTo) {
+		return nil, fmt.Errorf("count pending messages: %d keys, %d bounds", len(keys), len(upTo))
 	}
-	return n, nil
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	bounds := make([]int64, len(upTo))
+	for i, u := range upTo {
+		bounds[i] = int64(u)
+	}
+	counts := make([]int, 0, len(keys))
+	rows, err := s.pool.Query(ctx, `
+		SELECT (SELECT count(*) FROM (
+			SELECT 1 FROM queue WHERE direction = 'in' AND key = k.key AND state IN ('pending', 'running') LIMIT k.up_to
+		) q)
+		FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(key, up_to, n)
+		ORDER BY k.n`, keys, bounds)
+	if err != nil {
+		return nil, fmt.Errorf("count pending messages: %w", err)
+	}
+	var n int
+	if _, err := pgx.ForEachRow(rows, []any{&n}, func() error {
+		counts = append(counts, n)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("count pending messages: %w", err)
+	}
+	return counts, nil
 }
