@@ -717,8 +717,11 @@ func TestClientKeepsConnectionsForConcurrentRequests(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	if n := opened.Load(); n > concurrent {
+	// A connection goes back to the pool just after its response body is read, so a round may
+	// start before the last one's connections are all back and dial one or two more (seen under
+	// load). Without kept connections it is some 14 dials per round, 270 in all.
+	if n := opened.Load(); n > 2*concurrent {
 		t.Errorf("%d rounds of %d concurrent requests opened %d connections; want at most %d, kept and reused",
-			rounds, concurrent, n, concurrent)
+			rounds, concurrent, n, 2*concurrent)
 	}
 }

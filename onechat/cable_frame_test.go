@@ -1,0 +1,59 @@
+package onechat
+
+import "testing"
+
+// BenchmarkCableMessageEvent decodes a message.created broadcast as the cable and the core do:
+// the frame, the event envelope and the message.
+//
+//	go test -run '^$' -bench CableMessageEvent -benchmem ./onechat/
+func BenchmarkCableMessageEvent(b *testing.B) {
+	frame := []byte(`{"identifier":"{\"channel\":\"RoomChannel\",\"pubsub_token\":\"JJhR4TG2fY93A3Ag8N2qjd2r\"}","message":{"event":"message.created","data":` + sampleCableMessage + `}}`)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := parseFrame(frame)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ev, ok := f.event()
+		if !ok {
+			b.Fatal("no event")
+		}
+		if m, err := ev.Message(); err != nil || m.ID != 1202 {
+			b.Fatal(m, err)
+		}
+	}
+}
+
+// TestParseFrame: the frame and a broadcast's envelope come out of one decode; a ping's number
+// message is no error, a broadcast without an envelope is.
+func TestParseFrame(t *testing.T) {
+	for _, tc := range []struct {
+		in         string
+		typ, event string
+		data       string
+		wantErr    bool
+	}{
+		{in: `{"type":"ping","message":1736500000}`, typ: framePing},
+		{in: `{"type":"welcome"}`, typ: frameWelcome},
+		{in: `{"type":"confirm_subscription","identifier":"i"}`, typ: frameConfirm},
+		{in: `{"identifier":"i","message":{"data":{"id":1},"event":"message.created"}}`, event: "message.created", data: `{"id":1}`},
+		{in: `{"identifier":"i","message":{"event":"presence.update"}}`, event: "presence.update"},
+		{in: `{"identifier":"i","message":"SECRET"}`, wantErr: true},
+		{in: `{"identifier":"i"}`, wantErr: true},
+		{in: `{"message":{"event":"message.created","data":{}}}`, wantErr: true},
+		{in: `{"type":"confirm_subscription","identifier":5}`, wantErr: true},
+	} {
+		f, err := parseFrame([]byte(tc.in))
+		if (err != nil) != tc.wantErr {
+			t.Errorf("parseFrame(%s) error %v, want error %v", tc.in, err, tc.wantErr)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if f.Type != tc.typ || f.Event != tc.event || string(f.Data) != tc.data {
+			t.Errorf("parseFrame(%s) = type %q event %q data %s; want %q %q %s", tc.in, f.Type, f.Event, f.Data, tc.typ, tc.event, tc.data)
+		}
+	}
+}
