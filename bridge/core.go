@@ -160,7 +160,6 @@ type Core struct {
 	catchupPending map[string]map[int64]struct{} // pubsub token → conversations to catch up (0: the current one)
 	catchupBusy    map[string]struct{}           // pubsub tokens a catch-up worker is reading now
 	statusPending  map[int64]string              // conversation → status the cable announced, recorded after its catch-up
-	userTickets    userTickets                   // conversations whose status the user is changing now
 	refresh        map[string]struct{}           // pubsub tokens whose contact session must be read again
 	catchupWake    *signal
 

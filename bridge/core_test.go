@@ -34,6 +34,8 @@ type harness struct {
 	// add a capability).
 	platform bridge.Adapter
 	opts     bridge.Options
+	// core is the Core start ran last.
+	core *bridge.Core
 
 	cancel context.CancelFunc
 	done   chan error
@@ -71,13 +73,22 @@ func newHarness(t *testing.T, ocOpts *onechattest.Options) *harness {
 // whose path ends in suffix: intercept answers it itself (and reports true), reaching OneChat
 // through oneChat as it sees fit, or leaves it to OneChat (false). Call it before start.
 func (h *harness) interceptPosts(suffix string, intercept func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool) {
+	h.intercept(func(r *http.Request) bool {
+		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, suffix)
+	}, intercept)
+}
+
+// intercept puts a proxy in front of the fake OneChat that hands intercept every request
+// match selects, as interceptPosts does. Call it before start, once: a second call replaces
+// the first.
+func (h *harness) intercept(match func(r *http.Request) bool, intercept func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool) {
 	target, err := url.Parse(h.oc.URL())
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, suffix) && intercept(w, r, proxy) {
+		if match(r) && intercept(w, r, proxy) {
 			return
 		}
 		proxy.ServeHTTP(w, r)
@@ -104,6 +115,7 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.core = core
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel, h.done = cancel, make(chan error, 1)
 	go func() { h.done <- core.Run(ctx) }()

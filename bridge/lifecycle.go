@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,43 +25,64 @@ const corePlatform Platform = "_core"
 // csatCommentKey names the value that remembers a user's CSAT rating awaiting a comment.
 func csatCommentKey(u UserRef) string { return "csat_comment." + u.Identifier() }
 
-// userTickets remembers the conversations whose status the user is changing right now, so that
-// the cable's echo of that change, if it is recorded first, still says the user did it.
-type userTickets struct {
-	mu    sync.Mutex
-	convs map[int64]int
+// ticketByUserKey names the core value that says the user is closing or reopening the
+// conversation's ticket right now ("closed <unix time>" or "reopened <unix time>"). It is
+// stored before the change reaches OneChat, so whichever instance records the resulting status
+// change (the user's own job, or another instance's catch-up after the cable's event) tells
+// the adapter the user did it.
+func ticketByUserKey(conversationID int64) string {
+	return "ticket_by_user." + strconv.FormatInt(conversationID, 10)
 }
 
-func (t *userTickets) add(id int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.convs == nil {
-		t.convs = make(map[int64]int)
+// ticketByUserFor bounds how long a user's close or reopen is taken for the cause of the
+// status change that follows: the user's job deletes the value once the change is recorded,
+// and the bound keeps a value left behind by a job that failed from naming the user as the
+// author of a later change by an agent.
+const ticketByUserFor = 10 * time.Minute
+
+// markTicketByUser records that the user is about to make op (OpClosed, OpReopened) happen to
+// the conversation.
+func (c *Core) markTicketByUser(ctx context.Context, conversationID int64, op string) error {
+	return c.store.SetValue(ctx, corePlatform, ticketByUserKey(conversationID), op+" "+strconv.FormatInt(time.Now().Unix(), 10))
+}
+
+// ticketByUser returns the change (OpClosed, OpReopened) the user is making to the
+// conversation's ticket, "" if none.
+func (c *Core) ticketByUser(ctx context.Context, conversationID int64) (string, error) {
+	v, ok, err := c.store.Value(ctx, corePlatform, ticketByUserKey(conversationID))
+	if err != nil || !ok {
+		return "", err
 	}
-	t.convs[id]++
-}
-
-func (t *userTickets) done(id int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.convs[id]--; t.convs[id] <= 0 {
-		delete(t.convs, id)
+	op, at, _ := strings.Cut(v, " ")
+	sec, err := strconv.ParseInt(at, 10, 64)
+	if err != nil || time.Since(time.Unix(sec, 0)) > ticketByUserFor {
+		return "", nil
 	}
+	return op, nil
 }
 
-func (t *userTickets) has(id int64) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.convs[id] > 0
-}
-
-// takeStatus returns and forgets the status the cable announced for a conversation, "" if none.
-func (c *Core) takeStatus(id int64) string {
+// takeStatuses returns and forgets the statuses the cable announced for the conversations
+// convs names; 0 names current, the customer's current conversation, whose status a catch-up
+// reads over REST instead (so one announced before that read is older than what it finds,
+// and is dropped).
+func (c *Core) takeStatuses(current int64, convs map[int64]struct{}) map[int64]string {
 	c.catchupMu.Lock()
 	defer c.catchupMu.Unlock()
-	s := c.statusPending[id]
-	delete(c.statusPending, id)
-	return s
+	out := make(map[int64]string)
+	for id := range convs {
+		if id == 0 {
+			delete(c.statusPending, current)
+			continue
+		}
+		if s, ok := c.statusPending[id]; ok {
+			out[id] = s
+			delete(c.statusPending, id)
+		}
+	}
+	if _, withStatus := convs[0]; withStatus {
+		delete(out, current)
+	}
+	return out
 }
 
 // putStatus gives back a status that could not be recorded, unless a newer one arrived.
@@ -107,13 +127,21 @@ func (c *Core) recordStatus(ctx context.Context, conversationID int64, status st
 		}
 		return err
 	}
-	byUser = byUser || c.userTickets.has(conversationID)
+	// The user's own close or reopen may reach this instance through the cable (or a
+	// catch-up) before, or instead of, the user's job that made it: the store says.
+	var userOp string
+	if !byUser {
+		if userOp, err = c.ticketByUser(ctx, conversationID); err != nil {
+			return err
+		}
+	}
 	var op string
 	previous, err := c.store.ChangeConversationStatus(ctx, conversationID, status, func(previous string) []NewJob {
 		op = ticketOp(previous, status)
 		if op == "" {
 			return nil
 		}
+		byUser = byUser || op == userOp
 		payload, err := jsonMarshal(Outbound{Op: op, User: cu.User, Chat: cu.Chat, ConversationID: conversationID, ByUser: byUser})
 		if err != nil {
 			op = ""
@@ -189,32 +217,45 @@ func (c *Core) surveyed(ctx context.Context, sourceID string, conversationID int
 // line in it so the agent sees who did it. A close resolves through the Client API
 // (toggle_status); a reopen is the line itself, since a contact's message reopens a resolved
 // conversation (the Client API has no other way). Pressing twice does nothing the second time.
-func (c *Core) ticketAction(ctx context.Context, cu Customer, m Inbound, j *Job) ([]MessageLink, error) {
+func (c *Core) ticketAction(ctx context.Context, cu Customer, m Inbound, j *Job) (_ []MessageLink, rerr error) {
 	log := c.log.With(zap.String("platform", string(m.User.Platform)), zap.String("ticket", string(m.Ticket)))
 	if cu.ConversationID == 0 || cu.ConversationStatus == conversationGone {
 		log.Info("user has no ticket to change")
 		return nil, nil
 	}
 	resolved := cu.ConversationStatus == "resolved"
-	var text, status string
+	var text, status, op string
 	switch m.Ticket {
 	case TicketClose:
 		if resolved && j.Attempts == 0 {
 			log.Debug("ticket already closed")
 			return nil, nil
 		}
-		text, status = c.texts.Agent(texts.AgentUserClosed, nil), "resolved"
+		text, status, op = c.texts.Agent(texts.AgentUserClosed, nil), "resolved", OpClosed
 	case TicketReopen:
 		if !resolved && j.Attempts == 0 {
 			log.Debug("ticket already open")
 			return nil, nil
 		}
-		text, status = c.texts.Agent(texts.AgentUserReopened, nil), "open"
+		text, status, op = c.texts.Agent(texts.AgentUserReopened, nil), "open", OpReopened
 	default:
 		return nil, Permanent(fmt.Sprintf("unknown ticket action %q", m.Ticket), nil)
 	}
-	c.userTickets.add(cu.ConversationID)
-	defer c.userTickets.done(cu.ConversationID)
+	// Stored before OneChat hears of it, for the instance that records the status change.
+	if err := c.markTicketByUser(ctx, cu.ConversationID, op); err != nil {
+		return nil, err
+	}
+	defer func() {
+		// Kept while the job will be tried again (it stores it anew); gone once the change is
+		// recorded or the job gave up.
+		var perm *PermanentError
+		if rerr != nil && !errors.As(rerr, &perm) && onechat.Classify(rerr) != onechat.ClassPermanent {
+			return
+		}
+		if err := c.store.DeleteValue(context.WithoutCancel(ctx), corePlatform, ticketByUserKey(cu.ConversationID)); err != nil && rerr == nil {
+			rerr = err
+		}
+	}()
 	var msg *onechat.Message
 	if j.Attempts > 0 {
 		var err error
@@ -236,6 +277,11 @@ func (c *Core) ticketAction(ctx context.Context, cu Customer, m Inbound, j *Job)
 			}
 			return nil, err
 		}
+	}
+	// Agent messages written before the change whose events have not been read yet (or were
+	// dropped) are queued first, so the change reaches the user after them.
+	if err := c.catchUp(onechat.WithPriority(ctx, onechat.PriorityAgent), cu, cu.ConversationID); err != nil {
+		return nil, err
 	}
 	if err := c.recordStatus(ctx, cu.ConversationID, status, true); err != nil {
 		return nil, err

@@ -169,9 +169,7 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 	ctx = onechat.WithPriority(ctx, onechat.PriorityAgent)
 	cu, err := c.store.CustomerByPubsubToken(ctx, token)
 	if errors.Is(err, ErrNotFound) {
-		for id := range convs {
-			c.takeStatus(id)
-		}
+		c.takeStatuses(0, convs)
 		return nil
 	}
 	if err != nil {
@@ -184,17 +182,21 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 	if refresh {
 		return c.refreshContact(ctx, cu)
 	}
+	// Statuses the cable announced before this read began are recorded after it, behind the
+	// agent messages it queues: every message written before the status changed is in the
+	// read. A status announced during the read waits for the next one, which its event
+	// scheduled: recorded now, it could overtake a message the read missed.
+	statuses := c.takeStatuses(cu.ConversationID, convs)
+	defer func() {
+		for id, status := range statuses {
+			c.putStatus(id, status)
+		}
+	}()
 	// Oldest conversation first, the current one (0) with its status.
 	ids := slices.Sorted(maps.Keys(convs))
 	for _, id := range ids {
 		if id == cu.ConversationID && slices.Contains(ids, 0) {
 			continue // the current conversation is read with its status (0)
-		}
-		if id == 0 {
-			// Its status is read over REST now: a status the cable announced before this
-			// read is older; one announced during it was scheduled with its conversation, and
-			// is recorded by the next catch-up.
-			c.takeStatus(cu.ConversationID)
 		}
 		if id != 0 && id != cu.ConversationID {
 			// A past conversation of the customer's, or one an agent opened with the contact
@@ -202,7 +204,7 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 			owner, err := c.store.CustomerByConversation(ctx, id)
 			if errors.Is(err, ErrNotFound) || err == nil && owner.ID != cu.ID {
 				c.log.Debug("message for a conversation the bridge does not own", zap.Int64("conversation_id", id))
-				c.takeStatus(id)
+				delete(statuses, id)
 				continue
 			}
 			if err != nil {
@@ -215,11 +217,11 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 		if id == 0 {
 			continue
 		}
-		if status := c.takeStatus(id); status != "" {
+		if status, ok := statuses[id]; ok {
 			if err := c.recordStatus(ctx, id, status, false); err != nil {
-				c.putStatus(id, status)
-				return err
+				return err // given back by the deferred putStatus
 			}
+			delete(statuses, id)
 		}
 	}
 	return nil

@@ -267,6 +267,9 @@ func (f *FakeAdapter) notifyLocked() {
 type TicketCall struct {
 	Op    string
 	Event bridge.TicketEvent
+	// SentBefore is how many messages Send had delivered when the call was made, so tests
+	// can tell what the user saw before the ticket changed.
+	SentBefore int
 }
 
 // TicketClosed implements bridge.TicketKeeper.
@@ -282,7 +285,7 @@ func (f *FakeAdapter) TicketReopened(ctx context.Context, e bridge.TicketEvent) 
 func (f *FakeAdapter) ticket(op string, e bridge.TicketEvent) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.tickets = append(f.tickets, TicketCall{Op: op, Event: e})
+	f.tickets = append(f.tickets, TicketCall{Op: op, Event: e, SentBefore: len(f.sent)})
 	f.notifyLocked()
 	return nil
 }
