@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +42,33 @@ func (c *Core) tellLeftOut(ctx context.Context, j *Job, notes []string) {
 	}
 	text := c.texts.Agent(texts.AgentPartlyDelivered, nil) + "\n" + strings.Join(notes, "\n")
 	c.tellAgents(ctx, m, joinNonEmpty("\n", text, excerpt(m)))
+}
+
+// tellUserLeftOut queues one line for the user of agent message m, in their language, naming
+// the files the adapter left out without a word in the message (PartialError.Untold) and
+// saying the team knows. It goes into the chat's queue behind the message (and behind what
+// else is queued for the chat), at most once per message: its dedup key names the message, so
+// a retry of the message queues nothing more. A transient failure here fails the attempt, whose
+// retry sends only what is left of the message and queues the line again.
+func (c *Core) tellUserLeftOut(ctx context.Context, m Outbound, files []LeftOutFile) error {
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		name := cmp.Or(cleanLine(f.Name), "file")
+		if f.Size > 0 {
+			name += ", " + FormatSize(f.Size)
+		}
+		names = append(names, name)
+	}
+	lang := c.UserLanguage(ctx, m.User)
+	text := c.texts.Text(lang, texts.FilesLeftOut, texts.Vars{"files": strings.Join(names, "; ")})
+	if len(names) == 1 {
+		text = c.texts.Text(lang, texts.FileLeftOut, texts.Vars{"file": names[0]})
+	}
+	err := c.notice(ctx, Customer{User: m.User, Chat: m.Chat}, "left-out:"+strconv.FormatInt(m.MessageID, 10), text)
+	if err != nil {
+		return fmt.Errorf("queue the line telling the user a file was left out: %w", err)
+	}
+	return nil
 }
 
 // tellUndelivered tells agents that an agent message (or an edit or delete of one) did not

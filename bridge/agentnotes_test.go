@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -222,5 +223,91 @@ func TestFailureNotesUseTheAgentLanguage(t *testing.T) {
 	want := cat.Agent(texts.AgentNotDelivered, texts.Vars{"reason": "contract.pdf cannot be read"})
 	if got := h.notes(conv.ID)[0]; !strings.HasPrefix(got, want) || !strings.HasPrefix(got, "⚠️ Este mensaje no llegó") {
 		t.Errorf("note %q, want it to start with the Spanish %q", got, want)
+	}
+}
+
+// TestUserIsToldOfFilesLeftOutInTheirLanguage: when the platform would not take a file and the
+// message does not say so (bridge.LeftOut), the user gets one line after the message, in their
+// own language, while agents get their note in BRIDGE_AGENT_LANGUAGE. A failure that is
+// retried tells the user nothing, and a message the adapter marked in the file's place
+// (bridge.Partial) gets no line.
+func TestUserIsToldOfFilesLeftOutInTheirLanguage(t *testing.T) {
+	h := newHarness(t, nil)
+	cat, err := texts.New(texts.Options{AgentLanguage: "de"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.opts.Texts = cat
+	h.withApplication("")
+	h.adapter.PartsPerMessage = 2
+	var failedOnce atomic.Bool
+	h.adapter.PartFunc = func(ctx context.Context, m bridge.Outbound, part int) error {
+		if m.Text == "la copia" && part == 1 && failedOnce.CompareAndSwap(false, true) {
+			return errors.New("connection reset") // retried: the second part goes out later
+		}
+		return nil
+	}
+	h.adapter.LeftOutFunc = func(m bridge.Outbound) []string {
+		switch m.Text {
+		case "la copia", "las dos copias":
+			return []string{"📎 the note for agents"}
+		case "ya te lo dije":
+			return []string{"📎 the adapter told the user in the message"}
+		}
+		return nil
+	}
+	h.adapter.UntoldFunc = func(m bridge.Outbound) []bridge.LeftOutFile {
+		switch m.Text {
+		case "la copia":
+			return []bridge.LeftOutFile{{Name: "backup.zip", Size: 73 << 20}}
+		case "las dos copias":
+			return []bridge.LeftOutFile{{Name: "a.iso", Size: 60 << 20}, {Name: "b\u202e.iso"}}
+		}
+		return nil
+	}
+	h.start()
+	ctx := ctxT(t)
+	m := userMessage(2105, "hola")
+	m.Language = "es-MX"
+	if err := h.adapter.Receive(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	contact, conv := h.waitConversation(ctx, "telegram:2105", 1)
+	h.waitIncoming(ctx, conv.ID, "hola")
+	h.waitSubscribed(ctx, contact.ID)
+
+	h.oc.AgentReply(conv.ID, "la copia")
+	h.oc.AgentReply(conv.ID, "ya te lo dije")
+	h.oc.AgentReply(conv.ID, "las dos copias")
+	one := "📎 No se pudo enviar aquí un archivo (backup.zip, 73.0 MB); nuestro equipo ya está avisado."
+	two := "📎 No se pudieron enviar aquí algunos archivos (a.iso, 60.0 MB; b.iso); nuestro equipo ya está avisado."
+	want := []string{"la copia", "ya te lo dije", "las dos copias", one, two}
+	sent, err := h.adapter.WaitSent(ctx, len(want))
+	if err != nil {
+		t.Fatalf("sent %q: %v", sentTexts(h.adapter.Sent()), err)
+	}
+	// Each line follows its message; it may come after messages queued for the chat before it.
+	got := sentTexts(sent)
+	if !slices.Equal(slices.DeleteFunc(slices.Clone(got), func(s string) bool { return s == one || s == two }), want[:3]) ||
+		slices.Index(got, one) < slices.Index(got, "la copia") || slices.Index(got, two) < slices.Index(got, "las dos copias") ||
+		!slices.Contains(got, one) || !slices.Contains(got, two) {
+		t.Fatalf("sent\n%q\nwant the messages in order, each line once after its message:\n%q", got, want)
+	}
+	if !failedOnce.Load() {
+		t.Fatal("the first attempt did not fail: the test proves nothing about retries")
+	}
+	if err := h.oc.Wait(ctx, func() bool { return len(h.notes(conv.ID)) >= 3 }); err != nil {
+		t.Fatalf("notes %q: %v", h.notes(conv.ID), err)
+	}
+	for _, n := range h.notes(conv.ID) {
+		if !strings.HasPrefix(n, "⚠️ Ein Teil dieser Nachricht hat die Person nicht erreicht:") {
+			t.Errorf("agent note %q is not in German", n)
+		}
+	}
+	// Nothing more follows: the line went once per message, however often it was attempted.
+	h.oc.AgentReply(conv.ID, "fin")
+	sent, err = h.adapter.WaitSent(ctx, len(want)+1)
+	if err != nil || len(sent) != len(want)+1 || sent[len(want)].Text != "fin" {
+		t.Fatalf("sent %q after the last line: %v", sentTexts(h.adapter.Sent()), err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -93,11 +94,11 @@ func (c *Core) openOutbound(ctx context.Context, m *Outbound, attempt int) (rele
 			c.log.Warn("agent attachment not sent; the user gets a note instead", zap.Int64("message_id", m.MessageID),
 				zap.Int("attempt", attempt), zap.Error(err))
 			notes = append(notes, c.unsentFileNote(ctx, m.User, name))
-			why := fmt.Sprintf("its download from OneChat failed %d times", attempt)
+			note := c.texts.Agent(texts.AgentFileDownloadGivenUp, texts.Vars{"name": name, "count": strconv.Itoa(attempt)})
 			if perm != nil {
-				why = "the bridge may not or cannot fetch it (" + perm.Reason + ")"
+				note = c.texts.Agent(texts.AgentFileNotFetched, texts.Vars{"name": name, "reason": perm.Reason})
 			}
-			leftOut = append(leftOut, "📎 "+name+" was left out: "+why)
+			leftOut = append(leftOut, note)
 			continue
 		}
 		f := &openedFile{rc: rc}

@@ -97,18 +97,41 @@ func Hint(err error, hint string) error {
 // attribute), so they learn the user did not get all of it. Send returns it as is, never
 // wrapped.
 type PartialError struct {
-	// Notes name what was left out and why, one line each, for agents, e.g. "📎 backup.zip
-	// (73 MB) is larger than the 50 MB Telegram lets a bot send; send a link instead".
+	// Notes name what was left out and why, one line each, for agents in
+	// BRIDGE_AGENT_LANGUAGE (Host.Texts().Agent), e.g. "📎 backup.zip (73 MB) is larger than
+	// the 50 MB Telegram lets a bot send; send a link instead".
 	Notes []string
+	// Untold are the files left out that the message itself does not mention to the user.
+	// The core tells the user about them in one line after the message, in the user's
+	// language (texts.FileLeftOut): "📎 A file (backup.zip, 73.0 MB) could not be sent here;
+	// our team has been told". An adapter that puts a line in the file's place leaves it empty.
+	Untold []LeftOutFile
+}
+
+// LeftOutFile is a file an adapter left out of an agent message for good.
+type LeftOutFile struct {
+	Name string
+	Size int64 // bytes; 0 when unknown
 }
 
 func (e *PartialError) Error() string { return "delivered in part: " + strings.Join(e.Notes, "; ") }
 
 // Partial returns a *PartialError with notes, or nil when there are none, so that Send can end
-// with `return ids, bridge.Partial(leftOut...)`.
+// with `return ids, bridge.Partial(leftOut...)`. The user is not told anything by the core: use
+// it when the message says in the file's place that it was left out, else LeftOut.
 func Partial(notes ...string) error {
 	if len(notes) == 0 {
 		return nil
 	}
 	return &PartialError{Notes: notes}
+}
+
+// LeftOut is Partial for files the message does not mention to the user: notes are for agents,
+// and the core tells the user, after the message, that files could not be sent and the team
+// knows. It returns nil when there are neither notes nor files.
+func LeftOut(files []LeftOutFile, notes ...string) error {
+	if len(notes) == 0 && len(files) == 0 {
+		return nil
+	}
+	return &PartialError{Notes: notes, Untold: files}
 }

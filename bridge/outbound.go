@@ -515,8 +515,12 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 	var partial *PartialError
 	if errors.As(err, &partial) {
 		// Delivered without what the platform would not take: agents are told once it is
-		// recorded.
+		// recorded, the user by a line queued behind the message now (durable before the
+		// delivery is recorded, and once: a retry finds it queued).
 		leftOut, err = append(leftOut, partial.Notes...), nil
+		if len(partial.Untold) > 0 && m.MessageID != 0 {
+			err = c.tellUserLeftOut(ctx, m, partial.Untold)
+		}
 	}
 	if err == nil {
 		j.leftOut = leftOut

@@ -68,6 +68,14 @@ const (
 	NotYourQuestion Key = "not_your_question"
 	// TryAgain answers a button press that could not be handled.
 	TryAgain Key = "try_again"
+	// FileLeftOut follows an agent message the platform would not take one of the files of
+	// (too large to send, refused). Placeholder: {file}, its name and size ("backup.zip, 73.0 MB").
+	FileLeftOut Key = "file_left_out"
+	// FilesLeftOut is FileLeftOut for several files. Placeholder: {files}, their names and sizes
+	// ("a.zip, 73.0 MB; b.iso, 4.0 GB").
+	FilesLeftOut Key = "files_left_out"
+	// TicketThreadName is the name of a Discord ticket thread. Placeholder: {name}, the user's.
+	TicketThreadName Key = "ticket_thread_name"
 )
 
 // Texts the bridge says to agents, in BRIDGE_AGENT_LANGUAGE.
@@ -104,6 +112,73 @@ const (
 	// AgentFileNotBridgedReason says why a user's file could not be passed on.
 	// Placeholders: {name}, {reason}.
 	AgentFileNotBridgedReason Key = "agent_file_not_bridged_reason"
+	// AgentFileNotBridgedFrom says a user's file could not be taken from the platform.
+	// Placeholders: {name} (with its size when known), {platform}.
+	AgentFileNotBridgedFrom Key = "agent_file_not_bridged_from"
+	// AgentFileOverDownloadLimit says a user's file is over what a bot may download from the
+	// platform. Placeholders: {name}, {size}, {limit}, {platform}.
+	AgentFileOverDownloadLimit Key = "agent_file_over_download_limit"
+	// AgentFileOverBridgeLimit says a user's file is over what the bridge passes on.
+	// Placeholders: {name}, {size}, {limit}.
+	AgentFileOverBridgeLimit Key = "agent_file_over_bridge_limit"
+	// AgentForwarded notes that the user forwarded a message whose author is not known.
+	AgentForwarded Key = "agent_forwarded"
+	// AgentForwardedFrom heads a message the user forwarded. Placeholder: {name}, its author.
+	AgentForwardedFrom Key = "agent_forwarded_from"
+	// AgentColleagueWrote heads a message someone other than the ticket's owner wrote in the
+	// owner's ticket. Placeholder: {name}, the writer's (already formatted).
+	AgentColleagueWrote Key = "agent_colleague_wrote"
+	// AgentSticker describes a sticker that could not be passed on as an image.
+	// Placeholder: {name}.
+	AgentSticker Key = "agent_sticker"
+	// AgentStickerAnimated describes an animated sticker (its file follows). Placeholder: {emoji}.
+	AgentStickerAnimated Key = "agent_sticker_animated"
+	// AgentStickerVideo describes a video sticker (its file follows). Placeholder: {emoji}.
+	AgentStickerVideo Key = "agent_sticker_video"
+	// AgentLocation is a location the user shared. Placeholder: {link}, a map link.
+	AgentLocation Key = "agent_location"
+	// AgentLiveLocation is a live location the user shared. Placeholder: {link}, a map link.
+	AgentLiveLocation Key = "agent_live_location"
+	// AgentContact is a contact card the user shared. Placeholders: {name}, {phone}.
+	AgentContact Key = "agent_contact"
+	// AgentContactUser is a contact card of a user of the platform.
+	// Placeholders: {name}, {phone}, {platform}, {id}.
+	AgentContactUser Key = "agent_contact_user"
+	// AgentPoll says the user sent a poll the bridge cannot show. Placeholder: {question}.
+	AgentPoll Key = "agent_poll"
+	// AgentDice is a die (or other animated emoji game) the user rolled.
+	// Placeholders: {emoji}, {value}.
+	AgentDice Key = "agent_dice"
+	// AgentUnsupported says the user sent a kind of message the bridge cannot show.
+	// Placeholder: {platform}.
+	AgentUnsupported Key = "agent_unsupported"
+	// AgentQuotedPhoto and the other AgentQuoted keys stand for a message without text the
+	// user replied to, in the quote under AgentInReplyTo.
+	AgentQuotedPhoto Key = "agent_quoted_photo"
+	// AgentQuotedSticker stands for a sticker replied to. Placeholder: {emoji}.
+	AgentQuotedSticker Key = "agent_quoted_sticker"
+	// AgentQuotedVoice stands for a voice message replied to.
+	AgentQuotedVoice Key = "agent_quoted_voice"
+	// AgentQuotedFile stands for a file replied to. Placeholder: {name}.
+	AgentQuotedFile Key = "agent_quoted_file"
+	// AgentQuotedVideo stands for a video replied to.
+	AgentQuotedVideo Key = "agent_quoted_video"
+	// AgentQuotedAudio stands for an audio file replied to.
+	AgentQuotedAudio Key = "agent_quoted_audio"
+	// AgentQuotedLocation stands for a location replied to.
+	AgentQuotedLocation Key = "agent_quoted_location"
+	// AgentFileTooLargeToSend says an agent's file is over the platform's upload limit for
+	// bots. Placeholders: {name}, {size}, {limit}, {platform}.
+	AgentFileTooLargeToSend Key = "agent_file_too_large_to_send"
+	// AgentFileTooLargeHere says the platform refused an agent's file as too large for the
+	// chat. Placeholders: {name}, {platform}.
+	AgentFileTooLargeHere Key = "agent_file_too_large_here"
+	// AgentFileDownloadGivenUp says an agent's file was left out after its download from
+	// OneChat kept failing. Placeholders: {name}, {count}.
+	AgentFileDownloadGivenUp Key = "agent_file_download_given_up"
+	// AgentFileNotFetched says an agent's file was left out because the bridge may not or
+	// cannot fetch it. Placeholders: {name}, {reason}.
+	AgentFileNotFetched Key = "agent_file_not_fetched"
 )
 
 // Keys returns every key of the catalogue, users' texts first.
@@ -114,7 +189,13 @@ func Keys() []Key {
 		ReopenButton, CSATPrompt, CSATThanks, ChooseOption, FileTooLarge, FileNotSent, FileDownloadFailed,
 		FileEmpty, FileRefused, YoungAccount, PanelText, PanelButton, TicketOpened,
 		TicketOpenFailed, TicketWelcome, TicketsUnavailable, NotYourQuestion, TryAgain,
+		FileLeftOut, FilesLeftOut, TicketThreadName,
 		AgentInReplyTo, AgentUserClosed, AgentUserReopened, AgentPartlyDelivered, AgentNotDelivered,
 		AgentEditNotDelivered, AgentDeleteNotDelivered, AgentUnreachable, AgentEdited, AgentNowReads, AgentDeleted, AgentFileNotBridged, AgentFileNotBridgedReason,
+		AgentFileNotBridgedFrom, AgentFileOverDownloadLimit, AgentFileOverBridgeLimit, AgentForwarded, AgentForwardedFrom,
+		AgentColleagueWrote, AgentSticker, AgentStickerAnimated, AgentStickerVideo, AgentLocation, AgentLiveLocation,
+		AgentContact, AgentContactUser, AgentPoll, AgentDice, AgentUnsupported,
+		AgentQuotedPhoto, AgentQuotedSticker, AgentQuotedVoice, AgentQuotedFile, AgentQuotedVideo, AgentQuotedAudio, AgentQuotedLocation,
+		AgentFileTooLargeToSend, AgentFileTooLargeHere, AgentFileDownloadGivenUp, AgentFileNotFetched,
 	}
 }

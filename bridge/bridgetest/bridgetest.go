@@ -28,6 +28,9 @@ type FakeAdapter struct {
 	// LeftOutFunc, if set, names what a successful Send left out: its notes come back with
 	// the ids as a bridge.PartialError, as a platform that refused one of the files would.
 	LeftOutFunc func(m bridge.Outbound) []string
+	// UntoldFunc, if set, names files a successful Send left out without a word to the user
+	// (bridge.LeftOut): the core then tells the user.
+	UntoldFunc func(m bridge.Outbound) []bridge.LeftOutFile
 	// ChangeFunc, if set, decides the outcome of each Edit and Delete; an error refuses it.
 	ChangeFunc func(ctx context.Context, m bridge.Outbound) error
 	// ChatLinkFunc, if set, is the adapter's bridge.ChatLinker; nil means no chat has a link.
@@ -127,10 +130,15 @@ func (f *FakeAdapter) Send(ctx context.Context, m bridge.Outbound) ([]string, er
 	defer f.mu.Unlock()
 	f.sent = append(f.sent, m)
 	f.notifyLocked()
+	var notes []string
+	var untold []bridge.LeftOutFile
 	if f.LeftOutFunc != nil {
-		return ids, bridge.Partial(f.LeftOutFunc(m)...)
+		notes = f.LeftOutFunc(m)
 	}
-	return ids, nil
+	if f.UntoldFunc != nil {
+		untold = f.UntoldFunc(m)
+	}
+	return ids, bridge.LeftOut(untold, notes...)
 }
 
 // ChatLink implements bridge.ChatLinker with ChatLinkFunc.
