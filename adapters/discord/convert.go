@@ -11,6 +11,7 @@ import (
 
 	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // Discord's limits that shape what the adapter sends.
@@ -498,13 +499,14 @@ func sortMessages(ms []*discordgo.Message) {
 	sort.Slice(ms, func(i, j int) bool { return snowflake(ms[i].ID) < snowflake(ms[j].ID) })
 }
 
-// English stand-ins for texts Send takes from the catalogue in the user's language.
-const (
-	defaultCSATPrompt = "Please rate this conversation."
-	defaultChoose     = "Please choose an option."
-	// maxPlaceholder is Discord's limit on a select menu's placeholder.
-	maxPlaceholder = 150
+// English stand-ins, the catalogue's, for texts Send takes from it in the user's language.
+var (
+	defaultCSATPrompt = texts.Builtin().Text(texts.Reference, texts.CSATPrompt, nil)
+	defaultChoose     = texts.Builtin().Text(texts.Reference, texts.ChooseOption, nil)
 )
+
+// maxPlaceholder is Discord's limit on a select menu's placeholder.
+const maxPlaceholder = 150
 
 func orDefault(s, def string) string {
 	if s == "" {

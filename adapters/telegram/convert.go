@@ -11,6 +11,7 @@ import (
 	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/markdown"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // maxMessageLen is Telegram's limit for the text of one message, in UTF-16 code units after
@@ -346,8 +347,8 @@ var csatFaces = []string{"😞", "😑", "😐", "😀", "😍"}
 
 // defaultCSATText asks for the rating when the agent's survey message has no text of its own.
 // Send and Edit put the catalogue's texts.CSATPrompt in the user's language first
-// (localize); this English one stays for a pure conversion without a host.
-const defaultCSATText = "Please rate this conversation."
+// (localize); its English text stays for a pure conversion without a host.
+var defaultCSATText = texts.Builtin().Text(texts.Reference, texts.CSATPrompt, nil)
 
 // outboundMarkdown is the Markdown to send for m: its text, plus the cards or articles of an
 // interactive message written out as text with links, since Telegram has no cards.

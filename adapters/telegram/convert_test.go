@@ -8,6 +8,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 func TestToInbound(t *testing.T) {
@@ -337,12 +338,85 @@ func TestToInbound(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, skip := converter{maxDownload: CloudDownloadLimit}.toInbound(&tc.update)
+			got, skip := converter{maxDownload: CloudDownloadLimit, texts: texts.Builtin()}.toInbound(&tc.update)
 			if skip != tc.wantSkip {
 				t.Fatalf("skip = %v, want %v", skip, tc.wantSkip)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestConverterSpeaksTheAgentLanguage: what the adapter writes for agents about a user's
+// message (a location, a contact, a poll, a file too large to download, a forward, what a reply
+// quotes) is in BRIDGE_AGENT_LANGUAGE, whatever the user's own language.
+func TestConverterSpeaksTheAgentLanguage(t *testing.T) {
+	cat, err := texts.New(texts.Options{AgentLanguage: "es"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := converter{maxDownload: CloudDownloadLimit, texts: cat}
+	alice := &models.User{ID: 42, FirstName: "Alice", LanguageCode: "de"}
+	private := models.Chat{ID: 42, Type: models.ChatTypePrivate}
+	convert := func(f func(m *models.Message)) bridge.Inbound {
+		t.Helper()
+		m := &models.Message{ID: 7, From: alice, Chat: private, Date: 1_700_000_000}
+		f(m)
+		in, skip := c.toInbound(&models.Update{ID: 1, Message: m})
+		if skip != skipNone {
+			t.Fatalf("skipped: %v", skip)
+		}
+		return in
+	}
+	for _, tc := range []struct {
+		name      string
+		msg       func(m *models.Message)
+		got       func(in bridge.Inbound) string
+		want      string
+		wantNotes int
+	}{
+		{"location", func(m *models.Message) { m.Location = &models.Location{Latitude: 40.4168, Longitude: -3.7038} },
+			func(in bridge.Inbound) string { return in.Text }, "📍 Ubicación: https://maps.google.com/?q=40.416800,-3.703800", 0},
+		{"live location", func(m *models.Message) { m.Location = &models.Location{Latitude: 1, Longitude: 2, LivePeriod: 60} },
+			func(in bridge.Inbound) string { return in.Text },
+			"📍 Ubicación en tiempo real (las actualizaciones no se transfieren): https://maps.google.com/?q=1.000000,2.000000", 0},
+		{"contact", func(m *models.Message) {
+			m.Contact = &models.Contact{FirstName: "Carol", PhoneNumber: "+34600111222", UserID: 99}
+		}, func(in bridge.Inbound) string { return in.Text }, "👤 Contacto: Carol, +34600111222 (usuario 99 de Telegram)", 0},
+		{"dice", func(m *models.Message) { m.Dice = &models.Dice{Emoji: "🎲", Value: 5} },
+			func(in bridge.Inbound) string { return in.Text }, "🎲 (sacó 5)", 0},
+		{"animated sticker", func(m *models.Message) { m.Sticker = &models.Sticker{FileID: "s", Emoji: "🎉", IsAnimated: true} },
+			func(in bridge.Inbound) string { return in.Text }, "Pegatina animada 🎉", 0},
+		{"forwarded", func(m *models.Message) {
+			m.Text = "hola"
+			m.ForwardOrigin = &models.MessageOrigin{MessageOriginHiddenUser: &models.MessageOriginHiddenUser{SenderUserName: "Dan"}}
+		}, func(in bridge.Inbound) string { return in.Text }, "_Reenviado de Dan_\n\nhola", 0},
+		{"forwarded by someone unnamed", func(m *models.Message) {
+			m.Text = "hola"
+			m.ForwardOrigin = &models.MessageOrigin{MessageOriginHiddenUser: &models.MessageOriginHiddenUser{}}
+		}, func(in bridge.Inbound) string { return in.Text }, "_↪️ Mensaje reenviado_\n\nhola", 0},
+		{"reply to a voice message", func(m *models.Message) {
+			m.Text = "¿y esto?"
+			m.ReplyToMessage = &models.Message{ID: 3, Chat: private, Voice: &models.Voice{FileID: "v"}}
+		}, func(in bridge.Inbound) string { return in.ReplyToText }, "[mensaje de voz]", 0},
+		{"poll", func(m *models.Message) { m.Poll = &models.Poll{Question: "¿Pizza?"} },
+			func(in bridge.Inbound) string { return in.Notes[0] }, "El usuario envió una encuesta («¿Pizza?»), que el puente no puede mostrar", 1},
+		{"unsupported", func(m *models.Message) { m.Game = &models.Game{Title: "x"} },
+			func(in bridge.Inbound) string { return in.Notes[0] }, "El usuario envió un tipo de mensaje de Telegram que el puente no puede mostrar", 1},
+		{"file too large to download", func(m *models.Message) {
+			m.Document = &models.Document{FileID: "d", FileName: "big.zip", FileSize: 31 << 20}
+		}, func(in bridge.Inbound) string { return in.Notes[0] },
+			"📎 big.zip (31.0 MB) supera los 20.0 MB que un bot puede descargar de Telegram; pide al usuario que lo envíe de otra forma", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := convert(tc.msg)
+			if len(in.Notes) != tc.wantNotes {
+				t.Fatalf("notes %q, want %d", in.Notes, tc.wantNotes)
+			}
+			if got := tc.got(in); got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
 			}
 		})
 	}

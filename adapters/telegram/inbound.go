@@ -13,6 +13,7 @@ import (
 	"github.com/onechat/onechat-bridge/adapters/textsplit"
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/markdown"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 // CloudDownloadLimit is the largest file the cloud Bot API lets a bot download with getFile.
@@ -55,7 +56,13 @@ type converter struct {
 	// maxDownload is the largest file the Bot API server lets the bot download; larger files
 	// become a visible note instead of an attachment. 0 means no limit (a self-hosted server).
 	maxDownload int64
+	// texts is the catalogue: what the converter adds for agents (a location's line, a note
+	// about a poll) is in BRIDGE_AGENT_LANGUAGE.
+	texts *texts.Catalogue
 }
+
+// agent returns the catalogue's text of k for agents.
+func (c converter) agent(k texts.Key, vars texts.Vars) string { return c.texts.Agent(k, vars) }
 
 // toInbound converts one update into the message the core stores. It returns skipNone and the
 // message, or the reason the update carries nothing for the core.
@@ -98,7 +105,7 @@ func (c converter) message(m *models.Message, edited bool) (bridge.Inbound, skip
 	}
 	var lines []string
 	if o := m.ForwardOrigin; o != nil {
-		lines = append(lines, "_Forwarded from "+escapeMarkdown(originName(o))+"_")
+		lines = append(lines, c.forwarded(o))
 	}
 	body := entitiesToMarkdown(m.Text, m.Entities)
 	if body == "" {
@@ -111,7 +118,7 @@ func (c converter) message(m *models.Message, edited bool) (bridge.Inbound, skip
 	in.Text = strings.Join(lines, "\n\n")
 	if r := m.ReplyToMessage; r != nil && r.ID != 0 {
 		in.ReplyTo = strconv.Itoa(r.ID)
-		in.ReplyToText = summary(r)
+		in.ReplyToText = c.summary(r)
 	}
 	if q := m.Quote; q != nil && q.Text != "" {
 		in.ReplyToText = q.Text // the part the user chose to quote says more than the whole
@@ -152,8 +159,8 @@ func (c converter) media(m *models.Message, in *bridge.Inbound) []string {
 	id := strconv.Itoa(m.ID)
 	add := func(a bridge.Attachment) {
 		if c.maxDownload > 0 && a.Size > c.maxDownload {
-			in.Notes = append(in.Notes, fmt.Sprintf("📎 %s (%s) is larger than the %s a bot may download from Telegram; ask the user to send it another way",
-				a.Name, bridge.FormatSize(a.Size), bridge.FormatSize(c.maxDownload)))
+			in.Notes = append(in.Notes, c.agent(texts.AgentFileOverDownloadLimit, texts.Vars{"name": a.Name,
+				"size": bridge.FormatSize(a.Size), "limit": bridge.FormatSize(c.maxDownload), "platform": "Telegram"}))
 			return
 		}
 		in.Attachments = append(in.Attachments, a)
@@ -194,10 +201,10 @@ func (c converter) media(m *models.Message, in *bridge.Inbound) []string {
 		switch {
 		case s.IsAnimated:
 			add(bridge.Attachment{Kind: bridge.KindFile, Name: "sticker_" + id + ".tgs", MIME: "application/x-tgsticker", Size: int64(s.FileSize), Ref: s.FileID})
-			lines = append(lines, strings.TrimSpace("Animated sticker "+s.Emoji))
+			lines = append(lines, strings.TrimSpace(c.agent(texts.AgentStickerAnimated, texts.Vars{"emoji": s.Emoji})))
 		case s.IsVideo:
 			add(bridge.Attachment{Kind: bridge.KindFile, Name: "sticker_" + id + ".webm", MIME: "video/webm", Size: int64(s.FileSize), Ref: s.FileID})
-			lines = append(lines, strings.TrimSpace("Video sticker "+s.Emoji))
+			lines = append(lines, strings.TrimSpace(c.agent(texts.AgentStickerVideo, texts.Vars{"emoji": s.Emoji})))
 		default:
 			add(bridge.Attachment{Kind: bridge.KindSticker, Name: "sticker_" + id + ".webp", MIME: "image/webp", Size: int64(s.FileSize), Ref: s.FileID})
 		}
@@ -205,56 +212,67 @@ func (c converter) media(m *models.Message, in *bridge.Inbound) []string {
 		v := m.Venue
 		lines = append(lines, "📍 **"+escapeMarkdown(v.Title)+"**\n"+escapeMarkdown(v.Address)+"\n"+mapLink(v.Location))
 	case m.Location != nil:
-		l := "📍 Location: " + mapLink(*m.Location)
+		k := texts.AgentLocation
 		if m.Location.LivePeriod > 0 {
-			l = "📍 Live location (updates are not bridged): " + mapLink(*m.Location)
+			k = texts.AgentLiveLocation
 		}
-		lines = append(lines, l)
+		lines = append(lines, c.agent(k, texts.Vars{"link": mapLink(*m.Location)}))
 	case m.Contact != nil:
 		ct := m.Contact
-		l := "👤 Contact: " + escapeMarkdown(strings.TrimSpace(ct.FirstName+" "+ct.LastName)) + ", " + escapeMarkdown(ct.PhoneNumber)
+		vars := texts.Vars{"name": escapeMarkdown(strings.TrimSpace(ct.FirstName + " " + ct.LastName)), "phone": escapeMarkdown(ct.PhoneNumber)}
+		k := texts.AgentContact
 		if ct.UserID != 0 {
-			l += fmt.Sprintf(" (Telegram user %d)", ct.UserID)
+			k, vars["platform"], vars["id"] = texts.AgentContactUser, "Telegram", strconv.FormatInt(ct.UserID, 10)
 		}
-		lines = append(lines, l)
+		lines = append(lines, c.agent(k, vars))
 	case m.Poll != nil:
-		in.Notes = append(in.Notes, "The user sent a poll (“"+m.Poll.Question+"”), which the bridge cannot show")
+		in.Notes = append(in.Notes, c.agent(texts.AgentPoll, texts.Vars{"question": m.Poll.Question}))
 	case m.Dice != nil:
-		lines = append(lines, fmt.Sprintf("%s (rolled %d)", m.Dice.Emoji, m.Dice.Value))
+		lines = append(lines, c.agent(texts.AgentDice, texts.Vars{"emoji": m.Dice.Emoji, "value": strconv.Itoa(m.Dice.Value)}))
 	case m.Story != nil, m.Game != nil, m.PaidMedia != nil, m.Invoice != nil, m.Checklist != nil:
-		in.Notes = append(in.Notes, "The user sent a kind of Telegram message the bridge cannot show")
+		in.Notes = append(in.Notes, c.agent(texts.AgentUnsupported, texts.Vars{"platform": "Telegram"}))
 	}
 	return lines
 }
 
 // summary is a short text for a message the user replied to, so the agent sees what the reply
 // refers to even when it is a file.
-func summary(m *models.Message) string {
+func (c converter) summary(m *models.Message) string {
 	switch {
 	case m.Text != "":
 		return m.Text
 	case m.Caption != "":
 		return m.Caption
 	case len(m.Photo) > 0:
-		return "[photo]"
+		return c.agent(texts.AgentQuotedPhoto, nil)
 	case m.Sticker != nil:
-		return "[sticker " + m.Sticker.Emoji + "]"
+		return c.agent(texts.AgentQuotedSticker, texts.Vars{"emoji": m.Sticker.Emoji})
 	case m.Voice != nil:
-		return "[voice message]"
+		return c.agent(texts.AgentQuotedVoice, nil)
 	case m.Document != nil:
-		return "[file " + m.Document.FileName + "]"
+		return c.agent(texts.AgentQuotedFile, texts.Vars{"name": m.Document.FileName})
 	case m.Video != nil, m.VideoNote != nil, m.Animation != nil:
-		return "[video]"
+		return c.agent(texts.AgentQuotedVideo, nil)
 	case m.Audio != nil:
-		return "[audio]"
+		return c.agent(texts.AgentQuotedAudio, nil)
 	case m.Location != nil, m.Venue != nil:
-		return "[location]"
+		return c.agent(texts.AgentQuotedLocation, nil)
 	default:
 		return ""
 	}
 }
 
-// originName says who wrote a forwarded message.
+// forwarded is the line, in italics, that heads a forwarded message: who wrote it, when
+// Telegram says.
+func (c converter) forwarded(o *models.MessageOrigin) string {
+	line := c.agent(texts.AgentForwarded, nil)
+	if name := originName(o); name != "" {
+		line = c.agent(texts.AgentForwardedFrom, texts.Vars{"name": escapeMarkdown(name)})
+	}
+	return "_" + line + "_"
+}
+
+// originName says who wrote a forwarded message, "" when Telegram does not say.
 func originName(o *models.MessageOrigin) string {
 	switch {
 	case o.MessageOriginUser != nil:
@@ -271,7 +289,7 @@ func originName(o *models.MessageOrigin) string {
 	case o.MessageOriginChannel != nil:
 		return chatName(o.MessageOriginChannel.Chat)
 	default:
-		return "someone"
+		return ""
 	}
 }
 
@@ -282,9 +300,6 @@ func chatName(c models.Chat) string {
 	}
 	if c.Username != "" {
 		name = strings.TrimSpace(name + " (@" + c.Username + ")")
-	}
-	if name == "" {
-		return "a chat"
 	}
 	return name
 }

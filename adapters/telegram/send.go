@@ -106,23 +106,23 @@ func fileSteps(atts []bridge.Attachment) []step {
 
 // plan lays out how m goes out: text parts first (the keyboard on the last), then the files
 // (see fileSteps). Text that fits a caption rides on the first file instead, as users expect of
-// a photo with a comment. A file larger than Telegram lets a bot send is left out and named in
-// leftOut for agents; a message that was only such files fails for good.
-func (a *Adapter) plan(m bridge.Outbound) (steps []step, leftOut []string, err error) {
+// a photo with a comment. A file larger than Telegram lets a bot send is left out: it is named
+// in left (the core tells the user after the message) and in notes for agents. A message that
+// was only such files has no steps: nothing goes out but the core's line.
+func (a *Adapter) plan(m bridge.Outbound) (steps []step, left []bridge.LeftOutFile, notes []string, err error) {
 	md := outboundMarkdown(m)
 	kb := keyboard(m)
-	var reason string
 	atts := make([]bridge.Attachment, 0, len(m.Attachments))
 	for _, f := range m.Attachments {
 		if f.Size > a.maxUpload {
-			reason = fmt.Sprintf("attachment %s (%s) is larger than the %s Telegram accepts from a bot",
-				f.Name, bridge.FormatSize(f.Size), bridge.FormatSize(a.maxUpload))
-			leftOut = append(leftOut, fmt.Sprintf("📎 %s (%s) is larger than the %s Telegram lets a bot send; send a link instead",
-				f.Name, bridge.FormatSize(f.Size), bridge.FormatSize(a.maxUpload)))
+			name := orDefault(f.Name, "file")
+			left = append(left, bridge.LeftOutFile{Name: name, Size: f.Size})
+			notes = append(notes, a.host.Texts().Agent(texts.AgentFileTooLargeToSend, texts.Vars{"name": name,
+				"size": bridge.FormatSize(f.Size), "limit": bridge.FormatSize(a.maxUpload), "platform": "Telegram"}))
 			continue
 		}
 		if f.Open == nil {
-			return nil, nil, bridge.Permanent(fmt.Sprintf("attachment %s cannot be read", f.Name), nil)
+			return nil, nil, nil, bridge.Permanent(fmt.Sprintf("attachment %s cannot be read", f.Name), nil)
 		}
 		atts = append(atts, f)
 	}
@@ -132,7 +132,7 @@ func (a *Adapter) plan(m bridge.Outbound) (steps []step, leftOut []string, err e
 		if len(caption) == 1 {
 			files[0].text = &caption[0]
 		}
-		return files, leftOut, nil
+		return files, left, notes, nil
 	}
 	parts := formatMarkdown(md, maxMessageLen)
 	for i := range parts {
@@ -142,13 +142,10 @@ func (a *Adapter) plan(m bridge.Outbound) (steps []step, leftOut []string, err e
 		steps[len(steps)-1].markup = kb
 	}
 	steps = append(steps, files...)
-	if len(steps) == 0 && reason != "" {
-		return nil, nil, bridge.Permanent(reason, nil)
+	if len(steps) == 0 && len(left) == 0 {
+		return nil, nil, nil, bridge.Permanent("message has no text", nil)
 	}
-	if len(steps) == 0 {
-		return nil, nil, bridge.Permanent("message has no text", nil)
-	}
-	return steps, leftOut, nil
+	return steps, left, notes, nil
 }
 
 // errAlbumRefused is sendStep's answer when Telegram refused an album for its content (an
@@ -166,8 +163,8 @@ var errAlbumRefused = errors.New("telegram refused the album")
 // album counts as its items). Failures are classified: 403 (blocked, deactivated) is
 // bridge.Unreachable, 429 is bridge.RateLimited with Telegram's retry_after, 400 is
 // bridge.Permanent with Telegram's description; anything else is returned as is and worth
-// retrying. A file larger than Telegram lets a bot send is left out and named to agents with
-// bridge.Partial.
+// retrying. A file larger than Telegram lets a bot send is left out and named with
+// bridge.LeftOut: agents get a note, and the core tells the user in a line after the message.
 //
 // Once the first message is out, a retry of the whole message would duplicate it, so Send
 // retries later ones itself (waiting out 429s, backing off on transient errors, a few times
@@ -179,7 +176,7 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	steps, leftOut, err := a.plan(a.localize(ctx, m))
+	steps, left, notes, err := a.plan(a.localize(ctx, m))
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +235,7 @@ func (a *Adapter) Send(ctx context.Context, m bridge.Outbound) ([]string, error)
 	if total > 1 {
 		log.Debug("sent telegram message in parts", zap.Int("parts", total))
 	}
-	return ids, bridge.Partial(leftOut...)
+	return ids, bridge.LeftOut(left, notes...)
 }
 
 func chatIDOf(c bridge.ChatRef) (int64, error) {

@@ -154,6 +154,7 @@ func New(cfg Config, host bridge.Host, logger *zap.Logger) (*Adapter, error) {
 		backoff:          retry.Backoff{Base: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.5},
 		wait:             retry.Sleep,
 	}
+	a.conv.texts = host.Texts()
 	cloud := strings.TrimRight(apiURL, "/") == DefaultAPIURL
 	switch {
 	case cfg.MaxDownloadSize > 0:

@@ -155,7 +155,7 @@ func (f *fixture) run(t *testing.T, in bridge.Host) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	f.a.host = in
+	f.a.host, f.a.conv.texts = in, in.Texts()
 	go func() { done <- f.a.Run(ctx) }()
 	var once sync.Once
 	stop = func() {

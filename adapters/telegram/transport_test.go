@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/onechat/onechat-bridge/adapters/telegram/telegramtest"
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/bridge/bridgetest"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 var aliceChat = bridge.ChatRef{Platform: Platform, ID: "42"}
@@ -319,20 +322,40 @@ func TestSendUploadsFilesByType(t *testing.T) {
 		t.Errorf("rejected photo sent as %+v", last)
 	}
 
-	// Too big for the Bot API: the text goes without it, and agents learn what was left out.
+	// Too big for the Bot API: the text goes without it, agents learn what was left out, and
+	// the file is named for the core to tell the user (the message does not).
 	ids, err = f.a.Send(ctx, bridge.Outbound{Chat: aliceChat, Text: "x", Attachments: []bridge.Attachment{
 		{Name: "huge.iso", Size: 60 << 20, Open: opener("")}}})
 	var partial *bridge.PartialError
 	if !errors.As(err, &partial) || len(ids) != 1 || len(f.srv.Sent(alice.ID)) != 8 ||
-		strings.Join(partial.Notes, "|") != "📎 huge.iso (60.0 MB) is larger than the 50.0 MB Telegram lets a bot send; send a link instead" {
+		strings.Join(partial.Notes, "|") != "📎 huge.iso (60.0 MB) is larger than the 50.0 MB Telegram lets a bot send; send a link instead" ||
+		!slices.Equal(partial.Untold, []bridge.LeftOutFile{{Name: "huge.iso", Size: 60 << 20}}) {
 		t.Errorf("Send = %v, %v", ids, err)
 	}
-	// A message that was only such a file fails before anything is sent, with a reason.
-	_, err = f.a.Send(ctx, bridge.Outbound{Chat: aliceChat, Attachments: []bridge.Attachment{
+	// A message that was only such a file sends nothing: the core's line tells the user.
+	ids, err = f.a.Send(ctx, bridge.Outbound{Chat: aliceChat, Attachments: []bridge.Attachment{
 		{Name: "huge.iso", Size: 60 << 20, Open: opener("")}}})
-	var perm *bridge.PermanentError
-	if !errors.As(err, &perm) || !strings.Contains(perm.Reason, "huge.iso (60.0 MB)") || len(f.srv.Sent(alice.ID)) != 8 {
-		t.Errorf("Send = %v", err)
+	if !errors.As(err, &partial) || len(ids) != 0 || len(partial.Untold) != 1 || len(partial.Notes) != 1 || len(f.srv.Sent(alice.ID)) != 8 {
+		t.Errorf("Send = %v, %v", ids, err)
+	}
+}
+
+// TestSendNotesSpeakTheAgentLanguage: the note for agents about a file Telegram would not take
+// is in BRIDGE_AGENT_LANGUAGE.
+func TestSendNotesSpeakTheAgentLanguage(t *testing.T) {
+	f := newFixture(t, testToken)
+	cat, err := texts.New(texts.Options{AgentLanguage: "es"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.a.host.(*bridgetest.MemHost).SetTexts(cat)
+	f.srv.SendText(alice, "hi") // the chat exists
+	_, err = f.a.Send(testCtx(t), bridge.Outbound{Chat: aliceChat, Text: "la copia",
+		Attachments: []bridge.Attachment{{Name: "copia.zip", Size: 73 << 20, Open: func(context.Context) (io.ReadCloser, error) { return nil, errors.New("not read") }}}})
+	var partial *bridge.PartialError
+	want := "📎 copia.zip (73.0 MB) supera los 50.0 MB que Telegram permite enviar a un bot; envía un enlace en su lugar"
+	if !errors.As(err, &partial) || !slices.Equal(partial.Notes, []string{want}) {
+		t.Fatalf("Send = %v, want the note %q", err, want)
 	}
 }
 
