@@ -1,7 +1,6 @@
 package discord
 
 import (
-	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
@@ -109,8 +108,9 @@ func displayName(u *discordgo.User, member *discordgo.Member) string {
 
 // inboundMessage converts a message a user wrote in chat (a DM channel or their ticket thread).
 // ok is false for messages that are not the user's to bridge: system messages, and messages with
-// nothing to show.
-func inboundMessage(m *discordgo.Message, chat string) (in bridge.Inbound, ok bool) {
+// nothing to show. What it adds for agents (notes about forwards, stickers, polls) is in their
+// language, from cat.
+func inboundMessage(m *discordgo.Message, chat string, cat *texts.Catalogue) (in bridge.Inbound, ok bool) {
 	if m.Author == nil || (m.Type != messageTypeDefault && m.Type != messageTypeReply) {
 		return bridge.Inbound{}, false
 	}
@@ -138,7 +138,7 @@ func inboundMessage(m *discordgo.Message, chat string) (in bridge.Inbound, ok bo
 	if in.Text == "" && len(m.MessageSnapshots) > 0 && m.MessageSnapshots[0].Message != nil {
 		fwd := m.MessageSnapshots[0].Message
 		in.Text = fwd.Content
-		in.Notes = append(in.Notes, "↪️ forwarded message")
+		in.Notes = append(in.Notes, cat.Agent(texts.AgentForwarded, nil))
 		in.Attachments = append(in.Attachments, inboundAttachments(m.ChannelID, m.ID, fwd.Attachments, fwd.Flags)...)
 	}
 	in.Attachments = append(in.Attachments, inboundAttachments(m.ChannelID, m.ID, m.Attachments, m.Flags)...)
@@ -149,11 +149,11 @@ func inboundMessage(m *discordgo.Message, chat string) (in bridge.Inbound, ok bo
 		case discordgo.StickerFormatTypeGIF:
 			in.Attachments = append(in.Attachments, bridge.Attachment{Kind: bridge.KindSticker, Name: s.Name + ".gif", MIME: "image/gif", Ref: stickerRef(s.ID, "gif")})
 		default: // Lottie stickers are animations no helpdesk shows: name them.
-			in.Notes = append(in.Notes, fmt.Sprintf("sticker: %s", s.Name))
+			in.Notes = append(in.Notes, cat.Agent(texts.AgentSticker, texts.Vars{"name": s.Name}))
 		}
 	}
 	if m.Poll != nil {
-		in.Notes = append(in.Notes, "📊 poll: "+m.Poll.Question.Text+" (polls are not bridged)")
+		in.Notes = append(in.Notes, cat.Agent(texts.AgentPoll, texts.Vars{"question": m.Poll.Question.Text}))
 	}
 	if in.Text == "" && len(in.Attachments) == 0 && len(in.Notes) == 0 {
 		return bridge.Inbound{}, false

@@ -9,6 +9,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/texts"
 )
 
 func TestPlanOutbound(t *testing.T) {
@@ -119,7 +120,7 @@ func TestInboundMessage(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := inboundMessage(tc.in, "5")
+			got, ok := inboundMessage(tc.in, "5", texts.Builtin())
 			if ok != tc.ok {
 				t.Fatalf("ok = %v", ok)
 			}

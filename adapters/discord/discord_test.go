@@ -814,6 +814,9 @@ func TestUsersAreAnsweredInTheirClientsLanguage(t *testing.T) {
 	if welcome := srv.Messages(thread)[0]; !strings.HasPrefix(welcome.Content, cat.Text("es", texts.TicketWelcome, texts.Vars{"user": "<@" + alice + ">"})) {
 		t.Errorf("welcome %q, want Spanish", welcome.Content)
 	}
+	if ch, _ := srv.Channel(thread); ch.Name != "Soporte · Alicia" {
+		t.Errorf("thread name %q, want Spanish", ch.Name)
+	}
 	want := cat.Text("es", texts.TicketOpened, texts.Vars{"thread": "<#" + thread + ">"})
 	srv.WaitFor(t, "ephemeral answer", func() bool {
 		rs := srv.InteractionResponsesLocked(iid)
@@ -848,5 +851,41 @@ func TestUsersAreAnsweredInTheirClientsLanguage(t *testing.T) {
 	msgs = srv.Messages(thread)
 	if survey := msgs[len(msgs)-1]; survey.Content != cat.Text("es", texts.CSATPrompt, nil) {
 		t.Errorf("survey %q, want Spanish", survey.Content)
+	}
+}
+
+// TestNotesSpeakTheAgentLanguage: what the adapter writes for agents (a sticker it cannot pass
+// on, a file over the size the bridge passes on, a file Discord would not take from the bot) is
+// in BRIDGE_AGENT_LANGUAGE; what the user reads in the file's place stays in theirs.
+func TestNotesSpeakTheAgentLanguage(t *testing.T) {
+	srv := discordtest.NewServer(t, testToken)
+	srv.AddUser(alice, "alice", "Alice A.")
+	in := newInbox()
+	cat, err := texts.New(texts.Options{AgentLanguage: "es"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.SetTexts(cat)
+	a := newAdapter(t, srv, "dm")
+	a.maxDownload = 8
+	h := start(t, srv, a, in)
+	first := h.srv.UserSendsDM(alice, "", discordtest.WithSticker("930000000000000002", "dance", 3),
+		discordtest.WithAttachment("big.bin", "application/octet-stream", []byte("sixteen bytes!!!")))
+	got := waitMsgs(t, h.in, 1)
+	want := []string{"Pegatina: dance",
+		"📎 big.bin (16 bytes) supera los 8 bytes que transfiere el puente; pide al usuario que lo envíe de otra forma"}
+	if !slices.Equal(got[0].Notes, want) || len(got[0].Attachments) != 0 {
+		t.Errorf("notes %q (files %+v), want %q", got[0].Notes, got[0].Attachments, want)
+	}
+
+	m := out(first.ChannelID, "la copia")
+	m.Attachments = []bridge.Attachment{{Name: "huge.bin", Size: 1 << 40}}
+	_, err = a.Send(context.Background(), m)
+	if note := "📎 huge.bin supera lo que Discord permite enviar al bot aquí; envía un enlace en su lugar"; !slices.Equal(leftOut(err), []string{note}) {
+		t.Errorf("Send = %v, want the note %q", err, note)
+	}
+	msgs := h.srv.Messages(first.ChannelID)
+	if last := msgs[len(msgs)-1]; !strings.Contains(last.Content, cat.Text("", texts.FileTooLarge, texts.Vars{"name": "huge.bin", "platform": "Discord"})) {
+		t.Errorf("the user read %q, want the English line in the file's place", last.Content)
 	}
 }

@@ -2,7 +2,6 @@ package discord
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -83,15 +82,15 @@ func (a *Adapter) refuseYoung(ctx context.Context, in bridge.Host, userID, chann
 // than the adapter passes on, by the size Discord declares, before anything downloads them:
 // each becomes a note naming the file and its size.
 func (a *Adapter) inbound(m *discordgo.Message, chat string) (bridge.Inbound, bool) {
-	in, ok := inboundMessage(m, chat)
+	in, ok := inboundMessage(m, chat, a.host.Texts())
 	if !ok {
 		return in, false
 	}
 	kept := in.Attachments[:0]
 	for _, att := range in.Attachments {
 		if att.Size > a.maxDownload {
-			in.Notes = append(in.Notes, fmt.Sprintf("📎 %s (%s) is larger than the %s the bridge passes on; ask the user to send it another way",
-				att.Name, bridge.FormatSize(att.Size), bridge.FormatSize(a.maxDownload)))
+			in.Notes = append(in.Notes, a.host.Texts().Agent(texts.AgentFileOverBridgeLimit, texts.Vars{"name": att.Name,
+				"size": bridge.FormatSize(att.Size), "limit": bridge.FormatSize(a.maxDownload)}))
 			continue
 		}
 		kept = append(kept, att)

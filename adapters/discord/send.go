@@ -114,7 +114,7 @@ func (a *Adapter) sendPart(ctx context.Context, channel string, m bridge.Outboun
 	var notes []string
 	for _, name := range tooLarge {
 		notes = append(notes, tooLargeNote(name))
-		leftOut = append(leftOut, tooLargeAgentNote(name))
+		leftOut = append(leftOut, a.tooLargeAgentNote(name))
 	}
 	base := p.payload
 	if m.MessageID > 0 {
@@ -143,7 +143,7 @@ func (a *Adapter) sendPart(ctx context.Context, channel string, m bridge.Outboun
 			switch {
 			case failed != nil && failed.tooLarge:
 				notes = append(notes, tooLargeNote(failed.name))
-				leftOut = append(leftOut, tooLargeAgentNote(failed.name))
+				leftOut = append(leftOut, a.tooLargeAgentNote(failed.name))
 				files = without(files, failed)
 				continue
 			case failed != nil:
@@ -155,14 +155,14 @@ func (a *Adapter) sendPart(ctx context.Context, channel string, m bridge.Outboun
 				}
 				a.fileDone(failed.key)
 				notes = append(notes, v.say(ctx, texts.FileDownloadFailed, texts.Vars{"name": failed.name, "count": strconv.Itoa(n)}))
-				leftOut = append(leftOut, fmt.Sprintf("📎 %s was left out: its download from OneChat failed %d times", failed.name, n))
+				leftOut = append(leftOut, a.host.Texts().Agent(texts.AgentFileDownloadGivenUp, texts.Vars{"name": failed.name, "count": strconv.Itoa(n)}))
 				files = without(files, failed)
 				continue
 			case isTooLarge(err):
 				// Discord's limit for this channel is lower than ours: the files are left out.
 				for _, f := range files {
 					notes = append(notes, tooLargeNote(f.name))
-					leftOut = append(leftOut, tooLargeAgentNote(f.name))
+					leftOut = append(leftOut, a.tooLargeAgentNote(f.name))
 				}
 				files = nil
 				continue
@@ -235,9 +235,10 @@ func (a *Adapter) checkFiles(m bridge.Outbound, i int, atts []bridge.Attachment)
 	return files, tooLarge, nil
 }
 
-// tooLargeAgentNote is tooLargeNote for agents (bridge.Partial), with what to do instead.
-func tooLargeAgentNote(name string) string {
-	return fmt.Sprintf("📎 %s is larger than Discord lets the bot send here; send a link instead", name)
+// tooLargeAgentNote is tooLargeNote for agents (bridge.Partial), in their language, with what to
+// do instead.
+func (a *Adapter) tooLargeAgentNote(name string) string {
+	return a.host.Texts().Agent(texts.AgentFileTooLargeHere, texts.Vars{"name": name, "platform": "Discord"})
 }
 
 func without(files []*pendingFile, f *pendingFile) []*pendingFile {

@@ -232,7 +232,7 @@ func (a *Adapter) ensureTicket(ctx context.Context, in bridge.Host, userID, name
 	}
 	var ch discordgo.Channel
 	if err := a.rest.do(ctx, "POST", "/channels/"+a.support+"/threads", map[string]any{
-		"name":                  textsplit.Truncate("Support · "+name, 100, textsplit.Runes),
+		"name":                  textsplit.Truncate(v.say(ctx, texts.TicketThreadName, texts.Vars{"name": name}), 100, textsplit.Runes),
 		"type":                  channelTypePrivateThread,
 		"invitable":             false,
 		"auto_archive_duration": threadArchiveMinutes,
