@@ -23,10 +23,12 @@ type memHost struct {
 	seen    map[string]bool
 	msgs    []bridge.Inbound
 	fail    int // fail this many Deliver calls
+	texts   *texts.Catalogue
 }
 
 func newMemHost() *memHost {
-	return &memHost{changed: make(chan struct{}), cursors: map[string]string{}, values: map[string]string{}, seen: map[string]bool{}}
+	return &memHost{changed: make(chan struct{}), cursors: map[string]string{}, values: map[string]string{}, seen: map[string]bool{},
+		texts: texts.Builtin()}
 }
 
 func (h *memHost) notify() { close(h.changed); h.changed = make(chan struct{}) }
@@ -152,7 +154,8 @@ func (h *memHost) waitN(t *testing.T, n int) []bridge.Inbound {
 	return h.wait(t, "messages", func(msgs []bridge.Inbound) bool { return len(msgs) >= n })
 }
 
-func (h *memHost) Texts() *texts.Catalogue { return texts.Builtin() }
+// Texts returns the catalogue: the built-in one unless a test put another in texts first.
+func (h *memHost) Texts() *texts.Catalogue { return h.texts }
 
 // UserLanguage returns the language of the user's latest delivered message that had one.
 func (h *memHost) UserLanguage(ctx context.Context, u bridge.UserRef) string {

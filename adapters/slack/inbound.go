@@ -274,11 +274,11 @@ func (a *Adapter) inbound(ctx context.Context, r route, author person, m *slackg
 		if name == "" {
 			name = author.id
 		}
-		text = fmt.Sprintf("**%s** (colleague of the requester) wrote:\n%s", escapeMarkdown(name), text)
+		text = a.host.Texts().Agent(texts.AgentColleagueWrote, texts.Vars{"name": "**" + escapeMarkdown(name) + "**"}) + "\n" + text
 	}
 	msg.Text = text
 	for _, f := range m.Files {
-		att, note := attachmentOf(f)
+		att, note := attachmentOf(f, a.host.Texts())
 		if note != "" {
 			msg.Notes = append(msg.Notes, note)
 			continue
@@ -314,8 +314,8 @@ func (a *Adapter) toMarkdown(ctx context.Context, text string) string {
 }
 
 // attachmentOf turns a Slack file into an attachment streamed later by OpenAttachment, or a
-// note when the bot cannot download it.
-func attachmentOf(f slackgo.File) (bridge.Attachment, string) {
+// note for agents (in their language, from cat) when the bot cannot download it.
+func attachmentOf(f slackgo.File, cat *texts.Catalogue) (bridge.Attachment, string) {
 	name := f.Name
 	if name == "" {
 		name = f.Title
@@ -328,7 +328,10 @@ func attachmentOf(f slackgo.File) (bridge.Attachment, string) {
 		link = f.URLPrivate
 	}
 	if f.IsExternal || f.Mode == "external" || f.Mode == "tombstone" || f.FileAccess == "check_file_info" || link == "" || !isID(f.ID) {
-		return bridge.Attachment{}, fmt.Sprintf("📎 %s (%s) could not be bridged from Slack", name, sizeText(int64(f.Size)))
+		if f.Size > 0 {
+			name += " (" + sizeText(int64(f.Size)) + ")"
+		}
+		return bridge.Attachment{}, cat.Agent(texts.AgentFileNotBridgedFrom, texts.Vars{"name": name, "platform": "Slack"})
 	}
 	mt := f.Mimetype
 	if mt == "" {

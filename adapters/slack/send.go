@@ -67,6 +67,12 @@ func protectTokens(s string) [][2]int {
 // and friends and puts a word joiner into a plain @here.
 func render(md string) string { return markdownToMrkdwn(md) }
 
+// English stand-ins, the catalogue's, for the prompts Send takes from it in the user's language.
+var (
+	defaultCSATPrompt = texts.Builtin().Text(texts.Reference, texts.CSATPrompt, nil)
+	defaultChoose     = texts.Builtin().Text(texts.Reference, texts.ChooseOption, nil)
+)
+
 // plan lays out the Slack messages of m: its text in parts, buttons on the last text part,
 // then one message per file. The plan is the same on every attempt, so Parts can say how far
 // an earlier attempt got.
@@ -81,9 +87,11 @@ func plan(m bridge.Outbound) []part {
 	}
 	if buttons := buttonsOf(m); len(buttons) > 0 {
 		if len(parts) == 0 {
-			fallback := "Please choose an option."
+			// Send puts the prompt in the user's language first (localize); the catalogue's
+			// English stands in for a message planned without it.
+			fallback := defaultChoose
 			if m.ContentType == "input_csat" {
-				fallback = "Please rate this conversation."
+				fallback = defaultCSATPrompt
 			}
 			parts = append(parts, part{text: fallback})
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	slackgo "github.com/slack-go/slack"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -730,5 +731,45 @@ func TestTicketsAreAnsweredInTheUsersSlackLanguage(t *testing.T) {
 	m, _ := r.srv.Message(r.support, ids[0])
 	if m.Text != cat.Text("es", texts.CSATPrompt, nil) {
 		t.Errorf("survey text %q, want Spanish", m.Text)
+	}
+}
+
+// TestNotesSpeakTheAgentLanguage: what the adapter writes for agents (the line that names a
+// colleague writing in someone's ticket, a file it cannot take from Slack, a file the workspace
+// refuses) is in BRIDGE_AGENT_LANGUAGE; the line in the file's place is in the user's.
+func TestNotesSpeakTheAgentLanguage(t *testing.T) {
+	r := newRig(t)
+	cat, err := texts.New(texts.Options{AgentLanguage: "es"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.host.texts = cat
+	r.start()
+	top := r.srv.UserSays(r.support, r.alice, "My printer is on fire", "")
+	r.srv.UserSays(r.support, r.bob, "I can confirm", top)
+	msgs := r.host.waitN(t, 2)
+	if want := "**Bob Jones** (compañero de quien hizo la solicitud) escribió:\nI can confirm"; msgs[1].Text != want {
+		t.Errorf("colleague's text = %q, want %q", msgs[1].Text, want)
+	}
+
+	r.srv.Inject("files.getUploadURLExternal", slacktest.Fault{Error: "file_uploads_disabled", Times: 1})
+	dm := r.srv.DM(r.alice)
+	ids, err := r.a.Send(context.Background(), bridge.Outbound{Chat: bridge.ChatRef{Platform: Platform, ID: dm}, Text: "the report",
+		Attachments: []bridge.Attachment{{Name: "report.pdf", Size: 5, Open: func(context.Context) (io.ReadCloser, error) {
+			return io.NopCloser(strings.NewReader("hello")), nil
+		}}}})
+	var partial *bridge.PartialError
+	if len(ids) != 2 || !errors.As(err, &partial) ||
+		strings.Join(partial.Notes, "|") != "📎 No se pudo enviar report.pdf: este espacio de trabajo de Slack no lo acepta" {
+		t.Fatalf("Send = %v, %v; want the Spanish note for agents", ids, err)
+	}
+	if m, _ := r.srv.Message(dm, ids[1]); m.Text != "📎 report.pdf could not be sent: this Slack workspace does not accept it" {
+		t.Errorf("the user read %q, want the line in their (default, English) language", m.Text)
+	}
+
+	// A file the bot cannot download (an external one) is named to agents in their language.
+	_, note := attachmentOf(slackgo.File{ID: "F0123ABC", Name: "plan.pdf", Size: 2_500_000, IsExternal: true}, cat)
+	if want := "📎 No se pudo transferir plan.pdf (2.5 MB) desde Slack"; note != want {
+		t.Errorf("note %q, want %q", note, want)
 	}
 }
