@@ -39,8 +39,10 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 	}
 	// A contact or conversation deleted in OneChat answers 404; each pass recreates what went
 	// missing, so a few passes always suffice.
-	for range 3 {
-		cu, err := c.ensureContact(ctx, m)
+	for pass := range 3 {
+		// The claim read the customer; a later pass reads it again.
+		prefetched := j.CustomerRead && pass == 0 && (j.Customer == nil || j.Customer.User == m.User)
+		cu, err := c.ensureContact(ctx, m, prefetched, j.Customer)
 		if err != nil {
 			return nil, c.classifyOneChat(err)
 		}
@@ -458,8 +460,19 @@ func joinNonEmpty(sep string, parts ...string) string {
 // ensureContact returns the user's customer record with a OneChat contact session, creating
 // the session when there is none. The source_id is generated and stored before the contact is
 // created with it, so a crash in between reuses the same session instead of making a second.
-func (c *Core) ensureContact(ctx context.Context, m Inbound) (Customer, error) {
-	cu, err := c.store.Customer(ctx, m.User)
+// When prefetched, pre is the customer as the job's claim read it (nil: none yet) and the store
+// is not asked again.
+func (c *Core) ensureContact(ctx context.Context, m Inbound, prefetched bool, pre *Customer) (Customer, error) {
+	var cu Customer
+	var err error
+	switch {
+	case !prefetched:
+		cu, err = c.store.Customer(ctx, m.User)
+	case pre == nil:
+		err = ErrNotFound
+	default:
+		cu = *pre
+	}
 	isNew := errors.Is(err, ErrNotFound)
 	if err != nil && !isNew {
 		return cu, err

@@ -32,7 +32,16 @@ const messagePageSize = 20
 // conversationCursor names the cursor that holds the highest OneChat message id of a
 // conversation the core has read over REST and queued what needed queueing.
 func conversationCursor(conversationID int64) string {
-	return "onechat.conversation." + strconv.FormatInt(conversationID, 10)
+	return conversationCursorPrefix + strconv.FormatInt(conversationID, 10)
+}
+
+const conversationCursorPrefix = "onechat.conversation."
+
+// cursorRead is the position of a conversation's cursor as read with its customer, so that the
+// catch-up need not read it again.
+type cursorRead struct {
+	conversationID int64
+	position       string
 }
 
 // CableEvent implements onechat.CableHandler.
@@ -167,7 +176,8 @@ func (c *Core) takeCatchup() (token string, convs map[int64]struct{}, ok bool) {
 func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]struct{}) error {
 	// Catch-up reads find agents' replies: they go before every user's request.
 	ctx = onechat.WithPriority(ctx, onechat.PriorityAgent)
-	cu, err := c.store.CustomerByPubsubToken(ctx, token)
+	cu, pos, err := c.store.CustomerByPubsubToken(ctx, token, conversationCursorPrefix)
+	current := cursorRead{conversationID: cu.ConversationID, position: pos}
 	if errors.Is(err, ErrNotFound) {
 		c.takeStatuses(0, convs)
 		return nil
@@ -211,7 +221,7 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 				return err
 			}
 		}
-		if err := c.catchUp(ctx, cu, id); err != nil {
+		if err := c.catchUp(ctx, cu, id, current); err != nil {
 			return err
 		}
 		if id == 0 {
@@ -279,7 +289,7 @@ func (c *Core) refreshContact(ctx context.Context, cu Customer) error {
 // over REST back to its cursor and queues every agent message not queued yet, oldest first.
 // The message list only pages backwards, 20 at a time, so it pages until it reaches the cursor
 // or the first message.
-func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) (rerr error) {
+func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64, read cursorRead) (rerr error) {
 	if cu.SourceID == "" {
 		return nil
 	}
@@ -312,9 +322,12 @@ func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64) (
 	}
 	cu.ConversationID = conversationID
 	name := conversationCursor(cu.ConversationID)
-	stored, err := c.store.Cursor(ctx, name)
-	if err != nil {
-		return err
+	stored := read.position
+	var err error
+	if read.conversationID == 0 || read.conversationID != cu.ConversationID {
+		if stored, err = c.store.Cursor(ctx, name); err != nil {
+			return err
+		}
 	}
 	pos := ParsePosition(stored)
 	var missed []onechat.Message
@@ -460,8 +473,15 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 	if err := json.Unmarshal(j.Payload, &m); err != nil {
 		return nil, Permanent("undecodable queued message", err)
 	}
-	// The user's chat may have moved since the message was queued (ChatMover).
-	if cu, err := c.store.Customer(ctx, m.User); err == nil && cu.Chat.ID != "" && cu.Chat.Platform == m.Chat.Platform {
+	// The user's chat may have moved since the message was queued (ChatMover). The claim read
+	// the customer, usually.
+	cu, err := j.Customer, error(nil)
+	if !j.CustomerRead || cu != nil && cu.User != m.User {
+		var read Customer
+		read, err = c.store.Customer(ctx, m.User)
+		cu = &read
+	}
+	if err == nil && cu != nil && cu.Chat.ID != "" && cu.Chat.Platform == m.Chat.Platform {
 		m.Chat = cu.Chat
 	}
 	a, ok := c.adapters[m.Chat.Platform]

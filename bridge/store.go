@@ -93,6 +93,10 @@ type Job struct {
 	// taken over), so this one may find part of its work done.
 	Retried   bool
 	CreatedAt time.Time
+	// CustomerRead says the store read the customer of the job's user (its payload's "user")
+	// with the claim, one round trip less per message: Customer, or nil when there is none.
+	CustomerRead bool
+	Customer     *Customer
 
 	// leasedFrom is when the claim that leased the job was sent: the lease runs from no
 	// earlier than that by the store's clock.
@@ -148,8 +152,10 @@ type Store interface {
 	// CustomerByConversation returns the customer whose current or past conversation has this
 	// OneChat id, or ErrNotFound.
 	CustomerByConversation(ctx context.Context, conversationID int64) (Customer, error)
-	// CustomerByPubsubToken returns the customer with this cable token, or ErrNotFound.
-	CustomerByPubsubToken(ctx context.Context, token string) (Customer, error)
+	// CustomerByPubsubToken returns the customer with this cable token, or ErrNotFound, and the
+	// position of the cursor named cursorPrefix and its current conversation's id ("" when
+	// there is none).
+	CustomerByPubsubToken(ctx context.Context, token, cursorPrefix string) (Customer, string, error)
 	// SaveCustomer inserts the customer keyed by c.User with every column c carries (the
 	// conversation fields aside) when there is none; when there is one, it changes only the
 	// columns named by fields, as UpdateCustomer does. It returns the customer as stored.

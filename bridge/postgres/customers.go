@@ -59,19 +59,34 @@ func (s *Store) CustomerByConversation(ctx context.Context, conversationID int64
 	return c, nil
 }
 
-// CustomerByPubsubToken returns the customer with this cable token, or bridge.ErrNotFound. An
-// empty token matches nobody. The token is a credential, so errors do not quote it.
-func (s *Store) CustomerByPubsubToken(ctx context.Context, token string) (bridge.Customer, error) {
+// CustomerByPubsubToken returns the customer with this cable token, or bridge.ErrNotFound, and
+// the position of the cursor named cursorPrefix and its current conversation's id ("" when
+// there is none): a catch-up reads both, in one round trip. An empty token matches nobody. The
+// token is a credential, so errors do not quote it.
+func (s *Store) CustomerByPubsubToken(ctx context.Context, token, cursorPrefix string) (bridge.Customer, string, error) {
 	if token == "" {
-		return bridge.Customer{}, fmt.Errorf("customer by pubsub token: empty token: %w", bridge.ErrNotFound)
+		return bridge.Customer{}, "", fmt.Errorf("customer by pubsub token: empty token: %w", bridge.ErrNotFound)
 	}
 	// "<> ''" lets Postgres use the partial unique index on the token: a prepared statement's
 	// plan cannot know that $1 is not empty, and without it scans every customer.
-	c, err := scanCustomer(s.pool.QueryRow(ctx, selectCustomer+` WHERE c.pubsub_token = $1 AND c.pubsub_token <> ''`, token))
+	var pos string
+	var c bridge.Customer
+	var platform, chatID string
+	err := s.pool.QueryRow(ctx, `SELECT `+customerColumns+`,
+			COALESCE((SELECT position FROM cursors WHERE name = $2 || c.conversation_id::text), '')
+		FROM customers c LEFT JOIN conversations v ON v.id = c.conversation_id
+		WHERE c.pubsub_token = $1 AND c.pubsub_token <> ''`, token, cursorPrefix).Scan(
+		&c.ID, &platform, &c.User.ID, &chatID, &c.Identifier, &c.SourceID,
+		&c.PubsubToken, &c.ContactID, &c.DisplayName, &c.Username, &c.UnreachableReason,
+		&c.ConversationID, &c.ConversationStatus, &pos)
 	if err != nil {
-		return bridge.Customer{}, fmt.Errorf("customer by pubsub token: %w", err)
+		return bridge.Customer{}, "", fmt.Errorf("customer by pubsub token: %w", notFound(err))
 	}
-	return c, nil
+	c.User.Platform = bridge.Platform(platform)
+	if chatID != "" {
+		c.Chat = bridge.ChatRef{Platform: c.User.Platform, ID: chatID}
+	}
+	return c, pos, nil
 }
 
 // SaveCustomer inserts the customer keyed by c.User with every column c carries (the

@@ -80,12 +80,12 @@ func TestSaveAndLoadCustomer(t *testing.T) {
 		t.Errorf("Customer after update = %+v, want %+v", got, c)
 	}
 
-	byToken, err := s.CustomerByPubsubToken(ctx, "tok-1")
+	byToken, _, err := s.CustomerByPubsubToken(ctx, "tok-1", "c.")
 	if err != nil || byToken != c {
 		t.Errorf("CustomerByPubsubToken = %+v, %v; want %+v", byToken, err, c)
 	}
 	for _, tok := range []string{"", "tok-2"} {
-		if _, err := s.CustomerByPubsubToken(ctx, tok); !errors.Is(err, bridge.ErrNotFound) {
+		if _, _, err := s.CustomerByPubsubToken(ctx, tok, "c."); !errors.Is(err, bridge.ErrNotFound) {
 			t.Errorf("CustomerByPubsubToken(%q): err = %v, want ErrNotFound", tok, err)
 		}
 	}
@@ -225,8 +225,18 @@ func TestRepeatedStatusKeepsIdleClock(t *testing.T) {
 	if idle, err := s.IdleCustomers(ctx, mark); err != nil || len(idle) != 0 {
 		t.Fatalf("idle before a reopen and resolve = %+v, %v; want none", idle, err)
 	}
-	if got, err := s.CustomerByPubsubToken(ctx, c.PubsubToken); err != nil || got.ID != c.ID {
-		t.Fatalf("CustomerByPubsubToken = %+v, %v", got, err)
+	if got, pos, err := s.CustomerByPubsubToken(ctx, c.PubsubToken, "c."); err != nil || got.ID != c.ID || pos != "" {
+		t.Fatalf("CustomerByPubsubToken = %+v, %q, %v; want the customer, no cursor yet", got, pos, err)
+	}
+	// The current conversation's cursor comes with the customer.
+	if _, err := s.Enqueue(ctx, bridge.IntCursor("c.20", 1234)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Enqueue(ctx, bridge.IntCursor("c.2", 99)); err != nil {
+		t.Fatal(err)
+	}
+	if _, pos, err := s.CustomerByPubsubToken(ctx, c.PubsubToken, "c."); err != nil || pos != "1234" {
+		t.Fatalf("CustomerByPubsubToken: cursor %q, %v; want the current conversation's, 1234", pos, err)
 	}
 }
 

@@ -304,10 +304,12 @@ const lockKeys = `SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WIT
 
 // claimJobs leases ($2 microseconds) up to $3 eligible heads of direction $1, read in the order
 // they became due through queue_head_due_id_idx: the scan meets only eligible heads and stops
-// after $3. The ids go to the update as an array, which it looks up in
-// the primary key; "id IN (subquery)" would let Postgres join instead, and a plan made for a
-// small queue joins by reading all of it.
+// after $3. The ids go to the update as an array, which it looks up in the primary key; "id IN
+// (subquery)" would let Postgres join instead, and a plan made for a small queue joins by
+// reading all of it. Each job comes with the customer of the user its payload names ("user"),
+// which its worker would otherwise read next (a round trip per message).
 const claimJobs = `
+	WITH claimed AS (
 	UPDATE queue SET
 		state = 'running',
 		attempts = attempts + CASE WHEN state = 'running' THEN 1 ELSE 0 END,
@@ -321,7 +323,21 @@ const claimJobs = `
 		ORDER BY ` + dueAt + `, id
 		LIMIT $3
 		FOR UPDATE SKIP LOCKED))
-	RETURNING id, direction, key, dedup, payload, attempts, last_error <> '', created_at`
+	RETURNING id, direction, key, dedup, payload, attempts, last_error <> '' AS retried, created_at,
+		payload->'user'->>'platform' AS user_platform, payload->'user'->>'id' AS user_id)
+	SELECT j.id, j.direction, j.key, j.dedup, j.payload, j.attempts, j.retried, j.created_at,
+		c.id IS NOT NULL, ` + claimCustomerColumns + `
+	FROM claimed j
+	LEFT JOIN customers c ON c.platform = j.user_platform AND c.platform_user_id = j.user_id
+	LEFT JOIN conversations v ON v.id = c.conversation_id`
+
+// claimCustomerColumns are customerColumns of a customer that may be missing (outer join).
+const claimCustomerColumns = `
+	COALESCE(c.id, 0), COALESCE(c.platform, ''), COALESCE(c.platform_user_id, ''),
+	COALESCE(c.chat_id, ''), COALESCE(c.identifier, ''), COALESCE(c.source_id, ''),
+	COALESCE(c.pubsub_token, ''), COALESCE(c.contact_id, 0), COALESCE(c.display_name, ''),
+	COALESCE(c.username, ''), COALESCE(c.unreachable_reason, ''),
+	COALESCE(c.conversation_id, 0), COALESCE(v.status, '')`
 
 // Claim takes the eligible job of the direction that has been due longest and leases it for
 // lease; see ClaimBatch. It returns (nil, nil) when no job is eligible.
@@ -356,10 +372,23 @@ func (s *Store) ClaimBatch(ctx context.Context, dir bridge.Direction, lease time
 		var err error
 		jobs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (bridge.Job, error) {
 			var j bridge.Job
-			var d string
+			var d, platform, chatID string
 			var payload []byte
-			err := row.Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.Retried, &j.CreatedAt)
+			var found bool
+			var c bridge.Customer
+			err := row.Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.Retried, &j.CreatedAt,
+				&found, &c.ID, &platform, &c.User.ID, &chatID, &c.Identifier, &c.SourceID,
+				&c.PubsubToken, &c.ContactID, &c.DisplayName, &c.Username, &c.UnreachableReason,
+				&c.ConversationID, &c.ConversationStatus)
 			j.Direction, j.Payload = bridge.Direction(d), json.RawMessage(payload)
+			j.CustomerRead = true
+			if found {
+				c.User.Platform = bridge.Platform(platform)
+				if chatID != "" {
+					c.Chat = bridge.ChatRef{Platform: c.User.Platform, ID: chatID}
+				}
+				j.Customer = &c
+			}
 			return j, err
 		})
 		return err

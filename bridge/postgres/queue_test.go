@@ -1258,3 +1258,60 @@ func testBacklogUnknownToStatistics(t *testing.T, before func(*testing.T, *postg
 			"the next due moment %d: they read the backlog", backlog, claimPages, smallClaim, insertPages, smallInsert, duePages)
 	}
 }
+
+// TestClaimReadsTheInboundCustomer: a job comes with the customer of the user its payload names
+// (or word that there is none), so the worker need not read it.
+func TestClaimReadsTheInboundCustomer(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	known := newCustomer("7")
+	saved, err := s.SaveCustomer(ctx, known, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slackUser := bridge.UserRef{Platform: "slack", ID: "T1:U2"}
+	slack, err := s.SaveCustomer(ctx, bridge.Customer{User: slackUser, Chat: bridge.ChatRef{Platform: "slack", ID: "D9"}, Identifier: slackUser.Identifier()}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withUser := func(dir bridge.Direction, key, dedup string, u bridge.UserRef) bridge.NewJob {
+		p, _ := json.Marshal(map[string]any{"user": u, "text": dedup})
+		return bridge.NewJob{Direction: dir, Key: key, Dedup: dedup, Payload: p}
+	}
+	enqueue(t, s, withUser(bridge.In, known.User.Identifier(), "a", known.User),
+		withUser(bridge.In, "telegram:8", "b", bridge.UserRef{Platform: "telegram", ID: "8"}),
+		withUser(bridge.In, slackUser.Identifier(), "c", slackUser),
+		withUser(bridge.Out, known.Chat.String(), "d", known.User), job(bridge.Out, "telegram:99", "e"))
+	in, err := s.ClaimBatch(ctx, bridge.In, time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in) != 3 {
+		t.Fatalf("claimed %d inbound jobs, want 3", len(in))
+	}
+	for _, j := range in {
+		if !j.CustomerRead {
+			t.Errorf("job %s: customer not read with the claim", j.Dedup)
+		}
+	}
+	if c := in[0].Customer; c == nil || c.ID != saved.ID || c.User != known.User || c.Chat != known.Chat || c.DisplayName != known.DisplayName {
+		t.Errorf("job a came with customer %+v, want %+v", c, saved)
+	}
+	if c := in[1].Customer; c != nil {
+		t.Errorf("job b (an unknown user) came with customer %+v, want none", c)
+	}
+	if c := in[2].Customer; c == nil || c.ID != slack.ID || c.User != slackUser {
+		t.Errorf("job c (a Slack user, id with a colon) came with customer %+v, want %+v", c, slack)
+	}
+	out, err := s.ClaimBatch(ctx, bridge.Out, time.Minute, 10)
+	if err != nil || len(out) != 2 {
+		t.Fatal(out, err)
+	}
+	if c := out[0].Customer; !out[0].CustomerRead || c == nil || c.ID != saved.ID {
+		t.Errorf("outbound job d came with customer %+v (read %v), want %+v", c, out[0].CustomerRead, saved)
+	}
+	if !out[1].CustomerRead || out[1].Customer != nil {
+		t.Errorf("job e, without a user in its payload: customer read %v, %+v; want read, none", out[1].CustomerRead, out[1].Customer)
+	}
+}
