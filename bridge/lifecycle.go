@@ -280,7 +280,7 @@ func (c *Core) ticketAction(ctx context.Context, cu Customer, m Inbound, j *Job)
 	}
 	// Agent messages written before the change whose events have not been read yet (or were
 	// dropped) are queued first, so the change reaches the user after them.
-	if err := c.catchUp(onechat.WithPriority(ctx, onechat.PriorityAgent), cu, cu.ConversationID); err != nil {
+	if err := c.catchUp(onechat.WithPriority(ctx, onechat.PriorityAgent), cu, cu.ConversationID, cursorRead{}); err != nil {
 		return nil, err
 	}
 	if err := c.recordStatus(ctx, cu.ConversationID, status, true); err != nil {
