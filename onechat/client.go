@@ -484,10 +484,20 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 	if out == nil || len(bytes.TrimSpace(b)) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(b, out); err != nil {
+	if err := decodeJSON(b, out); err != nil {
 		return fmt.Errorf("%s: decode response: %w", cl.op, err)
 	}
 	return nil
+}
+
+// decodeJSON is json.Unmarshal, except that a type with a decoder of its own (Message, Contact,
+// Conversation: each validates its input with json.Unmarshal) is handed the bytes directly;
+// json.Unmarshal would first validate and skip them, two passes for nothing.
+func decodeJSON(b []byte, out any) error {
+	if u, ok := out.(json.Unmarshaler); ok {
+		return u.UnmarshalJSON(b)
+	}
+	return json.Unmarshal(b, out)
 }
 
 // errBodyAbandoned is what the multipart writer sees when the request ended before it finished

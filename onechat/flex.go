@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // The flex types decode the loosely typed values OneChat sends. Versions and routes disagree
@@ -24,8 +25,8 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	if b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, ok := jsonString(b)
+		if !ok {
 			return nil
 		}
 		*f = flexInt(parseIntish(s))
@@ -63,14 +64,39 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	}
 	switch {
 	case b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err == nil {
+		if s, ok := jsonString(b); ok {
 			*f = flexString(s)
 		}
 	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
 		*f = flexString(b)
 	}
 	return nil
+}
+
+// jsonString decodes the JSON string b (quotes included). One without escapes, the usual kind,
+// is its bytes: no decoder, no second scan.
+func jsonString(b []byte) (string, bool) {
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		inner := b[1 : len(b)-1]
+		if bytes.IndexByte(inner, '\\') < 0 && bytes.IndexByte(inner, '"') < 0 && utf8.Valid(inner) && !hasControl(inner) {
+			return string(inner), true
+		}
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// hasControl reports a byte below 0x20, which a JSON string may not hold unescaped.
+func hasControl(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // flexBool decodes true/false, and "true"/"false" strings; anything else is false.
@@ -116,7 +142,7 @@ func (f *flexList[T]) UnmarshalJSON(b []byte) error {
 	out := make([]T, 0, len(raw))
 	for _, r := range raw {
 		var v T
-		if err := json.Unmarshal(r, &v); err != nil {
+		if err := decodeJSON(r, &v); err != nil {
 			continue
 		}
 		out = append(out, v)
@@ -135,7 +161,7 @@ func (f *flexRef[T]) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var v T
-	if err := json.Unmarshal(b, &v); err != nil {
+	if err := decodeJSON(b, &v); err != nil {
 		return nil
 	}
 	f.v = &v
