@@ -71,7 +71,12 @@ func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 		c.agentMessageUpdated(ctx, ev)
 	case onechat.EventTypingOn, onechat.EventTypingOff:
 		c.agentTyping(ev)
-	case "conversation.status_changed", "conversation.updated", "conversation.created":
+	case onechat.EventConversationCreated:
+		// Nothing to read: a conversation the bridge created is recorded by its creator (open,
+		// with no agent message yet, and the first one has its own event), and one an agent
+		// opened with the contact is not the bridge's to deliver. Reading it cost every new
+		// user a REST read and a cursor write.
+	case onechat.EventConversationStatusChanged, onechat.EventConversationUpdated:
 		conv, err := ev.Conversation()
 		if err != nil {
 			c.log.Warn("undecodable cable conversation", zap.String("event", ev.Name), zap.Error(err))
