@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"sort"
 	"sync"
@@ -179,8 +180,9 @@ func adminServer(h http.Handler, logger *zap.Logger) *http.Server {
 }
 
 // adminHandler serves /livez (the process answers; for restarts), /readyz (every dependency is
-// up; 503 with what is down otherwise) and /metrics from reg.
-func adminHandler(checks []readyCheck, reg *prometheus.Registry, roles func() bridge.RolesStatus) http.Handler {
+// up; 503 with what is down otherwise) and /metrics from reg; with withPprof also Go's runtime
+// profiles under /debug/pprof/ (BRIDGE_PPROF).
+func adminHandler(checks []readyCheck, reg *prometheus.Registry, roles func() bridge.RolesStatus, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -220,6 +222,12 @@ func adminHandler(checks []readyCheck, reg *prometheus.Registry, roles func() br
 		_ = json.NewEncoder(w).Encode(body)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestReadinessSpendsOneChatsBudgetOncePerInterval: probes within the interval reuse the last
@@ -44,5 +48,20 @@ func TestReadinessSpendsOneChatsBudgetOncePerInterval(t *testing.T) {
 	}
 	if calls != 4 {
 		t.Fatalf("%d checks, want 4", calls)
+	}
+}
+
+// TestPprofOnlyWhenAskedFor: the admin listener serves Go's profiles only with BRIDGE_PPROF.
+func TestPprofOnlyWhenAskedFor(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	for _, on := range []bool{false, true} {
+		h := adminHandler(nil, reg, nil, on)
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/goroutine?debug=1"} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+			if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; rec.Code != want {
+				t.Errorf("BRIDGE_PPROF=%v: %s answered %d, want %d", on, path, rec.Code, want)
+			}
+		}
 	}
 }

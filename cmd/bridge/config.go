@@ -50,6 +50,9 @@ type Config struct {
 	Texts  TextSettings
 
 	AdminAddr string `env:"BRIDGE_ADMIN_ADDR" envDefault:"127.0.0.1:9090"`
+	// Pprof serves Go's runtime profiles (/debug/pprof/) on the admin listener, for measuring
+	// memory and CPU; off by default, since a profile shows the process's internals.
+	Pprof bool `env:"BRIDGE_PPROF" envDefault:"false"`
 	// ShutdownTimeout bounds how long the bridge takes to stop after SIGTERM. It must stay
 	// below the container's stop grace period (Docker's default is 10 s), or the process is
 	// killed before it has handed in-flight messages back to the queue.

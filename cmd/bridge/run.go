@@ -115,7 +115,7 @@ func run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 		if err != nil {
 			return fmt.Errorf("BRIDGE_ADMIN_ADDR: %w", err)
 		}
-		srv := adminServer(adminHandler(readinessChecks(store, oc, core, core.Adapters()), reg, core.Roles), logger)
+		srv := adminServer(adminHandler(readinessChecks(store, oc, core, core.Adapters()), reg, core.Roles, cfg.Pprof), logger)
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("admin listener: %w", err)
