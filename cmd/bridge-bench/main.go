@@ -62,6 +62,7 @@ func main() {
 	active := flag.Int("active", 5000, "of the -known users, how many keep an open conversation and so a subscription")
 	idle := flag.String("idle", "sweep", "how the memory scenario's resolved users lose their subscriptions: sweep (the running bridge's idle sweep, every -idle-sweep; it spares tokens wanted in the last two sweeps) or restart (restart the bridge once BRIDGE_IDLE_AFTER has passed: it subscribes only the active users)")
 	flag.DurationVar(&b.idleSweep, "idle-sweep", 15*time.Second, "BRIDGE_IDLE_SWEEP of the memory scenario (a bridge without that setting sweeps every 10 minutes, and -idle sweep then takes about half an hour)")
+	flag.StringVar(&b.profiles, "profile", "", "directory the known scenario saves the bridge's heap profiles into (BRIDGE_PPROF=true): when all users are subscribed and at the memory reading; read them with go tool pprof -top -inuse_space")
 	flag.Parse()
 
 	run := map[string]bool{}
@@ -165,6 +166,9 @@ type bench struct {
 	summaries []*summary
 	// idleSweep is the memory scenario's BRIDGE_IDLE_SWEEP.
 	idleSweep time.Duration
+	// profiles, when set, is a directory the memory scenario writes the bridge's heap profiles
+	// into (the bridge then runs with BRIDGE_PPROF=true).
+	profiles string
 }
 
 // build sets the binary: bin, or ./cmd/bridge built into a temporary directory.
@@ -777,6 +781,25 @@ func (b *bench) directLatency(ctx context.Context, rate int, d time.Duration) er
 	return nil
 }
 
+// heapProfile saves the bridge's heap profile as DIR/heap-NAME.pb.gz when -profile is set,
+// after a garbage collection (so after the scrape whose figures it explains).
+func (b *bench) heapProfile(ctx context.Context, p *e2e.Process, name string) error {
+	if b.profiles == "" {
+		return nil
+	}
+	status, body, err := p.Get(ctx, "/debug/pprof/heap?gc=1")
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("status %d", status)
+	}
+	if err != nil {
+		return fmt.Errorf("heap profile %s: %w", name, err)
+	}
+	if err := os.MkdirAll(b.profiles, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(b.profiles, "heap-"+name+".pb.gz"), []byte(body), 0o644)
+}
+
 // knownUsers: k users each write once through the bridge (they become contacts with
 // conversations and subscriptions); agents resolve the conversations of all but the first a,
 // and the bridge drops those subscriptions once they are idle (BRIDGE_IDLE_AFTER, at its
@@ -787,6 +810,11 @@ func (b *bench) directLatency(ctx context.Context, rate int, d time.Duration) er
 func (b *bench) knownUsers(ctx context.Context, k, a int, restartBridge bool) error {
 	const idleAfter = time.Minute
 	extra := []string{"BRIDGE_IDLE_AFTER=" + idleAfter.String(), "BRIDGE_IDLE_SWEEP=" + b.idleSweep.String()}
+	if b.profiles != "" {
+		// One heap sample per 4 KiB allocated instead of 512 KiB: the profile then shows
+		// small per-user structures, at some cost to speed.
+		extra = append(extra, "BRIDGE_PPROF=true", "GODEBUG=memprofilerate=4096")
+	}
 	w, p, stop, err := b.world(ctx, extra...)
 	if err != nil {
 		return err
@@ -815,6 +843,9 @@ func (b *bench) knownUsers(ctx context.Context, k, a int, restartBridge bool) er
 	}
 	allSub := time.Since(start)
 	m, _ := p.Scrape(ctx)
+	if err := b.heapProfile(ctx, p, "all-subscribed"); err != nil {
+		return err
+	}
 	row("known users: all subscribed (setup)", k, "", allSub.Seconds(), "", "", "", "",
 		fmt.Sprintf("since the first message; RSS %s, peak %s, %v goroutines, %v subscriptions",
 			mb(m.Value("process_resident_memory_bytes")), peakRSS(p.Pid()), m.Value("go_goroutines"), m.Value("bridge_cable_subscriptions", "state", "confirmed")))
@@ -872,6 +903,10 @@ func (b *bench) knownUsers(ctx context.Context, k, a int, restartBridge bool) er
 			k-a, resolved.Sub(resolveStart).Seconds(), a, how, idleAfter, b.idleSweep))
 
 	m, _ = p.Scrape(ctx)
+	if err := b.heapProfile(ctx, p, "memory"); err != nil {
+		return err
+	}
+	row("memory: what the resident memory is", k, "", "", "", "", "", "", memoryParts(p.Pid(), m))
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	row(fmt.Sprintf("memory: %d known, %d active", k, a), k, "", "", "", "", "", "",
@@ -914,19 +949,39 @@ func mb(bytes float64) string { return strconv.FormatFloat(bytes/1e6, 'f', 0, 64
 
 // peakRSS is the process's resident high-water mark (VmHWM), or "?" where /proc cannot tell.
 func peakRSS(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return "?"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			if err == nil {
-				return mb(kb * 1000)
-			}
-		}
+	if kb, ok := procStatus(pid, "VmHWM"); ok {
+		return mb(kb * 1024)
 	}
 	return "?"
+}
+
+// procStatus reads a kB (KiB) field (VmHWM, RssAnon, RssFile) of /proc/PID/status.
+func procStatus(pid int, field string) (kb float64, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, found := strings.CutPrefix(line, field+":"); found {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb, err == nil
+		}
+	}
+	return 0, false
+}
+
+// memoryParts says what the bridge's resident memory is made of: pages of the binary and
+// shared libraries (file-backed), and of its anonymous memory the Go heap in use, heap
+// pages free but not yet returned to the OS, goroutine stacks, and the runtime's own
+// structures (spans, GC metadata, profiling buckets, other), from its go_memstats series.
+func memoryParts(pid int, m e2e.Metrics) string {
+	anon, _ := procStatus(pid, "RssAnon")
+	file, _ := procStatus(pid, "RssFile")
+	v := func(name string) float64 { return m.Value("go_memstats_" + name) }
+	runtimeSys := v("mspan_sys_bytes") + v("mcache_sys_bytes") + v("gc_sys_bytes") + v("buck_hash_sys_bytes") + v("other_sys_bytes")
+	return fmt.Sprintf("resident: anonymous %s, file-backed %s; Go: heap in use %s, heap free not returned %s, stacks %s, runtime structures %s (of which GC metadata %s)",
+		mb(anon*1024), mb(file*1024), mb(v("heap_inuse_bytes")), mb(v("heap_idle_bytes")-v("heap_released_bytes")),
+		mb(v("stack_inuse_bytes")), mb(runtimeSys), mb(v("gc_sys_bytes")))
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
