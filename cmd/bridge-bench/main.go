@@ -903,10 +903,11 @@ func (b *bench) knownUsers(ctx context.Context, k, a int, restartBridge bool) er
 			k-a, resolved.Sub(resolveStart).Seconds(), a, how, idleAfter, b.idleSweep))
 
 	m, _ = p.Scrape(ctx)
+	parts := memoryParts(p.Pid(), m) // before the profile's garbage collection
 	if err := b.heapProfile(ctx, p, "memory"); err != nil {
 		return err
 	}
-	row("memory: what the resident memory is", k, "", "", "", "", "", "", memoryParts(p.Pid(), m))
+	row("memory: what the resident memory is", k, "", "", "", "", "", "", parts)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	row(fmt.Sprintf("memory: %d known, %d active", k, a), k, "", "", "", "", "", "",
