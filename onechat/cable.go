@@ -212,11 +212,12 @@ type Cable struct {
 	log      *zap.Logger
 	interval time.Duration // between two paced commands of one socket
 
-	mu      sync.Mutex
-	subs    map[string]*subscription // by token, including those being unsubscribed
-	sockets []*socket
-	counts  [numStates]int // wanted subscriptions by state
-	lastErr string
+	mu       sync.Mutex
+	subs     map[string]*subscription // by token, including those being unsubscribed
+	subsPeak int                      // the most subs held since subs was reallocated (shrink)
+	sockets  []*socket
+	counts   [numStates]int // wanted subscriptions by state
+	lastErr  string
 	// nextSlot is the next free slot of TotalSubscribeRate.
 	nextSlot time.Time
 
@@ -357,6 +358,8 @@ func (c *Cable) Subscribe(token string) {
 		s = &subscription{token: token, ident: identifierFor(token), sock: sock, want: true}
 		c.subs[token] = s
 		sock.idents[s.ident] = s
+		c.subsPeak = max(c.subsPeak, len(c.subs))
+		sock.identsPeak = max(sock.identsPeak, len(sock.idents))
 		c.counts[statePending]++
 		sock.enqueue(s)
 		if grown {
@@ -388,9 +391,24 @@ func (c *Cable) Unsubscribe(token string) {
 		sock.enqueue(s)
 	} else {
 		c.remove(s)
+		c.shrink(sock)
 	}
 	c.mu.Unlock()
 	sock.poke()
+}
+
+// Tokens returns the tokens the cable is subscribed to or subscribing (not those being
+// unsubscribed), in no particular order.
+func (c *Cable) Tokens() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.subs))
+	for token, s := range c.subs {
+		if s.want {
+			out = append(out, token)
+		}
+	}
+	return out
 }
 
 // pickSocket returns the first socket with room, appending one when all are full. The caller
@@ -438,13 +456,40 @@ func (c *Cable) reserve(now time.Time, n int) time.Time {
 	return at
 }
 
-// remove forgets s. The caller holds c.mu.
+// remove forgets s. The caller holds c.mu, and calls shrink once it has removed what it
+// removes.
 func (c *Cable) remove(s *subscription) {
 	s.gone = true
 	delete(s.sock.idents, s.ident)
 	if c.subs[s.token] == s {
 		delete(c.subs, s.token)
 	}
+}
+
+// shrink gives back the memory of subscriptions removed in bulk (an idle sweep unsubscribes
+// thousands at once): a Go map keeps its largest table, so the pool's and sock's maps are
+// copied into right-sized ones once they hold a quarter of their peak. The caller holds c.mu.
+func (c *Cable) shrink(sock *socket) {
+	c.subs = shrinkMap(c.subs, &c.subsPeak)
+	sock.idents = shrinkMap(sock.idents, &sock.identsPeak)
+}
+
+// shrinkMinPeak is the smallest peak worth a copy.
+const shrinkMinPeak = 64
+
+// shrinkMap returns m, or a copy of it sized for its entries once it holds at most a quarter
+// of *peak (the most it held since the last copy, kept by the caller on insert). The copies
+// cost O(1) per deletion, amortised.
+func shrinkMap[K comparable, V any](m map[K]V, peak *int) map[K]V {
+	if *peak < shrinkMinPeak || len(m) > *peak/4 {
+		return m
+	}
+	out := make(map[K]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	*peak = len(out)
+	return out
 }
 
 // setState moves s to state, keeping the counts of wanted subscriptions. The caller holds c.mu.

@@ -3,6 +3,8 @@ package onechat
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -450,5 +452,65 @@ func TestCableTotalSubscribeRate(t *testing.T) {
 	}
 	for range toks {
 		recv(t, r.confirms, "confirm")
+	}
+}
+
+// TestCableGivesBackMemoryOfUnsubscribedTokens: after most subscriptions are dropped at once
+// (the bridge's idle sweep), the pool keeps no table sized for them: its maps are copied into
+// right-sized ones, sockets left without subscriptions close and drop their buffers, and the
+// tokens left are exactly the ones still wanted.
+func TestCableGivesBackMemoryOfUnsubscribedTokens(t *testing.T) {
+	f := newFakeCable(t, nil)
+	const total, kept = 300, 10
+	var toks []string
+	for i := range total {
+		tok := fmt.Sprintf("tok-%03d", i)
+		f.setKnown(tok, true)
+		toks = append(toks, tok)
+	}
+	r := newRecorder()
+	rc := startCable(t, f.url(), r, &CableOptions{MaxPerConnection: 100, SubscribeRate: 1000}, toks...)
+	for range total {
+		recv(t, f.cmds, "subscribe")
+		recv(t, r.confirms, "confirm")
+	}
+	rc.mu.Lock()
+	before := reflect.ValueOf(rc.subs).UnsafePointer()
+	peak := rc.subsPeak
+	rc.mu.Unlock()
+	if peak != total {
+		t.Fatalf("peak %d subscriptions recorded, want %d", peak, total)
+	}
+
+	for _, tok := range toks[kept:] {
+		rc.Unsubscribe(tok)
+	}
+	for range total - kept {
+		if cmd := recv(t, f.cmds, "unsubscribe"); cmd.Command != "unsubscribe" {
+			t.Fatalf("command %+v, want an unsubscribe", cmd)
+		}
+	}
+	// Two of the three sockets are left without subscriptions and close.
+	eventually(t, "one socket", func() bool { st := rc.Stats(); return st.Sockets == 1 && st.Connections == 1 })
+
+	rc.mu.Lock()
+	after := reflect.ValueOf(rc.subs).UnsafePointer()
+	n, peakNow := len(rc.subs), rc.subsPeak
+	var idle []int
+	for _, s := range rc.sockets[1:] {
+		if len(s.idents) != 0 || s.todo != nil || s.identsPeak >= shrinkMinPeak {
+			idle = append(idle, s.idx)
+		}
+	}
+	rc.mu.Unlock()
+	if n != kept || after == before || peakNow > 4*kept {
+		t.Errorf("after unsubscribing %d of %d: %d subscriptions in the map, reallocated %v, peak %d; want %d in a new map",
+			total-kept, total, n, after != before, peakNow, kept)
+	}
+	if len(idle) > 0 {
+		t.Errorf("sockets %v without subscriptions still hold their tables or buffers", idle)
+	}
+	if got := sorted(rc.Tokens()); got != sorted(toks[:kept]) {
+		t.Errorf("Tokens() = %s, want %s", got, sorted(toks[:kept]))
 	}
 }

@@ -91,6 +91,7 @@ type socket struct {
 	wake chan struct{} // capacity 1: a pending signal covers any number of changes
 
 	idents     map[string]*subscription // by identifier, including those being unsubscribed
+	identsPeak int                      // the most idents held since it was reallocated
 	welcomed   bool
 	welcomedAt time.Time
 	todo       []*subscription // commands to send, in order
@@ -130,12 +131,14 @@ func (s *socket) clear(welcomed bool) {
 	s.todo = s.todo[:0]
 	s.todoHead = 0
 	s.timers = nil
+	removed := false
 	for _, sub := range s.idents {
 		sub.queued = false
 		sub.sent = false
 		sub.reset = false
 		if !sub.want {
 			c.remove(sub)
+			removed = true
 			continue
 		}
 		if sub.state == stateConfirmed {
@@ -145,6 +148,12 @@ func (s *socket) clear(welcomed bool) {
 			sub.misses = 0
 		}
 		s.enqueue(sub)
+	}
+	if removed {
+		c.shrink(s)
+	}
+	if len(s.idents) == 0 {
+		s.todo = nil // an idle socket keeps no buffer of its busiest moment
 	}
 }
 
@@ -389,6 +398,9 @@ func (s *socket) next(now time.Time, cmds []command) ([]command, *cableItem, tim
 	s.todoHead = 0
 	for len(s.timers) > 0 && !s.timers[0].at.After(now) {
 		d := heap.Pop(&s.timers).(deadline)
+		if cap(s.timers) >= shrinkMinPeak && len(s.timers) <= cap(s.timers)/4 {
+			s.timers = append(deadlines(nil), s.timers...) // the heap of a burst of subscribes
+		}
 		var note *cableItem
 		if cmds, note = s.expire(d, now, cmds); len(cmds) > 0 || note != nil {
 			return cmds, note, time.Time{}
@@ -409,6 +421,7 @@ func (s *socket) apply(sub *subscription, now time.Time, cmds []command) []comma
 			cmds = append(cmds, command{"unsubscribe", sub.ident})
 		}
 		s.c.remove(sub)
+		s.c.shrink(s)
 	case sub.reset:
 		sub.reset = false
 		if sub.sent {
