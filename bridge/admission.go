@@ -46,6 +46,9 @@ func (b *blocks) setContact(contactID int64, blocked bool, at time.Time) {
 		return
 	}
 	b.mu.Lock()
+	if len(b.contact) >= maxBlockStates {
+		b.contact = make(map[int64]blockState)
+	}
 	b.contact[contactID] = blockState{blocked: blocked, at: at}
 	b.mu.Unlock()
 }

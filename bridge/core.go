@@ -168,7 +168,7 @@ type Core struct {
 	enqueues *enqueueGroup // every enqueue goes through it (enqueue.go)
 
 	contactAttrsMu sync.Mutex
-	contactAttrs   map[int64]string // customer id → the Inbound.ContactAttributes set on the contact (attrsKey)
+	contactAttrs   map[int64]contactAttrsSet // customer id → the Inbound.ContactAttributes set on the contact
 
 	blocks blocks // blocked contacts (admission.go)
 	// blocklistText and blocklistMod are the blocklist file as last read (blocklistLoop's).
@@ -376,15 +376,22 @@ func (c *Core) Run(ctx context.Context) error {
 // idle, so agent replies reach users who wrote before a restart or a takeover. Each
 // subscription's confirmation brings the REST catch-up, as after a reconnect.
 func (c *Core) subscribeKnown(ctx context.Context, partitions []int) error {
-	customers, err := c.store.PartitionCustomers(ctx, CablePartitions, partitions, time.Now().Add(-c.opts.IdleAfter))
-	if err != nil {
-		return fmt.Errorf("load customers: %w", err)
-	}
+	since := time.Now().Add(-c.opts.IdleAfter)
 	n := 0
-	for _, cu := range customers {
-		if c.roles.track(cu) {
-			n++
+	for after := int64(0); ; {
+		customers, err := c.store.PartitionCustomers(ctx, CablePartitions, partitions, since, after, customerPage)
+		if err != nil {
+			return fmt.Errorf("load customers: %w", err)
 		}
+		for _, cu := range customers {
+			if c.roles.track(cu, false) {
+				n++
+			}
+		}
+		if len(customers) < customerPage {
+			break
+		}
+		after = customers[len(customers)-1].ID
 	}
 	c.log.Debug("subscribed known customers", zap.Int("partitions", len(partitions)), zap.Int("customers", n))
 	return nil

@@ -583,9 +583,7 @@ func (c *Core) ensureContact(ctx context.Context, m Inbound, prefetched bool, pr
 // forgetContact drops a contact session OneChat no longer knows, so the next pass creates a
 // new one.
 func (c *Core) forgetContact(ctx context.Context, cu Customer) error {
-	if cu.PubsubToken != "" {
-		c.cable.Unsubscribe(cu.PubsubToken)
-	}
+	c.roles.untrack(cu.ID, cu.PubsubToken)
 	if cu.ConversationID != 0 {
 		if err := c.store.SetConversationStatus(ctx, cu.ConversationID, conversationGone); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
@@ -850,7 +848,20 @@ func (c *Core) contactAttrsKnown(customerID int64, attrs map[string]string) bool
 	}
 	c.contactAttrsMu.Lock()
 	defer c.contactAttrsMu.Unlock()
-	return c.contactAttrs[customerID] == attrsKey(attrs)
+	set, ok := c.contactAttrs[customerID]
+	if !ok || set.key != attrsKey(attrs) {
+		return false
+	}
+	set.at = time.Now() // the user is active: keep it past the idle sweep
+	c.contactAttrs[customerID] = set
+	return true
+}
+
+// contactAttrsSet is what contactAttrs holds per customer: the attributes set (attrsKey) and
+// when they were last set or found unchanged (forgetIdleUsers drops it after IdleAfter).
+type contactAttrsSet struct {
+	key string
+	at  time.Time
 }
 
 func (c *Core) rememberContactAttrs(customerID int64, attrs map[string]string) {
@@ -860,9 +871,9 @@ func (c *Core) rememberContactAttrs(customerID int64, attrs map[string]string) {
 	c.contactAttrsMu.Lock()
 	defer c.contactAttrsMu.Unlock()
 	if c.contactAttrs == nil || len(c.contactAttrs) > 100000 {
-		c.contactAttrs = map[int64]string{}
+		c.contactAttrs = map[int64]contactAttrsSet{}
 	}
-	c.contactAttrs[customerID] = attrsKey(attrs)
+	c.contactAttrs[customerID] = contactAttrsSet{attrsKey(attrs), time.Now()}
 }
 
 // attrsKey is a canonical form of attrs to compare.

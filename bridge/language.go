@@ -66,7 +66,7 @@ func (c *Core) rememberLanguages(ctx context.Context, msgs []Inbound) {
 		}
 		c.languagesMu.Lock()
 		if len(c.languages) >= 100000 {
-			clear(c.languages) // costs one write per user who writes again
+			c.languages = make(map[UserRef]storedLanguage) // costs one write per user who writes again
 		}
 		c.languages[m.User] = storedLanguage{m.Language, now}
 		c.languagesMu.Unlock()

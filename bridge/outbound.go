@@ -284,7 +284,7 @@ func (c *Core) refreshContact(ctx context.Context, cu Customer) error {
 	if !ok {
 		return nil // the session was replaced meanwhile, and its writer subscribed it
 	}
-	c.cable.Unsubscribe(old)
+	c.roles.untrack(cu.ID, old)
 	c.subscribeCustomer(ctx, cu)
 	c.log.Info("contact's cable token changed; subscribed the new one", zap.Int64("contact_id", cu.ContactID))
 	return nil

@@ -416,19 +416,25 @@ func (m *roleManager) unsubscribeUntracked(ctx context.Context, parts []int) {
 	if len(parts) == 0 {
 		return
 	}
-	customers, err := m.c.store.PartitionCustomers(ctx, CablePartitions, parts, time.Time{})
-	if err != nil {
-		if ctx.Err() == nil {
-			m.c.log.Debug("list the customers of given-up partitions", zap.Error(err))
+	for after := int64(0); ; {
+		customers, err := m.c.store.PartitionCustomers(ctx, CablePartitions, parts, time.Time{}, after, customerPage)
+		if err != nil {
+			if ctx.Err() == nil {
+				m.c.log.Debug("list the customers of given-up partitions", zap.Error(err))
+			}
+			return
 		}
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, cu := range customers {
-		if _, held := m.parts[partitionOf(cu.ID)]; !held {
-			m.c.cable.Unsubscribe(cu.PubsubToken)
+		m.mu.Lock()
+		for _, cu := range customers {
+			if _, held := m.parts[partitionOf(cu.ID)]; !held {
+				m.c.cable.Unsubscribe(cu.PubsubToken)
+			}
 		}
+		m.mu.Unlock()
+		if len(customers) < customerPage {
+			return
+		}
+		after = customers[len(customers)-1].ID
 	}
 }
 
@@ -538,7 +544,7 @@ func (m *roleManager) subscribePending(ctx context.Context) {
 		cu, err := m.c.store.CustomerByID(ctx, id)
 		switch {
 		case err == nil:
-			m.track(cu)
+			m.track(cu, true)
 		case errors.Is(err, ErrNotFound):
 		default:
 			// The next rescan of the partition finds it.
@@ -550,8 +556,10 @@ func (m *roleManager) subscribePending(ctx context.Context) {
 }
 
 // track subscribes the customer's token when this instance holds its partition, and says
-// whether it does.
-func (m *roleManager) track(cu Customer) bool {
+// whether it does. wanted says the user just wrote: the idle sweep then leaves the token
+// alone for two sweeps, in case the listing still sees the resolved conversation. A
+// partition's load subscribes the customers it found active without marking them.
+func (m *roleManager) track(cu Customer, wanted bool) bool {
 	p := partitionOf(cu.ID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -561,7 +569,11 @@ func (m *roleManager) track(cu Customer) bool {
 	}
 	if cu.PubsubToken != "" {
 		tokens[cu.PubsubToken] = struct{}{}
-		m.c.subscribe(cu.PubsubToken) // marks it wanted, so the idle sweep leaves it alone
+		if wanted {
+			m.c.subscribe(cu.PubsubToken)
+		} else {
+			m.c.cable.Subscribe(cu.PubsubToken)
+		}
 	}
 	return true
 }
@@ -603,7 +615,7 @@ func (m *roleManager) status() RolesStatus {
 // its cable partition: here when this instance holds it, otherwise by announcing it to the
 // holder. It is idempotent and cheap either way.
 func (c *Core) subscribeCustomer(ctx context.Context, cu Customer) {
-	if cu.PubsubToken == "" || c.roles.track(cu) {
+	if cu.PubsubToken == "" || c.roles.track(cu, true) {
 		return
 	}
 	if err := c.store.AnnounceCustomer(ctx, cu.ID); err != nil {

@@ -172,11 +172,11 @@ type Store interface {
 	// Customers returns every customer that has a contact session (SourceID set).
 	Customers(ctx context.Context) ([]Customer, error)
 	// ActiveCustomers returns the customers with a cable token that were not idle at since;
-	// IdleCustomers those that went idle before `before`. Idle means the current conversation
-	// was resolved (or vanished) before that time, or there is none and the customer has not
-	// changed since.
+	// IdleCustomers those of the customers whose cable token is in tokens that went idle
+	// before `before`. Idle means the current conversation was resolved (or vanished) before
+	// that time, or there is none and the customer has not changed since.
 	ActiveCustomers(ctx context.Context, since time.Time) ([]Customer, error)
-	IdleCustomers(ctx context.Context, before time.Time) ([]Customer, error)
+	IdleCustomers(ctx context.Context, before time.Time, tokens []string) ([]Customer, error)
 	// SetConversation makes conversationID the customer's current conversation with the given
 	// status, remembering that the conversation belongs to the customer. It returns
 	// ErrConversationTaken, changing nothing, when the conversation belongs to another
@@ -279,8 +279,9 @@ type Store interface {
 	// Leave removes instance from the live instances and releases every lease it holds.
 	Leave(ctx context.Context, instance string) error
 	// PartitionCustomers returns the customers with a cable token whose ID modulo partitions
-	// is in which and that were not idle at activeSince (see ActiveCustomers).
-	PartitionCustomers(ctx context.Context, partitions int, which []int, activeSince time.Time) ([]Customer, error)
+	// is in which and that were not idle at activeSince (see ActiveCustomers), one page: those
+	// with an ID above afterID, in ID order, at most limit of them (all when limit is 0).
+	PartitionCustomers(ctx context.Context, partitions int, which []int, activeSince time.Time, afterID int64, limit int) ([]Customer, error)
 	// CustomerByID returns the customer with this store id, or ErrNotFound.
 	CustomerByID(ctx context.Context, id int64) (Customer, error)
 	// AnnounceCustomer tells every instance sharing the store (through ListenCustomers) that

@@ -210,7 +210,7 @@ func TestRepeatedStatusKeepsIdleClock(t *testing.T) {
 	if err := s.SetConversationStatus(ctx, 20, "resolved"); err != nil {
 		t.Fatalf("repeating a status: %v", err)
 	}
-	idle, err := s.IdleCustomers(ctx, mark)
+	idle, err := s.IdleCustomers(ctx, mark, []string{c.PubsubToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestRepeatedStatusKeepsIdleClock(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if idle, err := s.IdleCustomers(ctx, mark); err != nil || len(idle) != 0 {
+	if idle, err := s.IdleCustomers(ctx, mark, []string{c.PubsubToken}); err != nil || len(idle) != 0 {
 		t.Fatalf("idle before a reopen and resolve = %+v, %v; want none", idle, err)
 	}
 	if got, pos, err := s.CustomerByPubsubToken(ctx, c.PubsubToken, "c."); err != nil || got.ID != c.ID || pos != "" {

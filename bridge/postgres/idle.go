@@ -14,10 +14,15 @@ const idleCondition = `(
 	(v.id IS NOT NULL AND v.status IN ('resolved', 'gone') AND v.updated_at < $1)
 	OR (v.id IS NULL AND c.updated_at < $1))`
 
-// IdleCustomers returns the customers with a contact session that went idle before `before`.
-func (s *Store) IdleCustomers(ctx context.Context, before time.Time) ([]bridge.Customer, error) {
+// IdleCustomers returns, of the customers whose cable token is in tokens, those that went idle
+// before `before`. The bridge asks about the tokens it holds, a page at a time, so neither the
+// query nor its answer grows with the users that went idle long ago.
+func (s *Store) IdleCustomers(ctx context.Context, before time.Time, tokens []string) ([]bridge.Customer, error) {
+	if len(tokens) == 0 {
+		return nil, nil
+	}
 	return s.listCustomers(ctx, "idle customers",
-		selectCustomer+` WHERE c.pubsub_token <> '' AND `+idleCondition+` ORDER BY c.id`, before)
+		selectCustomer+` WHERE c.pubsub_token = ANY($2::text[]) AND c.pubsub_token <> '' AND `+idleCondition+` ORDER BY c.id`, before, tokens)
 }
 
 // ActiveCustomers returns the customers with a contact session that were not idle at `since`.

@@ -14,8 +14,9 @@ import (
 const customerChannel = "bridge_customer"
 
 // PartitionCustomers returns the customers with a cable token whose id modulo partitions is in
-// which and that were not idle at activeSince (the condition ActiveCustomers uses), in id order.
-func (s *Store) PartitionCustomers(ctx context.Context, partitions int, which []int, activeSince time.Time) ([]bridge.Customer, error) {
+// which and that were not idle at activeSince (the condition ActiveCustomers uses), in id order:
+// those with an id above afterID, at most limit of them (0: all).
+func (s *Store) PartitionCustomers(ctx context.Context, partitions int, which []int, activeSince time.Time, afterID int64, limit int) ([]bridge.Customer, error) {
 	if partitions <= 0 {
 		return nil, fmt.Errorf("partition customers: %d partitions", partitions)
 	}
@@ -26,10 +27,15 @@ func (s *Store) PartitionCustomers(ctx context.Context, partitions int, which []
 	for i, p := range which {
 		parts[i] = int64(p)
 	}
+	var lim *int64 // LIMIT NULL: no limit
+	if limit > 0 {
+		l := int64(limit)
+		lim = &l
+	}
 	return s.listCustomers(ctx, "partition customers", selectCustomer+`
 		WHERE c.pubsub_token <> '' AND NOT `+idleCondition+`
-		  AND c.id % $2 = ANY($3::bigint[])
-		ORDER BY c.id`, activeSince, int64(partitions), parts)
+		  AND c.id % $2 = ANY($3::bigint[]) AND c.id > $4
+		ORDER BY c.id LIMIT $5`, activeSince, int64(partitions), parts, afterID, lim)
 }
 
 // CustomerByID returns the customer with this store id, or bridge.ErrNotFound.

@@ -251,9 +251,27 @@ func TestPartitionCustomersAndAnnouncements(t *testing.T) {
 		}
 		ids = append(ids, saved.ID)
 	}
-	got, err := a.PartitionCustomers(ctx, 4, []int{1, 2}, time.Now().Add(-time.Hour))
+	got, err := a.PartitionCustomers(ctx, 4, []int{1, 2}, time.Now().Add(-time.Hour), 0, 0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The same, a page of two at a time.
+	var paged []int64
+	for after := int64(0); ; {
+		page, err := a.PartitionCustomers(ctx, 4, []int{1, 2}, time.Now().Add(-time.Hour), after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > 2 {
+			t.Fatalf("a page of %d customers, want at most 2", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, cu := range page {
+			paged = append(paged, cu.ID)
+		}
+		after = page[len(page)-1].ID
 	}
 	var want, have []int64
 	for _, id := range ids[:7] {
@@ -270,7 +288,10 @@ func TestPartitionCustomersAndAnnouncements(t *testing.T) {
 	if fmt.Sprint(have) != fmt.Sprint(want) {
 		t.Errorf("partitions 1, 2 of 4: customers %v, want %v", have, want)
 	}
-	if got, _ := a.PartitionCustomers(ctx, 4, nil, time.Now()); len(got) != 0 {
+	if fmt.Sprint(paged) != fmt.Sprint(want) {
+		t.Errorf("partitions 1, 2 of 4 in pages of 2: customers %v, want %v", paged, want)
+	}
+	if got, _ := a.PartitionCustomers(ctx, 4, nil, time.Now(), 0, 0); len(got) != 0 {
 		t.Errorf("no partitions listed %d customers", len(got))
 	}
 	cu, err := b.CustomerByID(ctx, ids[3])

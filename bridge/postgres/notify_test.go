@@ -198,14 +198,21 @@ func TestIdleAndActiveCustomers(t *testing.T) {
 		return strings.Join(out, ",")
 	}
 	future := time.Now().Add(time.Hour)
-	if got := names(s.IdleCustomers(ctx, future)); got != "2" {
+	all := []string{"tok1", "tok2", "tok-unknown"}
+	if got := names(s.IdleCustomers(ctx, future, all)); got != "2" {
 		t.Errorf("idle before now+1h = %q, want the resolved one", got)
+	}
+	if got := names(s.IdleCustomers(ctx, future, []string{"tok1"})); got != "" {
+		t.Errorf("idle before now+1h among tok1 = %q, want none (only the tokens asked about)", got)
+	}
+	if got := names(s.IdleCustomers(ctx, future, nil)); got != "" {
+		t.Errorf("idle among no tokens = %q, want none", got)
 	}
 	if got := names(s.ActiveCustomers(ctx, future)); got != "1" {
 		t.Errorf("active at now+1h = %q, want the open one", got)
 	}
 	past := time.Now().Add(-time.Hour)
-	if got := names(s.IdleCustomers(ctx, past)); got != "" {
+	if got := names(s.IdleCustomers(ctx, past, all)); got != "" {
 		t.Errorf("idle before now-1h = %q, want none (resolved just now)", got)
 	}
 	if got := names(s.ActiveCustomers(ctx, past)); got != "1,2" {
