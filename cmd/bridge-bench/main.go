@@ -221,7 +221,7 @@ func share(bridge, direct float64) string {
 func (b *bench) env(w *e2e.World, extra ...string) []string {
 	workers := strconv.Itoa(b.workers)
 	env := w.Env("LOG_LEVEL=info", "TELEGRAM_POLL_TIMEOUT=10s",
-		"ONECHAT_REQUESTS_PER_SECOND=-1", "TELEGRAM_PER_CHAT_INTERVAL=1ms", "TELEGRAM_GLOBAL_INTERVAL=1ms",
+		"ONECHAT_REQUESTS_PER_SECOND=-1", "TELEGRAM_PER_CHAT_INTERVAL=1ms", "TELEGRAM_GLOBAL_INTERVAL=100us",
 		"BRIDGE_INBOUND_WORKERS="+workers, "BRIDGE_OUTBOUND_WORKERS="+workers,
 		"DATABASE_URL="+w.DBURL)
 	return append(env, extra...)
