@@ -60,6 +60,12 @@ type Options struct {
 	// CSATCommentWindow is how long after a user picked a CSAT rating their next text becomes
 	// the survey's comment instead of a message. Default 10 min; negative turns it off.
 	CSATCommentWindow time.Duration
+	// SurveyWait is how long the close of a resolved conversation waits for the CSAT survey
+	// OneChat sends after the resolve (when the inbox has CSAT on and the conversation has no
+	// survey yet), so the user gets the survey instead of the closing notice, not both. The
+	// chat's later messages wait behind it; the wait ends as soon as the survey exists.
+	// Default 15 s; negative never waits.
+	SurveyWait time.Duration
 	// InboundWorkers and OutboundWorkers bound the parallelism per direction (across users;
 	// one user's messages are always sent one at a time, in order). Default 8 each.
 	InboundWorkers, OutboundWorkers int
@@ -185,6 +191,11 @@ type Core struct {
 
 	texts *texts.Catalogue
 
+	// csatOn is the inbox's csat_survey_enabled as read at csatAt (csatEnabled).
+	csatMu sync.Mutex
+	csatOn bool
+	csatAt time.Time
+
 	languagesMu sync.Mutex
 	languages   map[UserRef]storedLanguage // users' languages this process stored (language.go)
 }
@@ -226,6 +237,7 @@ func New(opts Options) (*Core, error) {
 		return nil, fmt.Errorf("bridge: unknown resolved notice setting %q", opts.ResolvedNotice)
 	}
 	setDefault(&opts.CSATCommentWindow, 10*time.Minute)
+	setDefault(&opts.SurveyWait, 15*time.Second)
 	setDefault(&opts.InboundWorkers, 8)
 	setDefault(&opts.OutboundWorkers, 8)
 	setDefault(&opts.MaxOutboundAttempts, 12)

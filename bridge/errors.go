@@ -71,6 +71,16 @@ func RateLimited(after time.Duration, err error) error {
 	return &RateLimitedError{RetryAfter: after, Err: err}
 }
 
+// waitError asks the queue to run the job again after a while without counting an attempt:
+// the job waits for something to happen elsewhere (OneChat's survey after a resolve), not for
+// a failure to pass.
+type waitError struct {
+	after  time.Duration
+	reason string
+}
+
+func (e *waitError) Error() string { return e.reason }
+
 // HintError is a failed check with what the operator should do about it: `bridge check` prints
 // the error and the hint on its FAIL line.
 type HintError struct {

@@ -166,10 +166,24 @@ func (c *Core) recordStatus(ctx context.Context, conversationID int64, status st
 	return nil
 }
 
-// ticketChanged hands a resolve or reopen to the adapter's TicketKeeper. Whether OneChat sent
-// a CSAT survey or a template message for a resolve is read from the conversation now, after
-// the messages queued before it (OneChat sends them with the resolve).
-func (c *Core) ticketChanged(ctx context.Context, a Adapter, m Outbound) error {
+// afterSurvey ends the dedup key of a close queued again behind OneChat's survey
+// (closeAfterSurvey).
+const afterSurvey = ":after-survey"
+
+// csatRecheck is how long the inbox's csat_survey_enabled is trusted before it is read again.
+const csatRecheck = time.Minute
+
+// ticketChanged hands a resolve or reopen to the adapter's TicketKeeper.
+//
+// The user gets one word about a resolve: OneChat's CSAT survey (or another template it sends
+// for the resolve) or the adapter's notice, never both (TicketEvent.Surveyed). OneChat posts
+// the survey in a job of its own after the status change committed, so it may not exist yet
+// when the close comes to be sent. When the inbox sends surveys and this conversation has none
+// yet, the close waits for it, in the queue (a wait of SurveyWait at most, looked at about
+// every second, not counted as an attempt, kept across restarts and instances); a survey that
+// came after the close was queued is sent first, and the close is queued again behind it. Only
+// this chat's later messages wait meanwhile, and only while a survey is due.
+func (c *Core) ticketChanged(ctx context.Context, a Adapter, j *Job, m Outbound) error {
 	k, ok := a.(TicketKeeper)
 	if !ok {
 		return nil
@@ -178,39 +192,126 @@ func (c *Core) ticketChanged(ctx context.Context, a Adapter, m Outbound) error {
 	if m.Op == OpReopened {
 		return k.TicketReopened(ctx, ev)
 	}
+	requeued := strings.HasSuffix(j.Dedup, afterSurvey)
+	if j.Retried && !requeued {
+		// An earlier attempt may have queued this close again behind the survey.
+		switch _, _, err := c.store.JobState(ctx, Out, j.Dedup+afterSurvey); {
+		case err == nil:
+			return nil
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+	}
 	cu, err := c.store.Customer(ctx, m.User)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	if err == nil && cu.SourceID != "" {
-		ev.Surveyed, err = c.surveyed(ctx, cu.SourceID, m.ConversationID)
-		if err != nil && !onechat.IsNotFound(err) {
+	if err != nil || cu.SourceID == "" {
+		return k.TicketClosed(ctx, ev)
+	}
+	page, err := c.oc.ListMessages(ctx, cu.SourceID, m.ConversationID, 0)
+	if onechat.IsNotFound(err) {
+		return k.TicketClosed(ctx, ev)
+	}
+	if err != nil {
+		return c.classifyOneChat(err)
+	}
+	surveys, hadSurvey := surveysOf(page)
+	switch {
+	case len(surveys) > 0:
+		ev.Surveyed = true
+		if requeued {
+			break
+		}
+		sent, err := c.sentBefore(ctx, surveys)
+		if err != nil {
+			return err
+		}
+		if !sent {
+			return c.closeAfterSurvey(ctx, cu, j, m.ConversationID)
+		}
+	case !hadSurvey && c.opts.SurveyWait > 0 && time.Since(j.CreatedAt) < c.opts.SurveyWait:
+		on, err := c.csatEnabled(ctx)
+		if err != nil {
 			return c.classifyOneChat(err)
+		}
+		if on {
+			c.opts.Metrics.surveyWaited(m.Chat.Platform)
+			return &waitError{after: min(time.Second, c.opts.SurveyWait/4), reason: "waiting for OneChat's CSAT survey"}
 		}
 	}
 	return k.TicketClosed(ctx, ev)
 }
 
-// surveyed reports whether OneChat answered the conversation's resolve with a template message
-// of its own (a CSAT survey, or another template): the newest messages, activity lines aside,
-// are templates.
-func (c *Core) surveyed(ctx context.Context, sourceID string, conversationID int64) (bool, error) {
-	page, err := c.oc.ListMessages(ctx, sourceID, conversationID, 0)
+// surveysOf reads a page of a conversation's messages (the newest) for what OneChat sent after
+// the resolve: the ids of the template messages (a CSAT survey, another template) newer than
+// anyone's last message, and whether the page holds a CSAT survey at all (OneChat sends one
+// per conversation).
+func surveysOf(page []onechat.Message) (ids []int64, hadSurvey bool) {
+	page = slices.Clone(page)
+	slices.SortFunc(page, func(a, b onechat.Message) int { return cmp.Compare(b.ID, a.ID) })
+	last := true
+	for _, msg := range page {
+		hadSurvey = hadSurvey || msg.ContentType == "input_csat"
+		switch {
+		case msg.Private || msg.MessageType == onechat.MessageActivity:
+		case msg.MessageType == onechat.MessageTemplate && last:
+			ids = append(ids, msg.ID)
+		default:
+			last = false
+		}
+	}
+	return ids, hadSurvey
+}
+
+// sentBefore reports whether every one of these agent messages was queued before the running
+// job and is finished: sent (or given up on) ahead of it in the chat's FIFO.
+func (c *Core) sentBefore(ctx context.Context, messageIDs []int64) (bool, error) {
+	for _, id := range messageIDs {
+		state, _, err := c.store.JobState(ctx, Out, outboundDedup(id))
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if state != JobDone && state != JobFailed {
+			return false, nil // queued behind this job
+		}
+	}
+	return true, nil
+}
+
+// closeAfterSurvey queues the close of job j again behind OneChat's survey, which came after
+// the close was queued: a catch-up of the conversation queues the survey (unless it is queued
+// already, behind j) and the close after it, in one transaction; j then ends. The new close's
+// dedup key is j's with afterSurvey, so a retry of j finds it and does nothing.
+func (c *Core) closeAfterSurvey(ctx context.Context, cu Customer, j *Job, conversationID int64) error {
+	again := NewJob{Direction: Out, Key: j.Key, Dedup: j.Dedup + afterSurvey, Payload: j.Payload}
+	if err := c.catchUp(onechat.WithPriority(ctx, onechat.PriorityAgent), cu, conversationID, cursorRead{}, again); err != nil {
+		return err
+	}
+	c.log.Debug("close queued again behind OneChat's survey", zap.Int64("conversation_id", conversationID))
+	return nil
+}
+
+// csatEnabled reports whether the inbox sends a CSAT survey when a conversation is resolved
+// (csat_survey_enabled), read again every csatRecheck.
+func (c *Core) csatEnabled(ctx context.Context) (bool, error) {
+	c.csatMu.Lock()
+	on, at := c.csatOn, c.csatAt
+	c.csatMu.Unlock()
+	if !at.IsZero() && time.Since(at) < csatRecheck {
+		return on, nil
+	}
+	in, err := c.oc.Inbox(ctx)
 	if err != nil {
 		return false, err
 	}
-	slices.SortFunc(page, func(a, b onechat.Message) int { return cmp.Compare(b.ID, a.ID) })
-	for _, msg := range page {
-		switch {
-		case msg.Private || msg.MessageType == onechat.MessageActivity:
-			continue
-		case msg.MessageType == onechat.MessageTemplate:
-			return true, nil
-		default:
-			return false, nil
-		}
-	}
-	return false, nil
+	c.csatMu.Lock()
+	c.csatOn, c.csatAt = in.CSATSurveyEnabled, time.Now()
+	c.csatMu.Unlock()
+	return in.CSATSurveyEnabled, nil
 }
 
 // ticketAction closes or reopens the user's current conversation at their request, and posts a

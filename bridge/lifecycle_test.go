@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/bridge/bridgetest"
@@ -21,6 +24,8 @@ import (
 // that follows it reach the adapter in that order, once each; a reopen by the agent follows.
 func TestResolveReachesTheTicketKeeperAfterTheLastReply(t *testing.T) {
 	h := newHarness(t, nil)
+	reg := prometheus.NewRegistry()
+	h.opts.Metrics = bridge.NewMetrics(reg)
 	h.start()
 	ctx := ctxT(t)
 	_, conv, _ := h.begin(ctx, 3001, "my printer is on fire")
@@ -40,6 +45,9 @@ func TestResolveReachesTheTicketKeeperAfterTheLastReply(t *testing.T) {
 	if c.Op != bridge.OpClosed || c.Event.ConversationID != conv.ID || c.Event.ByUser || c.Event.Surveyed ||
 		c.Event.Chat.ID != "3001" || c.Event.Notice != bridge.NoticeAuto {
 		t.Errorf("ticket call = %+v, want closed by the agent, not surveyed, auto notice", c)
+	}
+	if n := counterValue(t, reg, "bridge_survey_waits_total", "platform", "telegram"); n != 0 {
+		t.Errorf("the close waited %v times for a survey an inbox without CSAT never sends", n)
 	}
 	h.waitStatus(ctx, "3001", "resolved")
 
@@ -78,8 +86,91 @@ func TestResolveWithCSATIsSurveyed(t *testing.T) {
 		t.Errorf("ticket call = %+v, want surveyed and no notice", calls[0])
 	}
 	sent := h.adapter.Sent()
-	if len(sent) != 1 || sent[0].ContentType != "input_csat" {
-		t.Errorf("sent %+v before the close, want the CSAT survey", sent)
+	if calls[0].SentBefore != 1 || sent[0].ContentType != "input_csat" {
+		t.Errorf("sent %+v, %d before the close, want the CSAT survey first", sent, calls[0].SentBefore)
+	}
+}
+
+// TestLateSurveyIsTheOnlyWord: OneChat posts its CSAT survey in a job of its own after the
+// resolve, so the close may look before the survey exists. It waits for it (the inbox sends
+// surveys and this conversation has none), then the user gets the survey and no notice,
+// the survey first; a wait that sees no survey before SurveyWait ends gives the notice.
+func TestLateSurveyIsTheOnlyWord(t *testing.T) {
+	h := newHarness(t, &onechattest.Options{CSATSurveyEnabled: true})
+	reg := prometheus.NewRegistry()
+	h.opts.Metrics = bridge.NewMetrics(reg)
+	h.opts.ResolvedNotice = bridge.NoticeAlways
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 3020, "hello")
+
+	h.oc.HoldSurveys(true)
+	h.oc.Resolve(conv.ID)
+	waitSurveyWaits(t, reg, 1) // the close looked and found no survey
+	h.oc.ReleaseSurveys()
+	calls, err := h.adapter.WaitTickets(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := h.adapter.Sent()
+	if c := calls[0]; c.Op != bridge.OpClosed || !c.Event.Surveyed || c.Event.ShowNotice(true) || c.SentBefore != 1 || sent[0].ContentType != "input_csat" {
+		t.Errorf("ticket call %+v after %d sent (%+v), want one close after the survey, without a notice", c, c.SentBefore, sent)
+	}
+
+	// A survey that never comes (OneChat's rules held it back) ends the wait after SurveyWait:
+	// the notice is the user's word.
+	h.stop()
+	h.opts.SurveyWait = 300 * time.Millisecond
+	h.start()
+	_, second, _ := h.begin(ctx, 3021, "another question")
+	h.oc.Resolve(second.ID)
+	calls, err = h.adapter.WaitTickets(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := calls[1]; c.Op != bridge.OpClosed || c.Event.Surveyed || !c.Event.ShowNotice(false) {
+		t.Errorf("ticket call %+v, want a close with the notice", c)
+	}
+	if n := counterValue(t, reg, "bridge_survey_waits_total", "platform", "telegram"); n < 2 {
+		t.Errorf("%v survey waits, want the second close to have waited too", n)
+	}
+}
+
+// TestLateSurveyAcrossARestart: the close's wait for the survey is kept in the queue, so an
+// instance that starts while it waits (after a restart, or another one sharing the database)
+// takes it over; the survey OneChat posted meanwhile comes first and the close follows,
+// without a notice.
+func TestLateSurveyAcrossARestart(t *testing.T) {
+	h := newHarness(t, &onechattest.Options{CSATSurveyEnabled: true})
+	reg := prometheus.NewRegistry()
+	h.opts.Metrics = bridge.NewMetrics(reg)
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 3022, "hello")
+
+	h.oc.HoldSurveys(true)
+	h.oc.Resolve(conv.ID)
+	waitSurveyWaits(t, reg, 1)
+	h.stop()
+	h.oc.ReleaseSurveys() // nobody hears its event: the next instance finds it by reading
+	h.start()
+	calls, err := h.adapter.WaitTickets(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := h.adapter.Sent()
+	if c := calls[0]; !c.Event.Surveyed || c.SentBefore != 1 || sent[0].ContentType != "input_csat" {
+		t.Errorf("ticket call %+v after %d sent (%+v), want the close after the survey", c, c.SentBefore, sent)
+	}
+}
+
+// waitSurveyWaits waits until bridge_survey_waits_total reaches n.
+func waitSurveyWaits(t *testing.T, reg *prometheus.Registry, n float64) {
+	t.Helper()
+	if !pollStore(ctxT(t), func() bool {
+		return counterValue(t, reg, "bridge_survey_waits_total", "platform", "telegram") >= n
+	}) {
+		t.Fatalf("the close never waited for the survey %v times", n)
 	}
 }
 

@@ -32,6 +32,7 @@ type Metrics struct {
 	rateLimitSeconds *prometheus.CounterVec
 	unreachable      *prometheus.CounterVec
 	leaseLost        *prometheus.CounterVec
+	surveyWaits      *prometheus.CounterVec
 }
 
 // Reasons counted in bridge_lease_lost_total.
@@ -72,9 +73,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "bridge_lease_lost_total",
 			Help: "Times a worker stopped an attempt or could not record it because it no longer held the message's lease, by direction and reason (taken_over, not_renewed).",
 		}, []string{"direction", "reason"}),
+		surveyWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_survey_waits_total",
+			Help: "Times the close of a resolved conversation looked for OneChat's CSAT survey, found none yet, and waited (about a second each), by platform.",
+		}, []string{"platform"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.latency, m.rateLimitWaits, m.rateLimitSeconds, m.unreachable, m.leaseLost)
+		reg.MustRegister(m.messages, m.latency, m.rateLimitWaits, m.rateLimitSeconds, m.unreachable, m.leaseLost, m.surveyWaits)
 	}
 	return m
 }
@@ -125,11 +130,17 @@ func (m *Metrics) blocked(dir Direction, j *Job) {
 	m.messages.WithLabelValues(string(dir), platformOf(j.Key), ResultBlocked).Inc()
 }
 
-// rateLimited counts a rate-limit wait of d.
+// surveyWaited counts a close that waits for OneChat's CSAT survey.
+func (m *Metrics) surveyWaited(p Platform) {
+	m.surveyWaits.WithLabelValues(string(p)).Inc()
+}
+
+// lostLease counts an attempt that lost its lease.
 func (m *Metrics) lostLease(dir Direction, reason string) {
 	m.leaseLost.WithLabelValues(string(dir), reason).Inc()
 }
 
+// rateLimited counts a rate-limit wait of d.
 func (m *Metrics) rateLimited(dir Direction, j *Job, d time.Duration) {
 	p := platformOf(j.Key)
 	m.rateLimitWaits.WithLabelValues(string(dir), p).Inc()

@@ -291,12 +291,12 @@ func (c *Core) refreshContact(ctx context.Context, cu Customer) error {
 }
 
 // catchUp reads one of the customer's conversations (0: the current one, with its status)
-// over REST back to its cursor and queues every agent message not queued yet, oldest first.
-// The message list only pages backwards, 20 at a time, so it pages until it reaches the cursor
-// or the first message.
-func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64, read cursorRead) (rerr error) {
+// over REST back to its cursor and queues every agent message not queued yet, oldest first,
+// and then the jobs then, in the same transaction. The message list only pages backwards, 20
+// at a time, so it pages until it reaches the cursor or the first message.
+func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64, read cursorRead, then ...NewJob) (rerr error) {
 	if cu.SourceID == "" {
-		return nil
+		return c.enqueueThen(ctx, then)
 	}
 	// A catch-up for a message event reads what that event announced; one after a
 	// (re)confirm finds only what the cable missed.
@@ -346,17 +346,17 @@ func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64, r
 		return true
 	})
 	if onechat.IsNotFound(err) {
-		return nil // the conversation is gone from OneChat: nothing more to deliver
+		return c.enqueueThen(ctx, then) // the conversation is gone from OneChat: nothing more to deliver
 	}
 	if err != nil {
 		return fmt.Errorf("catch up conversation %d: %w", cu.ConversationID, err)
 	}
 	if highest <= pos {
-		return nil
+		return c.enqueueThen(ctx, then)
 	}
 	// Pages come newest first: queue the messages oldest first, as the agent wrote them.
 	slices.SortFunc(missed, func(a, b onechat.Message) int { return cmp.Compare(a.ID, b.ID) })
-	n, err := c.enqueueAgentMessages(ctx, cu, cu.ConversationID, missed, IntCursor(name, highest))
+	n, err := c.enqueueAgentMessages(ctx, cu, cu.ConversationID, missed, IntCursor(name, highest), then...)
 	if err != nil {
 		return err
 	}
@@ -409,10 +409,23 @@ func deliverable(m onechat.Message) bool {
 	return m.Content != "" || len(m.Attachments) > 0 || m.ContentType == "input_csat"
 }
 
+// enqueueThen queues jobs of the core's own (a catch-up's then) in the outbound queue.
+func (c *Core) enqueueThen(ctx context.Context, jobs []NewJob) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	n, err := c.enqueues.enqueue(ctx, JobBatch{Jobs: jobs})
+	if n > 0 {
+		c.opts.Metrics.queued(Out, Platform(platformOf(jobs[0].Key)), n)
+		c.wake[dirIndex(Out)].notify()
+	}
+	return err
+}
+
 // enqueueAgentMessages queues the deliverable messages for the customer's chat, keyed by chat so
-// they are sent in order, and moves cur in the same transaction.
-func (c *Core) enqueueAgentMessages(ctx context.Context, cu Customer, conversationID int64, msgs []onechat.Message, cur Cursor) (int, error) {
-	jobs := make([]NewJob, 0, len(msgs))
+// they are sent in order, then the jobs then, and moves cur in the same transaction.
+func (c *Core) enqueueAgentMessages(ctx context.Context, cu Customer, conversationID int64, msgs []onechat.Message, cur Cursor, then ...NewJob) (int, error) {
+	jobs := make([]NewJob, 0, len(msgs)+len(then))
 	for _, m := range msgs {
 		if !deliverable(m) {
 			continue
@@ -440,6 +453,7 @@ func (c *Core) enqueueAgentMessages(ctx context.Context, cu Customer, conversati
 		}
 		jobs = append(jobs, NewJob{Direction: Out, Key: cu.Chat.String(), Dedup: outboundDedup(m.ID), Payload: payload})
 	}
+	jobs = append(jobs, then...)
 	if len(jobs) == 0 && cur.Name == "" {
 		return 0, nil
 	}
@@ -498,7 +512,7 @@ func (c *Core) handleOutbound(ctx context.Context, j *Job) ([]MessageLink, error
 	case OpEdit, OpDelete:
 		return nil, c.changeSent(ctx, a, m)
 	case OpClosed, OpReopened:
-		return nil, c.ticketChanged(ctx, a, m)
+		return nil, c.ticketChanged(ctx, a, j, m)
 	case OpNotice:
 		_, err := a.Send(ctx, m)
 		return nil, err

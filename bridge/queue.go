@@ -311,6 +311,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 	}
 	var perm *PermanentError
 	var rl *RateLimitedError
+	var wait *waitError
 	switch {
 	case ctx.Err() != nil:
 		// Shutdown cut the attempt short: hand the job back. It counts as an attempt, because
@@ -336,6 +337,9 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 		if dir == Out {
 			c.tellUndelivered(rec, job, perm.Reason, perm.Unreachable)
 		}
+	case errors.As(err, &wait):
+		log.Debug("message waits", zap.String("reason", wait.reason), zap.Duration("retry_after", wait.after))
+		c.retry(rec, log, job, time.Now().Add(wait.after), false, wait.reason, links)
 	case errors.As(err, &rl):
 		log.Info("rate limited", zap.Duration("retry_after", rl.RetryAfter))
 		c.opts.Metrics.rateLimited(dir, job, rl.RetryAfter)

@@ -222,6 +222,37 @@ func (s *Server) SetPending(conversationID int64) {
 	s.changeStatus("SetPending", conversationID, StatusPending)
 }
 
+// HoldSurveys(true) makes a resolve leave its CSAT survey (CSATSurveyEnabled) unposted until
+// ReleaseSurveys, as OneChat posts it: CsatSurveyListener runs in a Sidekiq job after the
+// status change committed, so the survey's message.created can come long after the status
+// events, and a read of the conversation in between finds no survey. HoldSurveys(false) stops
+// holding; surveys already held wait for ReleaseSurveys.
+func (s *Server) HoldSurveys(hold bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holdSurveys = hold
+}
+
+// ReleaseSurveys posts the CSAT surveys HoldSurveys held, oldest resolve first, each with its
+// message.created; a conversation that has a survey by then gets no second one (upstream
+// sends one per conversation), nor does one reopened meanwhile (CsatSurveyService checks the
+// conversation is still resolved).
+func (s *Server) ReleaseSurveys() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := s.heldSurveys
+	s.heldSurveys = nil
+	hold := s.holdSurveys
+	s.holdSurveys = false
+	for _, id := range held {
+		if c, found := s.st.convs[id]; found && c.status == StatusResolved {
+			s.sendCSAT(c)
+		}
+	}
+	s.holdSurveys = hold
+	s.notify()
+}
+
 func (s *Server) changeStatus(caller string, conversationID int64, status string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

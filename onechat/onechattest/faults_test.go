@@ -187,6 +187,65 @@ func (c *clock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// TestHeldSurveyComesAfterTheStatusEvents: with HoldSurveys, a resolve's status events come
+// and a read finds no survey; ReleaseSurveys posts it with its message.created, once per
+// conversation, and not for a conversation reopened meanwhile.
+func TestHeldSurveyComesAfterTheStatusEvents(t *testing.T) {
+	s, c := newClient(t, &Options{CSATSurveyEnabled: true})
+	src, tok := c.session(nil)
+	conv := c.conversation(src)
+	other := c.conversation(src)
+	cab := dialCable(t, s)
+	cab.subscribe(tok)
+
+	s.HoldSurveys(true)
+	c.obj("POST", c.convPath(src, conv, "/toggle_status"), nil)
+	s.Resolve(other)
+	s.Reopen(other)
+	for _, want := range []string{"conversation.status_changed", "conversation.updated"} {
+		if _, name, _ := cab.event(); name != want {
+			t.Fatalf("event %s after the resolve, want %s", name, want)
+		}
+	}
+	for _, m := range s.Messages(conv) {
+		if m.ContentType == "input_csat" {
+			t.Fatalf("survey %+v posted while held", m)
+		}
+	}
+	s.ReleaseSurveys()
+	var got []string
+	for range 5 { // the other conversation's resolve and reopen, then the survey
+		_, name, d := cab.event()
+		got = append(got, name)
+		if name == "message.created" {
+			if d["content_type"] != "input_csat" || d["conversation_id"] != float64(conv) {
+				t.Errorf("released survey event %v, want conversation %d's survey", d, conv)
+			}
+			break
+		}
+	}
+	if len(got) != 5 || got[4] != "message.created" {
+		t.Errorf("events %v, want the survey's message.created after the other conversation's four", got)
+	}
+	for id, want := range map[int64]int{conv: 1, other: 0} {
+		n := 0
+		for _, m := range s.Messages(id) {
+			if m.ContentType == "input_csat" {
+				n++
+			}
+		}
+		if n != want {
+			t.Errorf("conversation %d has %d surveys, want %d", id, n, want)
+		}
+	}
+	// No longer held, a resolve posts its survey at once.
+	s.HoldSurveys(false)
+	s.Resolve(other)
+	if n := len(s.Messages(other)); n != 1 {
+		t.Errorf("conversation %d has %d messages after its resolve, want its survey", other, n)
+	}
+}
+
 func TestCSATSurvey(t *testing.T) {
 	clk := &clock{now: time.Now()}
 	s, c := newClient(t, &Options{CSATSurveyEnabled: true, Now: clk.Now})

@@ -119,6 +119,11 @@ type Server struct {
 	timers   map[*time.Timer]struct{} // pending DelayEvents deliveries
 	timerWG  sync.WaitGroup
 	subMode  subscribeMode
+
+	// holdSurveys and heldSurveys (conversation ids): see HoldSurveys.
+	holdSurveys bool
+	heldSurveys []int64
+
 	// agentPresence is the availability of agents by id, as presence.update reports it.
 	agentPresence map[int64]string
 	conns         map[*cableConn]struct{}

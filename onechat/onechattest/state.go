@@ -437,6 +437,10 @@ func (s *Server) sendCSAT(c *convRec) {
 	if !s.opts.CSATSurveyEnabled {
 		return
 	}
+	if s.holdSurveys {
+		s.heldSurveys = append(s.heldSurveys, c.id)
+		return
+	}
 	for _, m := range s.st.msgsByConv[c.id] {
 		if m.contentType == "input_csat" {
 			return
