@@ -109,8 +109,12 @@ func ticketOp(previous, status string) string {
 // recordStatus records a conversation's new status. For the customer's current conversation,
 // a resolve or a reopen also queues OpClosed or OpReopened in the chat's FIFO, in the same
 // transaction, so it reaches the adapter after every agent message queued before it and is
-// not lost to a crash.
-func (c *Core) recordStatus(ctx context.Context, conversationID int64, status string, byUser bool) error {
+// not lost to a crash; and only while the recorded status is still from, the one the caller
+// read before it learnt status ("" for any): a writer that learnt a status earlier than
+// another one recorded its own must not undo it (a catch-up that read "open" just before the
+// user's close was recorded would reopen the ticket). Every status change brings an event and
+// the status read of the catch-up it causes, so a change left out here is recorded by that.
+func (c *Core) recordStatus(ctx context.Context, conversationID int64, from, status string, byUser bool) error {
 	// The customer is read afresh: a catch-up that began before the conversation became the
 	// customer's current one holds a stale copy.
 	cu, err := c.store.CustomerByConversation(ctx, conversationID)
@@ -136,7 +140,7 @@ func (c *Core) recordStatus(ctx context.Context, conversationID int64, status st
 		}
 	}
 	var op string
-	previous, err := c.store.ChangeConversationStatus(ctx, conversationID, status, func(previous string) []NewJob {
+	onChange := func(previous string) []NewJob {
 		op = ticketOp(previous, status)
 		if op == "" {
 			return nil
@@ -148,7 +152,13 @@ func (c *Core) recordStatus(ctx context.Context, conversationID int64, status st
 			return nil
 		}
 		return []NewJob{{Direction: Out, Key: cu.Chat.String(), Dedup: "ticket:" + strconv.FormatInt(conversationID, 10) + ":" + op + ":" + rand.Text(), Payload: payload}}
-	})
+	}
+	var previous string
+	if from == "" {
+		previous, err = c.store.ChangeConversationStatus(ctx, conversationID, status, onChange)
+	} else {
+		previous, err = c.store.ChangeConversationStatusFrom(ctx, conversationID, from, status, onChange)
+	}
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -384,7 +394,7 @@ func (c *Core) ticketAction(ctx context.Context, cu Customer, m Inbound, j *Job)
 	if err := c.catchUp(onechat.WithPriority(ctx, onechat.PriorityAgent), cu, cu.ConversationID, cursorRead{}); err != nil {
 		return nil, err
 	}
-	if err := c.recordStatus(ctx, cu.ConversationID, status, true); err != nil {
+	if err := c.recordStatus(ctx, cu.ConversationID, cu.ConversationStatus, status, true); err != nil {
 		return nil, err
 	}
 	log.Info("user changed their ticket", zap.Int64("conversation_id", cu.ConversationID))

@@ -207,6 +207,16 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 			c.putStatus(id, status)
 		}
 	}()
+	if status, ok := statuses[cu.ConversationID]; ok && cu.ConversationID != 0 {
+		// The event's status may be older than one another writer recorded since (the
+		// user's close, recorded while this event was on its way): the current conversation's
+		// status is read over REST instead, before its messages (0), and recorded only over
+		// the status read from the store above.
+		delete(statuses, cu.ConversationID)
+		if status != cu.ConversationStatus {
+			convs[0] = struct{}{}
+		}
+	}
 	// Oldest conversation first, the current one (0) with its status.
 	ids := slices.Sorted(maps.Keys(convs))
 	for _, id := range ids {
@@ -233,7 +243,7 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 			continue
 		}
 		if status, ok := statuses[id]; ok {
-			if err := c.recordStatus(ctx, id, status, false); err != nil {
+			if err := c.recordStatus(ctx, id, "", status, false); err != nil {
 				return err // given back by the deferred putStatus
 			}
 			delete(statuses, id)
@@ -318,7 +328,7 @@ func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64, r
 			id := cu.ConversationID
 			defer func() {
 				if rerr == nil {
-					rerr = c.recordStatus(ctx, id, conv.Status, false)
+					rerr = c.recordStatus(ctx, id, cu.ConversationStatus, conv.Status, false)
 				}
 			}()
 		case err != nil && !onechat.IsNotFound(err):

@@ -194,6 +194,10 @@ type Store interface {
 	// stored together or not at all. It returns the previous status, or "" when the status
 	// did not change; ErrNotFound when the bridge does not own the conversation.
 	ChangeConversationStatus(ctx context.Context, conversationID int64, status string, onChange func(previous string) []NewJob) (previous string, err error)
+	// ChangeConversationStatusFrom is ChangeConversationStatus that changes nothing (and
+	// returns "") unless the recorded status is still from: a writer that read the status
+	// before another one recorded a change does not undo it with what it knew.
+	ChangeConversationStatusFrom(ctx context.Context, conversationID int64, from, status string, onChange func(previous string) []NewJob) (previous string, err error)
 
 	// EnqueueBatch stores the jobs of every batch in order (skipping those whose Dedup exists)
 	// and moves each batch's cursor forward (when its Name is not empty), all in one

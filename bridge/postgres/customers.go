@@ -306,6 +306,16 @@ func (s *Store) SetConversationStatus(ctx context.Context, conversationID int64,
 // bridge.Store). The row is locked first, so of two concurrent changes to the same status only
 // one sees a change.
 func (s *Store) ChangeConversationStatus(ctx context.Context, conversationID int64, status string, onChange func(previous string) []bridge.NewJob) (string, error) {
+	return s.changeConversationStatus(ctx, conversationID, nil, status, onChange)
+}
+
+// ChangeConversationStatusFrom is ChangeConversationStatus only while the recorded status is
+// from (see bridge.Store).
+func (s *Store) ChangeConversationStatusFrom(ctx context.Context, conversationID int64, from, status string, onChange func(previous string) []bridge.NewJob) (string, error) {
+	return s.changeConversationStatus(ctx, conversationID, &from, status, onChange)
+}
+
+func (s *Store) changeConversationStatus(ctx context.Context, conversationID int64, from *string, status string, onChange func(previous string) []bridge.NewJob) (string, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return "", fmt.Errorf("change status of conversation %d: %w", conversationID, err)
@@ -316,7 +326,7 @@ func (s *Store) ChangeConversationStatus(ctx context.Context, conversationID int
 	if err != nil {
 		return "", fmt.Errorf("change status of conversation %d: %w", conversationID, notFound(err))
 	}
-	if previous == status {
+	if previous == status || from != nil && previous != *from {
 		return "", nil
 	}
 	if _, err := tx.Exec(ctx, `UPDATE conversations SET status = $2, updated_at = now() WHERE id = $1`, conversationID, status); err != nil {

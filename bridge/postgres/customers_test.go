@@ -409,3 +409,42 @@ func TestLatestCustomerWithConversation(t *testing.T) {
 		t.Errorf("latest = customer %d conversation %d (%v), want %d with 51", got.ID, got.ConversationID, err, ids[1])
 	}
 }
+
+// TestStatusChangeFromAStaleReadChangesNothing: a writer that read the status before another
+// writer recorded a change does not undo it, nor queue what its change would cause.
+func TestStatusChangeFromAStaleReadChangesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	c, err := s.SaveCustomer(ctx, newCustomer("30"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetConversation(ctx, c.ID, 30, "open"); err != nil {
+		t.Fatal(err)
+	}
+	job := func(dedup string) func(string) []bridge.NewJob {
+		return func(string) []bridge.NewJob {
+			return []bridge.NewJob{{Direction: bridge.Out, Key: "telegram:30", Dedup: dedup, Payload: []byte(`{}`)}}
+		}
+	}
+	// Both read "open"; the first records the resolve.
+	if prev, err := s.ChangeConversationStatusFrom(ctx, 30, "open", "resolved", job("close")); err != nil || prev != "open" {
+		t.Fatalf("first change: previous %q, %v; want open", prev, err)
+	}
+	if prev, err := s.ChangeConversationStatusFrom(ctx, 30, "open", "pending", job("stale")); err != nil || prev != "" {
+		t.Fatalf("stale change: previous %q, %v; want no change", prev, err)
+	}
+	if got, err := s.Customer(ctx, c.User); err != nil || got.ConversationStatus != "resolved" {
+		t.Errorf("status %q (%v), want resolved kept", got.ConversationStatus, err)
+	}
+	if _, _, err := s.JobState(ctx, bridge.Out, "stale"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("the stale change queued its job: %v", err)
+	}
+	if _, _, err := s.JobState(ctx, bridge.Out, "close"); err != nil {
+		t.Errorf("the change did not queue its job: %v", err)
+	}
+	if _, err := s.ChangeConversationStatusFrom(ctx, 31, "open", "resolved", nil); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("unknown conversation: %v, want ErrNotFound", err)
+	}
+}
