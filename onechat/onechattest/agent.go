@@ -295,6 +295,9 @@ func (s *Server) DeleteContact(contactID int64) {
 			for _, a := range m.attachments {
 				delete(s.st.attachments, a.key)
 			}
+			if _, ok := s.st.msgs[m.id]; ok {
+				s.st.msgsByType[m.typ]--
+			}
 			delete(s.st.msgs, m.id)
 		}
 		delete(s.st.msgsByConv, id)

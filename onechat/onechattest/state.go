@@ -183,6 +183,7 @@ type state struct {
 	contactSessions map[int64][]*sessionRec
 	convs           map[int64]*convRec
 	msgs            map[int64]*msgRec
+	msgsByType      map[int]int // len(msgs) by message type, for CountMessages
 	msgsByConv      map[int64][]*msgRec // ascending id
 	attachments     map[string]*attachmentRec
 	seqContact      int64
@@ -202,6 +203,7 @@ func newState() state {
 		contactSessions: map[int64][]*sessionRec{},
 		convs:           map[int64]*convRec{},
 		msgs:            map[int64]*msgRec{},
+		msgsByType:      map[int]int{},
 		msgsByConv:      map[int64][]*msgRec{},
 		attachments:     map[string]*attachmentRec{},
 		// Message ids start far from conversation ids so a client mixing them up fails.
@@ -407,6 +409,9 @@ func (s *Server) addMessage(m *msgRec) {
 		a.messageID = m.id
 		a.key = secureToken() + secureToken()
 		s.st.attachments[a.key] = a
+	}
+	if _, ok := s.st.msgs[m.id]; !ok {
+		s.st.msgsByType[m.typ]++
 	}
 	s.st.msgs[m.id] = m
 	s.st.msgsByConv[m.convID] = append(s.st.msgsByConv[m.convID], m)
