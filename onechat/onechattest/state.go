@@ -183,7 +183,7 @@ type state struct {
 	contactSessions map[int64][]*sessionRec
 	convs           map[int64]*convRec
 	msgs            map[int64]*msgRec
-	msgsByType      map[int]int // len(msgs) by message type, for CountMessages
+	msgsByType      map[int]int         // len(msgs) by message type, for CountMessages
 	msgsByConv      map[int64][]*msgRec // ascending id
 	attachments     map[string]*attachmentRec
 	seqContact      int64
