@@ -377,6 +377,19 @@ const (
 	TicketReopen TicketAction = "reopen"
 )
 
+// ParseTicketAction reads a ticket action an adapter put after prefix in a button's id
+// (Telegram's callback data, Discord's custom id, Slack's action id).
+func ParseTicketAction(id, prefix string) (TicketAction, bool) {
+	a, ok := strings.CutPrefix(id, prefix)
+	switch action := TicketAction(a); {
+	case !ok:
+		return "", false
+	case action == TicketClose, action == TicketReopen:
+		return action, true
+	}
+	return "", false
+}
+
 // ResolvedNotice says when a user is told that their ticket was closed (BRIDGE_RESOLVED_NOTICE).
 type ResolvedNotice string
 

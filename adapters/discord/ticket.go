@@ -2,7 +2,6 @@ package discord
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -14,14 +13,7 @@ import (
 
 // ticketAction reads the custom id of a Close ticket or Reopen button.
 func ticketAction(customID string) (bridge.TicketAction, bool) {
-	a, ok := strings.CutPrefix(customID, customTicket)
-	switch action := bridge.TicketAction(a); {
-	case !ok:
-		return "", false
-	case action == bridge.TicketClose, action == bridge.TicketReopen:
-		return action, true
-	}
-	return "", false
+	return bridge.ParseTicketAction(customID, customTicket)
 }
 
 // ticketButton is a row with the Close ticket or Reopen button, labelled in the user's

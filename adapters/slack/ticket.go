@@ -2,7 +2,6 @@ package slack
 
 import (
 	"context"
-	"strings"
 
 	slackgo "github.com/slack-go/slack"
 
@@ -15,14 +14,7 @@ const ticketActionPrefix = "onechat.ticket."
 
 // ticketAction reads the action_id of a Close ticket or Reopen button.
 func ticketAction(actionID string) (bridge.TicketAction, bool) {
-	a, ok := strings.CutPrefix(actionID, ticketActionPrefix)
-	switch action := bridge.TicketAction(a); {
-	case !ok:
-		return "", false
-	case action == bridge.TicketClose, action == bridge.TicketReopen:
-		return action, true
-	}
-	return "", false
+	return bridge.ParseTicketAction(actionID, ticketActionPrefix)
 }
 
 // ticketLineBlocks is a line of text with a Close ticket or Reopen button (labelled label)

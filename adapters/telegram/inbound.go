@@ -396,13 +396,7 @@ const (
 
 // decodeTicketAction reads the data of a Close or Reopen button.
 func decodeTicketAction(data string) (bridge.TicketAction, bool) {
-	switch a := bridge.TicketAction(strings.TrimPrefix(data, cbTicket)); {
-	case !strings.HasPrefix(data, cbTicket):
-		return "", false
-	case a == bridge.TicketClose, a == bridge.TicketReopen:
-		return a, true
-	}
-	return "", false
+	return bridge.ParseTicketAction(data, cbTicket)
 }
 
 // maxCallbackData is Telegram's limit on callback_data, in bytes.
