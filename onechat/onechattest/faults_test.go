@@ -1,6 +1,7 @@
 package onechattest
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -119,6 +120,23 @@ func TestRejectAndIgnoreSubscriptions(t *testing.T) {
 	s.RejectSubscriptions(false)
 	s.IgnoreSubscriptions(true)
 	c.command("subscribe", id, "")
+	// End the fault only once the server has read that subscribe; ending it earlier would let
+	// the subscribe be confirmed instead.
+	registered := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for conn := range s.conns {
+			if _, ok := conn.subs[id]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Wait(ctx, registered); err != nil {
+		t.Fatal(err)
+	}
 	s.IgnoreSubscriptions(false)
 	c.command("subscribe", id, "")
 	c.command("unsubscribe", id, "")
