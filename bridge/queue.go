@@ -66,7 +66,7 @@ func (c *Core) work(claimCtx, jobCtx context.Context, dir Direction, n int, h jo
 	jobs := make(chan Job)
 	// free holds one token per idle worker.
 	free := make(chan struct{}, n)
-	rec := newRecorder(c, dir)
+	rec := newRecorder(c, dir, claimCtx)
 	var recDone sync.WaitGroup
 	recDone.Go(rec.run)
 	var workers sync.WaitGroup
@@ -74,7 +74,10 @@ func (c *Core) work(claimCtx, jobCtx context.Context, dir Direction, n int, h jo
 		free <- struct{}{}
 		workers.Go(func() {
 			for job := range jobs {
-				c.run(jobCtx, dir, &job, h, rec)
+				// A worker goes on with the next job of its key that its completion took.
+				for j := &job; j != nil; {
+					j = c.run(jobCtx, dir, j, h, rec)
+				}
 				free <- struct{}{}
 			}
 		})
@@ -133,29 +136,43 @@ func (c *Core) dispatch(ctx context.Context, dir Direction, jobs chan<- Job, fre
 
 // recorder commits delivered jobs for the workers of one direction: a worker hands its
 // result over and waits until it is committed; results that arrive while a commit runs go
-// into the next one together.
+// into the next one together. Until claiming ends, each completion also takes its key's next
+// job when that is due (Completion.Next), so a user's burst runs without a claim per message.
 type recorder struct {
-	c    *Core
-	dir  Direction
-	in   chan recording
-	stop chan struct{}
+	c     *Core
+	dir   Direction
+	in    chan recording
+	stop  chan struct{}
+	claim context.Context
 }
 
 type recording struct {
 	done Completion
-	err  chan error
+	res  chan recorded
 }
 
-func newRecorder(c *Core, dir Direction) *recorder {
-	return &recorder{c: c, dir: dir, in: make(chan recording, maxCompleteBatch), stop: make(chan struct{})}
+// recorded is the result of a completion: the key's next job it took, if any.
+type recorded struct {
+	next *Job
+	err  error
+}
+
+func newRecorder(c *Core, dir Direction, claim context.Context) *recorder {
+	return &recorder{c: c, dir: dir, in: make(chan recording, maxCompleteBatch), stop: make(chan struct{}), claim: claim}
 }
 
 // complete records the delivered job and returns once it is committed (or failed to be, or
-// refused with ErrLeaseLost).
-func (r *recorder) complete(job *Job, links []MessageLink) error {
-	done := make(chan error, 1)
-	r.in <- recording{done: Completion{Lease: job.Lease(), Links: links, Direction: job.Direction, Key: job.Key}, err: done}
-	return <-done
+// refused with ErrLeaseLost), with the key's next job when the completion took it: the caller
+// must run that one.
+func (r *recorder) complete(job *Job, links []MessageLink) (*Job, error) {
+	res := make(chan recorded, 1)
+	done := Completion{Lease: job.Lease(), Links: links, Direction: job.Direction, Key: job.Key}
+	if r.claim.Err() == nil {
+		done.Next = r.c.opts.Lease
+	}
+	r.in <- recording{done: done, res: res}
+	got := <-res
+	return got.next, got.err
 }
 
 // close ends run once every recording handed over before it is committed. Callers must not
@@ -194,33 +211,53 @@ func (r *recorder) commit(batch []recording) {
 	for i, b := range batch {
 		done[i] = b.done
 	}
-	refused, err := r.c.store.CompleteBatch(ctx, done)
+	sent := time.Now()
+	refused, next, err := r.c.store.CompleteBatch(ctx, done)
 	switch {
 	case err != nil && len(batch) > 1:
 		for _, b := range batch {
-			b.err <- r.commitOne(ctx, b.done)
+			b.res <- r.commitOne(ctx, b.done)
 		}
 	case err != nil:
-		batch[0].err <- err
+		batch[0].res <- recorded{err: err}
 	default:
+		// A key has one completion in a batch (only its head runs) and so at most one next job.
+		byKey := make(map[string]*Job, len(next))
+		for i := range next {
+			next[i].leasedFrom = sent
+			byKey[next[i].Key] = &next[i]
+		}
 		for i, b := range batch {
 			if slices.Contains(refused, i) {
-				b.err <- fmt.Errorf("complete job %d: %w", b.done.Lease.ID, ErrLeaseLost)
-			} else {
-				b.err <- nil
+				b.res <- recorded{err: fmt.Errorf("complete job %d: %w", b.done.Lease.ID, ErrLeaseLost)}
+				continue
 			}
+			b.res <- recorded{next: byKey[b.done.Key]}
+			delete(byKey, b.done.Key)
+		}
+		// The store takes a next job only for a key whose head this batch finished, so none is
+		// left; were one left, its lease runs out and a claim takes it over like a dead worker's.
+		for _, j := range byKey {
+			r.c.log.Error("a completion took a next job no worker asked for; it runs when its lease expires",
+				zap.String("direction", string(r.dir)), zap.Int64("job", j.ID))
 		}
 	}
 	// The next job of each key is its head now.
 	r.c.wake[dirIndex(r.dir)].notify()
 }
 
-func (r *recorder) commitOne(ctx context.Context, done Completion) error {
-	refused, err := r.c.store.CompleteBatch(ctx, []Completion{done})
+func (r *recorder) commitOne(ctx context.Context, done Completion) recorded {
+	sent := time.Now()
+	refused, next, err := r.c.store.CompleteBatch(ctx, []Completion{done})
 	if err == nil && len(refused) > 0 {
 		err = fmt.Errorf("complete job %d: %w", done.Lease.ID, ErrLeaseLost)
 	}
-	return err
+	var j *Job
+	if len(next) > 0 {
+		j = &next[0]
+		j.leasedFrom = sent
+	}
+	return recorded{next: j, err: err}
 }
 
 // idle waits until the queue is signalled, the next retry is due, or the idle poll passes.
@@ -244,7 +281,8 @@ func (c *Core) idle(ctx context.Context, dir Direction, woken <-chan struct{}) {
 // may hand the job to another worker soon, so this one must not act on it any more.
 var errLeaseUnconfirmed = errors.New("the message's lease could not be renewed in time")
 
-// run executes one attempt of job and records the result.
+// run executes one attempt of job and records the result. It returns the key's next job when
+// the completion took it; the caller runs it next.
 //
 // A job is held under a lease that expires unless renewed, so that a crashed worker's message
 // is taken over soon. While the attempt runs and until its result is recorded, the lease is
@@ -253,7 +291,7 @@ var errLeaseUnconfirmed = errors.New("the message's lease could not be renewed i
 // succeeded for two thirds of a lease (the store's lease runs from no earlier than the
 // renewal was sent). The last third is the margin in which a request cut short lands
 // before anyone else may take the job and check what reached the other side.
-func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, results *recorder) {
+func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, results *recorder) (next *Job) {
 	log := c.log.With(zap.String("direction", string(dir)), zap.Int64("job", job.ID), zap.String("key", job.Key))
 	timeoutCtx, cancel := context.WithTimeout(ctx, c.opts.JobTimeout)
 	defer cancel()
@@ -276,7 +314,8 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 	rec, cancelRec := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancelRec()
 	if err == nil {
-		switch err := results.complete(job, links); {
+		next, err := results.complete(job, links)
+		switch {
 		case errors.Is(err, ErrLeaseLost):
 			// Another worker holds the message now; it checks what reached the other side
 			// before it sends anything.
@@ -290,7 +329,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 				c.tellLeftOut(rec, job, job.leftOut)
 			}
 		}
-		return
+		return next
 	}
 	if errors.Is(lost, ErrLeaseLost) {
 		log.Warn("stopped a message another worker took over", zap.Error(err))
@@ -360,6 +399,7 @@ func (c *Core) run(ctx context.Context, dir Direction, job *Job, h jobHandler, r
 		c.opts.Metrics.retried(dir, job)
 		c.retry(rec, log, job, time.Now().Add(delay), true, err.Error(), links)
 	}
+	return nil
 }
 
 // retry makes the job pending again, due at `at`, and records the links of the parts the

@@ -133,6 +133,9 @@ type Completion struct {
 	Links     []MessageLink
 	Direction Direction
 	Key       string
+	// Next, when above zero, asks for the key's next job: if it is pending and due once this
+	// job is done, the completion leases it for Next (as a claim would) and returns it.
+	Next time.Duration
 }
 
 // MessageLink maps a OneChat message to one platform message.
@@ -216,8 +219,9 @@ type Store interface {
 	// each key moves on to its next job. A completion whose job is not held under its lease
 	// any more (or does not exist) changes nothing, its links included: refused holds the
 	// indexes of those in done. err is for the transaction as a whole, which then recorded
-	// nothing.
-	CompleteBatch(ctx context.Context, done []Completion) (refused []int, err error)
+	// nothing. next are the keys' next jobs that completions with a Next lease took, each
+	// leased like a claimed job, with its customer read (the completer must run them).
+	CompleteBatch(ctx context.Context, done []Completion) (refused []int, next []Job, err error)
 	// Retry makes the job pending again, due at `at`, and records links, the parts of the
 	// message the attempt delivered before it failed, in one transaction. countAttempt is false
 	// for rate-limit waits. reason is kept as the job's last error. ErrLeaseLost when the job is

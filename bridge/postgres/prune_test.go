@@ -56,7 +56,7 @@ func TestPruneDeletesOnlyWhatFinishedBeforeRetention(t *testing.T) {
 			done = append(done, bridge.Completion{Lease: j.Lease()})
 		}
 	}
-	if refused, err := s.CompleteBatch(ctx, done); err != nil || len(refused) > 0 {
+	if refused, _, err := s.CompleteBatch(ctx, done); err != nil || len(refused) > 0 {
 		t.Fatal(refused, err)
 	}
 	// Forty days pass for everything but new-done and its link.

@@ -146,7 +146,7 @@ func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch) ([]
 			for k := range multi {
 				pd, pk = append(pd, k[0]), append(pk, k[1])
 			}
-			b.Queue(promoteHeads, pd, pk)
+			b.Queue(promoteHeads, pd, pk, make([]int64, len(pd)))
 		}
 		// Delivered at commit, once per distinct payload: wakes every process's workers.
 		// Postgres serialises the commits of notifying transactions (one global lock held
@@ -241,16 +241,31 @@ func (s *Store) shouldNotify(d bridge.Direction) bool {
 
 // promoteHeads marks, for each (direction, key) of the arrays $1 and $2, the key's lowest
 // unfinished job as head unless it is already. Callers hold the keys' advisory locks, under which
-// that job is the only one that may carry head: a finished head has lost the flag.
+// that job is the only one that may carry head: a finished head has lost the flag. Where $3 (a
+// lease in microseconds per key) is above zero and that job is pending and due, the same update
+// also leases it, as claimJobs would, and returns it with its customer (claimColumns): a worker
+// that finished a key's job goes on with the key's next one without a claim, and the job gets
+// one row version, not two. Only a job this statement makes head is taken, so a next job comes
+// only for a key whose head the same transaction finished. Where a key appears more than once,
+// its longest lease counts.
 const promoteHeads = `
-	UPDATE queue q SET head = true
-	FROM (SELECT DISTINCT d, k FROM unnest($1::text[], $2::text[]) AS b(d, k)) b
+	WITH promoted AS (
+	UPDATE queue q SET head = true,
+		state = CASE WHEN h.take THEN 'running' ELSE q.state END,
+		locked_until = CASE WHEN h.take THEN now() + h.lease * interval '1 microsecond' ELSE q.locked_until END,
+		updated_at = CASE WHEN h.take THEN now() ELSE q.updated_at END
+	FROM (SELECT d, k, max(lease) AS lease FROM unnest($1::text[], $2::text[], $3::bigint[]) AS b(d, k, lease) GROUP BY d, k) b
 	CROSS JOIN LATERAL (
-		SELECT id FROM queue
+		SELECT id AS head_id, b.lease, b.lease > 0 AND state = 'pending' AND run_at <= now() AS take FROM queue
 		WHERE direction = b.d AND key = b.k AND state IN ('pending', 'running')
 		ORDER BY id
 		LIMIT 1) h
-	WHERE q.id = h.id AND NOT q.head`
+	WHERE q.id = h.head_id AND NOT q.head
+	RETURNING h.take, ` + claimedColumns + `)
+	SELECT ` + claimColumns + ` FROM promoted j
+	LEFT JOIN customers c ON c.platform = j.user_platform AND c.platform_user_id = j.user_id
+	LEFT JOIN conversations v ON v.id = c.conversation_id
+	WHERE j.take`
 
 // keyLockID is the advisory lock id that serialises the changes of one queue key's head:
 // Enqueue, Complete and Fail. Collisions only serialise unrelated keys a little.
@@ -323,13 +338,20 @@ const claimJobs = `
 		ORDER BY ` + dueAt + `, id
 		LIMIT $3
 		FOR UPDATE SKIP LOCKED))
-	RETURNING id, direction, key, dedup, payload, attempts, last_error <> '' AS retried, created_at,
-		payload->'user'->>'platform' AS user_platform, payload->'user'->>'id' AS user_id)
-	SELECT j.id, j.direction, j.key, j.dedup, j.payload, j.attempts, j.retried, j.created_at,
-		c.id IS NOT NULL, ` + claimCustomerColumns + `
+	RETURNING ` + claimedColumns + `)
+	SELECT ` + claimColumns + `
 	FROM claimed j
 	LEFT JOIN customers c ON c.platform = j.user_platform AND c.platform_user_id = j.user_id
 	LEFT JOIN conversations v ON v.id = c.conversation_id`
+
+// claimedColumns are what a statement that leases jobs returns of each, as claimColumns reads them.
+const claimedColumns = `id, direction, key, dedup, payload, attempts, last_error <> '' AS retried, created_at,
+		payload->'user'->>'platform' AS user_platform, payload->'user'->>'id' AS user_id`
+
+// claimColumns are a leased job j (claimedColumns) with the customer c of its user and that
+// customer's conversation v, as scanClaimed reads them.
+const claimColumns = `j.id, j.direction, j.key, j.dedup, j.payload, j.attempts, j.retried, j.created_at,
+		c.id IS NOT NULL, ` + claimCustomerColumns
 
 // claimCustomerColumns are customerColumns of a customer that may be missing (outer join).
 const claimCustomerColumns = `
@@ -370,27 +392,7 @@ func (s *Store) ClaimBatch(ctx context.Context, dir bridge.Direction, lease time
 	b.Queue(indexPlans)
 	b.Queue(claimJobs, string(dir), lease.Microseconds(), max).Query(func(rows pgx.Rows) error {
 		var err error
-		jobs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (bridge.Job, error) {
-			var j bridge.Job
-			var d, platform, chatID string
-			var payload []byte
-			var found bool
-			var c bridge.Customer
-			err := row.Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.Retried, &j.CreatedAt,
-				&found, &c.ID, &platform, &c.User.ID, &chatID, &c.Identifier, &c.SourceID,
-				&c.PubsubToken, &c.ContactID, &c.DisplayName, &c.Username, &c.UnreachableReason,
-				&c.ConversationID, &c.ConversationStatus)
-			j.Direction, j.Payload = bridge.Direction(d), json.RawMessage(payload)
-			j.CustomerRead = true
-			if found {
-				c.User.Platform = bridge.Platform(platform)
-				if chatID != "" {
-					c.Chat = bridge.ChatRef{Platform: c.User.Platform, ID: chatID}
-				}
-				j.Customer = &c
-			}
-			return j, err
-		})
+		jobs, err = pgx.CollectRows(rows, scanClaimed)
 		return err
 	})
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
@@ -400,11 +402,34 @@ func (s *Store) ClaimBatch(ctx context.Context, dir bridge.Direction, lease time
 	return jobs, nil
 }
 
+// scanClaimed reads a leased job as claimColumns give it.
+func scanClaimed(row pgx.CollectableRow) (bridge.Job, error) {
+	var j bridge.Job
+	var d, platform, chatID string
+	var payload []byte
+	var found bool
+	var c bridge.Customer
+	err := row.Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.Retried, &j.CreatedAt,
+		&found, &c.ID, &platform, &c.User.ID, &chatID, &c.Identifier, &c.SourceID,
+		&c.PubsubToken, &c.ContactID, &c.DisplayName, &c.Username, &c.UnreachableReason,
+		&c.ConversationID, &c.ConversationStatus)
+	j.Direction, j.Payload = bridge.Direction(d), json.RawMessage(payload)
+	j.CustomerRead = true
+	if found {
+		c.User.Platform = bridge.Platform(platform)
+		if chatID != "" {
+			c.Chat = bridge.ChatRef{Platform: c.User.Platform, ID: chatID}
+		}
+		j.Customer = &c
+	}
+	return j, err
+}
+
 // Complete marks the job done, moves its key's head to the next unfinished job and records the
 // message links, in one transaction; see CompleteBatch. It returns an error wrapping
 // bridge.ErrLeaseLost when the job is not held under l.
 func (s *Store) Complete(ctx context.Context, l bridge.JobLease, links ...bridge.MessageLink) error {
-	refused, err := s.CompleteBatch(ctx, []bridge.Completion{{Lease: l, Links: links}})
+	refused, _, err := s.CompleteBatch(ctx, []bridge.Completion{{Lease: l, Links: links}})
 	if err == nil && len(refused) > 0 {
 		err = fmt.Errorf("complete job %d: %w", l.ID, bridge.ErrLeaseLost)
 	}
@@ -417,9 +442,11 @@ func (s *Store) Complete(ctx context.Context, l bridge.JobLease, links ...bridge
 // running under the completion's lease: a worker whose lease expired and whose job another one
 // took over records nothing, not even its links (the new holder checks what reached the other
 // side and records that). refused are the indexes in done of the completions not recorded.
-func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (refused []int, err error) {
+// For a completion with a Next lease, the key's new head, when it is pending and due, is leased
+// in the same update that makes it head and returned in next (in no particular order).
+func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (refused []int, next []bridge.Job, err error) {
 	if len(done) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ids := make([]int64, 0, len(done))
 	attempts := make([]int32, 0, len(done))
@@ -427,15 +454,15 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (re
 	for _, d := range done {
 		ids, attempts = append(ids, d.Lease.ID), append(attempts, int32(d.Lease.Attempts)) //nolint:gosec // attempts are small
 		if err := links.add(d.Lease.ID, d.Links); err != nil {
-			return nil, fmt.Errorf("complete job %d: %w", d.Lease.ID, err)
+			return nil, nil, fmt.Errorf("complete job %d: %w", d.Lease.ID, err)
 		}
 	}
 	// The keys are needed for the locks, which must be held before the jobs are touched: a
 	// transaction that waited for a lock while holding a job's row could deadlock with one that
 	// holds it and promotes that row. The workers know their jobs' keys; only completions that
-	// do not carry one are read (a round trip less for the usual case).
+	// do not carry one are read (a round trip less for the usual case), and take no next job.
 	var dirs, keys []string
-	var lockIDs []int64
+	var leases, lockIDs []int64
 	var unknown []int64
 	for _, d := range done {
 		if d.Key == "" || validDirection(d.Direction) != nil {
@@ -443,20 +470,21 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (re
 			continue
 		}
 		dirs, keys = append(dirs, string(d.Direction)), append(keys, d.Key)
+		leases = append(leases, max(d.Next.Microseconds(), 0))
 		lockIDs = append(lockIDs, keyLockID(d.Direction, d.Key))
 	}
 	if len(unknown) > 0 {
 		rows, err := s.pool.Query(ctx, `SELECT direction, key FROM queue WHERE id = ANY($1)`, unknown)
 		if err != nil {
-			return nil, fmt.Errorf("complete %d jobs: %w", len(ids), err)
+			return nil, nil, fmt.Errorf("complete %d jobs: %w", len(ids), err)
 		}
 		var d, k string
 		if _, err := pgx.ForEachRow(rows, []any{&d, &k}, func() error {
-			dirs, keys = append(dirs, d), append(keys, k)
+			dirs, keys, leases = append(dirs, d), append(keys, k), append(leases, 0)
 			lockIDs = append(lockIDs, keyLockID(bridge.Direction(d), k))
 			return nil
 		}); err != nil {
-			return nil, fmt.Errorf("complete %d jobs: %w", len(ids), err)
+			return nil, nil, fmt.Errorf("complete %d jobs: %w", len(ids), err)
 		}
 	}
 	completed := make(map[int64]bool, len(ids))
@@ -475,10 +503,14 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (re
 			})
 			return err
 		})
-		b.Queue(promoteHeads, dirs, keys)
+		b.Queue(promoteHeads, dirs, keys, leases).Query(func(rows pgx.Rows) error {
+			var err error
+			next, err = pgx.CollectRows(rows, scanClaimed)
+			return err
+		})
 		// A batch runs as one implicit transaction.
 		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-			return nil, fmt.Errorf("complete %d jobs: %w", len(ids), err)
+			return nil, nil, fmt.Errorf("complete %d jobs: %w", len(ids), err)
 		}
 	}
 	for i, d := range done {
@@ -486,7 +518,7 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (re
 			refused = append(refused, i)
 		}
 	}
-	return refused, nil
+	return refused, next, nil
 }
 
 // linkColumns are message links, each with its job, as the arrays insertLinks unnests.
@@ -625,7 +657,7 @@ func (s *Store) finish(ctx context.Context, jobID int64, update string, args []a
 	for _, r := range after {
 		b.Queue(r.sql, r.args...)
 	}
-	b.Queue(promoteHeads, []string{d}, []string{key})
+	b.Queue(promoteHeads, []string{d}, []string{key}, []int64{0})
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return false, err
 	}

@@ -589,7 +589,7 @@ func concurrentClaimers(t *testing.T, claimBatch int) {
 					running[j.Key] = false
 				}
 				mu.Unlock()
-				if refused, err := s.CompleteBatch(ctx, done); err != nil || len(refused) > 0 {
+				if refused, _, err := s.CompleteBatch(ctx, done); err != nil || len(refused) > 0 {
 					errs <- fmt.Errorf("complete: refused %v, %w", refused, err)
 					return
 				}
@@ -645,7 +645,7 @@ func TestBatchClaimAndComplete(t *testing.T) {
 		t.Fatalf("claim while every head runs = %d jobs, %v; want none", len(more), err)
 	}
 	chat := bridge.ChatRef{Platform: "telegram", ID: "42"}
-	refused, err := s.CompleteBatch(ctx, []bridge.Completion{
+	refused, _, err := s.CompleteBatch(ctx, []bridge.Completion{
 		{Lease: got[0].Lease(), Links: []bridge.MessageLink{{OneChatMessageID: 7, ConversationID: 1, Chat: chat, PlatformMessageID: "70", Direction: bridge.Out}}},
 		{Lease: got[1].Lease()},
 		{Lease: bridge.JobLease{ID: 999999}},
@@ -1174,7 +1174,7 @@ func deliverInbound(t *testing.T, s *postgres.Store, n int) {
 		for i, j := range claimed {
 			done[i].Lease = j.Lease()
 		}
-		if refused, err := s.CompleteBatch(t.Context(), done); err != nil || len(refused) > 0 {
+		if refused, _, err := s.CompleteBatch(t.Context(), done); err != nil || len(refused) > 0 {
 			t.Fatal(refused, err)
 		}
 	}
@@ -1313,5 +1313,67 @@ func TestClaimReadsTheInboundCustomer(t *testing.T) {
 	}
 	if !out[1].CustomerRead || out[1].Customer != nil {
 		t.Errorf("job e, without a user in its payload: customer read %v, %+v; want read, none", out[1].CustomerRead, out[1].Customer)
+	}
+}
+
+// TestCompletionTakesTheKeysNextJob: a completion that asks for it leases its key's next job in
+// the same transaction (with the customer, as a claim reads it), so no claim returns that job;
+// a completion that does not ask, or is refused, takes nothing.
+func TestCompletionTakesTheKeysNextJob(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	known := newCustomer("7")
+	saved, err := s.SaveCustomer(ctx, known, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withUser := func(key, dedup string) bridge.NewJob {
+		p, _ := json.Marshal(map[string]any{"user": known.User, "text": dedup})
+		return bridge.NewJob{Direction: bridge.In, Key: key, Dedup: dedup, Payload: p}
+	}
+	enqueue(t, s, withUser("a", "a1"), withUser("a", "a2"), withUser("a", "a3"),
+		withUser("b", "b1"), withUser("b", "b2"), withUser("c", "c1"), withUser("c", "c2"))
+	got, err := s.ClaimBatch(ctx, bridge.In, time.Minute, 10)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("claimed %v, %v; want the heads a1 b1 c1", got, err)
+	}
+	a1, b1, c1 := got[0], got[1], got[2]
+	// A completion under a lease c1 is not held by (a late worker's) is refused.
+	stale := bridge.JobLease{ID: c1.ID, Attempts: 5}
+	refused, next, err := s.CompleteBatch(ctx, []bridge.Completion{
+		{Lease: a1.Lease(), Direction: bridge.In, Key: "a", Next: time.Minute},
+		{Lease: b1.Lease(), Direction: bridge.In, Key: "b"},
+		{Lease: stale, Direction: bridge.In, Key: "c", Next: time.Minute},
+	})
+	if err != nil || fmt.Sprint(refused) != "[2]" {
+		t.Fatalf("CompleteBatch = refused %v, %v; want [2] (c1's stale lease)", refused, err)
+	}
+	if len(next) != 1 || next[0].Dedup != "a2" {
+		t.Fatalf("next jobs = %v, want a2 only (b1 did not ask, c1's completion was refused)", next)
+	}
+	a2 := next[0]
+	if c := a2.Customer; !a2.CustomerRead || c == nil || c.ID != saved.ID || a2.Key != "a" || a2.Direction != bridge.In || a2.Attempts != 0 || a2.Retried {
+		t.Errorf("next job = %+v with customer %+v, want a fresh lease of a2 with customer %d", a2, c, saved.ID)
+	}
+	if st, _ := state(t, s, bridge.In, "a2"); st != bridge.JobRunning {
+		t.Errorf("a2 is %s after the completion took it, want running", st)
+	}
+	// Claims see b2 (b's new head, not taken) but neither a2 (leased) nor a3 (behind it).
+	claimed, err := s.ClaimBatch(ctx, bridge.In, time.Minute, 10)
+	if err != nil || len(claimed) != 1 || claimed[0].Dedup != "b2" {
+		t.Fatalf("claim after the completion = %v, %v; want b2 only", claimed, err)
+	}
+	// The taken job is held like a claimed one: renewed, completed, and it hands on again.
+	if err := s.ExtendLease(ctx, a2.Lease(), time.Minute); err != nil {
+		t.Errorf("ExtendLease of the taken job: %v", err)
+	}
+	refused, next, err = s.CompleteBatch(ctx, []bridge.Completion{{Lease: a2.Lease(), Direction: bridge.In, Key: "a", Next: time.Minute}})
+	if err != nil || len(refused) != 0 || len(next) != 1 || next[0].Dedup != "a3" {
+		t.Fatalf("completing a2 = refused %v, next %v, %v; want a3", refused, next, err)
+	}
+	// The last job of a key hands on nothing.
+	if _, next, err = s.CompleteBatch(ctx, []bridge.Completion{{Lease: next[0].Lease(), Direction: bridge.In, Key: "a", Next: time.Minute}}); err != nil || len(next) != 0 {
+		t.Fatalf("completing a3 = next %v, %v; want none", next, err)
 	}
 }
