@@ -217,7 +217,6 @@ func (c *Core) notice(ctx context.Context, cu Customer, dedup, text string) erro
 	}
 	if n > 0 {
 		c.opts.Metrics.queued(Out, cu.Chat.Platform, n)
-		c.wake[dirIndex(Out)].notify()
 	}
 	return nil
 }

@@ -257,6 +257,7 @@ func New(opts Options) (*Core, error) {
 	setDefault(&opts.UserMaxPending, 200)
 	setDefault(&opts.BlocklistReread, 5*time.Second)
 
+	wake := [2]*signal{newSignal(), newSignal()}
 	c := &Core{
 		opts:           opts,
 		store:          opts.Store,
@@ -264,7 +265,7 @@ func New(opts Options) (*Core, error) {
 		app:            opts.Application,
 		log:            opts.Logger,
 		adapters:       make(map[Platform]Adapter),
-		wake:           [2]*signal{newSignal(), newSignal()},
+		wake:           wake,
 		catchupPending: make(map[string]map[int64]struct{}),
 		catchupBusy:    make(map[string]struct{}),
 		statusPending:  make(map[int64]string),
@@ -272,7 +273,7 @@ func New(opts Options) (*Core, error) {
 		catchupWake:    newSignal(),
 		typing:         make(chan typingReq, 64),
 		wanted:         make(map[string]time.Time),
-		enqueues:       &enqueueGroup{store: opts.Store},
+		enqueues:       &enqueueGroup{store: opts.Store, hands: [2]*handoff{{}, {}}, lease: opts.Lease, wake: wake, metrics: opts.Metrics},
 		blocks:         blocks{contact: make(map[int64]blockState)},
 		told:           make(map[string]time.Time),
 		texts:          opts.Texts,
@@ -430,7 +431,6 @@ func (c *Core) Deliver(ctx context.Context, cur Cursor, msgs ...Inbound) error {
 	}
 	if n > 0 {
 		c.opts.Metrics.queued(In, msgs[0].User.Platform, n)
-		c.wake[dirIndex(In)].notify()
 		c.admitPending(ctx, msgs)
 	}
 	c.rememberLanguages(ctx, msgs)

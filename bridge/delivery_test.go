@@ -990,3 +990,47 @@ func TestAgentNotesUseTheAgentLanguage(t *testing.T) {
 		"✏️ El usuario editó un mensaje:\n> Mi pedido es 1234\n\nAhora dice:\nMi pedido es 1243",
 		"🗑 El usuario eliminó un mensaje:\n> Mi pedido es 1234")
 }
+
+// TestABurstRunsWithoutClaims: a user writes five messages while OneChat holds the first post.
+// They reach OneChat once each and in order, and the worker goes from each message straight to
+// the next, which the previous one's completion took for it (bridge_jobs_started_total by
+// "completion"); only the first is started by a claim or by its own enqueue.
+func TestABurstRunsWithoutClaims(t *testing.T) {
+	h := newHarness(t, nil)
+	reg := prometheus.NewRegistry()
+	h.opts.Metrics = bridge.NewMetrics(reg)
+	gate := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	var posts atomic.Int32
+	h.interceptPosts("/messages", func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool {
+		if posts.Add(1) == 1 {
+			<-gate
+		}
+		return false
+	})
+	h.start()
+	ctx := ctxT(t)
+	started := func(by string) float64 {
+		return counterValue(t, reg, "bridge_jobs_started_total", "direction", "in", "by", by)
+	}
+	var want []string
+	for i := range 5 {
+		text := fmt.Sprintf("burst %d", i)
+		want = append(want, text)
+		if err := h.adapter.Receive(ctx, userMessage(3100, text)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release()
+	_, conv := h.waitConversation(ctx, "telegram:3100", 1)
+	h.waitIncoming(ctx, conv.ID, want...)
+	h.waitCounted(reg, bridge.ResultDelivered, 5)
+	if got := started(bridge.StartedByCompletion); got != 4 {
+		t.Errorf("started by a completion: %v, want 4 (every message after the first)", got)
+	}
+	if got := started(bridge.StartedByClaim) + started(bridge.StartedByEnqueue); got != 1 {
+		t.Errorf("started by a claim or an enqueue: %v, want 1 (the first)", got)
+	}
+}

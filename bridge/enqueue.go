@@ -23,6 +23,13 @@ const (
 // its jobs are committed or failed to be.
 type enqueueGroup struct {
 	store Store
+	// hands, by dirIndex, give fresh heads to this process's idle workers (see handoff).
+	hands   [2]*handoff
+	lease   time.Duration
+	metrics *Metrics
+	// wake, by dirIndex, wakes this process's dispatchers after a commit that stored jobs
+	// their workers were not handed.
+	wake [2]*signal
 
 	mu      sync.Mutex
 	busy    bool // a leader is committing
@@ -83,12 +90,16 @@ func (g *enqueueGroup) lead(ctx context.Context) {
 	for i, c := range group {
 		batches[i] = c.batch
 	}
-	n, err := g.store.EnqueueBatch(cctx, batches)
+	take, release := g.reserve(batches)
+	sent := time.Now()
+	n, taken, err := g.store.EnqueueBatch(cctx, batches, take)
+	release(taken, sent)
+	g.wakeFor(batches, taken)
 	if err != nil && len(group) > 1 {
 		// One call's bad job must not fail the others: each alone.
 		for _, c := range group {
 			var n []int
-			if n, c.err = g.store.EnqueueBatch(cctx, []JobBatch{c.batch}); c.err == nil {
+			if n, _, c.err = g.store.EnqueueBatch(cctx, []JobBatch{c.batch}, Take{}); c.err == nil {
 				c.n = n[0]
 			}
 		}
@@ -110,4 +121,121 @@ func (g *enqueueGroup) lead(ctx context.Context) {
 		return
 	}
 	g.pending[0].done <- false
+}
+
+// wakeFor wakes the dispatcher of each direction that has jobs in batches, unless the enqueue
+// handed every one of them to a worker: a claim would find nothing for it.
+func (g *enqueueGroup) wakeFor(batches []JobBatch, taken []Job) {
+	var jobs, got [2]int
+	for _, b := range batches {
+		for _, j := range b.Jobs {
+			jobs[dirIndex(j.Direction)]++
+		}
+	}
+	for _, j := range taken {
+		got[dirIndex(j.Direction)]++
+	}
+	for di, w := range g.wake {
+		if jobs[di] > got[di] && w != nil {
+			w.notify()
+		}
+	}
+}
+
+// handoff lets an enqueue hand fresh heads straight to idle workers of its direction, leased in
+// the enqueue's own transaction (Take), instead of waking the dispatcher to claim them: a
+// message alone in its conversation then costs no claim. An enqueue reserves idle workers by
+// taking their tokens from free before it commits; after the commit it sends each job it took
+// to one of them and gives back the tokens of jobs it did not get (duplicates, keys with
+// earlier work, a failed commit). Reservations hold mu for reading; the dispatcher's exit holds
+// it for writing to close the hand-off, so no job is sent once the workers may be leaving.
+type handoff struct {
+	mu   sync.RWMutex
+	open bool
+	free chan struct{}
+	jobs chan<- Job
+}
+
+func (h *handoff) start(jobs chan<- Job, free chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.open, h.jobs, h.free = true, jobs, free
+}
+
+// stop closes the hand-off once every reservation has handed its jobs over.
+func (h *handoff) stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.open = false
+}
+
+// reserve takes, per direction, an idle worker's token for each key's first job in batches (the
+// jobs that may become heads), as many as there are idle workers, and names those jobs in take.
+// release must be called after the enqueue, with what it took: it hands those jobs to the
+// reserved workers and gives the other tokens back.
+func (g *enqueueGroup) reserve(batches []JobBatch) (take Take, release func(taken []Job, sent time.Time)) {
+	var held [2]int
+	var locked [2]bool
+	for di, d := range []Direction{In, Out} {
+		h := g.hands[di]
+		if h == nil || !hasDirection(batches, d) {
+			continue
+		}
+		h.mu.RLock()
+		locked[di] = true
+		if !h.open {
+			continue
+		}
+		seen := make(map[string]bool)
+	reserve:
+		for _, b := range batches {
+			for _, j := range b.Jobs {
+				if j.Direction != d || seen[j.Key] {
+					continue
+				}
+				seen[j.Key] = true
+				select {
+				case <-h.free:
+				default:
+					break reserve // no idle worker left
+				}
+				held[di]++
+				if take.Dedups == nil {
+					take.Dedups, take.Lease = make(map[Direction][]string, 2), g.lease
+				}
+				take.Dedups[d] = append(take.Dedups[d], j.Dedup)
+			}
+		}
+	}
+	return take, func(taken []Job, sent time.Time) {
+		for _, j := range taken {
+			di := dirIndex(j.Direction)
+			if held[di] == 0 {
+				continue // cannot happen: the store takes only jobs named in take, each once
+			}
+			held[di]--
+			j.leasedFrom = sent
+			g.metrics.startedJobs(j.Direction, StartedByEnqueue, 1)
+			g.hands[di].jobs <- j
+		}
+		for di, h := range g.hands {
+			for range held[di] {
+				h.free <- struct{}{}
+			}
+			if locked[di] {
+				h.mu.RUnlock()
+			}
+		}
+	}
+}
+
+func hasDirection(batches []JobBatch, d Direction) bool {
+	for _, b := range batches {
+		for _, j := range b.Jobs {
+			if j.Direction == d {
+				return true
+			}
+		}
+	}
+	return false
 }

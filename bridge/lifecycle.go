@@ -451,7 +451,6 @@ func (c *Core) csatComment(ctx context.Context, cu Customer, m Inbound, j *Job) 
 	if _, err := c.enqueues.enqueue(ctx, JobBatch{Jobs: []NewJob{{Direction: Out, Key: cu.Chat.String(), Dedup: "csat-thanks:" + j.Dedup, Payload: payload}}}); err != nil {
 		return false, err
 	}
-	c.wake[dirIndex(Out)].notify()
 	c.log.Info("CSAT comment recorded", zap.Int64("conversation_id", conv), zap.Int64("message_id", msgID))
 	return true, c.store.DeleteValue(ctx, corePlatform, key)
 }

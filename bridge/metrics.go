@@ -33,7 +33,18 @@ type Metrics struct {
 	unreachable      *prometheus.CounterVec
 	leaseLost        *prometheus.CounterVec
 	surveyWaits      *prometheus.CounterVec
+	started          *prometheus.CounterVec
 }
+
+// How a worker got the job it started, counted in bridge_jobs_started_total.
+const (
+	// StartedByClaim is a job the dispatcher claimed for an idle worker.
+	StartedByClaim = "claim"
+	// StartedByEnqueue is a job its enqueue leased and handed to an idle worker.
+	StartedByEnqueue = "enqueue"
+	// StartedByCompletion is a job its key's previous job's completion leased for the same worker.
+	StartedByCompletion = "completion"
+)
 
 // Reasons counted in bridge_lease_lost_total.
 const (
@@ -77,9 +88,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "bridge_survey_waits_total",
 			Help: "Times the close of a resolved conversation looked for OneChat's CSAT survey, found none yet, and waited (about a second each), by platform.",
 		}, []string{"platform"}),
+		started: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_jobs_started_total",
+			Help: "Attempts workers started, by direction and how the worker got the message: claim (the dispatcher claimed it), enqueue (handed over as it was queued), completion (taken when the same user's or chat's previous message was recorded).",
+		}, []string{"direction", "by"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.latency, m.rateLimitWaits, m.rateLimitSeconds, m.unreachable, m.leaseLost, m.surveyWaits)
+		reg.MustRegister(m.messages, m.latency, m.rateLimitWaits, m.rateLimitSeconds, m.unreachable, m.leaseLost, m.surveyWaits, m.started)
 	}
 	return m
 }
@@ -128,6 +143,13 @@ func (m *Metrics) held(p Platform, n int) {
 // blocked counts a message of a blocked contact, stored and not posted.
 func (m *Metrics) blocked(dir Direction, j *Job) {
 	m.messages.WithLabelValues(string(dir), platformOf(j.Key), ResultBlocked).Inc()
+}
+
+// startedJobs counts n attempts started, got the way by says.
+func (m *Metrics) startedJobs(dir Direction, by string, n int) {
+	if n > 0 {
+		m.started.WithLabelValues(string(dir), by).Add(float64(n))
+	}
 }
 
 // surveyWaited counts a close that waits for OneChat's CSAT survey.

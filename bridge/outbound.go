@@ -427,7 +427,6 @@ func (c *Core) enqueueThen(ctx context.Context, jobs []NewJob) error {
 	n, err := c.enqueues.enqueue(ctx, JobBatch{Jobs: jobs})
 	if n > 0 {
 		c.opts.Metrics.queued(Out, Platform(platformOf(jobs[0].Key)), n)
-		c.wake[dirIndex(Out)].notify()
 	}
 	return err
 }
@@ -473,7 +472,6 @@ func (c *Core) enqueueAgentMessages(ctx context.Context, cu Customer, conversati
 	}
 	if n > 0 {
 		c.opts.Metrics.queued(Out, cu.Chat.Platform, n)
-		c.wake[dirIndex(Out)].notify()
 	}
 	return n, nil
 }
@@ -715,13 +713,8 @@ func (c *Core) agentMessageUpdated(ctx context.Context, ev onechat.Event) {
 	if err != nil {
 		return
 	}
-	n, err := c.enqueues.enqueue(ctx, JobBatch{Jobs: []NewJob{{Direction: Out, Key: cu.Chat.String(), Dedup: dedup, Payload: payload}}})
-	if err != nil {
+	if _, err := c.enqueues.enqueue(ctx, JobBatch{Jobs: []NewJob{{Direction: Out, Key: cu.Chat.String(), Dedup: dedup, Payload: payload}}}); err != nil {
 		c.log.Warn("queue agent edit", zap.Int64("message_id", msg.ID), zap.Error(err))
-		return
-	}
-	if n > 0 {
-		c.wake[dirIndex(Out)].notify()
 	}
 }
 

@@ -82,7 +82,10 @@ func (c *Core) work(claimCtx, jobCtx context.Context, dir Direction, n int, h jo
 			}
 		})
 	}
+	hand := c.enqueues.hands[dirIndex(dir)]
+	hand.start(jobs, free)
 	c.dispatch(claimCtx, dir, jobs, free)
+	hand.stop()
 	close(jobs)
 	workers.Wait()
 	rec.close()
@@ -90,7 +93,7 @@ func (c *Core) work(claimCtx, jobCtx context.Context, dir Direction, n int, h jo
 }
 
 // dispatch claims jobs for the idle workers until ctx is cancelled.
-func (c *Core) dispatch(ctx context.Context, dir Direction, jobs chan<- Job, free <-chan struct{}) {
+func (c *Core) dispatch(ctx context.Context, dir Direction, jobs chan<- Job, free chan struct{}) {
 	wake := c.wake[dirIndex(dir)]
 	idle := 0
 	for ctx.Err() == nil {
@@ -122,6 +125,7 @@ func (c *Core) dispatch(ctx context.Context, dir Direction, jobs chan<- Job, fre
 			sleepCtx(ctx, c.opts.MinBackoff)
 			continue
 		}
+		c.opts.Metrics.startedJobs(dir, StartedByClaim, len(got))
 		// Every job goes to an idle worker, so handing them out does not wait for long.
 		for _, j := range got {
 			j.leasedFrom = sent
@@ -129,6 +133,11 @@ func (c *Core) dispatch(ctx context.Context, dir Direction, jobs chan<- Job, fre
 		}
 		idle -= len(got)
 		if len(got) == 0 {
+			// Idle workers are put back while the dispatcher waits, so that an enqueue can hand
+			// them fresh jobs (handoff); it takes them again when it wakes.
+			for ; idle > 0; idle-- {
+				free <- struct{}{}
+			}
 			c.idle(ctx, dir, woken)
 		}
 	}
@@ -222,6 +231,7 @@ func (r *recorder) commit(batch []recording) {
 		batch[0].res <- recorded{err: err}
 	default:
 		// A key has one completion in a batch (only its head runs) and so at most one next job.
+		r.c.opts.Metrics.startedJobs(r.dir, StartedByCompletion, len(next))
 		byKey := make(map[string]*Job, len(next))
 		for i := range next {
 			next[i].leasedFrom = sent
@@ -242,8 +252,15 @@ func (r *recorder) commit(batch []recording) {
 				zap.String("direction", string(r.dir)), zap.Int64("job", j.ID))
 		}
 	}
-	// The next job of each key is its head now.
-	r.c.wake[dirIndex(r.dir)].notify()
+	// The next job of each key is its head now. A completion with a Next lease took it already
+	// (a key's next job is always due: only a head waits for a retry), so the dispatcher need
+	// not look for it.
+	for i, b := range batch {
+		if err != nil || b.done.Next <= 0 || slices.Contains(refused, i) {
+			r.c.wake[dirIndex(r.dir)].notify()
+			break
+		}
+	}
 }
 
 func (r *recorder) commitOne(ctx context.Context, done Completion) recorded {
@@ -256,6 +273,7 @@ func (r *recorder) commitOne(ctx context.Context, done Completion) recorded {
 	if len(next) > 0 {
 		j = &next[0]
 		j.leasedFrom = sent
+		r.c.opts.Metrics.startedJobs(r.dir, StartedByCompletion, 1)
 	}
 	return recorded{next: j, err: err}
 }

@@ -71,6 +71,15 @@ type NewJob struct {
 	Payload json.RawMessage
 }
 
+// Take asks an enqueue to lease some of its jobs to the enqueuer at once, in the same
+// transaction, so that the enqueuer's idle workers run them without a claim. A job named in
+// Dedups is taken when, once stored, it is its key's head, pending and due: exactly the jobs a
+// claim could take. The zero Take takes nothing.
+type Take struct {
+	Lease  time.Duration
+	Dedups map[Direction][]string
+}
+
 // JobBatch is jobs to queue together with the cursor that moves when they are stored.
 type JobBatch struct {
 	// Cursor moves forward (never back) in the transaction that stores Jobs, unless its Name
@@ -204,8 +213,9 @@ type Store interface {
 
 	// EnqueueBatch stores the jobs of every batch in order (skipping those whose Dedup exists)
 	// and moves each batch's cursor forward (when its Name is not empty), all in one
-	// transaction. It returns how many of each batch's jobs were new.
-	EnqueueBatch(ctx context.Context, batches []JobBatch) ([]int, error)
+	// transaction. It returns how many of each batch's jobs were new, and the jobs it took for
+	// the enqueuer's idle workers (see Take), leased like claimed jobs with their customers read.
+	EnqueueBatch(ctx context.Context, batches []JobBatch, take Take) ([]int, []Job, error)
 	// ClaimBatch takes up to max of the eligible jobs of the direction that have been due
 	// longest: heads of their keys (so never two of one key), pending and due, or running with
 	// an expired lease (their worker died). The jobs are leased for lease and returned in id

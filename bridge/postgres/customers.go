@@ -359,8 +359,9 @@ func (s *Store) changeConversationStatus(ctx context.Context, conversationID int
 		b.Queue(indexPlans)
 		b.Queue(lockKeys, lockIDs)
 		b.Queue(insertJobs, dirs, keys, dedups, payloads, firsts)
+		// The caller wakes its own process's workers; the others hear of the jobs here.
 		for _, d := range slices.Compact(slices.Sorted(slices.Values(dirs))) {
-			b.Queue(`SELECT pg_notify($1, $2)`, queueChannel, d)
+			b.Queue(`SELECT pg_notify($1, $2)`, queueChannel, d+" "+s.self)
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return "", fmt.Errorf("change status of conversation %d: queue %d jobs: %w", conversationID, len(jobs), err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,8 +29,11 @@ func (s *Store) Listen(ctx context.Context, wake func(bridge.Direction)) error {
 		wake(bridge.In)
 		wake(bridge.Out)
 	}, func(payload string) {
-		if d := bridge.Direction(payload); d == bridge.In || d == bridge.Out {
-			wake(d)
+		// "in" or "out", then the notifying Store's name; a bridge before that sent the
+		// direction alone.
+		d, from, _ := strings.Cut(payload, " ")
+		if dir := bridge.Direction(d); (dir == bridge.In || dir == bridge.Out) && from != s.self {
+			wake(dir)
 		}
 	})
 }

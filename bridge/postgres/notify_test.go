@@ -23,20 +23,43 @@ func TestListenWakesOnAnotherProcessesEnqueue(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	stores := openStores(t, ctx, 2)
+	dbURL := pgtest.NewDatabaseURL(t)
+	stores := openStoresAt(t, ctx, dbURL, 2)
 	listener, producer := stores[0], stores[1]
 
 	wakes, stop := listen(t, ctx, listener)
+	// The listener's own enqueue wakes nothing through Listen (its process wakes its own
+	// workers); notifications arrive in commit order, so the first wake-up is the producer's.
+	if _, err := listener.Enqueue(ctx, bridge.Cursor{}, bridge.NewJob{Direction: bridge.In, Key: "telegram:2", Dedup: "telegram:2:1", Payload: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := producer.Enqueue(ctx, bridge.Cursor{}, bridge.NewJob{Direction: bridge.Out, Key: "telegram:1", Dedup: "onechat:1", Payload: json.RawMessage(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case d := <-wakes:
 		if d != bridge.Out {
-			t.Errorf("woken for %q, want out", d)
+			t.Errorf("woken for %q, want out (the listener's own inbound enqueue must not wake it)", d)
 		}
 	case <-ctx.Done():
 		t.Fatal("enqueue in another process did not wake the listener")
+	}
+	// A bridge of an earlier version notifies with the direction alone.
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `SELECT pg_notify('bridge_queue', 'in')`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-wakes:
+		if d != bridge.In {
+			t.Errorf("woken for %q by an earlier version's notify, want in", d)
+		}
+	case <-ctx.Done():
+		t.Fatal("an earlier version's notify did not wake the listener")
 	}
 	// A cancelled Listen returns nil.
 	if err := stop(); err != nil {

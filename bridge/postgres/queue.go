@@ -47,7 +47,7 @@ import (
 // forward when cur.Name is not empty, in one transaction; see EnqueueBatch. It returns how many
 // jobs were new.
 func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.NewJob) (int, error) {
-	n, err := s.EnqueueBatch(ctx, []bridge.JobBatch{{Cursor: cur, Jobs: jobs}})
+	n, _, err := s.EnqueueBatch(ctx, []bridge.JobBatch{{Cursor: cur, Jobs: jobs}}, bridge.Take{})
 	if err != nil {
 		return 0, err
 	}
@@ -56,11 +56,12 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 
 // EnqueueBatch stores the jobs of every batch, in order (skipping those whose Dedup exists,
 // also within and across batches), and moves each batch's cursor forward when its Name is not
-// empty, all in one transaction. It returns how many of each batch's jobs were new.
+// empty, all in one transaction. It returns how many of each batch's jobs were new, and the jobs
+// take named that became (or were) pending, due heads, leased in the same transaction (takeJobs).
 // Payloads are stored as jsonb, so Claim returns them re-encoded (same value, maybe other
 // spacing); an empty payload is stored as JSON null, and escaped NUL characters, which jsonb
 // cannot hold, become U+FFFD rather than making a user's message impossible to store.
-func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch) ([]int, error) {
+func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch, take bridge.Take) ([]int, []bridge.Job, error) {
 	var n int
 	cursors := make(map[string]string)
 	for _, b := range batches {
@@ -88,17 +89,17 @@ func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch) ([]
 	for _, b := range batches {
 		for i, j := range b.Jobs {
 			if err := validDirection(j.Direction); err != nil {
-				return nil, fmt.Errorf("enqueue: %w", err)
+				return nil, nil, fmt.Errorf("enqueue: %w", err)
 			}
 			if j.Key == "" || j.Dedup == "" {
-				return nil, fmt.Errorf("enqueue: %s job %d has an empty key or dedup", j.Direction, i)
+				return nil, nil, fmt.Errorf("enqueue: %s job %d has an empty key or dedup", j.Direction, i)
 			}
 			p := j.Payload
 			if len(p) == 0 {
 				p = json.RawMessage("null")
 			}
 			if !json.Valid(p) {
-				return nil, fmt.Errorf("enqueue: %s job %q: payload is not valid JSON", j.Direction, j.Dedup)
+				return nil, nil, fmt.Errorf("enqueue: %s job %q: payload is not valid JSON", j.Direction, j.Dedup)
 			}
 			k := [2]string{string(j.Direction), j.Key}
 			dirs, keys, dedups = append(dirs, k[0]), append(keys, k[1]), append(dedups, j.Dedup)
@@ -112,7 +113,7 @@ func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch) ([]
 	}
 	counts := make([]int, len(batches))
 	if n == 0 && len(curNames) == 0 {
-		return counts, nil
+		return counts, nil, nil
 	}
 	// Lock keys in one global order so that two enqueuers cannot deadlock.
 	slices.Sort(lockIDs)
@@ -157,15 +158,28 @@ func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch) ([]
 		// poll.
 		for _, d := range slices.Compact(slices.Sorted(slices.Values(dirs))) {
 			if s.shouldNotify(bridge.Direction(d)) {
-				b.Queue(`SELECT pg_notify($1, $2)`, queueChannel, d)
+				b.Queue(`SELECT pg_notify($1, $2)`, queueChannel, d+" "+s.self)
 			}
 		}
 	}
 	if len(curNames) > 0 {
 		b.Queue(moveCursors, curNames, curPos)
 	}
+	var taken []bridge.Job
+	if n > 0 && take.Lease >= time.Microsecond {
+		for _, d := range []bridge.Direction{bridge.In, bridge.Out} {
+			if len(take.Dedups[d]) == 0 {
+				continue
+			}
+			b.Queue(takeJobs, string(d), take.Dedups[d], take.Lease.Microseconds()).Query(func(rows pgx.Rows) error {
+				got, err := pgx.CollectRows(rows, scanClaimed)
+				taken = append(taken, got...)
+				return err
+			})
+		}
+	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("enqueue %d jobs: %w", n, err)
+		return nil, nil, fmt.Errorf("enqueue %d jobs: %w", n, err)
 	}
 	// A job inserted once counts for the first batch that has it.
 	i := 0
@@ -178,7 +192,7 @@ func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch) ([]
 			i++
 		}
 	}
-	return counts, nil
+	return counts, taken, nil
 }
 
 // insertJobs inserts the jobs of the arrays $1..$5 (direction, key, dedup, payload, first of its
@@ -197,6 +211,20 @@ const insertJobs = `
 	ORDER BY n
 	ON CONFLICT (direction, dedup) DO NOTHING
 	RETURNING direction, key, dedup`
+
+// takeJobs leases ($3 microseconds) the jobs of direction $1 with the dedups $2 that are pending,
+// due heads, as claimJobs would, and returns them with their customers. It runs after the
+// enqueue's insert in the same transaction, which holds the advisory locks of their keys: no
+// completion can move those heads meanwhile, and a claim elsewhere that locked one first makes
+// this wait for its commit and then skip the job, which is running by then.
+const takeJobs = `
+	WITH taken AS (
+	UPDATE queue SET state = 'running', locked_until = now() + $3::bigint * interval '1 microsecond', updated_at = now()
+	WHERE direction = $1 AND dedup = ANY($2::text[]) AND head AND state = 'pending' AND run_at <= now()
+	RETURNING ` + claimedColumns + `)
+	SELECT ` + claimColumns + ` FROM taken j
+	LEFT JOIN customers c ON c.platform = j.user_platform AND c.platform_user_id = j.user_id
+	LEFT JOIN conversations v ON v.id = c.conversation_id`
 
 // moveCursors moves the cursors named in $1 forward to the positions in $2, in array order.
 // Positions are ordered by length, then byte by byte (bridge.Cursor), so a cursor never moves

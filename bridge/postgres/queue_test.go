@@ -143,12 +143,12 @@ func TestEnqueueBatch(t *testing.T) {
 	if _, err := s.Enqueue(ctx, bridge.Cursor{Name: "b", Position: "9"}, job(bridge.Out, "c0", "old")); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.EnqueueBatch(ctx, []bridge.JobBatch{
+	n, _, err := s.EnqueueBatch(ctx, []bridge.JobBatch{
 		{Cursor: bridge.Cursor{Name: "a", Position: "5"}, Jobs: []bridge.NewJob{job(bridge.Out, "c1", "m1"), job(bridge.Out, "c1", "m2")}},
 		{Cursor: bridge.Cursor{Name: "a", Position: "3"}, Jobs: []bridge.NewJob{job(bridge.Out, "c1", "m2"), job(bridge.Out, "c2", "m3")}},
 		{Cursor: bridge.Cursor{Name: "b", Position: "7"}, Jobs: []bridge.NewJob{job(bridge.Out, "c0", "old")}},
 		{},
-	})
+	}, bridge.Take{})
 	if err != nil || !slices.Equal(n, []int{2, 1, 0, 0}) {
 		t.Fatalf("EnqueueBatch = %v, %v; want [2 1 0 0]", n, err)
 	}
@@ -1375,5 +1375,61 @@ func TestCompletionTakesTheKeysNextJob(t *testing.T) {
 	// The last job of a key hands on nothing.
 	if _, next, err = s.CompleteBatch(ctx, []bridge.Completion{{Lease: next[0].Lease(), Direction: bridge.In, Key: "a", Next: time.Minute}}); err != nil || len(next) != 0 {
 		t.Fatalf("completing a3 = next %v, %v; want none", next, err)
+	}
+}
+
+// TestEnqueueTakesFreshHeads: an enqueue leases the jobs it is asked to take when they are
+// pending, due heads once stored (with their customers, as a claim reads them); a job behind its
+// key's earlier work, a duplicate of a finished job and one of another direction are not taken,
+// and no claim returns a taken job.
+func TestEnqueueTakesFreshHeads(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	known := newCustomer("7")
+	saved, err := s.SaveCustomer(ctx, known, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := json.Marshal(map[string]any{"user": known.User, "text": "hi"})
+	enqueue(t, s, job(bridge.In, "busy", "b1"), job(bridge.In, "done", "d1"))
+	d1 := claim(t, s, bridge.In, time.Minute, "b1")
+	if err := s.Complete(ctx, d1.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	d1 = claim(t, s, bridge.In, time.Minute, "d1")
+	if err := s.Complete(ctx, d1.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, s, job(bridge.In, "busy", "b2")) // pending head of "busy"
+	n, taken, err := s.EnqueueBatch(ctx, []bridge.JobBatch{{Jobs: []bridge.NewJob{
+		{Direction: bridge.In, Key: known.User.Identifier(), Dedup: "k1", Payload: p},
+		{Direction: bridge.In, Key: known.User.Identifier(), Dedup: "k2", Payload: p},
+		job(bridge.In, "busy", "b3"),
+		job(bridge.In, "done", "d1"),
+		job(bridge.Out, "chat", "o1"),
+	}}}, bridge.Take{Lease: time.Minute, Dedups: map[bridge.Direction][]string{bridge.In: {"k1", "b3", "d1", "o1"}}})
+	if err != nil || !slices.Equal(n, []int{4}) {
+		t.Fatalf("EnqueueBatch = %v, %v; want 4 new jobs", n, err)
+	}
+	if len(taken) != 1 || taken[0].Dedup != "k1" {
+		t.Fatalf("taken = %v, want k1 only", taken)
+	}
+	if k1 := taken[0]; !k1.CustomerRead || k1.Customer == nil || k1.Customer.ID != saved.ID || k1.Attempts != 0 || k1.Retried || k1.Key != known.User.Identifier() {
+		t.Errorf("taken job = %+v with customer %+v, want a fresh lease of k1 with customer %d", k1, k1.Customer, saved.ID)
+	}
+	if st, _ := state(t, s, bridge.In, "k1"); st != bridge.JobRunning {
+		t.Errorf("k1 is %s, want running", st)
+	}
+	got, err := s.ClaimBatch(ctx, bridge.In, time.Minute, 10)
+	if err != nil || len(got) != 1 || got[0].Dedup != "b2" {
+		t.Fatalf("claim after the enqueue = %v, %v; want b2 only (k1 taken, k2 and b3 behind)", got, err)
+	}
+	if err := s.ExtendLease(ctx, taken[0].Lease(), time.Minute); err != nil {
+		t.Errorf("ExtendLease of the taken job: %v", err)
+	}
+	refused, next, err := s.CompleteBatch(ctx, []bridge.Completion{{Lease: taken[0].Lease(), Direction: bridge.In, Key: known.User.Identifier(), Next: time.Minute}})
+	if err != nil || len(refused) != 0 || len(next) != 1 || next[0].Dedup != "k2" {
+		t.Fatalf("completing k1 = refused %v, next %v, %v; want k2", refused, next, err)
 	}
 }

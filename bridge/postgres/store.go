@@ -9,8 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -32,6 +34,9 @@ type Store struct {
 	// notified is when an enqueue last sent each direction's NOTIFY (unix nanoseconds; in,
 	// then out); see shouldNotify.
 	notified [2]atomic.Int64
+	// self names this Store in its NOTIFYs ("in self"), so that Listen ignores its own: the
+	// process that enqueued wakes its workers itself, and only for jobs it did not hand them.
+	self string
 }
 
 var _ bridge.Store = (*Store)(nil)
@@ -65,7 +70,7 @@ func Open(ctx context.Context, databaseURL string, logger *zap.Logger) (*Store, 
 		zap.String("host", cfg.ConnConfig.Host),
 		zap.Uint16("port", cfg.ConnConfig.Port),
 		zap.String("database", cfg.ConnConfig.Database))
-	return &Store{pool: pool, logger: logger}, nil
+	return &Store{pool: pool, logger: logger, self: strconv.FormatUint(rand.Uint64(), 36)}, nil
 }
 
 // Close closes every connection. It waits for connections in use to be released.
