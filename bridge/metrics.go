@@ -42,7 +42,8 @@ const (
 	StartedByClaim = "claim"
 	// StartedByEnqueue is a job its enqueue leased and handed to an idle worker.
 	StartedByEnqueue = "enqueue"
-	// StartedByCompletion is a job its key's previous job's completion leased for the same worker.
+	// StartedByCompletion is a job the completion of the worker's previous job leased for it: the
+	// same key's next job, or else another key's head, claimed in the completion's transaction.
 	StartedByCompletion = "completion"
 )
 
@@ -90,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"platform"}),
 		started: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_jobs_started_total",
-			Help: "Attempts workers started, by direction and how the worker got the message: claim (the dispatcher claimed it), enqueue (handed over as it was queued), completion (taken when the same user's or chat's previous message was recorded).",
+			Help: "Attempts workers started, by direction and how the worker got the message: claim (the dispatcher claimed it), enqueue (handed over as it was queued), completion (taken in the transaction that recorded the worker's previous message: the same user's or chat's next message, or else another waiting one).",
 		}, []string{"direction", "by"}),
 	}
 	if reg != nil {

@@ -230,26 +230,46 @@ func (r *recorder) commit(batch []recording) {
 	case err != nil:
 		batch[0].res <- recorded{err: err}
 	default:
-		// A key has one completion in a batch (only its head runs) and so at most one next job.
 		r.c.opts.Metrics.startedJobs(r.dir, StartedByCompletion, len(next))
+		// A key has one completion in a batch (only its head runs), and so at most one next
+		// job: that goes to the worker that finished the key's previous one. Jobs the
+		// completion claimed besides go to the other workers that asked, one each.
 		byKey := make(map[string]*Job, len(next))
 		for i := range next {
 			next[i].leasedFrom = sent
 			byKey[next[i].Key] = &next[i]
 		}
+		res := make([]recorded, len(batch))
 		for i, b := range batch {
 			if slices.Contains(refused, i) {
-				b.res <- recorded{err: fmt.Errorf("complete job %d: %w", b.done.Lease.ID, ErrLeaseLost)}
+				res[i].err = fmt.Errorf("complete job %d: %w", b.done.Lease.ID, ErrLeaseLost)
+			}
+			if j, ok := byKey[b.done.Key]; ok {
+				res[i].next = j
+				delete(byKey, b.done.Key)
+			}
+		}
+		for i, b := range batch {
+			if len(byKey) == 0 {
+				break
+			}
+			if res[i].next != nil || b.done.Next <= 0 {
 				continue
 			}
-			b.res <- recorded{next: byKey[b.done.Key]}
-			delete(byKey, b.done.Key)
+			for k, j := range byKey {
+				res[i].next = j
+				delete(byKey, k)
+				break
+			}
 		}
-		// The store takes a next job only for a key whose head this batch finished, so none is
-		// left; were one left, its lease runs out and a claim takes it over like a dead worker's.
+		// The store returns at most one job per completion that asked, so none is left; were one
+		// left, its lease runs out and a claim takes it over like a dead worker's.
 		for _, j := range byKey {
-			r.c.log.Error("a completion took a next job no worker asked for; it runs when its lease expires",
+			r.c.log.Error("a completion took a job no worker asked for; it runs when its lease expires",
 				zap.String("direction", string(r.dir)), zap.Int64("job", j.ID))
+		}
+		for i, b := range batch {
+			b.res <- res[i]
 		}
 	}
 	// The next job of each key is its head now. A completion with a Next lease took it already

@@ -13,10 +13,14 @@ var KeyLockID = keyLockID
 // store does with a backlog its statistics do not know of.
 const (
 	IndexPlans  = indexPlans
-	ClaimJobs   = claimJobs
 	InsertJobs  = insertJobs
 	MoveCursors = moveCursors
 	NextDue     = nextDue
+)
+
+var (
+	ClaimJobs       = claimJobs
+	PromoteAndClaim = promoteAndClaim
 )
 
 // PruneWindowed is Prune with a window of a few ids, so tests cross window bounds with few rows.

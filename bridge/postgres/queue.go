@@ -276,24 +276,47 @@ func (s *Store) shouldNotify(d bridge.Direction) bool {
 // one row version, not two. Only a job this statement makes head is taken, so a next job comes
 // only for a key whose head the same transaction finished. Where a key appears more than once,
 // its longest lease counts.
-const promoteHeads = `
-	WITH promoted AS (
-	UPDATE queue q SET head = true,
-		state = CASE WHEN h.take THEN 'running' ELSE q.state END,
-		locked_until = CASE WHEN h.take THEN now() + h.lease * interval '1 microsecond' ELSE q.locked_until END,
-		updated_at = CASE WHEN h.take THEN now() ELSE q.updated_at END
-	FROM (SELECT d, k, max(lease) AS lease FROM unnest($1::text[], $2::text[], $3::bigint[]) AS b(d, k, lease) GROUP BY d, k) b
-	CROSS JOIN LATERAL (
-		SELECT id AS head_id, b.lease, b.lease > 0 AND state = 'pending' AND run_at <= now() AS take FROM queue
-		WHERE direction = b.d AND key = b.k AND state IN ('pending', 'running')
-		ORDER BY id
-		LIMIT 1) h
-	WHERE q.id = h.head_id AND NOT q.head
-	RETURNING h.take, ` + claimedColumns + `)
+var promoteHeads = `WITH ` + promoted + `
 	SELECT ` + claimColumns + ` FROM promoted j
 	LEFT JOIN customers c ON c.platform = j.user_platform AND c.platform_user_id = j.user_id
 	LEFT JOIN conversations v ON v.id = c.conversation_id
 	WHERE j.take`
+
+// promoted is promoteHeads' update, as common table expressions. The heads are found first and
+// go to the update as an array, which it looks up in the primary key: planned as a join, a queue
+// whose statistics describe a few rows had Postgres read all of the primary key instead
+// (TestBacklogUnknownToStatistics).
+const promoted = `heads AS MATERIALIZED (
+		SELECT h.head_id, b.lease, b.lease > 0 AND h.state = 'pending' AND h.run_at <= now() AS take
+		FROM (SELECT d, k, max(lease) AS lease FROM unnest($1::text[], $2::text[], $3::bigint[]) AS b(d, k, lease) GROUP BY d, k) b
+		CROSS JOIN LATERAL (
+			SELECT id AS head_id, state, run_at FROM queue
+			WHERE direction = b.d AND key = b.k AND state IN ('pending', 'running')
+			ORDER BY id
+			LIMIT 1) h),
+	promoted AS (
+	UPDATE queue q SET head = true,
+		state = CASE WHEN h.take THEN 'running' ELSE q.state END,
+		locked_until = CASE WHEN h.take THEN now() + h.lease * interval '1 microsecond' ELSE q.locked_until END,
+		updated_at = CASE WHEN h.take THEN now() ELSE q.updated_at END
+	FROM heads h
+	WHERE q.id = ANY(ARRAY(SELECT head_id FROM heads)) AND q.id = h.head_id AND NOT q.head
+	RETURNING h.take, ` + claimedColumns + `)`
+
+// promoteAndClaim is promoteHeads that, for each direction, also claims as claimJobs does (for
+// $6 microseconds) as many eligible heads as $4 (inbound) or $5 (outbound) exceeds the next jobs
+// it took of that direction: completers that found no next job of their own get another key's.
+// The claim reads the snapshot of the statement, in which the heads promoted here are not heads
+// yet, so no job is both taken and claimed. Each row says whether it was claimed.
+var promoteAndClaim = `WITH ` + promoted + `,
+	claimed_in AS (` + claimUpdate("'in'", "$6", "(SELECT greatest($4 - count(*), 0) FROM promoted WHERE take AND direction = 'in')") + `),
+	claimed_out AS (` + claimUpdate("'out'", "$6", "(SELECT greatest($5 - count(*), 0) FROM promoted WHERE take AND direction = 'out')") + `)
+	SELECT ` + claimColumns + `, j.claimed FROM (
+		SELECT false AS claimed, id, direction, key, dedup, payload, attempts, retried, created_at, user_platform, user_id FROM promoted WHERE take
+		UNION ALL SELECT true, * FROM claimed_in
+		UNION ALL SELECT true, * FROM claimed_out) j
+	LEFT JOIN customers c ON c.platform = j.user_platform AND c.platform_user_id = j.user_id
+	LEFT JOIN conversations v ON v.id = c.conversation_id`
 
 // keyLockID is the advisory lock id that serialises the changes of one queue key's head:
 // Enqueue, Complete and Fail. Collisions only serialise unrelated keys a little.
@@ -351,26 +374,32 @@ const lockKeys = `SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WIT
 // (subquery)" would let Postgres join instead, and a plan made for a small queue joins by
 // reading all of it. Each job comes with the customer of the user its payload names ("user"),
 // which its worker would otherwise read next (a round trip per message).
-const claimJobs = `
-	WITH claimed AS (
-	UPDATE queue SET
-		state = 'running',
-		attempts = attempts + CASE WHEN state = 'running' THEN 1 ELSE 0 END,
-		last_error = CASE WHEN state = 'running' THEN 'lease expired' ELSE last_error END,
-		locked_until = now() + $2::bigint * interval '1 microsecond',
-		updated_at = now()
-	WHERE id = ANY(ARRAY(
-		SELECT id FROM queue
-		WHERE direction = $1 AND head AND state IN ('pending', 'running')
-		  AND ` + dueAt + ` <= now()
-		ORDER BY ` + dueAt + `, id
-		LIMIT $3
-		FOR UPDATE SKIP LOCKED))
-	RETURNING ` + claimedColumns + `)
+var claimJobs = `
+	WITH claimed AS (` + claimUpdate("$1", "$2", "$3") + `)
 	SELECT ` + claimColumns + `
 	FROM claimed j
 	LEFT JOIN customers c ON c.platform = j.user_platform AND c.platform_user_id = j.user_id
 	LEFT JOIN conversations v ON v.id = c.conversation_id`
+
+// claimUpdate is the update of claimJobs for the direction, lease (microseconds) and limit given
+// as SQL expressions.
+func claimUpdate(dir, lease, limit string) string {
+	return `
+	UPDATE queue SET
+		state = 'running',
+		attempts = attempts + CASE WHEN state = 'running' THEN 1 ELSE 0 END,
+		last_error = CASE WHEN state = 'running' THEN 'lease expired' ELSE last_error END,
+		locked_until = now() + ` + lease + `::bigint * interval '1 microsecond',
+		updated_at = now()
+	WHERE id = ANY(ARRAY(
+		SELECT id FROM queue
+		WHERE direction = ` + dir + ` AND head AND state IN ('pending', 'running')
+		  AND ` + dueAt + ` <= now()
+		ORDER BY ` + dueAt + `, id
+		LIMIT ` + limit + `
+		FOR UPDATE SKIP LOCKED))
+	RETURNING ` + claimedColumns
+}
 
 // claimedColumns are what a statement that leases jobs returns of each, as claimColumns reads them.
 const claimedColumns = `id, direction, key, dedup, payload, attempts, last_error <> '' AS retried, created_at,
@@ -431,16 +460,19 @@ func (s *Store) ClaimBatch(ctx context.Context, dir bridge.Direction, lease time
 }
 
 // scanClaimed reads a leased job as claimColumns give it.
-func scanClaimed(row pgx.CollectableRow) (bridge.Job, error) {
+func scanClaimed(row pgx.CollectableRow) (bridge.Job, error) { return scanClaimedWith(row) }
+
+// scanClaimedWith reads a leased job as claimColumns give it, and the columns after them into more.
+func scanClaimedWith(row pgx.CollectableRow, more ...any) (bridge.Job, error) {
 	var j bridge.Job
 	var d, platform, chatID string
 	var payload []byte
 	var found bool
 	var c bridge.Customer
-	err := row.Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.Retried, &j.CreatedAt,
+	err := row.Scan(append([]any{&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.Retried, &j.CreatedAt,
 		&found, &c.ID, &platform, &c.User.ID, &chatID, &c.Identifier, &c.SourceID,
 		&c.PubsubToken, &c.ContactID, &c.DisplayName, &c.Username, &c.UnreachableReason,
-		&c.ConversationID, &c.ConversationStatus)
+		&c.ConversationID, &c.ConversationStatus}, more...)...)
 	j.Direction, j.Payload = bridge.Direction(d), json.RawMessage(payload)
 	j.CustomerRead = true
 	if found {
@@ -470,8 +502,10 @@ func (s *Store) Complete(ctx context.Context, l bridge.JobLease, links ...bridge
 // running under the completion's lease: a worker whose lease expired and whose job another one
 // took over records nothing, not even its links (the new holder checks what reached the other
 // side and records that). refused are the indexes in done of the completions not recorded.
-// For a completion with a Next lease, the key's new head, when it is pending and due, is leased
-// in the same update that makes it head and returned in next (in no particular order).
+// Each completion with a Next lease asks for another job: its key's new head, when it is pending
+// and due, leased in the same update that makes it head; for those whose key has none, other
+// eligible heads of the direction, claimed as ClaimBatch does in the same statement. next holds
+// them, at most one per such completion, in no particular order.
 func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (refused []int, next []bridge.Job, err error) {
 	if len(done) == 0 {
 		return nil, nil, nil
@@ -492,6 +526,8 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (re
 	var dirs, keys []string
 	var leases, lockIDs []int64
 	var unknown []int64
+	var want [2]int // completions asking for a job, inbound and outbound
+	var lease int64
 	for _, d := range done {
 		if d.Key == "" || validDirection(d.Direction) != nil {
 			unknown = append(unknown, d.Lease.ID)
@@ -500,6 +536,14 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (re
 		dirs, keys = append(dirs, string(d.Direction)), append(keys, d.Key)
 		leases = append(leases, max(d.Next.Microseconds(), 0))
 		lockIDs = append(lockIDs, keyLockID(d.Direction, d.Key))
+		if d.Next >= time.Microsecond {
+			if d.Direction == bridge.In {
+				want[0]++
+			} else {
+				want[1]++
+			}
+			lease = max(lease, d.Next.Microseconds())
+		}
 	}
 	if len(unknown) > 0 {
 		rows, err := s.pool.Query(ctx, `SELECT direction, key FROM queue WHERE id = ANY($1)`, unknown)
@@ -531,9 +575,12 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (re
 			})
 			return err
 		})
-		b.Queue(promoteHeads, dirs, keys, leases).Query(func(rows pgx.Rows) error {
+		b.Queue(promoteAndClaim, dirs, keys, leases, want[0], want[1], lease).Query(func(rows pgx.Rows) error {
 			var err error
-			next, err = pgx.CollectRows(rows, scanClaimed)
+			next, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (bridge.Job, error) {
+				var claimed bool
+				return scanClaimedWith(row, &claimed)
+			})
 			return err
 		})
 		// A batch runs as one implicit transaction.

@@ -1194,6 +1194,7 @@ func testBacklogUnknownToStatistics(t *testing.T, before func(*testing.T, *postg
 	run(`ALTER TABLE queue SET (autovacuum_enabled = false)`)
 	before(t, s, run)
 	run(`PREPARE claim_jobs AS ` + postgres.ClaimJobs)
+	run(`PREPARE promote_and_claim AS ` + postgres.PromoteAndClaim)
 	run(`PREPARE insert_jobs AS ` + postgres.InsertJobs)
 	run(`PREPARE move_cursors AS ` + postgres.MoveCursors)
 	run(`PREPARE next_due AS ` + postgres.NextDue)
@@ -1238,7 +1239,9 @@ func testBacklogUnknownToStatistics(t *testing.T, before func(*testing.T, *postg
 		claimOne  = `EXECUTE claim_jobs('out', 60000000, 1)`
 		insertOne = `EXECUTE insert_jobs('{out}', '{new}', '{new1}', '{"{}"}', '{t}')`
 	)
-	smallClaim, smallInsert := pages(claimOne), pages(insertOne)
+	// A completer of key user1 that asks for a job: the key's next, or another key's head.
+	const completeOne = `EXECUTE promote_and_claim('{out}', '{user1}', '{60000000}', 0, 1, 60000000)`
+	smallClaim, smallInsert, smallComplete := pages(claimOne), pages(insertOne), pages(completeOne)
 	pages(`EXECUTE move_cursors('{a,b,c}', '{1,2,3}')`)
 
 	const backlog = 10_000
@@ -1250,9 +1253,13 @@ func testBacklogUnknownToStatistics(t *testing.T, before func(*testing.T, *postg
 		enqueue(t, s, jobs...)
 	}
 	claimPages, insertPages, duePages := pages(claimOne), pages(insertOne), pages(`EXECUTE next_due('out')`)
-	t.Logf("pages read before and with %d keys waiting: claim %d and %d, insert %d and %d, next due %d",
-		backlog, smallClaim, claimPages, smallInsert, insertPages, duePages)
+	completePages := pages(completeOne)
+	t.Logf("pages read before and with %d keys waiting: claim %d and %d, insert %d and %d, completion's promotion and claim %d and %d, next due %d",
+		backlog, smallClaim, claimPages, smallInsert, insertPages, smallComplete, completePages, duePages)
 	// They may grow by an index level or two; reading the backlog is hundreds of pages.
+	if completePages > 60 {
+		t.Errorf("with %d keys waiting a completion's promotion and claim read %d pages (%d before): it reads the backlog", backlog, completePages, smallComplete)
+	}
 	if claimPages > 60 || insertPages > 60 || duePages > 60 {
 		t.Errorf("with %d keys waiting a claim read %d pages (%d before), an insert %d (%d) and "+
 			"the next due moment %d: they read the backlog", backlog, claimPages, smallClaim, insertPages, smallInsert, duePages)
@@ -1372,9 +1379,29 @@ func TestCompletionTakesTheKeysNextJob(t *testing.T) {
 	if err != nil || len(refused) != 0 || len(next) != 1 || next[0].Dedup != "a3" {
 		t.Fatalf("completing a2 = refused %v, next %v, %v; want a3", refused, next, err)
 	}
-	// The last job of a key hands on nothing.
-	if _, next, err = s.CompleteBatch(ctx, []bridge.Completion{{Lease: next[0].Lease(), Direction: bridge.In, Key: "a", Next: time.Minute}}); err != nil || len(next) != 0 {
+	// The last job of a key hands on nothing of its own, and nothing else is eligible.
+	a3 := next[0]
+	if _, next, err = s.CompleteBatch(ctx, []bridge.Completion{{Lease: a3.Lease(), Direction: bridge.In, Key: "a", Next: time.Minute}}); err != nil || len(next) != 0 {
 		t.Fatalf("completing a3 = next %v, %v; want none", next, err)
+	}
+	// A completer whose key has no next job gets the head of another key that has been due
+	// longest instead, claimed in the same statement; one that did not ask gets nothing.
+	enqueue(t, s, withUser("x", "x1"), withUser("y", "y1"), withUser("z", "z1"))
+	refused, next, err = s.CompleteBatch(ctx, []bridge.Completion{
+		{Lease: claimed[0].Lease(), Direction: bridge.In, Key: "b", Next: time.Minute},
+		{Lease: bridge.JobLease{ID: c1.ID, Attempts: c1.Attempts}, Direction: bridge.In, Key: "c"},
+	})
+	if err != nil || len(refused) != 0 || len(next) != 1 || next[0].Dedup != "x1" || next[0].Customer == nil || next[0].Customer.ID != saved.ID {
+		t.Fatalf("completing b2 and c1 = refused %v, next %v, %v; want x1 (the oldest head) with its customer for b2's worker", refused, next, err)
+	}
+	claimed, err = s.ClaimBatch(ctx, bridge.In, time.Minute, 10)
+	var names []string
+	for _, j := range claimed {
+		names = append(names, j.Dedup)
+	}
+	slices.Sort(names)
+	if err != nil || fmt.Sprint(names) != "[c2 y1 z1]" {
+		t.Fatalf("claim after = %v, %v; want c2 (c1's completion did not ask for it), y1, z1", names, err)
 	}
 }
 

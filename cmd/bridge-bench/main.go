@@ -62,6 +62,7 @@ func main() {
 	active := flag.Int("active", 5000, "of the -known users, how many keep an open conversation and so a subscription")
 	idle := flag.String("idle", "sweep", "how the memory scenario's resolved users lose their subscriptions: sweep (the running bridge's idle sweep, every -idle-sweep; it spares tokens wanted in the last two sweeps) or restart (restart the bridge once BRIDGE_IDLE_AFTER has passed: it subscribes only the active users)")
 	flag.DurationVar(&b.idleSweep, "idle-sweep", 15*time.Second, "BRIDGE_IDLE_SWEEP of the memory scenario (a bridge without that setting sweeps every 10 minutes, and -idle sweep then takes about half an hour)")
+	flag.StringVar(&b.cpuProfiles, "cpuprofile", "", "directory the throughput runs save the bridge's CPU profiles into (BRIDGE_PPROF=true): 3 s from the start of the known-user inbound phase and of the outbound phase, one file per run; read them with go tool pprof -top")
 	flag.StringVar(&b.profiles, "profile", "", "directory the known scenario saves the bridge's heap profiles into (BRIDGE_PPROF=true): when all users are subscribed and at the memory reading; read them with go tool pprof -top -inuse_space")
 	flag.Parse()
 
@@ -169,6 +170,10 @@ type bench struct {
 	// profiles, when set, is a directory the memory scenario writes the bridge's heap profiles
 	// into (the bridge then runs with BRIDGE_PPROF=true).
 	profiles string
+	// cpuProfiles, when set, is a directory the throughput runs write the bridge's CPU
+	// profiles into.
+	cpuProfiles string
+	run         int // counts profiled runs, for the profiles' names
 }
 
 // build sets the binary: bin, or ./cmd/bridge built into a temporary directory.
@@ -233,6 +238,9 @@ func newWorld(ctx context.Context) (*e2e.World, error) {
 
 // world starts a world and the bridge in it (extra added to its environment); stop ends both.
 func (b *bench) world(ctx context.Context, extra ...string) (*e2e.World, *e2e.Process, func(), error) {
+	if b.cpuProfiles != "" {
+		extra = append(extra, "BRIDGE_PPROF=true")
+	}
 	w, err := newWorld(ctx)
 	if err != nil {
 		return nil, nil, nil, err
@@ -326,6 +334,8 @@ func (b *bench) bridgeInbound(ctx context.Context, n, total int) ([2]result, err
 	for i := range total {
 		w.TG.SendText(tgUser(i%n), "again "+strconv.Itoa(i))
 	}
+	b.run++
+	defer b.cpuProfile(ctx, p, fmt.Sprintf("inbound-known-%d-%d", n, b.run))()
 	wctx2, cancel2 := context.WithTimeout(ctx, b.window)
 	defer cancel2()
 	got = waitCount(wctx2, 20*time.Millisecond, incoming(w.OC), 2*total) - total
@@ -595,6 +605,8 @@ func (b *bench) bridgeOutbound(ctx context.Context, n, total int, restart bool) 
 	defer cancelW()
 	cpu0 := cpuNow(ctx, w, p.Pid())
 	start := time.Now()
+	b.run++
+	defer b.cpuProfile(ctx, p, fmt.Sprintf("outbound-%d-%d", n, b.run))()
 	for i := range total {
 		w.OC.AgentReply(us[i%n].conv, "reply "+strconv.Itoa(i))
 	}
@@ -783,6 +795,31 @@ func (b *bench) directLatency(ctx context.Context, rate int, d time.Duration) er
 
 // heapProfile saves the bridge's heap profile as DIR/heap-NAME.pb.gz when -profile is set,
 // after a garbage collection (so after the scrape whose figures it explains).
+// cpuProfile, when -cpuprofile is set, starts a 3 s CPU profile of the bridge and returns a
+// function that waits for it and saves it as cpu-name.pb.gz.
+func (b *bench) cpuProfile(ctx context.Context, p *e2e.Process, name string) (wait func()) {
+	if b.cpuProfiles == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		status, body, err := p.Get(ctx, "/debug/pprof/profile?seconds=3")
+		if err == nil && status != http.StatusOK {
+			err = fmt.Errorf("status %d", status)
+		}
+		if err == nil {
+			if err = os.MkdirAll(b.cpuProfiles, 0o755); err == nil {
+				err = os.WriteFile(filepath.Join(b.cpuProfiles, "cpu-"+name+".pb.gz"), []byte(body), 0o644)
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cpu profile %s: %v\n", name, err)
+		}
+	}()
+	return func() { <-done }
+}
+
 func (b *bench) heapProfile(ctx context.Context, p *e2e.Process, name string) error {
 	if b.profiles == "" {
 		return nil
