@@ -62,7 +62,7 @@ func main() {
 	active := flag.Int("active", 5000, "of the -known users, how many keep an open conversation and so a subscription")
 	idle := flag.String("idle", "sweep", "how the memory scenario's resolved users lose their subscriptions: sweep (the running bridge's idle sweep, every -idle-sweep; it spares tokens wanted in the last two sweeps) or restart (restart the bridge once BRIDGE_IDLE_AFTER has passed: it subscribes only the active users)")
 	flag.DurationVar(&b.idleSweep, "idle-sweep", 15*time.Second, "BRIDGE_IDLE_SWEEP of the memory scenario (a bridge without that setting sweeps every 10 minutes, and -idle sweep then takes about half an hour)")
-	flag.StringVar(&b.cpuProfiles, "cpuprofile", "", "directory the throughput runs save the bridge's CPU profiles into (BRIDGE_PPROF=true): 3 s from the start of the known-user inbound phase and of the outbound phase, one file per run; read them with go tool pprof -top")
+	flag.StringVar(&b.cpuProfiles, "cpuprofile", "", "directory the throughput runs save the bridge's CPU profiles into (BRIDGE_PPROF=true): 3 s from the start of each inbound phase and of the outbound phase, one file per run; read them with go tool pprof -top")
 	flag.StringVar(&b.profiles, "profile", "", "directory the known scenario saves the bridge's heap profiles into (BRIDGE_PPROF=true): when all users are subscribed and at the memory reading; read them with go tool pprof -top -inuse_space")
 	flag.Parse()
 
@@ -314,6 +314,8 @@ func (b *bench) bridgeInbound(ctx context.Context, n, total int) ([2]result, err
 	for i := range total {
 		w.TG.SendText(tgUser(i%n), "bench "+strconv.Itoa(i))
 	}
+	b.run++
+	b.cpuProfile(ctx, p, fmt.Sprintf("inbound-new-%d-%d", n, b.run))()
 	wctx, cancel := context.WithTimeout(ctx, b.window)
 	defer cancel()
 	got := waitCount(wctx, 20*time.Millisecond, incoming(w.OC), total)
