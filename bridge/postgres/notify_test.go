@@ -36,15 +36,24 @@ func TestListenWakesOnAnotherProcessesEnqueue(t *testing.T) {
 	if _, err := producer.Enqueue(ctx, bridge.Cursor{}, bridge.NewJob{Direction: bridge.Out, Key: "telegram:1", Dedup: "onechat:1", Payload: json.RawMessage(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case d := <-wakes:
-		if d != bridge.Out {
-			t.Errorf("woken for %q, want out (the listener's own inbound enqueue must not wake it)", d)
-		}
-	case <-ctx.Done():
-		t.Fatal("enqueue in another process did not wake the listener")
+	if d := nextWake(t, ctx, wakes, "enqueue in another process"); d != bridge.Out {
+		t.Errorf("woken for %q, want out (the listener's own inbound enqueue must not wake it)", d)
 	}
 	// A bridge of an earlier version notifies with the direction alone.
+	notifyInbound(t, ctx, dbURL)
+	if d := nextWake(t, ctx, wakes, "an earlier version's notify"); d != bridge.In {
+		t.Errorf("woken for %q by an earlier version's notify, want in", d)
+	}
+	// A cancelled Listen returns nil.
+	if err := stop(); err != nil {
+		t.Errorf("Listen returned %v after cancel, want nil", err)
+	}
+}
+
+// notifyInbound sends the queue notification an earlier bridge sent for new inbound jobs: the
+// direction alone.
+func notifyInbound(t *testing.T, ctx context.Context, dbURL string) {
+	t.Helper()
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -53,17 +62,17 @@ func TestListenWakesOnAnotherProcessesEnqueue(t *testing.T) {
 	if _, err := conn.Exec(ctx, `SELECT pg_notify('bridge_queue', 'in')`); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// nextWake returns the next wake-up, failing the test when what (the cause) brings none.
+func nextWake(t *testing.T, ctx context.Context, wakes <-chan bridge.Direction, what string) bridge.Direction {
+	t.Helper()
 	select {
 	case d := <-wakes:
-		if d != bridge.In {
-			t.Errorf("woken for %q by an earlier version's notify, want in", d)
-		}
+		return d
 	case <-ctx.Done():
-		t.Fatal("an earlier version's notify did not wake the listener")
-	}
-	// A cancelled Listen returns nil.
-	if err := stop(); err != nil {
-		t.Errorf("Listen returned %v after cancel, want nil", err)
+		t.Fatalf("%s did not wake the listener", what)
+		return ""
 	}
 }
 
@@ -117,14 +126,7 @@ func TestEnqueueNotifiesAtMostEvery10ms(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	// Notifications arrive in commit order: an "in" notification sent now marks the end.
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, `SELECT pg_notify('bridge_queue', 'in')`); err != nil {
-		t.Fatal(err)
-	}
+	notifyInbound(t, ctx, dbURL)
 	outs := 0
 	for d := range wakes {
 		if d == bridge.In {

@@ -1272,11 +1272,7 @@ func TestClaimReadsTheInboundCustomer(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
-	known := newCustomer("7")
-	saved, err := s.SaveCustomer(ctx, known, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	known, saved := savedCustomer(t, s, "7")
 	slackUser := bridge.UserRef{Platform: "slack", ID: "T1:U2"}
 	slack, err := s.SaveCustomer(ctx, bridge.Customer{User: slackUser, Chat: bridge.ChatRef{Platform: "slack", ID: "D9"}, Identifier: slackUser.Identifier()}, 0)
 	if err != nil {
@@ -1330,11 +1326,7 @@ func TestCompletionTakesTheKeysNextJob(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
-	known := newCustomer("7")
-	saved, err := s.SaveCustomer(ctx, known, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	known, saved := savedCustomer(t, s, "7")
 	withUser := func(key, dedup string) bridge.NewJob {
 		p, _ := json.Marshal(map[string]any{"user": known.User, "text": dedup})
 		return bridge.NewJob{Direction: bridge.In, Key: key, Dedup: dedup, Payload: p}
@@ -1413,11 +1405,7 @@ func TestEnqueueTakesFreshHeads(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
-	known := newCustomer("7")
-	saved, err := s.SaveCustomer(ctx, known, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	known, saved := savedCustomer(t, s, "7")
 	p, _ := json.Marshal(map[string]any{"user": known.User, "text": "hi"})
 	enqueue(t, s, job(bridge.In, "busy", "b1"), job(bridge.In, "done", "d1"))
 	d1 := claim(t, s, bridge.In, time.Minute, "b1")
@@ -1459,4 +1447,15 @@ func TestEnqueueTakesFreshHeads(t *testing.T) {
 	if err != nil || len(refused) != 0 || len(next) != 1 || next[0].Dedup != "k2" {
 		t.Fatalf("completing k1 = refused %v, next %v, %v; want k2", refused, next, err)
 	}
+}
+
+// savedCustomer saves the customer newCustomer(id) makes and returns it as given and as saved.
+func savedCustomer(t *testing.T, s *postgres.Store, id string) (known, saved bridge.Customer) {
+	t.Helper()
+	known = newCustomer(id)
+	saved, err := s.SaveCustomer(t.Context(), known, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return known, saved
 }
