@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/onechat/onechat-bridge/bridge"
 )
@@ -185,21 +186,23 @@ func customerSet(fields bridge.CustomerFields, from string) string {
 // stored and whether it changed it, or bridge.ErrNotFound.
 func (s *Store) SetContactSession(ctx context.Context, id int64, was string, c bridge.Customer) (bridge.Customer, bool, error) {
 	// The read follows the update in its transaction, so it returns the session as it is now:
-	// the new one, or the one that made the update refuse.
+	// the new one, or the one that made the update refuse. A batch is one implicit transaction
+	// in one round trip (every new user passes here; BEGIN and COMMIT cost two more).
 	var changed bool
 	var saved bridge.Customer
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
-			UPDATE customers SET source_id = $3, pubsub_token = $4, contact_id = $5, updated_at = now()
-			WHERE id = $1 AND source_id = $2`, id, was, c.SourceID, c.PubsubToken, c.ContactID)
-		if err != nil {
-			return err
-		}
+	b := &pgx.Batch{}
+	b.Queue(`
+		UPDATE customers SET source_id = $3, pubsub_token = $4, contact_id = $5, updated_at = now()
+		WHERE id = $1 AND source_id = $2`, id, was, c.SourceID, c.PubsubToken, c.ContactID).Exec(func(tag pgconn.CommandTag) error {
 		changed = tag.RowsAffected() == 1
-		saved, err = scanCustomer(tx.QueryRow(ctx, selectCustomer+` WHERE c.id = $1`, id))
+		return nil
+	})
+	b.Queue(selectCustomer+` WHERE c.id = $1`, id).QueryRow(func(row pgx.Row) error {
+		var err error
+		saved, err = scanCustomer(row)
 		return err
 	})
-	if err != nil {
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return bridge.Customer{}, false, fmt.Errorf("set contact session of customer %d: %w", id, err)
 	}
 	return saved, changed, nil
