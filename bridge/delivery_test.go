@@ -1034,3 +1034,53 @@ func TestABurstRunsWithoutClaims(t *testing.T) {
 		t.Errorf("started by a claim or an enqueue: %v, want 1 (the first)", got)
 	}
 }
+
+// TestRepliesBetweenManyUserMessagesArriveOnce: a conversation's cursor stays behind the user's
+// own messages while a catch-up has nothing to queue (cursorLag). Replies whose events are lost
+// are still caught up after a few user messages and after more than a page of them, and no
+// reply is sent twice.
+func TestRepliesBetweenManyUserMessagesArriveOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start()
+	ctx := ctxT(t)
+	contact, conv, _ := h.begin(ctx, 1010, "hi")
+	h.oc.AgentReply(conv.ID, "first answer")
+	if _, err := h.adapter.WaitSent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"hi"}
+	write := func(n int) {
+		t.Helper()
+		for i := range n {
+			text := fmt.Sprintf("more %d", len(want)+i)
+			want = append(want, text)
+			if err := h.adapter.Receive(ctx, userMessage(1010, text)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.waitIncoming(ctx, conv.ID, want...)
+	}
+	lostReply := func(text string, sent int) {
+		t.Helper()
+		h.oc.DropEvents(1)
+		h.oc.AgentReply(conv.ID, text)
+		h.oc.RestartCable()
+		if _, err := h.adapter.WaitSent(ctx, sent); err != nil {
+			t.Fatalf("reply %q whose event was lost: %v (sent %q)", text, err, sentTexts(h.adapter.Sent()))
+		}
+	}
+	write(5) // fewer than cursorLag
+	lostReply("second answer", 2)
+	write(25) // more than a page
+	h.oc.RestartCable()
+	h.waitSubscribed(ctx, contact.ID)
+	lostReply("third answer", 3)
+	h.oc.AgentReply(conv.ID, "last answer")
+	sent, err := h.adapter.WaitSent(ctx, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(sentTexts(sent)), "[first answer second answer third answer last answer]"; got != want {
+		t.Errorf("user received %s, want %s, each once", got, want)
+	}
+}

@@ -29,6 +29,11 @@ const catchupParallelism = 16
 // messagePageSize is the fixed page size of OneChat's message list.
 const messagePageSize = 20
 
+// cursorLag is how many messages not for the user a conversation's cursor may stay behind, so
+// that a catch-up that queues nothing need not write it. Well under a page: a read then still
+// reaches the cursor with its first request.
+const cursorLag = messagePageSize / 2
+
 // conversationCursor names the cursor that holds the highest OneChat message id of a
 // conversation the core has read over REST and queued what needed queueing.
 func conversationCursor(conversationID int64) string {
@@ -363,6 +368,12 @@ func (c *Core) catchUp(ctx context.Context, cu Customer, conversationID int64, r
 	}
 	if highest <= pos {
 		return c.enqueueThen(ctx, then)
+	}
+	if len(then) == 0 && len(missed) < cursorLag && !slices.ContainsFunc(missed, deliverable) {
+		// Only messages not for the user (their own, mostly) since the cursor, and few: the
+		// cursor stays, which saves a commit per message of a user who writes and is not
+		// answered yet. The next read meets them again in its first page and passes over them.
+		return nil
 	}
 	// Pages come newest first: queue the messages oldest first, as the agent wrote them.
 	slices.SortFunc(missed, func(a, b onechat.Message) int { return cmp.Compare(a.ID, b.ID) })
