@@ -690,8 +690,13 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 		}
 	}
 	// An agent (or a greeting template) may have written before the conversation was recorded
-	// as the bridge's, when its events were passed over: read it once now.
-	c.scheduleCatchup(cu.PubsubToken, conv.ID)
+	// as the bridge's, when its events were passed over: read it once now. Not while this
+	// instance's subscription of the contact awaits its confirmation (a new user's, mostly):
+	// no event has come through it, and the confirmation brings a catch-up of the current
+	// conversation, which this one is now.
+	if !c.cable.AwaitsConfirmation(cu.PubsubToken) {
+		c.scheduleCatchup(cu.PubsubToken, conv.ID)
+	}
 	c.log.Info("opened OneChat conversation", zap.String("platform", string(cu.User.Platform)),
 		zap.Int64("contact_id", cu.ContactID), zap.Int64("conversation_id", conv.ID), zap.String("status", conv.Status))
 	cu.ConversationID, cu.ConversationStatus = conv.ID, conv.Status

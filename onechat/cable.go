@@ -397,6 +397,20 @@ func (c *Cable) Unsubscribe(token string) {
 	sock.poke()
 }
 
+// AwaitsConfirmation reports whether token is subscribed or subscribing and its subscription is
+// not confirmed now: its confirmation, and with it the handler's CableConfirmed, is still to
+// come (unless OneChat rejects it or stays silent, which the handler hears of instead), and no
+// broadcast for it is delivered until then.
+func (c *Cable) AwaitsConfirmation(token string) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.subs[token]
+	return ok && s.want && s.state != stateConfirmed
+}
+
 // Tokens returns the tokens the cable is subscribed to or subscribing (not those being
 // unsubscribed), in no particular order.
 func (c *Cable) Tokens() []string {

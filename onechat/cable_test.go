@@ -339,6 +339,17 @@ func TestCableSubscribeWhileRunning(t *testing.T) {
 	if st := rc.Stats(); st.Subscriptions != 2 || st.Confirmed != 2 {
 		t.Errorf("stats = %+v", st)
 	}
+	// A token OneChat does not know gets no answer: its confirmation is still awaited, unlike
+	// a confirmed one or one never subscribed.
+	const unknown = "Qq1wE2rT3yU4iO5pA6sD7fG8"
+	rc.Subscribe(unknown)
+	expectCmd(t, f, "subscribe", unknown)
+	if !rc.AwaitsConfirmation(unknown) {
+		t.Error("AwaitsConfirmation = false for an unanswered subscribe")
+	}
+	if rc.AwaitsConfirmation(tok1) || rc.AwaitsConfirmation("never-subscribed") {
+		t.Error("AwaitsConfirmation = true for a confirmed or a never subscribed token")
+	}
 }
 
 func TestCableReconnectAfterServerClose(t *testing.T) {
