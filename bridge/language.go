@@ -42,34 +42,44 @@ func withLanguage(m Inbound) Inbound {
 }
 
 // rememberLanguages stores the language each delivered message carries, for UserLanguage,
-// unless this process stored the same one for the user in the last languageFresh. The messages
-// are stored already, so a failure is only logged: the language is a preference, and the
-// user's next message stores it again.
+// unless this process stored the same one for the user in the last languageFresh, all in one
+// statement (a delivery of many new users would otherwise hold up the platform's next
+// delivery by a commit each). The messages are stored already, so a failure is only logged:
+// the language is a preference, and the user's next message stores it again.
 func (c *Core) rememberLanguages(ctx context.Context, msgs []Inbound) {
 	now := time.Now()
+	var values []StoredValue
+	var users []UserRef
+	var langs []string
+	c.languagesMu.Lock()
 	for _, m := range msgs {
 		m = withLanguage(m)
 		if m.Language == "" {
 			continue
 		}
-		c.languagesMu.Lock()
-		prev, known := c.languages[m.User]
-		c.languagesMu.Unlock()
-		if known && prev.lang == m.Language && now.Sub(prev.at) < languageFresh {
+		if prev, known := c.languages[m.User]; known && prev.lang == m.Language && now.Sub(prev.at) < languageFresh {
 			continue
 		}
-		if err := c.store.SetValue(ctx, m.User.Platform, languageKey(m.User.ID), m.Language); err != nil {
-			if ctx.Err() == nil {
-				c.log.Warn("cannot remember a user's language", zap.String("platform", string(m.User.Platform)), zap.Error(err))
-			}
-			continue
+		values = append(values, StoredValue{Platform: m.User.Platform, Key: languageKey(m.User.ID), Value: m.Language})
+		users, langs = append(users, m.User), append(langs, m.Language)
+	}
+	c.languagesMu.Unlock()
+	if len(values) == 0 {
+		return
+	}
+	if err := c.store.SetValues(ctx, values); err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("cannot remember users' languages", zap.Int("users", len(values)), zap.Error(err))
 		}
-		c.languagesMu.Lock()
-		if len(c.languages) >= 100000 {
-			c.languages = make(map[UserRef]storedLanguage) // costs one write per user who writes again
-		}
-		c.languages[m.User] = storedLanguage{m.Language, now}
-		c.languagesMu.Unlock()
+		return
+	}
+	c.languagesMu.Lock()
+	defer c.languagesMu.Unlock()
+	if len(c.languages)+len(users) > 100000 {
+		c.languages = make(map[UserRef]storedLanguage) // costs one write per user who writes again
+	}
+	for i, u := range users {
+		c.languages[u] = storedLanguage{langs[i], now}
 	}
 }
 

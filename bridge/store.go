@@ -80,6 +80,12 @@ type Take struct {
 	Dedups map[Direction][]string
 }
 
+// StoredValue is a value of a platform's (Host's) store, for SetValues.
+type StoredValue struct {
+	Platform   Platform
+	Key, Value string
+}
+
 // JobBatch is jobs to queue together with the cursor that moves when they are stored.
 type JobBatch struct {
 	// Cursor moves forward (never back) in the transaction that stores Jobs, unless its Name
@@ -269,6 +275,9 @@ type Store interface {
 	// keys[i], in one read.
 	PendingInbound(ctx context.Context, keys []string, upTo []int) ([]int, error)
 	SetValue(ctx context.Context, p Platform, key, value string) error
+	// SetValues stores several values, of any platforms, in one statement (the last one given
+	// for a key counts).
+	SetValues(ctx context.Context, values []StoredValue) error
 	SetValueIfAbsent(ctx context.Context, p Platform, key, value string) (string, error)
 	DeleteValue(ctx context.Context, p Platform, key string) error
 	Values(ctx context.Context, p Platform, prefix string) (map[string]string, error)

@@ -1,9 +1,12 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -30,6 +33,35 @@ func (s *Store) SetValue(ctx context.Context, p bridge.Platform, key, value stri
 		ON CONFLICT (platform, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`, string(p), key, value)
 	if err != nil {
 		return fmt.Errorf("set %s value %q: %w", p, key, err)
+	}
+	return nil
+}
+
+// SetValues stores the values in one statement. A key given twice keeps its last value (an
+// upsert may not touch a row twice), and rows are written in key order, so that two callers
+// cannot deadlock.
+func (s *Store) SetValues(ctx context.Context, values []bridge.StoredValue) error {
+	last := make(map[[2]string]string, len(values))
+	for _, v := range values {
+		last[[2]string{string(v.Platform), v.Key}] = v.Value
+	}
+	if len(last) == 0 {
+		return nil
+	}
+	ids := slices.SortedFunc(maps.Keys(last), func(a, b [2]string) int {
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+	})
+	platforms, keys, vals := make([]string, len(ids)), make([]string, len(ids)), make([]string, len(ids))
+	for i, id := range ids {
+		platforms[i], keys[i], vals[i] = id[0], id[1], last[id]
+	}
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO adapter_values (platform, key, value)
+		SELECT p, k, v FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(p, k, v, n)
+		ORDER BY n
+		ON CONFLICT (platform, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`, platforms, keys, vals)
+	if err != nil {
+		return fmt.Errorf("set %d values: %w", len(ids), err)
 	}
 	return nil
 }

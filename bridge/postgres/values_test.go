@@ -97,3 +97,34 @@ func TestSetValueIfAbsentHasOneWinner(t *testing.T) {
 		t.Fatalf("stored %q, callers were told %q", v, got[0])
 	}
 }
+
+// TestSetValuesStoresManyAtOnce: values of several platforms in one call, a key given twice
+// keeping its last value, an existing value replaced, and an empty call doing nothing.
+func TestSetValuesStoresManyAtOnce(t *testing.T) {
+	t.Parallel()
+	s := pgtest.NewStore(t)
+	ctx := t.Context()
+	const tg, slack = bridge.Platform("telegram"), bridge.Platform("slack")
+	if err := s.SetValue(ctx, tg, "lang.1", "de"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetValues(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetValues(ctx, []bridge.StoredValue{
+		{Platform: tg, Key: "lang.1", Value: "fr"},
+		{Platform: slack, Key: "lang.1", Value: "es"},
+		{Platform: tg, Key: "lang.2", Value: "pt"},
+		{Platform: tg, Key: "lang.1", Value: "it"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		p         bridge.Platform
+		key, want string
+	}{{tg, "lang.1", "it"}, {slack, "lang.1", "es"}, {tg, "lang.2", "pt"}} {
+		if got, ok, err := s.Value(ctx, c.p, c.key); err != nil || !ok || got != c.want {
+			t.Errorf("%s %s = %q, %v, %v; want %q", c.p, c.key, got, ok, err, c.want)
+		}
+	}
+}
