@@ -402,9 +402,6 @@ func (c *Cable) Unsubscribe(token string) {
 // come (unless OneChat rejects it or stays silent, which the handler hears of instead), and no
 // broadcast for it is delivered until then.
 func (c *Cable) AwaitsConfirmation(token string) bool {
-	if c == nil {
-		return false
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.subs[token]

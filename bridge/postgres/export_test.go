@@ -19,8 +19,8 @@ const (
 )
 
 var (
-	ClaimJobs       = claimJobs
-	PromoteAndClaim = promoteAndClaim
+	ClaimJobs    = claimJobs
+	PromoteHeads = promoteHeads
 )
 
 // PruneWindowed is Prune with a window of a few ids, so tests cross window bounds with few rows.

@@ -147,7 +147,7 @@ func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch, tak
 			for k := range multi {
 				pd, pk = append(pd, k[0]), append(pk, k[1])
 			}
-			b.Queue(promoteHeads, pd, pk, make([]int64, len(pd)))
+			b.Queue(promoteHeads, pd, pk, make([]int64, len(pd)), 0, 0, 0)
 		}
 		// Delivered at commit, once per distinct payload: wakes every process's workers.
 		// Postgres serialises the commits of notifying transactions (one global lock held
@@ -217,14 +217,12 @@ const insertJobs = `
 // enqueue's insert in the same transaction, which holds the advisory locks of their keys: no
 // completion can move those heads meanwhile, and a claim elsewhere that locked one first makes
 // this wait for its commit and then skip the job, which is running by then.
-const takeJobs = `
+var takeJobs = `
 	WITH taken AS (
 	UPDATE queue SET state = 'running', locked_until = now() + $3::bigint * interval '1 microsecond', updated_at = now()
 	WHERE direction = $1 AND dedup = ANY($2::text[]) AND head AND state = 'pending' AND run_at <= now()
 	RETURNING ` + claimedColumns + `)
-	SELECT ` + claimColumns + ` FROM taken j
-	LEFT JOIN customers c ON c.platform = j.user_platform AND c.platform_user_id = j.user_id
-	LEFT JOIN conversations v ON v.id = c.conversation_id`
+	` + selectLeased("taken")
 
 // moveCursors moves the cursors named in $1 forward to the positions in $2, in array order.
 // Positions are ordered by length, then byte by byte (bridge.Cursor), so a cursor never moves
@@ -267,21 +265,6 @@ func (s *Store) shouldNotify(d bridge.Direction) bool {
 	return now-last >= int64(notifyEvery) && slot.CompareAndSwap(last, now)
 }
 
-// promoteHeads marks, for each (direction, key) of the arrays $1 and $2, the key's lowest
-// unfinished job as head unless it is already. Callers hold the keys' advisory locks, under which
-// that job is the only one that may carry head: a finished head has lost the flag. Where $3 (a
-// lease in microseconds per key) is above zero and that job is pending and due, the same update
-// also leases it, as claimJobs would, and returns it with its customer (claimColumns): a worker
-// that finished a key's job goes on with the key's next one without a claim, and the job gets
-// one row version, not two. Only a job this statement makes head is taken, so a next job comes
-// only for a key whose head the same transaction finished. Where a key appears more than once,
-// its longest lease counts.
-var promoteHeads = `WITH ` + promoted + `
-	SELECT ` + claimColumns + ` FROM promoted j
-	LEFT JOIN customers c ON c.platform = j.user_platform AND c.platform_user_id = j.user_id
-	LEFT JOIN conversations v ON v.id = c.conversation_id
-	WHERE j.take`
-
 // promoted is promoteHeads' update, as common table expressions. The heads are found first and
 // go to the update as an array, which it looks up in the primary key: planned as a join, a queue
 // whose statistics describe a few rows had Postgres read all of the primary key instead
@@ -303,20 +286,28 @@ const promoted = `heads AS MATERIALIZED (
 	WHERE q.id = ANY(ARRAY(SELECT head_id FROM heads)) AND q.id = h.head_id AND NOT q.head
 	RETURNING h.take, ` + claimedColumns + `)`
 
-// promoteAndClaim is promoteHeads that, for each direction, also claims as claimJobs does (for
-// $6 microseconds) as many eligible heads as $4 (inbound) or $5 (outbound) exceeds the next jobs
-// it took of that direction: completers that found no next job of their own get another key's.
-// The claim reads the snapshot of the statement, in which the heads promoted here are not heads
-// yet, so no job is both taken and claimed. Each row says whether it was claimed.
-var promoteAndClaim = `WITH ` + promoted + `,
+// promoteHeads marks, for each (direction, key) of the arrays $1 and $2, the key's lowest
+// unfinished job as head unless it is already. Callers hold the keys' advisory locks, under which
+// that job is the only one that may carry head: a finished head has lost the flag. Where $3 (a
+// lease in microseconds per key) is above zero and that job is pending and due, the same update
+// also leases it, as claimJobs would: a worker that finished a key's job goes on with the key's
+// next one without a claim, and the job gets one row version, not two. Only a job this statement
+// makes head is taken, so a next job comes only for a key whose head the same transaction
+// finished. Where a key appears more than once, its longest lease counts. Besides, for each
+// direction, it claims as claimJobs does (for $6 microseconds) as many eligible heads as $4
+// (inbound) or $5 (outbound) exceeds the next jobs it took of that direction: completers that
+// found no next job of their own get another key's. The claim reads the statement's snapshot,
+// in which the heads promoted here are not heads yet, so no job is both taken and claimed. It
+// returns every job it leased with its customer (selectLeased); callers that want none pass
+// zero leases and counts.
+var promoteHeads = `WITH ` + promoted + `,
 	claimed_in AS (` + claimUpdate("'in'", "$6", "(SELECT greatest($4 - count(*), 0) FROM promoted WHERE take AND direction = 'in')") + `),
-	claimed_out AS (` + claimUpdate("'out'", "$6", "(SELECT greatest($5 - count(*), 0) FROM promoted WHERE take AND direction = 'out')") + `)
-	SELECT ` + claimColumns + `, j.claimed FROM (
-		SELECT false AS claimed, id, direction, key, dedup, payload, attempts, retried, created_at, user_platform, user_id FROM promoted WHERE take
-		UNION ALL SELECT true, * FROM claimed_in
-		UNION ALL SELECT true, * FROM claimed_out) j
-	LEFT JOIN customers c ON c.platform = j.user_platform AND c.platform_user_id = j.user_id
-	LEFT JOIN conversations v ON v.id = c.conversation_id`
+	claimed_out AS (` + claimUpdate("'out'", "$6", "(SELECT greatest($5 - count(*), 0) FROM promoted WHERE take AND direction = 'out')") + `),
+	leased AS (
+		SELECT id, direction, key, dedup, payload, attempts, retried, created_at, user_platform, user_id FROM promoted WHERE take
+		UNION ALL SELECT * FROM claimed_in
+		UNION ALL SELECT * FROM claimed_out)
+	` + selectLeased("leased")
 
 // keyLockID is the advisory lock id that serialises the changes of one queue key's head:
 // Enqueue, Complete and Fail. Collisions only serialise unrelated keys a little.
@@ -376,10 +367,7 @@ const lockKeys = `SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WIT
 // which its worker would otherwise read next (a round trip per message).
 var claimJobs = `
 	WITH claimed AS (` + claimUpdate("$1", "$2", "$3") + `)
-	SELECT ` + claimColumns + `
-	FROM claimed j
-	LEFT JOIN customers c ON c.platform = j.user_platform AND c.platform_user_id = j.user_id
-	LEFT JOIN conversations v ON v.id = c.conversation_id`
+	` + selectLeased("claimed")
 
 // claimUpdate is the update of claimJobs for the direction, lease (microseconds) and limit given
 // as SQL expressions.
@@ -409,6 +397,14 @@ const claimedColumns = `id, direction, key, dedup, payload, attempts, last_error
 // customer's conversation v, as scanClaimed reads them.
 const claimColumns = `j.id, j.direction, j.key, j.dedup, j.payload, j.attempts, j.retried, j.created_at,
 		c.id IS NOT NULL, ` + claimCustomerColumns
+
+// selectLeased selects the jobs a statement leased (claimedColumns, in the common table
+// expression from) with the customers of their users, as claimColumns.
+func selectLeased(from string) string {
+	return `SELECT ` + claimColumns + ` FROM ` + from + ` j
+	LEFT JOIN customers c ON c.platform = j.user_platform AND c.platform_user_id = j.user_id
+	LEFT JOIN conversations v ON v.id = c.conversation_id`
+}
 
 // claimCustomerColumns are customerColumns of a customer that may be missing (outer join).
 const claimCustomerColumns = `
@@ -460,19 +456,16 @@ func (s *Store) ClaimBatch(ctx context.Context, dir bridge.Direction, lease time
 }
 
 // scanClaimed reads a leased job as claimColumns give it.
-func scanClaimed(row pgx.CollectableRow) (bridge.Job, error) { return scanClaimedWith(row) }
-
-// scanClaimedWith reads a leased job as claimColumns give it, and the columns after them into more.
-func scanClaimedWith(row pgx.CollectableRow, more ...any) (bridge.Job, error) {
+func scanClaimed(row pgx.CollectableRow) (bridge.Job, error) {
 	var j bridge.Job
 	var d, platform, chatID string
 	var payload []byte
 	var found bool
 	var c bridge.Customer
-	err := row.Scan(append([]any{&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.Retried, &j.CreatedAt,
+	err := row.Scan(&j.ID, &d, &j.Key, &j.Dedup, &payload, &j.Attempts, &j.Retried, &j.CreatedAt,
 		&found, &c.ID, &platform, &c.User.ID, &chatID, &c.Identifier, &c.SourceID,
 		&c.PubsubToken, &c.ContactID, &c.DisplayName, &c.Username, &c.UnreachableReason,
-		&c.ConversationID, &c.ConversationStatus}, more...)...)
+		&c.ConversationID, &c.ConversationStatus)
 	j.Direction, j.Payload = bridge.Direction(d), json.RawMessage(payload)
 	j.CustomerRead = true
 	if found {
@@ -575,12 +568,9 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (re
 			})
 			return err
 		})
-		b.Queue(promoteAndClaim, dirs, keys, leases, want[0], want[1], lease).Query(func(rows pgx.Rows) error {
+		b.Queue(promoteHeads, dirs, keys, leases, want[0], want[1], lease).Query(func(rows pgx.Rows) error {
 			var err error
-			next, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (bridge.Job, error) {
-				var claimed bool
-				return scanClaimedWith(row, &claimed)
-			})
+			next, err = pgx.CollectRows(rows, scanClaimed)
 			return err
 		})
 		// A batch runs as one implicit transaction.
@@ -732,7 +722,7 @@ func (s *Store) finish(ctx context.Context, jobID int64, update string, args []a
 	for _, r := range after {
 		b.Queue(r.sql, r.args...)
 	}
-	b.Queue(promoteHeads, []string{d}, []string{key}, []int64{0})
+	b.Queue(promoteHeads, []string{d}, []string{key}, []int64{0}, 0, 0, 0)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return false, err
 	}

@@ -1194,7 +1194,7 @@ func testBacklogUnknownToStatistics(t *testing.T, before func(*testing.T, *postg
 	run(`ALTER TABLE queue SET (autovacuum_enabled = false)`)
 	before(t, s, run)
 	run(`PREPARE claim_jobs AS ` + postgres.ClaimJobs)
-	run(`PREPARE promote_and_claim AS ` + postgres.PromoteAndClaim)
+	run(`PREPARE promote_heads AS ` + postgres.PromoteHeads)
 	run(`PREPARE insert_jobs AS ` + postgres.InsertJobs)
 	run(`PREPARE move_cursors AS ` + postgres.MoveCursors)
 	run(`PREPARE next_due AS ` + postgres.NextDue)
@@ -1240,7 +1240,7 @@ func testBacklogUnknownToStatistics(t *testing.T, before func(*testing.T, *postg
 		insertOne = `EXECUTE insert_jobs('{out}', '{new}', '{new1}', '{"{}"}', '{t}')`
 	)
 	// A completer of key user1 that asks for a job: the key's next, or another key's head.
-	const completeOne = `EXECUTE promote_and_claim('{out}', '{user1}', '{60000000}', 0, 1, 60000000)`
+	const completeOne = `EXECUTE promote_heads('{out}', '{user1}', '{60000000}', 0, 1, 60000000)`
 	smallClaim, smallInsert, smallComplete := pages(claimOne), pages(insertOne), pages(completeOne)
 	pages(`EXECUTE move_cursors('{a,b,c}', '{1,2,3}')`)
 
