@@ -242,25 +242,39 @@ func (c *Core) mayOpenConversation(ctx context.Context, u UserRef) (bool, error)
 	return len(recentOpenings(v, time.Now())) < c.opts.NewConversationsPerDay, nil
 }
 
-// openedConversation records that a conversation was opened for the user now.
+// openedConversation records that a conversation was opened for the user now. A user with no
+// recorded openings (every new user) costs one statement: the time is stored unless the key
+// has a value, and only a value already there is read back and rewritten with the new time.
+// Times are stored in nanoseconds, so that the value an earlier opening stored can be told
+// from the one this call offered (a user's messages are handled one at a time).
 func (c *Core) openedConversation(ctx context.Context, u UserRef) error {
 	if c.opts.NewConversationsPerDay < 0 {
 		return nil
 	}
-	v, _, err := c.store.Value(ctx, coreValues, newConversationsKey(u))
-	if err != nil {
+	now := time.Now()
+	at := strconv.FormatInt(now.UnixNano(), 10)
+	v, err := c.store.SetValueIfAbsent(ctx, coreValues, newConversationsKey(u), at)
+	if err != nil || v == at {
 		return err
 	}
-	now := time.Now()
-	times := append(recentOpenings(v, now), strconv.FormatInt(now.Unix(), 10))
+	times := append(recentOpenings(v, now), at)
 	return c.store.SetValue(ctx, coreValues, newConversationsKey(u), strings.Join(times, ","))
 }
 
-// recentOpenings returns the unix times in v (comma-separated) of the last 24 hours.
+// recentOpenings returns the times in v (comma-separated unix nanoseconds, or seconds as
+// bridges before 2026-12 stored them) of the last 24 hours.
 func recentOpenings(v string, now time.Time) []string {
 	var out []string
 	for _, f := range strings.Split(v, ",") {
-		if t, err := strconv.ParseInt(f, 10, 64); err == nil && now.Sub(time.Unix(t, 0)) < 24*time.Hour {
+		t, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			continue
+		}
+		at := time.Unix(0, t)
+		if t < 1e12 { // seconds: nanoseconds this small are 1970
+			at = time.Unix(t, 0)
+		}
+		if now.Sub(at) < 24*time.Hour {
 			out = append(out, f)
 		}
 	}

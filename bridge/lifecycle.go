@@ -420,10 +420,12 @@ func (c *Core) csatComment(ctx context.Context, cu Customer, m Inbound, j *Job) 
 	if c.opts.CSATCommentWindow <= 0 || text == "" || m.EditOf != "" || m.DeletedOf != "" || m.Choice != nil {
 		return false, nil
 	}
-	if cu.ConversationStatus == "open" {
+	if cu.ConversationStatus == "open" || cu.ConversationID == 0 {
 		// A rating is given on a survey, which OneChat sends when it resolves the conversation,
 		// and the status is recorded as soon as the survey is queued: an open conversation
-		// has no rating waiting for its comment. (Spares every ordinary message a read.)
+		// has no rating waiting for its comment, and a customer without a conversation (a new
+		// user) was never sent a survey. (Spares every ordinary message and every new user a
+		// read.)
 		return false, nil
 	}
 	key := csatCommentKey(cu.User)

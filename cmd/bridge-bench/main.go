@@ -28,6 +28,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +65,7 @@ func main() {
 	flag.DurationVar(&b.idleSweep, "idle-sweep", 15*time.Second, "BRIDGE_IDLE_SWEEP of the memory scenario (a bridge without that setting sweeps every 10 minutes, and -idle sweep then takes about half an hour)")
 	flag.StringVar(&b.cpuProfiles, "cpuprofile", "", "directory the throughput runs save the bridge's CPU profiles into (BRIDGE_PPROF=true): 3 s from the start of each inbound phase and of the outbound phase, one file per run; read them with go tool pprof -top")
 	flag.StringVar(&b.profiles, "profile", "", "directory the known scenario saves the bridge's heap profiles into (BRIDGE_PPROF=true): when all users are subscribed and at the memory reading; read them with go tool pprof -top -inuse_space")
+	selfProfile := flag.String("selfprofile", "", "file to save a CPU profile of this process (the fakes, the durable baseline and the direct client) over the whole invocation; read it with go tool pprof -top")
 	flag.Parse()
 
 	run := map[string]bool{}
@@ -102,6 +104,19 @@ func main() {
 		users = append(users, n)
 	}
 
+	if *selfProfile != "" {
+		f, err := os.Create(*selfProfile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	err := func() error {
@@ -1160,14 +1175,14 @@ func signalContext() (context.Context, context.CancelFunc) {
 // what a message cost each of them: a figure a busy shared machine changes far less than it
 // changes messages per second, so it is what A/B comparisons use.
 type cpuUse struct {
-	bridge, postgres time.Duration
-	ok               bool
+	bridge, postgres, self time.Duration
+	ok                     bool
 }
 
 // cpuNow reads cpuUse. Postgres's share is read from /proc, so it is only known when the server
 // runs on this machine (ok false otherwise); backends that exited in between are not counted.
 func cpuNow(ctx context.Context, w *e2e.World, pid int) cpuUse {
-	u := cpuUse{bridge: -1, ok: true}
+	u := cpuUse{bridge: -1, self: procCPU(os.Getpid()), ok: true}
 	if pid > 0 {
 		u.bridge = procCPU(pid)
 	}

@@ -14,14 +14,16 @@ type result struct {
 	secs, rate float64
 	// cpuBridge and cpuPG are the CPU milliseconds per message of the bridge process and of the
 	// Postgres backends of the run's database; -1 where not measured (the durable baseline has
-	// no bridge process: its client shares this process with the fakes).
-	cpuBridge, cpuPG float64
-	note             string
+	// no bridge process: its client shares this process with the fakes). cpuSelf is this
+	// process's: the fakes serving the run, the benchmark's own polling and, for the baselines,
+	// their client.
+	cpuBridge, cpuPG, cpuSelf float64
+	note                      string
 }
 
 // setCPU sets the CPU per message from the readings a and b taken around msgs messages.
 func (r *result) setCPU(a, b cpuUse, msgs int) {
-	r.cpuBridge, r.cpuPG = -1, -1
+	r.cpuBridge, r.cpuPG, r.cpuSelf = -1, -1, -1
 	if !a.ok || !b.ok || msgs == 0 {
 		return
 	}
@@ -30,19 +32,22 @@ func (r *result) setCPU(a, b cpuUse, msgs int) {
 		r.cpuBridge = ms(b.bridge - a.bridge)
 	}
 	r.cpuPG = ms(b.postgres - a.postgres)
+	if a.self >= 0 && b.self >= 0 {
+		r.cpuSelf = ms(b.self - a.self)
+	}
 }
 
-// cpu is "bridge / Postgres" in ms per message, "-" for what was not measured.
-func (r result) cpu() string { return cpuPair(r.cpuBridge, r.cpuPG) }
+// cpu is "bridge / Postgres / this process" in ms per message, "-" for what was not measured.
+func (r result) cpu() string { return cpuTriple(r.cpuBridge, r.cpuPG, r.cpuSelf) }
 
-func cpuPair(bridge, pg float64) string {
+func cpuTriple(bridge, pg, self float64) string {
 	f := func(v float64) string {
 		if v < 0 {
 			return "-"
 		}
 		return strconv.FormatFloat(v, 'f', 2, 64)
 	}
-	return f(bridge) + " / " + f(pg)
+	return f(bridge) + " / " + f(pg) + " / " + f(self)
 }
 
 // summary gathers a scenario's runs: the bridge's, the durable baseline's (alternating with
@@ -56,7 +61,7 @@ type summary struct {
 
 // runHeader and runRow print the table of every run.
 func runHeader() {
-	row("scenario", "users", "run", "client", "messages", "seconds", "msg/s", "CPU per message: bridge / Postgres ms", "note")
+	row("scenario", "users", "run", "client", "messages", "seconds", "msg/s", "CPU per message: bridge / Postgres / fakes and client ms", "note")
 	row("---", "---", "---", "---", "---", "---", "---", "---", "---")
 }
 
@@ -87,23 +92,20 @@ func rates(rs []result) []float64 {
 
 // medianCPU is the median of each CPU figure over the runs that measured it.
 func medianCPU(rs []result) string {
-	var br, pg []float64
-	for _, r := range rs {
-		if r.cpuBridge >= 0 {
-			br = append(br, r.cpuBridge)
+	med := func(get func(result) float64) float64 {
+		var vs []float64
+		for _, r := range rs {
+			if v := get(r); v >= 0 {
+				vs = append(vs, v)
+			}
 		}
-		if r.cpuPG >= 0 {
-			pg = append(pg, r.cpuPG)
+		if len(vs) == 0 {
+			return -1
 		}
+		return median(vs)
 	}
-	mb, mp := -1.0, -1.0
-	if len(br) > 0 {
-		mb = median(br)
-	}
-	if len(pg) > 0 {
-		mp = median(pg)
-	}
-	return cpuPair(mb, mp)
+	return cpuTriple(med(func(r result) float64 { return r.cpuBridge }), med(func(r result) float64 { return r.cpuPG }),
+		med(func(r result) float64 { return r.cpuSelf }))
 }
 
 func list(vs []float64) string {
@@ -121,7 +123,7 @@ func printSummaries(ss []*summary, runs int) {
 		return
 	}
 	fmt.Printf("\nMedians of %d runs alternating the bridge and its durable baseline (msg/s of every run in order; CPU per message in ms, medians):\n\n", runs)
-	row("scenario", "users", "bridge msg/s (runs)", "durable msg/s (runs)", "bridge median", "durable median", "bridge / durable", "direct msg/s", "bridge / direct", "CPU bridge / its Postgres", "CPU durable: - / Postgres")
+	row("scenario", "users", "bridge msg/s (runs)", "durable msg/s (runs)", "bridge median", "durable median", "bridge / durable", "direct msg/s", "bridge / direct", "CPU bridge / its Postgres / fakes", "CPU durable: - / Postgres / fakes and client")
 	row("---", "---", "---", "---", "---", "---", "---", "---", "---", "---", "---")
 	for _, s := range ss {
 		br, dr := median(rates(s.bridge)), median(rates(s.durable))
