@@ -221,64 +221,19 @@ func (c *Core) notice(ctx context.Context, cu Customer, dedup, text string) erro
 	return nil
 }
 
-// coreValues is the namespace of the core's own entries in the adapters' key-value store; a
-// platform name has no ':' or ' ', and no adapter is called this.
-const coreValues Platform = "_bridge"
-
-// newConversationsKey names the times a user's recent conversations were opened.
-func newConversationsKey(u UserRef) string { return "new_conversations:" + u.Identifier() }
-
 // mayOpenConversation reports whether the user may get another new conversation: fewer than
-// NewConversationsPerDay were opened for them in the last 24 hours. A user's messages are
-// handled one at a time, so the read and the later write (openedConversation) do not race.
-func (c *Core) mayOpenConversation(ctx context.Context, u UserRef) (bool, error) {
+// NewConversationsPerDay of their conversations were recorded in the last 24 hours. Every
+// conversation the bridge opens or adopts for a user is recorded (SetConversation) before a
+// message goes into it, so the record is the count: opening one costs no write of its own.
+func (c *Core) mayOpenConversation(ctx context.Context, cu Customer) (bool, error) {
 	if c.opts.NewConversationsPerDay < 0 {
 		return true, nil
 	}
-	v, _, err := c.store.Value(ctx, coreValues, newConversationsKey(u))
+	n, err := c.store.ConversationsSince(ctx, cu.ID, time.Now().Add(-24*time.Hour))
 	if err != nil {
 		return false, err
 	}
-	return len(recentOpenings(v, time.Now())) < c.opts.NewConversationsPerDay, nil
-}
-
-// openedConversation records that a conversation was opened for the user now. A user with no
-// recorded openings (every new user) costs one statement: the time is stored unless the key
-// has a value, and only a value already there is read back and rewritten with the new time.
-// Times are stored in nanoseconds, so that the value an earlier opening stored can be told
-// from the one this call offered (a user's messages are handled one at a time).
-func (c *Core) openedConversation(ctx context.Context, u UserRef) error {
-	if c.opts.NewConversationsPerDay < 0 {
-		return nil
-	}
-	now := time.Now()
-	at := strconv.FormatInt(now.UnixNano(), 10)
-	v, err := c.store.SetValueIfAbsent(ctx, coreValues, newConversationsKey(u), at)
-	if err != nil || v == at {
-		return err
-	}
-	times := append(recentOpenings(v, now), at)
-	return c.store.SetValue(ctx, coreValues, newConversationsKey(u), strings.Join(times, ","))
-}
-
-// recentOpenings returns the times in v (comma-separated unix nanoseconds, or seconds as
-// bridges before 2026-12 stored them) of the last 24 hours.
-func recentOpenings(v string, now time.Time) []string {
-	var out []string
-	for _, f := range strings.Split(v, ",") {
-		t, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			continue
-		}
-		at := time.Unix(0, t)
-		if t < 1e12 { // seconds: nanoseconds this small are 1970
-			at = time.Unix(t, 0)
-		}
-		if now.Sub(at) < 24*time.Hour {
-			out = append(out, f)
-		}
-	}
-	return out
+	return n < c.opts.NewConversationsPerDay, nil
 }
 
 // slowDownEvery is the least time between two slow-down notices to one user.

@@ -625,7 +625,7 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 		if err == nil {
 			// Past the day's bound the message goes to the latest conversation (reopening
 			// it), so one user cannot fill the inbox with conversations.
-			ok, err := c.mayOpenConversation(ctx, cu.User)
+			ok, err := c.mayOpenConversation(ctx, cu)
 			if err != nil {
 				return cu, err
 			}
@@ -675,11 +675,6 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 				zap.Int64("conversation_id", conv.ID), zap.Int64("contact_id", cu.ContactID))
 		}
 		return cu, err
-	}
-	if conv.ID != cu.ConversationID {
-		if err := c.openedConversation(ctx, cu.User); err != nil {
-			return cu, err
-		}
 	}
 	if conv.Contact != nil {
 		c.blocks.setContact(cu.ContactID, conv.Contact.Blocked, time.Now())

@@ -200,6 +200,9 @@ type Store interface {
 	// ErrConversationTaken, changing nothing, when the conversation belongs to another
 	// customer, and ErrNotFound when the customer does not exist.
 	SetConversation(ctx context.Context, customerID, conversationID int64, status string) error
+	// ConversationsSince counts the conversations recorded for the customer (SetConversation)
+	// since the given time: the conversations opened (or adopted) for them.
+	ConversationsSince(ctx context.Context, customerID int64, since time.Time) (int, error)
 	// LatestCustomerWithConversation returns the most recently created customer that has a
 	// contact session and a current conversation, or ErrNotFound.
 	LatestCustomerWithConversation(ctx context.Context) (Customer, error)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -268,6 +269,18 @@ func (s *Store) SetConversation(ctx context.Context, customerID, conversationID 
 		return fmt.Errorf("set conversation %d of customer %d: %w", conversationID, customerID, bridge.ErrConversationTaken)
 	}
 	return nil
+}
+
+// ConversationsSince counts the conversations recorded for the customer since the time given,
+// through conversations_customer_idx.
+func (s *Store) ConversationsSince(ctx context.Context, customerID int64, since time.Time) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM conversations WHERE customer_id = $1 AND created_at >= $2`,
+		customerID, since).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("conversations of customer %d since %s: %w", customerID, since.Format(time.RFC3339), err)
+	}
+	return n, nil
 }
 
 // LatestCustomerWithConversation returns the most recently created customer that has a contact

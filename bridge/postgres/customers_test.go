@@ -448,3 +448,42 @@ func TestStatusChangeFromAStaleReadChangesNothing(t *testing.T) {
 		t.Errorf("unknown conversation: %v, want ErrNotFound", err)
 	}
 }
+
+// TestConversationsSinceCountsTheCustomersRecordedConversations: the day's bound on new
+// conversations counts what SetConversation recorded for the customer in the window: a
+// conversation recorded again (a status change, a reopen) counts once, and other customers'
+// conversations not at all.
+func TestConversationsSinceCountsTheCustomersRecordedConversations(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	a, err := s.SaveCustomer(ctx, newCustomer("1"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.SaveCustomer(ctx, newCustomer("2"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hourAgo := time.Now().Add(-time.Hour)
+	if n, err := s.ConversationsSince(ctx, a.ID, hourAgo); err != nil || n != 0 {
+		t.Fatalf("before any conversation: %d (%v), want 0", n, err)
+	}
+	for _, rec := range []struct {
+		customer, conv int64
+		status         string
+	}{{a.ID, 10, "open"}, {a.ID, 10, "resolved"}, {a.ID, 11, "open"}, {b.ID, 20, "open"}} {
+		if err := s.SetConversation(ctx, rec.customer, rec.conv, rec.status); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.ConversationsSince(ctx, a.ID, hourAgo); err != nil || n != 2 {
+		t.Errorf("a's conversations of the last hour: %d (%v), want 2", n, err)
+	}
+	if n, err := s.ConversationsSince(ctx, b.ID, hourAgo); err != nil || n != 1 {
+		t.Errorf("b's conversations of the last hour: %d (%v), want 1", n, err)
+	}
+	if n, err := s.ConversationsSince(ctx, a.ID, time.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Errorf("a's conversations from an hour ahead: %d (%v), want 0", n, err)
+	}
+}
