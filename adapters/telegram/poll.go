@@ -282,18 +282,32 @@ func (a *Adapter) decodeBatch(raw []json.RawMessage, offset int64) ([]decoded, i
 	next := offset
 	var out []decoded
 	for _, r := range raw {
-		var head struct {
+		// One pass reads the update and tells whether it has an id at all (the outer field
+		// shadows models.Update's). A decode that failed may have stopped before the id: only
+		// then is the id read on its own, so that the bad update is still confirmed.
+		var w struct {
 			ID *int64 `json:"update_id"`
+			models.Update
 		}
-		if err := json.Unmarshal(r, &head); err != nil || head.ID == nil {
+		err := json.Unmarshal(r, &w)
+		if err != nil && w.ID == nil {
+			var head struct {
+				ID *int64 `json:"update_id"`
+			}
+			if json.Unmarshal(r, &head) == nil {
+				w.ID = head.ID
+			}
+		}
+		if w.ID == nil {
 			continue
 		}
-		next = max(next, *head.ID+1)
-		d := decoded{id: *head.ID}
-		var u models.Update
-		if err := json.Unmarshal(r, &u); err != nil {
+		next = max(next, *w.ID+1)
+		d := decoded{id: *w.ID}
+		if err != nil {
 			a.log.Warn("skipping telegram update that cannot be decoded", zap.Int64("update_id", d.id), zap.Error(err))
 		} else {
+			u := w.Update
+			u.ID = d.id
 			d.update = &u
 		}
 		out = append(out, d)
