@@ -169,6 +169,9 @@ type Core struct {
 	refresh        map[string]struct{}           // pubsub tokens whose contact session must be read again
 	catchupWake    *signal
 
+	// watched holds the contacts whose new conversation is being opened (eventWatch).
+	watched eventWatches
+
 	roles *roleManager // this instance's roles among those sharing the store (roles.go)
 
 	enqueues *enqueueGroup // every enqueue goes through it (enqueue.go)

@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/onechat/onechat-bridge/bridge"
 	"github.com/onechat/onechat-bridge/bridge/bridgetest"
@@ -34,8 +37,9 @@ type harness struct {
 	// add a capability).
 	platform bridge.Adapter
 	opts     bridge.Options
-	// core is the Core start ran last.
+	// core is the Core start ran last; logs holds what it logged.
 	core *bridge.Core
+	logs *observer.ObservedLogs
 
 	cancel context.CancelFunc
 	done   chan error
@@ -110,7 +114,9 @@ func (h *harness) start() {
 			return h.platform, nil
 		}}
 	}
-	opts.Logger = zaptest.NewLogger(h.t)
+	observed, logs := observer.New(zapcore.DebugLevel)
+	h.logs = logs
+	opts.Logger = zap.New(zapcore.NewTee(zaptest.NewLogger(h.t).Core(), observed))
 	core, err := bridge.New(opts)
 	if err != nil {
 		h.t.Fatal(err)

@@ -1084,3 +1084,114 @@ func TestRepliesBetweenManyUserMessagesArriveOnce(t *testing.T) {
 		t.Errorf("user received %s, want %s, each once", got, want)
 	}
 }
+
+// secondConversation runs a user through a first conversation that an agent answers and
+// resolves, so that the contact's subscription is long confirmed and every catch-up of it has
+// run, and returns the contact and the first conversation. The user's next message opens a new
+// conversation (NewConversation policy).
+func (h *harness) secondConversation(ctx context.Context, userID int64) (onechattest.Contact, onechattest.Conversation) {
+	h.t.Helper()
+	contact, conv1, _ := h.begin(ctx, userID, "first")
+	h.oc.AgentReply(conv1.ID, "first answer")
+	h.waitSentText(ctx, "first answer")
+	h.oc.Resolve(conv1.ID)
+	h.waitStatus(ctx, strconv.FormatInt(userID, 10), "resolved")
+	return contact, conv1
+}
+
+// waitSentText waits until the adapter was asked to send a message with this text.
+func (h *harness) waitSentText(ctx context.Context, text string) {
+	h.t.Helper()
+	for n := 1; ; n++ {
+		sent, err := h.adapter.WaitSent(ctx, n)
+		if err != nil {
+			h.t.Fatalf("%q never sent: %v", text, err)
+		}
+		if sent[n-1].Text == text {
+			return
+		}
+	}
+}
+
+// TestConversationOpenedUnderAConfirmedSubscriptionIsNotReadAgain: a conversation opened while
+// the contact's subscription is confirmed, with no event for the contact until it is recorded,
+// costs OneChat no read: everything that happens in it comes over the cable. An agent's reply
+// in it still reaches the user.
+func TestConversationOpenedUnderAConfirmedSubscriptionIsNotReadAgain(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start()
+	ctx := ctxT(t)
+	contact, _ := h.secondConversation(ctx, 2101)
+
+	before := len(h.oc.Requests())
+	if err := h.adapter.Receive(ctx, userMessage(2101, "second")); err != nil {
+		t.Fatal(err)
+	}
+	_, conv2 := h.waitConversation(ctx, "telegram:2101", 2)
+	h.waitIncoming(ctx, conv2.ID, "second")
+	convPath := "/conversations/" + strconv.FormatInt(conv2.ID, 10)
+	for _, r := range h.oc.Requests()[before:] {
+		if r.Method == http.MethodGet && (strings.HasSuffix(r.Path, convPath) || strings.HasSuffix(r.Path, convPath+"/messages")) {
+			t.Errorf("the new conversation was read (%s %s) although the subscription of contact %d was confirmed throughout", r.Method, r.Path, contact.ID)
+		}
+	}
+	h.oc.AgentReply(conv2.ID, "second answer")
+	h.waitSentText(ctx, "second answer")
+}
+
+// TestGreetingWrittenWhileTheConversationIsOpenedReachesTheUser: OneChat writes a template
+// message (an inbox greeting) into a new conversation before the bridge has recorded the
+// conversation as its own, under a confirmed subscription, and the bridge handles its event
+// then, passing it over as another's conversation: the event it saw while opening the
+// conversation makes the bridge read the conversation once recorded, and the user gets it.
+func TestGreetingWrittenWhileTheConversationIsOpenedReachesTheUser(t *testing.T) {
+	h := newHarness(t, nil)
+	var opened atomic.Int32
+	h.interceptPosts("/conversations", func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool {
+		if opened.Add(1) != 2 {
+			return false // the first conversation is opened as usual
+		}
+		rec := httptest.NewRecorder()
+		oneChat.ServeHTTP(rec, r)
+		var conv struct {
+			ID int64 `json:"id"`
+		}
+		if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &conv) == nil && conv.ID != 0 {
+			h.oc.TemplateMessage(conv.ID, "Welcome back! An agent will be with you shortly.")
+			// The bridge answers the greeting's event before it knows the conversation is its
+			// own: the event's catch-up passes it over.
+			passedOver := func() bool {
+				return h.logs.FilterMessage("message for a conversation the bridge does not own").Len() > 0
+			}
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for !passedOver() {
+				select {
+				case <-r.Context().Done():
+					return true
+				case <-tick.C:
+				}
+			}
+			// No later event of the conversation helps: OneChat loses the events of the user's
+			// message that follows (its message.created and the conversation.updated of its
+			// waiting time), as a Sidekiq failure or an older OneChat would.
+			h.oc.DropEvents(2)
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+		return true
+	})
+	h.start()
+	ctx := ctxT(t)
+	h.secondConversation(ctx, 2102)
+
+	if err := h.adapter.Receive(ctx, userMessage(2102, "second")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitSentText(ctx, "Welcome back! An agent will be with you shortly.")
+	_, conv2 := h.waitConversation(ctx, "telegram:2102", 2)
+	h.waitIncoming(ctx, conv2.ID, "second")
+}

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -664,6 +666,12 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 			}
 		}
 	}
+	// Whether the contact's subscription is confirmed from before the create until the
+	// conversation is recorded, with no event for the contact in between, decides whether the
+	// new conversation needs a read of its own (below).
+	confirmed := c.cable.Confirmation(cu.PubsubToken)
+	watch := c.watched.watch(cu.PubsubToken)
+	defer c.watched.unwatch(cu.PubsubToken, watch)
 	conv, err := c.oc.CreateConversation(ctx, cu.SourceID)
 	if err != nil {
 		return cu, fmt.Errorf("create conversation: %w", err)
@@ -685,11 +693,20 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 		}
 	}
 	// An agent (or a greeting template) may have written before the conversation was recorded
-	// as the bridge's, when its events were passed over: read it once now. Not while this
-	// instance's subscription of the contact awaits its confirmation (a new user's, mostly):
-	// no event has come through it, and the confirmation brings a catch-up of the current
-	// conversation, which this one is now.
-	if !c.cable.AwaitsConfirmation(cu.PubsubToken) {
+	// as the bridge's, when its events were passed over (their catch-ups found a conversation
+	// the bridge did not own yet) or lost (the subscription was not confirmed): read it once
+	// now, unless neither can have happened:
+	//   - this instance's subscription of the contact was confirmed before the conversation was
+	//     created and stayed so until it was recorded, and no event for the contact came
+	//     meanwhile: all there was to bring came, and none was passed over (an event still on
+	//     its way is handled after the record, and its catch-up reads the conversation);
+	//   - the subscription awaits its confirmation (a new user's, while subscribes are paced):
+	//     no event has come through it, and the confirmation brings a catch-up of the current
+	//     conversation, which this one is now.
+	// A new user whose subscription is confirmed before their first message is posted costs
+	// OneChat no read of its conversation.
+	quiet := confirmed != 0 && c.cable.Confirmation(cu.PubsubToken) == confirmed && !c.watched.seen(watch)
+	if !quiet && !c.cable.AwaitsConfirmation(cu.PubsubToken) {
 		c.scheduleCatchup(cu.PubsubToken, conv.ID)
 	}
 	c.log.Info("opened OneChat conversation", zap.String("platform", string(cu.User.Platform)),
@@ -697,6 +714,65 @@ func (c *Core) ensureConversation(ctx context.Context, cu Customer, retry bool) 
 	cu.ConversationID, cu.ConversationStatus = conv.ID, conv.Status
 	c.describeConversation(ctx, cu, conv.ID)
 	return cu, nil
+}
+
+// eventWatches are the contacts whose new conversation ensureConversation is opening: whether
+// an event for one of them came meanwhile says whether the conversation needs a read of its own.
+type eventWatches struct {
+	n  atomic.Int32 // watches open: CableEvent takes the lock only when there are some
+	mu sync.Mutex
+	by map[string]*eventWatch // pubsub token → its watch
+}
+
+// eventWatch records whether an event came for a watched contact. Two openings for one token
+// (which a user's one-at-a-time messages rule out) would share one, which only costs a read.
+type eventWatch struct {
+	refs int
+	saw  bool
+}
+
+func (w *eventWatches) watch(token string) *eventWatch {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.by == nil {
+		w.by = make(map[string]*eventWatch)
+	}
+	ew := w.by[token]
+	if ew == nil {
+		ew = &eventWatch{}
+		w.by[token] = ew
+	}
+	ew.refs++
+	w.n.Add(1)
+	return ew
+}
+
+func (w *eventWatches) unwatch(token string, ew *eventWatch) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ew.refs--; ew.refs == 0 {
+		delete(w.by, token)
+	}
+	w.n.Add(-1)
+}
+
+// saw records an event for token, if it is watched.
+func (w *eventWatches) saw(token string) {
+	if w.n.Load() == 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ew := w.by[token]; ew != nil {
+		ew.saw = true
+	}
+}
+
+// seen reports whether an event came for the contact of ew since it was watched.
+func (w *eventWatches) seen(ew *eventWatch) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return ew.saw
 }
 
 // unrecordedConversation returns the newest conversation of the contact session that is not

@@ -52,6 +52,10 @@ type cursorRead struct {
 // CableEvent implements onechat.CableHandler.
 func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 	switch ev.Name {
+	case "message.created", onechat.EventMessageUpdated, onechat.EventConversationStatusChanged, onechat.EventConversationUpdated:
+		c.watched.saw(ev.Token)
+	}
+	switch ev.Name {
 	case "message.created":
 		msg, err := ev.Message()
 		if err != nil {

@@ -408,6 +408,20 @@ func (c *Cable) AwaitsConfirmation(token string) bool {
 	return ok && s.want && s.state != stateConfirmed
 }
 
+// Confirmation returns a number that is not zero while token's subscription is confirmed and
+// that changes with every confirmation of it (after a reconnect, a resubscribe). Two equal
+// readings other than zero therefore mean the subscription stayed confirmed in between: every
+// broadcast for token in that time came through and is delivered to the handler, in time.
+func (c *Cable) Confirmation(token string) uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.subs[token]
+	if !ok || !s.want || s.state != stateConfirmed {
+		return 0
+	}
+	return s.confirms
+}
+
 // Tokens returns the tokens the cable is subscribed to or subscribing (not those being
 // unsubscribed), in no particular order.
 func (c *Cable) Tokens() []string {

@@ -49,7 +49,9 @@ type subscription struct {
 	queued bool // in sock.todo
 	gone   bool // removed; stale todo and timer entries skip it
 	seq    uint32
-	misses uint16 // unconfirmed subscribes in a row
+	// confirms counts the subscription's confirmations, never 0 once confirmed (Confirmation).
+	confirms uint32
+	misses   uint16 // unconfirmed subscribes in a row
 }
 
 // timerKind says what a deadline entry is for.
@@ -609,6 +611,9 @@ func (s *socket) confirm(identifier string) string {
 	}
 	c.setState(sub, stateConfirmed)
 	sub.misses = 0
+	if sub.confirms++; sub.confirms == 0 {
+		sub.confirms = 1
+	}
 	return sub.token
 }
 

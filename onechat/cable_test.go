@@ -350,6 +350,10 @@ func TestCableSubscribeWhileRunning(t *testing.T) {
 	if rc.AwaitsConfirmation(tok1) || rc.AwaitsConfirmation("never-subscribed") {
 		t.Error("AwaitsConfirmation = true for a confirmed or a never subscribed token")
 	}
+	if rc.Confirmation(tok1) == 0 || rc.Confirmation(unknown) != 0 || rc.Confirmation("never-subscribed") != 0 {
+		t.Errorf("Confirmation: confirmed %d, unanswered %d, never subscribed %d; want only the first not 0",
+			rc.Confirmation(tok1), rc.Confirmation(unknown), rc.Confirmation("never-subscribed"))
+	}
 }
 
 func TestCableReconnectAfterServerClose(t *testing.T) {
@@ -361,6 +365,7 @@ func TestCableReconnectAfterServerClose(t *testing.T) {
 	fc := recv(t, f.connected, "connection 1")
 	expectCmd(t, f, "subscribe", tok1)
 	recv(t, r.confirms, "confirm 1")
+	first := rc.Confirmation(tok1)
 	fc.close()
 
 	fc2 := recv(t, f.connected, "connection 2")
@@ -369,6 +374,10 @@ func TestCableReconnectAfterServerClose(t *testing.T) {
 		t.Errorf("resubscribe on connection %d, want %d", cmd.conn, fc2.n)
 	}
 	recv(t, r.confirms, "confirm after reconnect")
+	// Broadcasts of the gap were lost: the reading tells the two confirmations apart.
+	if again := rc.Confirmation(tok1); first == 0 || again == 0 || again == first {
+		t.Errorf("Confirmation before and after the reconnect: %d, %d; want two different numbers, not 0", first, again)
+	}
 	if st := recv(t, r.stats, "stats 1"); st.Reconnects != 0 {
 		t.Errorf("first stats %+v", st)
 	}
