@@ -163,10 +163,10 @@ type Core struct {
 	wanted   map[string]time.Time // tokens subscribed because their user just wrote
 
 	catchupMu      sync.Mutex
-	catchupPending map[string]map[int64]struct{} // pubsub token → conversations to catch up (0: the current one)
-	catchupBusy    map[string]struct{}           // pubsub tokens a catch-up worker is reading now
-	statusPending  map[int64]string              // conversation → status the cable announced, recorded after its catch-up
-	refresh        map[string]struct{}           // pubsub tokens whose contact session must be read again
+	catchupPending map[string]catchupSet // pubsub token → conversations to catch up (0: the current one)
+	catchupBusy    map[string]struct{}   // pubsub tokens a catch-up worker is reading now
+	statusPending  map[int64]string      // conversation → status the cable announced, recorded after its catch-up
+	refresh        map[string]struct{}   // pubsub tokens whose contact session must be read again
 	catchupWake    *signal
 
 	// watched holds the contacts whose new conversation is being opened (eventWatch).
@@ -269,7 +269,7 @@ func New(opts Options) (*Core, error) {
 		log:            opts.Logger,
 		adapters:       make(map[Platform]Adapter),
 		wake:           wake,
-		catchupPending: make(map[string]map[int64]struct{}),
+		catchupPending: make(map[string]catchupSet),
 		catchupBusy:    make(map[string]struct{}),
 		statusPending:  make(map[int64]string),
 		refresh:        make(map[string]struct{}),

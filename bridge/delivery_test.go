@@ -1195,3 +1195,59 @@ func TestGreetingWrittenWhileTheConversationIsOpenedReachesTheUser(t *testing.T)
 	_, conv2 := h.waitConversation(ctx, "telegram:2102", 2)
 	h.waitIncoming(ctx, conv2.ID, "second")
 }
+
+// TestConversationEventAfterTheReplyWasReadCostsNoRead: an agent's labels on a conversation give
+// the contact a conversation.updated that shows the conversation's latest message; the bridge
+// has read the conversation past it (it delivered that reply), so it does not read it again.
+// A later reply still arrives.
+func TestConversationEventAfterTheReplyWasReadCostsNoRead(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 2103, "hi")
+	h.oc.AgentReply(conv.ID, "first answer")
+	h.waitSentText(ctx, "first answer")
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			select {
+			case <-ctx.Done():
+				t.Fatal(what)
+			case <-tick.C:
+			}
+		}
+	}
+	// The reply's own events (message.created, and conversation.updated for a first reply)
+	// may still be read: wait until they are.
+	waitFor("catch-ups never finished", h.core.CatchupsIdle)
+
+	before := len(h.oc.Requests())
+	skipped := func() int {
+		return h.logs.FilterMessage("conversation already read past the status event's latest message").Len()
+	}
+	was := skipped()
+	h.oc.SetLabels(conv.ID, "vip")
+	waitFor("the label change's conversation.updated was never found to need no read", func() bool { return skipped() > was })
+	for _, r := range h.oc.Requests()[before:] {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.Path, "/messages") {
+			t.Errorf("the conversation was read again (%s %s) for an event that showed nothing new", r.Method, r.Path)
+		}
+	}
+	h.oc.AgentReply(conv.ID, "second answer")
+	h.waitSentText(ctx, "second answer")
+}
+
+// TestConversationEventRecoversALostFirstReply: the message.created of an agent's first reply
+// is lost, and the conversation.updated that follows it shows that reply as the latest message,
+// past what the bridge has read: it reads the conversation and the user gets the reply.
+func TestConversationEventRecoversALostFirstReply(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start()
+	ctx := ctxT(t)
+	_, conv, _ := h.begin(ctx, 2104, "hi")
+	h.oc.DropEvents(1) // the reply's message.created; its conversation.updated comes through
+	h.oc.AgentReply(conv.ID, "the answer whose event was lost")
+	h.waitSentText(ctx, "the answer whose event was lost")
+}

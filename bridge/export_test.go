@@ -41,3 +41,10 @@ func (c *Core) UserEntries() map[string]int {
 
 // SweepIdle runs one idle sweep as if it were now.
 func (c *Core) SweepIdle(ctx context.Context, now time.Time) { c.sweepIdle(ctx, now) }
+
+// CatchupsIdle reports whether no catch-up is scheduled or running.
+func (c *Core) CatchupsIdle() bool {
+	c.catchupMu.Lock()
+	defer c.catchupMu.Unlock()
+	return len(c.catchupPending) == 0 && len(c.catchupBusy) == 0
+}

@@ -65,7 +65,7 @@ func (c *Core) ticketByUser(ctx context.Context, conversationID int64) (string, 
 // convs names; 0 names current, the customer's current conversation, whose status a catch-up
 // reads over REST instead (so one announced before that read is older than what it finds,
 // and is dropped).
-func (c *Core) takeStatuses(current int64, convs map[int64]struct{}) map[int64]string {
+func (c *Core) takeStatuses(current int64, convs catchupSet) map[int64]string {
 	c.catchupMu.Lock()
 	defer c.catchupMu.Unlock()
 	out := make(map[int64]string)

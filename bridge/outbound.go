@@ -49,6 +49,12 @@ type cursorRead struct {
 	position       string
 }
 
+// reaches reports whether the cursor is at or past message id.
+func (r cursorRead) reaches(id int64) bool {
+	pos, err := strconv.ParseInt(r.position, 10, 64)
+	return err == nil && pos >= id
+}
+
 // CableEvent implements onechat.CableHandler.
 func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 	switch ev.Name {
@@ -95,13 +101,29 @@ func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 			return
 		}
 		// The status is recorded after the conversation's catch-up, so that what a resolve
-		// causes (TicketKeeper) is queued after the agent's last reply.
+		// causes (TicketKeeper) is queued after the agent's last reply. The event also shows
+		// the conversation's latest chat message: a conversation read past it already (an
+		// agent's first reply gives message.created and then conversation.updated) need not be
+		// read again for this event (catchupToken).
 		c.catchupMu.Lock()
 		c.statusPending[conv.ID] = conv.Status
 		c.catchupMu.Unlock()
-		c.scheduleCatchup(ev.Token, conv.ID)
+		latest := readAll
+		if conv.LatestMessageID > 0 {
+			latest = conv.LatestMessageID
+		}
+		c.scheduleStatusCatchup(ev.Token, conv.ID, latest)
 	}
 }
+
+// catchupSet is what a customer's next catch-up reads: conversation id (0: the current one,
+// with its status) → readAll, or the id of the latest chat message a status event of the
+// conversation showed, when only such events asked for the read: then a cursor already at or
+// past that message means nothing announced so far is missing, and the read is skipped.
+type catchupSet map[int64]int64
+
+// readAll marks a conversation of a catchupSet that is read whatever its cursor.
+const readAll int64 = -1
 
 // CableConfirmed implements onechat.CableHandler: the cable has no replay, so every
 // (re)confirmed subscription is followed by a REST catch-up of its current conversation, with
@@ -113,13 +135,25 @@ func (c *Core) CableConfirmed(ctx context.Context, token string) {
 // scheduleCatchup asks for a catch-up of one conversation of the token's customer, or of its
 // current conversation and status when conversationID is 0.
 func (c *Core) scheduleCatchup(token string, conversationID int64) {
+	c.scheduleStatusCatchup(token, conversationID, readAll)
+}
+
+// scheduleStatusCatchup asks for a catch-up of one conversation of the token's customer for a
+// status event that showed latest as the conversation's latest chat message (readAll: read it
+// in any case); see catchupSet.
+func (c *Core) scheduleStatusCatchup(token string, conversationID, latest int64) {
 	c.catchupMu.Lock()
 	convs := c.catchupPending[token]
 	if convs == nil {
-		convs = make(map[int64]struct{})
+		convs = make(catchupSet)
 		c.catchupPending[token] = convs
 	}
-	convs[conversationID] = struct{}{}
+	if prev, ok := convs[conversationID]; ok && (prev == readAll || latest == readAll) {
+		latest = readAll
+	} else if ok {
+		latest = max(prev, latest)
+	}
+	convs[conversationID] = latest
 	c.catchupMu.Unlock()
 	c.catchupWake.notify()
 }
@@ -173,7 +207,7 @@ func (c *Core) catchupWorker(ctx context.Context) {
 }
 
 // takeCatchup takes a scheduled catch-up of a customer no other worker is reading.
-func (c *Core) takeCatchup() (token string, convs map[int64]struct{}, ok bool) {
+func (c *Core) takeCatchup() (token string, convs catchupSet, ok bool) {
 	c.catchupMu.Lock()
 	defer c.catchupMu.Unlock()
 	for token, convs := range c.catchupPending {
@@ -187,7 +221,7 @@ func (c *Core) takeCatchup() (token string, convs map[int64]struct{}, ok bool) {
 	return "", nil, false
 }
 
-func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]struct{}) error {
+func (c *Core) catchupToken(ctx context.Context, token string, convs catchupSet) error {
 	// Catch-up reads find agents' replies: they go before every user's request.
 	ctx = onechat.WithPriority(ctx, onechat.PriorityAgent)
 	cu, pos, err := c.store.CustomerByPubsubToken(ctx, token, conversationCursorPrefix)
@@ -223,7 +257,15 @@ func (c *Core) catchupToken(ctx context.Context, token string, convs map[int64]s
 		// the status read from the store above.
 		delete(statuses, cu.ConversationID)
 		if status != cu.ConversationStatus {
-			convs[0] = struct{}{}
+			convs[0] = readAll
+		}
+	}
+	if latest, ok := convs[cu.ConversationID]; ok && latest != readAll && cu.ConversationID != 0 {
+		if _, withStatus := convs[0]; !withStatus && current.reaches(latest) {
+			// Only status events asked, with an unchanged status, and the conversation was read
+			// past the latest message they showed: every message they could stand for is queued.
+			delete(convs, cu.ConversationID)
+			c.log.Debug("conversation already read past the status event's latest message", zap.Int64("conversation_id", cu.ConversationID))
 		}
 	}
 	// Oldest conversation first, the current one (0) with its status.

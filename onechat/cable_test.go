@@ -65,7 +65,7 @@ const (
                     "hmac_verified": false, "pubsub_token": "JJhR4TG2fY93A3Ag8N2qjd2r"},
   "id": 21,
   "inbox_id": 7,
-  "messages": [],
+  "messages": [{"id": 1202, "content": "Your order ships on Monday", "message_type": 1, "content_type": "text", "content_attributes": {}, "created_at": 1736500060, "conversation_id": 21}],
   "labels": [],
   "meta": {
     "sender": {"additional_attributes": {}, "custom_attributes": {}, "email": "alice@example.com", "id": 42, "identifier": "telegram:123456789", "name": "Alice", "phone_number": null, "thumbnail": "", "blocked": false, "type": "contact"},
@@ -287,7 +287,7 @@ func TestCableSubscribeConfirmEvents(t *testing.T) {
 
 	ev = recv(t, r.events, "status_changed")
 	cv, err := ev.Conversation()
-	if err != nil || *cv != (ConversationEvent{ID: 21, Status: StatusResolved, ContactSourceID: testSourceID, InboxID: 7}) {
+	if err != nil || *cv != (ConversationEvent{ID: 21, Status: StatusResolved, ContactSourceID: testSourceID, InboxID: 7, LatestMessageID: 1202}) {
 		t.Errorf("conversation = %+v, %v", cv, err)
 	}
 

@@ -52,6 +52,10 @@ type ConversationEvent struct {
 	// never log it.
 	ContactSourceID string
 	InboxID         int64
+	// LatestMessageID is the id of the conversation's latest chat message as the payload
+	// embeds it (messages: the last one that is neither private nor activity), 0 when the
+	// payload has none.
+	LatestMessageID int64
 }
 
 // Conversation decodes the conversation of a conversation.created, .status_changed or
@@ -78,10 +82,16 @@ type conversationWire struct {
 	ContactInbox flexRef[struct {
 		SourceID flexString `json:"source_id"`
 	}] `json:"contact_inbox"`
+	Messages flexList[struct {
+		ID flexInt `json:"id"`
+	}] `json:"messages"`
 }
 
 func (w conversationWire) event() *ConversationEvent {
 	ev := &ConversationEvent{ID: int64(w.ID), Status: string(w.Status), InboxID: int64(w.InboxID)}
+	for _, m := range w.Messages {
+		ev.LatestMessageID = max(ev.LatestMessageID, int64(m.ID))
+	}
 	if w.ContactInbox.v != nil {
 		ev.ContactSourceID = string(w.ContactInbox.v.SourceID)
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 func TestEventDecode(t *testing.T) {
-	conv := ConversationEvent{ID: 21, Status: StatusResolved, ContactSourceID: testSourceID, InboxID: 7}
+	conv := ConversationEvent{ID: 21, Status: StatusResolved, ContactSourceID: testSourceID, InboxID: 7, LatestMessageID: 1202}
 	for _, tc := range []struct {
 		name, event, data string
 		want              any

@@ -3,6 +3,7 @@ package onechattest
 import (
 	"crypto/subtle"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,8 +58,32 @@ func (s *Server) SetLabels(conversationID int64, labels ...string) {
 		s.errorf("SetLabels: no conversation %d", conversationID)
 		return
 	}
-	c.labels = normalLabels(labels)
+	s.setLabels(c, labels)
 	s.notify()
+}
+
+// setLabels replaces the conversation's labels; a change fires conversation.updated to the
+// contact, as OneChat does for label_list. The caller holds s.mu.
+func (s *Server) setLabels(c *convRec, labels []string) {
+	labels = normalLabels(labels)
+	if slices.Equal(labels, c.labels) {
+		return
+	}
+	c.labels = labels
+	c.updatedAt = time.Now()
+	s.broadcastConversation(c, "conversation.updated")
+}
+
+// setConversationAttributes replaces the conversation's custom attributes; a change fires
+// conversation.updated to the contact, as OneChat does for custom_attributes. The caller holds
+// s.mu.
+func (s *Server) setConversationAttributes(c *convRec, attrs map[string]any) {
+	if reflect.DeepEqual(attrs, c.customAttrs) {
+		return
+	}
+	c.customAttrs = copyMap(attrs)
+	c.updatedAt = time.Now()
+	s.broadcastConversation(c, "conversation.updated")
 }
 
 // SetConversationAttributes sets a conversation's custom attributes as an agent or automation
@@ -71,7 +96,7 @@ func (s *Server) SetConversationAttributes(conversationID int64, attrs map[strin
 		s.errorf("SetConversationAttributes: no conversation %d", conversationID)
 		return
 	}
-	c.customAttrs = copyMap(attrs)
+	s.setConversationAttributes(c, attrs)
 	s.notify()
 }
 
@@ -150,8 +175,7 @@ func (s *Server) serveApplication(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		s.mu.Lock()
-		c.labels = normalLabels(labels)
-		c.updatedAt = time.Now()
+		s.setLabels(c, labels)
 		resp = ok(map[string]any{"payload": slices.Clone(c.labels)})
 		s.notify()
 		s.mu.Unlock()
@@ -162,8 +186,7 @@ func (s *Server) serveApplication(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		s.mu.Lock()
-		c.customAttrs = copyMap(attrs)
-		c.updatedAt = time.Now()
+		s.setConversationAttributes(c, attrs)
 		resp = ok(map[string]any{"custom_attributes": copyMap(c.customAttrs)})
 		s.notify()
 		s.mu.Unlock()
