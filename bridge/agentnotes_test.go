@@ -2,10 +2,8 @@ package bridge_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -39,22 +37,9 @@ func TestFailedDeliveriesReachAgentsAsPrivateNotes(t *testing.T) {
 	h := newHarness(t, nil)
 	// The conversation OneChat opens already has a label and an attribute (an automation's):
 	// the bridge adds its own and keeps them.
-	h.interceptPosts("/conversations", func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool {
-		rec := httptest.NewRecorder()
-		oneChat.ServeHTTP(rec, r)
-		var conv struct {
-			ID int64 `json:"id"`
-		}
-		if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &conv) == nil && conv.ID != 0 {
-			h.oc.SetLabels(conv.ID, "vip")
-			h.oc.SetConversationAttributes(conv.ID, map[string]any{"priority": "high"})
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
-		return true
+	h.afterConversationCreated(func(r *http.Request, conversationID int64, n int) {
+		h.oc.SetLabels(conversationID, "vip")
+		h.oc.SetConversationAttributes(conversationID, map[string]any{"priority": "high"})
 	})
 	h.withApplication("")
 	h.adapter.ChatLinkFunc = func(u bridge.UserRef, username string, chat bridge.ChatRef) string {

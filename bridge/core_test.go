@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,6 +101,29 @@ func (h *harness) intercept(match func(r *http.Request) bool, intercept func(w h
 	}))
 	h.t.Cleanup(srv.Close) // after the core, which start's cleanup stops first
 	h.opts.OneChat = onechat.NewClient(srv.URL, h.oc.InboxIdentifier(), &onechat.Options{HMACToken: h.oc.HMACToken()})
+}
+
+// afterConversationCreated lets the fake OneChat create every conversation the bridge opens
+// and calls then with the request, the new conversation's id and its number (from 1) before
+// the bridge gets OneChat's answer. Call it before start, instead of intercept.
+func (h *harness) afterConversationCreated(then func(r *http.Request, conversationID int64, n int)) {
+	var created atomic.Int32
+	h.interceptPosts("/conversations", func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool {
+		rec := httptest.NewRecorder()
+		oneChat.ServeHTTP(rec, r)
+		var conv struct {
+			ID int64 `json:"id"`
+		}
+		if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &conv) == nil && conv.ID != 0 {
+			then(r, conv.ID, int(created.Add(1)))
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		return true
+	})
 }
 
 // start runs a new Core; stop (or the test's end) stops it.

@@ -1146,43 +1146,29 @@ func TestConversationOpenedUnderAConfirmedSubscriptionIsNotReadAgain(t *testing.
 // conversation makes the bridge read the conversation once recorded, and the user gets it.
 func TestGreetingWrittenWhileTheConversationIsOpenedReachesTheUser(t *testing.T) {
 	h := newHarness(t, nil)
-	var opened atomic.Int32
-	h.interceptPosts("/conversations", func(w http.ResponseWriter, r *http.Request, oneChat http.Handler) bool {
-		if opened.Add(1) != 2 {
-			return false // the first conversation is opened as usual
+	h.afterConversationCreated(func(r *http.Request, conversationID int64, n int) {
+		if n != 2 {
+			return // the first conversation is opened as usual
 		}
-		rec := httptest.NewRecorder()
-		oneChat.ServeHTTP(rec, r)
-		var conv struct {
-			ID int64 `json:"id"`
+		h.oc.TemplateMessage(conversationID, "Welcome back! An agent will be with you shortly.")
+		// The bridge answers the greeting's event before it knows the conversation is its own:
+		// the event's catch-up passes it over.
+		passedOver := func() bool {
+			return h.logs.FilterMessage("message for a conversation the bridge does not own").Len() > 0
 		}
-		if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &conv) == nil && conv.ID != 0 {
-			h.oc.TemplateMessage(conv.ID, "Welcome back! An agent will be with you shortly.")
-			// The bridge answers the greeting's event before it knows the conversation is its
-			// own: the event's catch-up passes it over.
-			passedOver := func() bool {
-				return h.logs.FilterMessage("message for a conversation the bridge does not own").Len() > 0
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for !passedOver() {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-tick.C:
 			}
-			tick := time.NewTicker(time.Millisecond)
-			defer tick.Stop()
-			for !passedOver() {
-				select {
-				case <-r.Context().Done():
-					return true
-				case <-tick.C:
-				}
-			}
-			// No later event of the conversation helps: OneChat loses the events of the user's
-			// message that follows (its message.created and the conversation.updated of its
-			// waiting time), as a Sidekiq failure or an older OneChat would.
-			h.oc.DropEvents(2)
 		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		w.Write(rec.Body.Bytes())
-		return true
+		// No later event of the conversation helps: OneChat loses the events of the user's
+		// message that follows (its message.created and the conversation.updated of its
+		// waiting time), as a Sidekiq failure or an older OneChat would.
+		h.oc.DropEvents(2)
 	})
 	h.start()
 	ctx := ctxT(t)
