@@ -162,7 +162,23 @@ func TestNonGatewayInstanceAnswersInTheSupportThread(t *testing.T) {
 	}
 
 	// Typing: the agent types; whichever instance hears it shows it in the thread now, and b's
-	// adapter, whose Run never ran, shows typing by itself.
+	// adapter, whose Run never ran, shows typing by itself. Typing has no catch-up, so the agent
+	// types once an instance listens to Alice's contact (the reply may have come through a
+	// catch-up before either subscribed: the instances were still sharing out the cable).
+	if err := oc.Wait(ctx, func() bool {
+		c, ok := oc.ContactByIdentifier("discord:" + instAlice)
+		if !ok {
+			return false
+		}
+		for _, ci := range oc.ContactInboxes(c.ID) {
+			if oc.Subscribed(ci.PubsubToken) > 0 {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal("no instance ever subscribed to Alice's contact")
+	}
 	oc.AgentTyping(conv, true, false)
 	srv.WaitFor(t, "typing in the thread", func() bool { return srv.TypingCountLocked(thread) >= 1 })
 	before := srv.TypingCount(thread)
