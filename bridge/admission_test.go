@@ -18,7 +18,7 @@ import (
 // waitCounted waits until bridge_messages_total{direction="in",result=result} reaches n.
 func (h *harness) waitCounted(reg *prometheus.Registry, result string, n float64) {
 	h.t.Helper()
-	if !pollStore(ctxT(h.t), func() bool {
+	if !poll(ctxT(h.t), func() bool {
 		return counterValue(h.t, reg, "bridge_messages_total", "direction", "in", "result", result) >= n
 	}) {
 		h.t.Fatalf("never counted %v inbound messages as %s (have %v)", n, result,
@@ -75,7 +75,7 @@ func TestBlockedContactsMessagesAreStoredNotPosted(t *testing.T) {
 			t.Fatal(err)
 		}
 		through := false
-		if !pollStore(ctx, func() bool {
+		if !poll(ctx, func() bool {
 			through = len(h.oc.Conversations(contact.ID)) == 2
 			return through || counterValue(t, reg, "bridge_messages_total", "direction", "in", "result", bridge.ResultBlocked) > blocked
 		}) {
@@ -128,7 +128,7 @@ func TestBlocklistFileIsReadAgainWithoutRestart(t *testing.T) {
 	}
 	// The file is read again within BlocklistReread; until then messages are still blocked, so
 	// keep writing until one is posted. Nothing is posted twice or lost after that.
-	if !pollStore(ctx, func() bool {
+	if !poll(ctx, func() bool {
 		if err := h.adapter.Receive(ctx, userMessage(3002, "hello")); err != nil {
 			t.Fatal(err)
 		}

@@ -270,7 +270,7 @@ func (h *harness) waitStatus(ctx context.Context, userID, status string) {
 	h.t.Helper()
 	var cu bridge.Customer
 	var err error
-	if !pollStore(ctx, func() bool {
+	if !poll(ctx, func() bool {
 		cu, err = h.store.Customer(ctx, bridge.UserRef{Platform: bridge.Platform("telegram"), ID: userID})
 		return err == nil && cu.ConversationStatus == status
 	}) {
@@ -278,9 +278,10 @@ func (h *harness) waitStatus(ctx context.Context, userID, status string) {
 	}
 }
 
-// pollStore calls cond every 5 ms until it holds (true) or ctx ends (false): the bridge offers
-// no signal for what it records in the store, so tests poll it.
-func pollStore(ctx context.Context, cond func() bool) bool {
+// poll calls cond every 5 ms until it holds (true) or ctx ends (false): the bridge offers
+// no signal for what it records in the store (nor for what it logs or has yet to read), so
+// tests poll it.
+func poll(ctx context.Context, cond func() bool) bool {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
@@ -299,7 +300,7 @@ func pollStore(ctx context.Context, cond func() bool) bool {
 func (h *harness) waitLinked(ctx context.Context, chat bridge.ChatRef, platformMessageID string) {
 	h.t.Helper()
 	var err error
-	if !pollStore(ctx, func() bool {
+	if !poll(ctx, func() bool {
 		_, err = h.store.LinkByPlatform(ctx, chat, platformMessageID)
 		return err == nil
 	}) {

@@ -170,7 +170,7 @@ func TestUnreachableMarkKeepsAFreshContactSessionAndChat(t *testing.T) {
 		t.Fatal("the unreachable mark never wrote the customer")
 	}
 	var got bridge.Customer
-	if !pollStore(ctx, func() bool {
+	if !poll(ctx, func() bool {
 		var err error
 		got, err = h.store.Customer(ctx, m.User)
 		return err == nil && got.UnreachableReason != ""

@@ -636,7 +636,7 @@ func TestPartsDeliveredBeforeAPermanentFailureStayMapped(t *testing.T) {
 	reply := h.oc.AgentReply(conv.ID, "here are three files")
 	var st string
 	var err error
-	if !pollStore(ctx, func() bool {
+	if !poll(ctx, func() bool {
 		st, _, err = h.store.JobState(ctx, bridge.Out, "onechat:"+strconv.FormatInt(reply.ID, 10))
 		return err == nil && st == bridge.JobFailed
 	}) {
@@ -673,7 +673,7 @@ func TestButtonPressedBeforeItsMessageIsRecorded(t *testing.T) {
 			return err
 		}
 		// The send (and so the record) waits until the press has been tried.
-		if !pollStore(ctx, func() bool {
+		if !poll(ctx, func() bool {
 			st, lastErr, err := h.store.JobState(ctx, bridge.In, press.DedupKey())
 			return err == nil && (lastErr != "" || st == bridge.JobDone || st == bridge.JobFailed)
 		}) {
@@ -1153,17 +1153,10 @@ func TestGreetingWrittenWhileTheConversationIsOpenedReachesTheUser(t *testing.T)
 		h.oc.TemplateMessage(conversationID, "Welcome back! An agent will be with you shortly.")
 		// The bridge answers the greeting's event before it knows the conversation is its own:
 		// the event's catch-up passes it over.
-		passedOver := func() bool {
+		if !poll(r.Context(), func() bool {
 			return h.logs.FilterMessage("message for a conversation the bridge does not own").Len() > 0
-		}
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for !passedOver() {
-			select {
-			case <-r.Context().Done():
-				return
-			case <-tick.C:
-			}
+		}) {
+			return
 		}
 		// No later event of the conversation helps: OneChat loses the events of the user's
 		// message that follows (its message.created and the conversation.updated of its
@@ -1193,21 +1186,11 @@ func TestConversationEventAfterTheReplyWasReadCostsNoRead(t *testing.T) {
 	_, conv, _ := h.begin(ctx, 2103, "hi")
 	h.oc.AgentReply(conv.ID, "first answer")
 	h.waitSentText(ctx, "first answer")
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for !cond() {
-			select {
-			case <-ctx.Done():
-				t.Fatal(what)
-			case <-tick.C:
-			}
-		}
-	}
 	// The reply's own events (message.created, and conversation.updated for a first reply)
 	// may still be read: wait until they are.
-	waitFor("catch-ups never finished", h.core.CatchupsIdle)
+	if !poll(ctx, h.core.CatchupsIdle) {
+		t.Fatal("catch-ups never finished")
+	}
 
 	before := len(h.oc.Requests())
 	skipped := func() int {
@@ -1215,7 +1198,9 @@ func TestConversationEventAfterTheReplyWasReadCostsNoRead(t *testing.T) {
 	}
 	was := skipped()
 	h.oc.SetLabels(conv.ID, "vip")
-	waitFor("the label change's conversation.updated was never found to need no read", func() bool { return skipped() > was })
+	if !poll(ctx, func() bool { return skipped() > was }) {
+		t.Fatal("the label change's conversation.updated was never found to need no read")
+	}
 	for _, r := range h.oc.Requests()[before:] {
 		if r.Method == http.MethodGet && strings.HasSuffix(r.Path, "/messages") {
 			t.Errorf("the conversation was read again (%s %s) for an event that showed nothing new", r.Method, r.Path)

@@ -164,7 +164,7 @@ func TestLateSurveyAcrossARestart(t *testing.T) {
 // waitSurveyWaits waits until bridge_survey_waits_total reaches n.
 func waitSurveyWaits(t *testing.T, reg *prometheus.Registry, n float64) {
 	t.Helper()
-	if !pollStore(ctxT(t), func() bool {
+	if !poll(ctxT(t), func() bool {
 		return counterValue(t, reg, "bridge_survey_waits_total", "platform", "telegram") >= n
 	}) {
 		t.Fatalf("the close never waited for the survey %v times", n)
@@ -366,7 +366,7 @@ func TestUserCloseRecordedByAnotherInstance(t *testing.T) {
 	close(release)
 
 	var calls []bridgetest.TicketCall
-	if !pollStore(ctx, func() bool {
+	if !poll(ctx, func() bool {
 		calls = append(a.adapter.Tickets(), b.adapter.Tickets()...)
 		return len(calls) > 0
 	}) {

@@ -58,7 +58,7 @@ func (r cursorRead) reaches(id int64) bool {
 // CableEvent implements onechat.CableHandler.
 func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 	switch ev.Name {
-	case "message.created", onechat.EventMessageUpdated, onechat.EventConversationStatusChanged, onechat.EventConversationUpdated:
+	case onechat.EventMessageCreated, onechat.EventMessageUpdated, onechat.EventConversationStatusChanged, onechat.EventConversationUpdated:
 		c.watched.saw(ev.Token)
 	}
 	switch ev.Name {

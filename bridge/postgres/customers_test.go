@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/onechat/onechat-bridge/bridge"
+	"github.com/onechat/onechat-bridge/bridge/postgres"
 	"github.com/onechat/onechat-bridge/bridge/postgres/pgtest"
 )
 
@@ -18,6 +19,16 @@ func newCustomer(id string) bridge.Customer {
 		DisplayName: "User " + id,
 		Username:    "user" + id,
 	}
+}
+
+// saveCustomer stores newCustomer(id) and returns it as stored.
+func saveCustomer(t *testing.T, s *postgres.Store, id string) bridge.Customer {
+	t.Helper()
+	c, err := s.SaveCustomer(t.Context(), newCustomer(id), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func TestSaveAndLoadCustomer(t *testing.T) {
@@ -246,14 +257,7 @@ func TestConversationNeverChangesHands(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
-	a, err := s.SaveCustomer(ctx, newCustomer("1"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.SaveCustomer(ctx, newCustomer("2"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := saveCustomer(t, s, "1"), saveCustomer(t, s, "2")
 	if err := s.SetConversation(ctx, a.ID, 10, "open"); err != nil {
 		t.Fatal(err)
 	}
@@ -457,14 +461,7 @@ func TestConversationsSinceCountsTheCustomersRecordedConversations(t *testing.T)
 	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
-	a, err := s.SaveCustomer(ctx, newCustomer("1"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.SaveCustomer(ctx, newCustomer("2"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := saveCustomer(t, s, "1"), saveCustomer(t, s, "2")
 	hourAgo := time.Now().Add(-time.Hour)
 	if n, err := s.ConversationsSince(ctx, a.ID, hourAgo); err != nil || n != 0 {
 		t.Fatalf("before any conversation: %d (%v), want 0", n, err)
