@@ -374,7 +374,7 @@ func (s *Store) changeConversationStatus(ctx context.Context, conversationID int
 		b := &pgx.Batch{}
 		b.Queue(indexPlans)
 		b.Queue(lockKeys, lockIDs)
-		b.Queue(insertJobs, dirs, keys, dedups, payloads, firsts)
+		b.Queue(insertJobs, dirs, keys, dedups, payloads, firsts, make([]int64, len(dirs)))
 		// The caller wakes its own process's workers; the others hear of the jobs here.
 		for _, d := range slices.Compact(slices.Sorted(slices.Values(dirs))) {
 			b.Queue(`SELECT pg_notify($1, $2)`, queueChannel, d+" "+s.self)

@@ -20,6 +20,7 @@ const (
 
 var (
 	ClaimJobs    = claimJobs
+	CompleteJobs = completeJobs
 	PromoteHeads = promoteHeads
 )
 

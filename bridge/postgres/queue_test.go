@@ -1195,6 +1195,7 @@ func testBacklogUnknownToStatistics(t *testing.T, before func(*testing.T, *postg
 	before(t, s, run)
 	run(`PREPARE claim_jobs AS ` + postgres.ClaimJobs)
 	run(`PREPARE promote_heads AS ` + postgres.PromoteHeads)
+	run(`PREPARE complete_jobs AS ` + postgres.CompleteJobs)
 	run(`PREPARE insert_jobs AS ` + postgres.InsertJobs)
 	run(`PREPARE move_cursors AS ` + postgres.MoveCursors)
 	run(`PREPARE next_due AS ` + postgres.NextDue)
@@ -1237,11 +1238,13 @@ func testBacklogUnknownToStatistics(t *testing.T, before func(*testing.T, *postg
 	}
 	const (
 		claimOne  = `EXECUTE claim_jobs('out', 60000000, 1)`
-		insertOne = `EXECUTE insert_jobs('{out}', '{new}', '{new1}', '{"{}"}', '{t}')`
+		insertOne = `EXECUTE insert_jobs('{out}', '{new}', '{new1}', '{"{}"}', '{t}', '{60000000}')`
 	)
 	// A completer of key user1 that asks for a job: the key's next, or another key's head.
 	const completeOne = `EXECUTE promote_heads('{out}', '{user1}', '{60000000}', 0, 1, 60000000)`
-	smallClaim, smallInsert, smallComplete := pages(claimOne), pages(insertOne), pages(completeOne)
+	// The completion's update of a job (here one that is no longer running) with its link.
+	const finishOne = `EXECUTE complete_jobs('{1}', '{0}', '{1}', '{7}', '{3}', '{telegram}', '{42}', '{99}', '{out}')`
+	smallClaim, smallInsert, smallComplete, smallFinish := pages(claimOne), pages(insertOne), pages(completeOne), pages(finishOne)
 	pages(`EXECUTE move_cursors('{a,b,c}', '{1,2,3}')`)
 
 	const backlog = 10_000
@@ -1253,9 +1256,13 @@ func testBacklogUnknownToStatistics(t *testing.T, before func(*testing.T, *postg
 		enqueue(t, s, jobs...)
 	}
 	claimPages, insertPages, duePages := pages(claimOne), pages(insertOne), pages(`EXECUTE next_due('out')`)
-	completePages := pages(completeOne)
-	t.Logf("pages read before and with %d keys waiting: claim %d and %d, insert %d and %d, completion's promotion and claim %d and %d, next due %d",
-		backlog, smallClaim, claimPages, smallInsert, insertPages, smallComplete, completePages, duePages)
+	completePages, finishPages := pages(completeOne), pages(finishOne)
+	t.Logf("pages read before and with %d keys waiting: claim %d and %d, insert %d and %d, completion's update %d and %d, "+
+		"its promotion and claim %d and %d, next due %d",
+		backlog, smallClaim, claimPages, smallInsert, insertPages, smallFinish, finishPages, smallComplete, completePages, duePages)
+	if finishPages > 60 {
+		t.Errorf("with %d keys waiting a completion's update read %d pages (%d before): it reads the backlog", backlog, finishPages, smallFinish)
+	}
 	// They may grow by an index level or two; reading the backlog is hundreds of pages.
 	if completePages > 60 {
 		t.Errorf("with %d keys waiting a completion's promotion and claim read %d pages (%d before): it reads the backlog", backlog, completePages, smallComplete)
