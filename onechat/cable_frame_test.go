@@ -57,3 +57,26 @@ func TestParseFrame(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCableConversationEvent decodes a conversation.updated broadcast as the cable and the
+// core do: the frame, the event envelope and the conversation (with its embedded messages).
+//
+//	go test -run '^$' -bench CableConversationEvent -benchmem ./onechat/
+func BenchmarkCableConversationEvent(b *testing.B) {
+	frame := []byte(`{"identifier":"{\"channel\":\"RoomChannel\",\"pubsub_token\":\"JJhR4TG2fY93A3Ag8N2qjd2r\"}","message":{"event":"conversation.updated","data":` + sampleCableConversation + `}}`)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := parseFrame(frame)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ev, ok := f.event()
+		if !ok {
+			b.Fatal("no event")
+		}
+		if c, err := ev.Conversation(); err != nil || c.ID != 21 || c.LatestMessageID != 1202 {
+			b.Fatal(c, err)
+		}
+	}
+}

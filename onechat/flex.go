@@ -135,6 +135,14 @@ func (f *flexList[T]) UnmarshalJSON(b []byte) error {
 	if len(b) == 0 || b[0] != '[' {
 		return nil
 	}
+	// Usually every element decodes: then one decode of the array does it all. An element of
+	// the wrong shape fails that decode (encoding/json goes on past it, but leaves a zero
+	// element there): then each element is decoded alone and the failing ones are left out.
+	var all []T
+	if err := json.Unmarshal(b, &all); err == nil {
+		*f = all
+		return nil
+	}
 	var raw []json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil
