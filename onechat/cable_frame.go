@@ -3,6 +3,7 @@ package onechat
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 )
 
 // Server frame types. Broadcasts carry no type.
@@ -19,22 +20,66 @@ var errFrameNoBroadcast = errors.New("frame has no type and is not a broadcast")
 
 // frame is one server frame, decoded. Identifier is kept as the raw string the server echoed,
 // to be matched byte for byte. A broadcast's message envelope is decoded with it: Event is its
-// event name and Data its payload, left raw for the typed decoders.
+// event name and Payload its payload, decoded for the typed decoders (payloadWire); Data is
+// the payload left raw instead, only when it is not an object: the typed decoders then report
+// it as undecodable, as they do a broadcast without a payload.
 type frame struct {
 	Type       string
 	Identifier string
 	Event      string
+	Payload    *payloadWire
 	Data       json.RawMessage
 	Reason     string
 	// Reconnect is the disconnect frame's reconnect flag; Rails versions without it mean true.
 	Reconnect bool
 }
 
-// parseFrame decodes a server frame, a broadcast's {"event":…,"data":…} envelope included, in
-// one pass of the decoder (two over the bytes: encoding/json validates, then decodes). It never
-// panics, and allocates in proportion to the frame (which ReadLimit bounds); the fuzz test
-// holds it to both.
+// parseFrame decodes a server frame, a broadcast's {"event":…,"data":…} envelope and its
+// payload included, in one pass of the decoder (two over the bytes: encoding/json validates,
+// then decodes). It never panics, and allocates in proportion to the frame (which ReadLimit
+// bounds); the fuzz test holds it to both.
 func parseFrame(b []byte) (frame, error) {
+	var w struct {
+		Type       string `json:"type"`
+		Identifier string `json:"identifier"`
+		Message    *struct {
+			Event string       `json:"event"`
+			Data  *payloadWire `json:"data"`
+		} `json:"message"`
+		Reason    string `json:"reason"`
+		Reconnect *bool  `json:"reconnect"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case !errors.As(err, &typeErr):
+			return frame{}, err
+		case typeErr.Field == "message" && w.Type != frameBroadcast:
+			// Only broadcasts carry an envelope: a ping's message is a number, which the
+			// decoder reports after decoding the rest.
+			w.Message = nil
+		case typeErr.Field == "message.data" || strings.HasPrefix(typeErr.Field, "message.data."):
+			// A payload that is not an object: kept raw, for the typed decoders to refuse.
+			return parseFrameRaw(b)
+		default:
+			return frame{}, err
+		}
+	}
+	f := frame{Type: w.Type, Identifier: w.Identifier, Reason: w.Reason,
+		Reconnect: w.Reconnect == nil || *w.Reconnect}
+	if w.Message != nil {
+		// Without data (or with null) Payload stays nil and the typed decoders report the
+		// event as undecodable.
+		f.Event, f.Payload = w.Message.Event, w.Message.Data
+	}
+	if f.Type == frameBroadcast && (f.Identifier == "" || w.Message == nil) {
+		return frame{}, errFrameNoBroadcast
+	}
+	return f, nil
+}
+
+// parseFrameRaw decodes a broadcast whose payload is not an object, keeping the payload raw.
+func parseFrameRaw(b []byte) (frame, error) {
 	var w struct {
 		Type       string `json:"type"`
 		Identifier string `json:"identifier"`
@@ -42,27 +87,14 @@ func parseFrame(b []byte) (frame, error) {
 			Event string          `json:"event"`
 			Data  json.RawMessage `json:"data"`
 		} `json:"message"`
-		Reason    string `json:"reason"`
-		Reconnect *bool  `json:"reconnect"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
-		// Only broadcasts carry an envelope: a ping's message is a number, which the decoder
-		// reports after decoding the rest.
-		var typeErr *json.UnmarshalTypeError
-		if !errors.As(err, &typeErr) || typeErr.Field != "message" || w.Type == frameBroadcast {
-			return frame{}, err
-		}
-		w.Message = nil
+		return frame{}, err
 	}
-	f := frame{Type: w.Type, Identifier: w.Identifier, Reason: w.Reason,
-		Reconnect: w.Reconnect == nil || *w.Reconnect}
-	if w.Message != nil {
-		f.Event, f.Data = w.Message.Event, w.Message.Data
-	}
-	if f.Type == frameBroadcast && (f.Identifier == "" || w.Message == nil) {
+	if w.Type != frameBroadcast || w.Identifier == "" || w.Message == nil {
 		return frame{}, errFrameNoBroadcast
 	}
-	return f, nil
+	return frame{Identifier: w.Identifier, Event: w.Message.Event, Data: w.Message.Data, Reconnect: true}, nil
 }
 
 // event is a broadcast's event. Token is left for the caller, who knows which subscription the
@@ -71,5 +103,5 @@ func (f frame) event() (Event, bool) {
 	if f.Event == "" {
 		return Event{}, false
 	}
-	return Event{Name: f.Event, Data: f.Data}, true
+	return Event{Name: f.Event, Data: f.Data, payload: f.Payload}, true
 }

@@ -34,23 +34,29 @@ func benchmarkCableEvent(b *testing.B, event, data string, decoded func(Event) b
 	}
 }
 
-// TestParseFrame: the frame and a broadcast's envelope come out of one decode; a ping's number
-// message is no error, a broadcast without an envelope is.
+// TestParseFrame: the frame, a broadcast's envelope and its payload come out of one decode; a
+// ping's number message is no error, a broadcast without an envelope is; a broadcast whose
+// payload is missing or not an object is delivered, for its decoders to report undecodable.
 func TestParseFrame(t *testing.T) {
 	for _, tc := range []struct {
-		in         string
-		typ, event string
-		data       string
-		wantErr    bool
+		in          string
+		typ, event  string
+		id          int64 // the payload's id, as Message decodes it
+		undecodable bool  // Message reports an error
+		wantErr     bool
 	}{
 		{in: `{"type":"ping","message":1736500000}`, typ: framePing},
 		{in: `{"type":"welcome"}`, typ: frameWelcome},
 		{in: `{"type":"confirm_subscription","identifier":"i"}`, typ: frameConfirm},
-		{in: `{"identifier":"i","message":{"data":{"id":1},"event":"message.created"}}`, event: "message.created", data: `{"id":1}`},
-		{in: `{"identifier":"i","message":{"event":"presence.update"}}`, event: "presence.update"},
+		{in: `{"identifier":"i","message":{"data":{"id":1},"event":"message.created"}}`, event: "message.created", id: 1},
+		{in: `{"identifier":"i","message":{"event":"message.created","data":{"id":"7","sender":{"id":"x"}}}}`, event: "message.created", id: 7},
+		{in: `{"identifier":"i","message":{"event":"presence.update"}}`, event: "presence.update", undecodable: true},
+		{in: `{"identifier":"i","message":{"event":"message.created","data":"x"}}`, event: "message.created", undecodable: true},
+		{in: `{"identifier":"i","message":{"event":"message.created","data":[{"id":1}]}}`, event: "message.created", undecodable: true},
 		{in: `{"identifier":"i","message":"SECRET"}`, wantErr: true},
 		{in: `{"identifier":"i"}`, wantErr: true},
 		{in: `{"message":{"event":"message.created","data":{}}}`, wantErr: true},
+		{in: `{"message":{"event":"message.created","data":"x"}}`, wantErr: true},
 		{in: `{"type":"confirm_subscription","identifier":5}`, wantErr: true},
 	} {
 		f, err := parseFrame([]byte(tc.in))
@@ -61,8 +67,19 @@ func TestParseFrame(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		if f.Type != tc.typ || f.Event != tc.event || string(f.Data) != tc.data {
-			t.Errorf("parseFrame(%s) = type %q event %q data %s; want %q %q %s", tc.in, f.Type, f.Event, f.Data, tc.typ, tc.event, tc.data)
+		if f.Type != tc.typ || f.Event != tc.event {
+			t.Errorf("parseFrame(%s) = type %q event %q; want %q %q", tc.in, f.Type, f.Event, tc.typ, tc.event)
+		}
+		ev, ok := f.event()
+		if ok != (tc.event != "") {
+			t.Errorf("parseFrame(%s): event() ok = %v", tc.in, ok)
+		}
+		if !ok {
+			continue
+		}
+		m, err := ev.Message()
+		if (err != nil) != tc.undecodable || err == nil && m.ID != tc.id {
+			t.Errorf("parseFrame(%s): Message() = %+v, %v; want id %d, undecodable %v", tc.in, m, err, tc.id, tc.undecodable)
 		}
 	}
 }

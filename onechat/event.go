@@ -22,23 +22,55 @@ const (
 )
 
 // Event is one broadcast on a subscription: Token is the pubsub token it arrived for (a
-// credential: never log it), Name the OneChat event name and Data its raw payload.
+// credential: never log it), Name the OneChat event name and Data its raw payload. Events
+// the cable delivers come with their payload decoded together with the frame (one decode, not
+// two) and no Data; the methods below read either.
 type Event struct {
 	Token string
 	Name  string
 	Data  json.RawMessage
+
+	payload *payloadWire
+}
+
+// payloadWire is every key of a contact stream's payloads that this package reads: a message's
+// (messageWire), a conversation's (its id, status and inbox come from messageWire's keys of
+// the same names), a typing event's and a presence update's. All lenient (flex types).
+type payloadWire struct {
+	messageWire
+	ContactInbox flexRef[struct {
+		SourceID flexString `json:"source_id"`
+	}] `json:"contact_inbox"`
+	Messages flexList[struct {
+		ID flexInt `json:"id"`
+	}] `json:"messages"`
+	User            flexRef[Sender] `json:"user"`
+	IsPrivate       flexBool        `json:"is_private"`
+	Users           flexObject      `json:"users"`
+	PreviousChanges flexObject      `json:"previous_changes"`
+}
+
+// decoded returns the event's payload: as the cable decoded it, or decoded from Data.
+func (e Event) decoded() (*payloadWire, error) {
+	if e.payload != nil {
+		return e.payload, nil
+	}
+	var p payloadWire
+	if err := json.Unmarshal(e.Data, &p); err != nil {
+		return nil, fmt.Errorf("decode %s payload: %w", e.Name, err)
+	}
+	return &p, nil
 }
 
 // Message decodes the payload of a message.created or message.updated event. Cable payloads
 // carry more than REST: Private, EchoID (the echo of our own message), Status, SenderType,
 // InboxID and ContactSourceID.
 func (e Event) Message() (*Message, error) {
-	var m Message
-	// Straight to the decoder that does the work: json.Unmarshal would validate and skip the
-	// payload before calling it, two passes over the bytes for nothing.
-	if err := m.UnmarshalJSON(e.Data); err != nil {
-		return nil, fmt.Errorf("decode %s payload: %w", e.Name, err)
+	p, err := e.decoded()
+	if err != nil {
+		return nil, err
 	}
+	m := p.message()
 	return &m, nil
 }
 
@@ -61,16 +93,13 @@ type ConversationEvent struct {
 // Conversation decodes the conversation of a conversation.created, .status_changed or
 // .updated payload. For typing events it decodes the embedded data.conversation.
 func (e Event) Conversation() (*ConversationEvent, error) {
-	var w struct {
-		conversationWire
-		Conversation flexRef[conversationWire] `json:"conversation"`
+	p, err := e.decoded()
+	if err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(e.Data, &w); err != nil {
-		return nil, fmt.Errorf("decode %s payload: %w", e.Name, err)
-	}
-	cw := w.conversationWire
-	if cw.ID == 0 && w.Conversation.v != nil {
-		cw = *w.Conversation.v
+	cw := conversationWire{ID: p.ID, Status: p.Status, InboxID: p.InboxID, ContactInbox: p.ContactInbox, Messages: p.Messages}
+	if cw.ID == 0 && p.Conversation.v != nil {
+		cw = *p.Conversation.v
 	}
 	return cw.event(), nil
 }
@@ -111,17 +140,13 @@ type TypingEvent struct {
 
 // Typing decodes a conversation.typing_on or typing_off payload.
 func (e Event) Typing() (*TypingEvent, error) {
-	var w struct {
-		Conversation flexRef[conversationWire] `json:"conversation"`
-		User         flexRef[Sender]           `json:"user"`
-		IsPrivate    flexBool                  `json:"is_private"`
+	p, err := e.decoded()
+	if err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(e.Data, &w); err != nil {
-		return nil, fmt.Errorf("decode %s payload: %w", e.Name, err)
-	}
-	t := &TypingEvent{On: e.Name == EventTypingOn, Private: bool(w.IsPrivate), User: w.User.v}
-	if w.Conversation.v != nil {
-		t.Conversation = *w.Conversation.v.event()
+	t := &TypingEvent{On: e.Name == EventTypingOn, Private: bool(p.IsPrivate), User: p.User.v}
+	if p.Conversation.v != nil {
+		t.Conversation = *p.Conversation.v.event()
 	}
 	return t, nil
 }
@@ -164,14 +189,12 @@ func (e Event) Decode() (any, error) {
 // OneChat versions send it: "status" for delivery receipts, "content" for an edit, …), and
 // whether the payload had it at all. Without it, compare with what you stored.
 func (e Event) ChangedFields() (fields []string, ok bool) {
-	var w struct {
-		PreviousChanges flexObject `json:"previous_changes"`
-	}
-	if err := json.Unmarshal(e.Data, &w); err != nil || w.PreviousChanges == nil {
+	p, err := e.decoded()
+	if err != nil || p.PreviousChanges == nil {
 		return nil, false
 	}
-	fields = make([]string, 0, len(w.PreviousChanges))
-	for k := range w.PreviousChanges {
+	fields = make([]string, 0, len(p.PreviousChanges))
+	for k := range p.PreviousChanges {
 		fields = append(fields, k)
 	}
 	sort.Strings(fields)
@@ -187,20 +210,18 @@ type PresenceEvent struct {
 
 // Presence decodes a presence.update payload. Keys that are not agent ids are skipped.
 func (e Event) Presence() (*PresenceEvent, error) {
-	var w struct {
-		Users flexObject `json:"users"`
+	p, err := e.decoded()
+	if err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(e.Data, &w); err != nil {
-		return nil, fmt.Errorf("decode %s payload: %w", e.Name, err)
-	}
-	p := &PresenceEvent{Users: make(map[int64]string, len(w.Users))}
-	for k, v := range w.Users {
+	pe := &PresenceEvent{Users: make(map[int64]string, len(p.Users))}
+	for k, v := range p.Users {
 		id, err := strconv.ParseInt(k, 10, 64)
 		status, ok := v.(string)
 		if err != nil || !ok {
 			continue
 		}
-		p.Users[id] = status
+		pe.Users[id] = status
 	}
-	return p, nil
+	return pe, nil
 }

@@ -281,31 +281,38 @@ func attrInt(m map[string]any, key string) int64 {
 // UnmarshalJSON decodes a message leniently: unknown, missing and null keys are fine, and
 // timestamps may be integers, floats or ISO strings.
 func (m *Message) UnmarshalJSON(b []byte) error {
-	var w struct {
-		ID                flexInt              `json:"id"`
-		Content           flexString           `json:"content"`
-		MessageType       MessageType          `json:"message_type"`
-		ContentType       flexString           `json:"content_type"`
-		ContentAttributes flexObject           `json:"content_attributes"`
-		CreatedAt         flexInt              `json:"created_at"`
-		ConversationID    flexInt              `json:"conversation_id"`
-		Attachments       flexList[Attachment] `json:"attachments"`
-		Sender            flexRef[Sender]      `json:"sender"`
-		Private           flexBool             `json:"private"`
-		EchoID            flexString           `json:"echo_id"`
-		Status            flexString           `json:"status"`
-		SenderType        flexString           `json:"sender_type"`
-		InboxID           flexInt              `json:"inbox_id"`
-		Conversation      flexRef[struct {
-			ContactInbox flexRef[struct {
-				SourceID flexString `json:"source_id"`
-			}] `json:"contact_inbox"`
-		}] `json:"conversation"`
-	}
+	var w messageWire
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*m = Message{
+	*m = w.message()
+	return nil
+}
+
+// messageWire is a message as OneChat sends it, decoded leniently (flex types): Message's
+// decoder and, within every cable payload, payloadWire.
+type messageWire struct {
+	ID                flexInt              `json:"id"`
+	Content           flexString           `json:"content"`
+	MessageType       MessageType          `json:"message_type"`
+	ContentType       flexString           `json:"content_type"`
+	ContentAttributes flexObject           `json:"content_attributes"`
+	CreatedAt         flexInt              `json:"created_at"`
+	ConversationID    flexInt              `json:"conversation_id"`
+	Attachments       flexList[Attachment] `json:"attachments"`
+	Sender            flexRef[Sender]      `json:"sender"`
+	Private           flexBool             `json:"private"`
+	EchoID            flexString           `json:"echo_id"`
+	Status            flexString           `json:"status"`
+	SenderType        flexString           `json:"sender_type"`
+	InboxID           flexInt              `json:"inbox_id"`
+	// Conversation is a message's conversation (cable payloads: its contact_inbox), and a
+	// typing event's.
+	Conversation flexRef[conversationWire] `json:"conversation"`
+}
+
+func (w *messageWire) message() Message {
+	m := Message{
 		ID: int64(w.ID), Content: string(w.Content), MessageType: w.MessageType,
 		ContentType: string(w.ContentType), ContentAttributes: w.ContentAttributes,
 		CreatedAt: int64(w.CreatedAt), ConversationID: int64(w.ConversationID),
@@ -316,7 +323,7 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 	if conv := w.Conversation.v; conv != nil && conv.ContactInbox.v != nil {
 		m.ContactSourceID = string(conv.ContactInbox.v.SourceID)
 	}
-	return nil
+	return m
 }
 
 // Sender is who sent a message: a contact, a user (agent), an agent bot or an assistant.
