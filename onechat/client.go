@@ -313,7 +313,7 @@ func (c *Client) ListMessages(ctx context.Context, sourceID string, conversation
 	if before > 0 {
 		path += "?before=" + strconv.FormatInt(before, 10)
 	}
-	var ms flexList[Message]
+	var ms messageList
 	err := c.do(ctx, call{op: "list messages", method: http.MethodGet, route: routeMessages, path: path}, &ms)
 	if err != nil {
 		return nil, err

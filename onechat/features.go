@@ -75,7 +75,7 @@ func (c *Client) featureMissing(ctx context.Context, f feature, sourceID string,
 	if !IsNotFound(err) {
 		return false, nil
 	}
-	var page flexList[Message]
+	var page messageList
 	probe := c.do(ctx, call{op: "probe conversation", method: http.MethodGet, route: routeMessages,
 		path: c.conversationPath(sourceID, conversationID) + "/messages?before=1"}, &page)
 	switch {

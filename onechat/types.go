@@ -161,14 +161,14 @@ type Conversation struct {
 // UnmarshalJSON decodes a conversation leniently.
 func (c *Conversation) UnmarshalJSON(b []byte) error {
 	var w struct {
-		ID                flexInt           `json:"id"`
-		UUID              flexString        `json:"uuid"`
-		InboxID           flexInt           `json:"inbox_id"`
-		Status            flexString        `json:"status"`
-		ContactLastSeenAt flexInt           `json:"contact_last_seen_at"`
-		AgentLastSeenAt   flexInt           `json:"agent_last_seen_at"`
-		Messages          flexList[Message] `json:"messages"`
-		Contact           flexRef[Contact]  `json:"contact"`
+		ID                flexInt          `json:"id"`
+		UUID              flexString       `json:"uuid"`
+		InboxID           flexInt          `json:"inbox_id"`
+		Status            flexString       `json:"status"`
+		ContactLastSeenAt flexInt          `json:"contact_last_seen_at"`
+		AgentLastSeenAt   flexInt          `json:"agent_last_seen_at"`
+		Messages          messageList      `json:"messages"`
+		Contact           flexRef[Contact] `json:"contact"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
@@ -286,6 +286,26 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*m = w.message()
+	return nil
+}
+
+// messageList decodes a JSON array of messages as flexList does, in one decode: its elements
+// are decoded as messageWire, where a list of Message would have each element validated and
+// decoded again by Message's own decoder.
+type messageList []Message
+
+func (l *messageList) UnmarshalJSON(b []byte) error {
+	var ws flexList[messageWire]
+	if err := ws.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	*l = nil
+	if ws != nil {
+		*l = make([]Message, len(ws))
+		for i := range ws {
+			(*l)[i] = ws[i].message()
+		}
+	}
 	return nil
 }
 
