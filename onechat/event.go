@@ -38,16 +38,12 @@ type Event struct {
 // the same names), a typing event's and a presence update's. All lenient (flex types).
 type payloadWire struct {
 	messageWire
-	ContactInbox flexRef[struct {
-		SourceID flexString `json:"source_id"`
-	}] `json:"contact_inbox"`
-	Messages flexList[struct {
-		ID flexInt `json:"id"`
-	}] `json:"messages"`
-	User            flexRef[Sender] `json:"user"`
-	IsPrivate       flexBool        `json:"is_private"`
-	Users           flexObject      `json:"users"`
-	PreviousChanges flexObject      `json:"previous_changes"`
+	ContactInbox    flexRef[contactInboxWire] `json:"contact_inbox"`
+	Messages        flexList[messageRef]      `json:"messages"`
+	User            flexRef[Sender]           `json:"user"`
+	IsPrivate       flexBool                  `json:"is_private"`
+	Users           flexObject                `json:"users"`
+	PreviousChanges flexObject                `json:"previous_changes"`
 }
 
 // decoded returns the event's payload: as the cable decoded it, or decoded from Data.
@@ -105,15 +101,21 @@ func (e Event) Conversation() (*ConversationEvent, error) {
 }
 
 type conversationWire struct {
-	ID           flexInt    `json:"id"`
-	Status       flexString `json:"status"`
-	InboxID      flexInt    `json:"inbox_id"`
-	ContactInbox flexRef[struct {
-		SourceID flexString `json:"source_id"`
-	}] `json:"contact_inbox"`
-	Messages flexList[struct {
-		ID flexInt `json:"id"`
-	}] `json:"messages"`
+	ID           flexInt                   `json:"id"`
+	Status       flexString                `json:"status"`
+	InboxID      flexInt                   `json:"inbox_id"`
+	ContactInbox flexRef[contactInboxWire] `json:"contact_inbox"`
+	Messages     flexList[messageRef]      `json:"messages"`
+}
+
+// contactInboxWire is a payload's contact_inbox: the contact session.
+type contactInboxWire struct {
+	SourceID flexString `json:"source_id"`
+}
+
+// messageRef is a message embedded in a conversation payload, of which only the id is read.
+type messageRef struct {
+	ID flexInt `json:"id"`
 }
 
 func (w conversationWire) event() *ConversationEvent {
