@@ -122,9 +122,10 @@ func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch, tak
 	inserted := make(map[[3]string]bool, n) // direction, key, dedup
 	// One batch, so one round trip and one implicit transaction.
 	b := &pgx.Batch{}
-	b.Queue(indexGenericPlans)
 	if len(lockIDs) > 0 {
-		b.Queue(lockKeys, lockIDs)
+		b.Queue(indexGenericPlansLocking, lockIDs)
+	} else {
+		b.Queue(indexGenericPlans)
 	}
 	var taken []bridge.Job
 	if n > 0 {
@@ -402,8 +403,14 @@ const nextDue = `
 	ORDER BY ` + dueAt + `
 	LIMIT 1`
 
-// lockKeys takes the advisory locks $1 (keyLockID), in array order.
+// lockKeys takes the advisory locks $1 (keyLockID), in array order (the lock function is
+// volatile, so Postgres calls it after the sort).
 const lockKeys = `SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n`
+
+// indexGenericPlansLocking is indexGenericPlans and lockKeys in one statement, a statement fewer
+// per enqueue and completion: the settings apply to the statements after it, the locks are taken
+// before those touch a job.
+const indexGenericPlansLocking = indexGenericPlans + `, (SELECT count(*) FROM (` + lockKeys + `) locks)`
 
 // claimJobs leases ($2 microseconds) up to $3 eligible heads of direction $1, read in the order
 // they became due through queue_head_due_id_idx: the scan meets only eligible heads and stops
@@ -609,9 +616,9 @@ func (s *Store) CompleteBatch(ctx context.Context, done []bridge.Completion) (re
 		slices.Sort(lockIDs)
 		lockIDs = slices.Compact(lockIDs)
 		b := &pgx.Batch{}
-		b.Queue(indexGenericPlans)
-		// In one global order, so that two completers (or an enqueuer) cannot deadlock.
-		b.Queue(lockKeys, lockIDs)
+		// The locks in one global order, so that two completers (or an enqueuer) cannot
+		// deadlock.
+		b.Queue(indexGenericPlansLocking, lockIDs)
 		b.Queue(completeJobs, append([]any{ids, attempts}, links.args()...)...).Query(func(rows pgx.Rows) error {
 			var id int64
 			_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
