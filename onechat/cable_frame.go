@@ -39,62 +39,63 @@ type frame struct {
 // then decodes). It never panics, and allocates in proportion to the frame (which ReadLimit
 // bounds); the fuzz test holds it to both.
 func parseFrame(b []byte) (frame, error) {
-	var w struct {
-		Type       string `json:"type"`
-		Identifier string `json:"identifier"`
-		Message    *struct {
-			Event string       `json:"event"`
-			Data  *payloadWire `json:"data"`
-		} `json:"message"`
-		Reason    string `json:"reason"`
-		Reconnect *bool  `json:"reconnect"`
+	var w frameWire[*payloadWire]
+	err := json.Unmarshal(b, &w)
+	if typeErr := (*json.UnmarshalTypeError)(nil); errors.As(err, &typeErr) &&
+		(typeErr.Field == "message.data" || strings.HasPrefix(typeErr.Field, "message.data.")) {
+		// A payload that is not an object: kept raw, for the typed decoders to refuse.
+		var raw frameWire[json.RawMessage]
+		f, data, err := raw.decode(b)
+		f.Data = data
+		return f, err
 	}
-	if err := json.Unmarshal(b, &w); err != nil {
+	// Without data (or with null) Payload stays nil and the typed decoders report the event
+	// as undecodable.
+	f, payload, err := w.frame(err)
+	f.Payload = payload
+	return f, err
+}
+
+// frameWire is a server frame as the server sends it, with the broadcast payload as D.
+type frameWire[D any] struct {
+	Type       string `json:"type"`
+	Identifier string `json:"identifier"`
+	Message    *struct {
+		Event string `json:"event"`
+		Data  D      `json:"data"`
+	} `json:"message"`
+	Reason    string `json:"reason"`
+	Reconnect *bool  `json:"reconnect"`
+}
+
+// decode decodes b into w and returns it as frame does.
+func (w *frameWire[D]) decode(b []byte) (frame, D, error) {
+	return w.frame(json.Unmarshal(b, w))
+}
+
+// frame returns the frame w holds and its broadcast payload, given the error decoding it
+// returned.
+func (w *frameWire[D]) frame(err error) (frame, D, error) {
+	var none D
+	if err != nil {
+		// Only broadcasts carry an envelope: a ping's message is a number, which the decoder
+		// reports after decoding the rest.
 		var typeErr *json.UnmarshalTypeError
-		switch {
-		case !errors.As(err, &typeErr):
-			return frame{}, err
-		case typeErr.Field == "message" && w.Type != frameBroadcast:
-			// Only broadcasts carry an envelope: a ping's message is a number, which the
-			// decoder reports after decoding the rest.
-			w.Message = nil
-		case typeErr.Field == "message.data" || strings.HasPrefix(typeErr.Field, "message.data."):
-			// A payload that is not an object: kept raw, for the typed decoders to refuse.
-			return parseFrameRaw(b)
-		default:
-			return frame{}, err
+		if !errors.As(err, &typeErr) || typeErr.Field != "message" || w.Type == frameBroadcast {
+			return frame{}, none, err
 		}
+		w.Message = nil
 	}
 	f := frame{Type: w.Type, Identifier: w.Identifier, Reason: w.Reason,
 		Reconnect: w.Reconnect == nil || *w.Reconnect}
-	if w.Message != nil {
-		// Without data (or with null) Payload stays nil and the typed decoders report the
-		// event as undecodable.
-		f.Event, f.Payload = w.Message.Event, w.Message.Data
-	}
 	if f.Type == frameBroadcast && (f.Identifier == "" || w.Message == nil) {
-		return frame{}, errFrameNoBroadcast
+		return frame{}, none, errFrameNoBroadcast
 	}
-	return f, nil
-}
-
-// parseFrameRaw decodes a broadcast whose payload is not an object, keeping the payload raw.
-func parseFrameRaw(b []byte) (frame, error) {
-	var w struct {
-		Type       string `json:"type"`
-		Identifier string `json:"identifier"`
-		Message    *struct {
-			Event string          `json:"event"`
-			Data  json.RawMessage `json:"data"`
-		} `json:"message"`
+	if w.Message == nil {
+		return f, none, nil
 	}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return frame{}, err
-	}
-	if w.Type != frameBroadcast || w.Identifier == "" || w.Message == nil {
-		return frame{}, errFrameNoBroadcast
-	}
-	return frame{Identifier: w.Identifier, Event: w.Message.Event, Data: w.Message.Data, Reconnect: true}, nil
+	f.Event = w.Message.Event
+	return f, w.Message.Data, nil
 }
 
 // event is a broadcast's event. Token is left for the caller, who knows which subscription the
