@@ -62,7 +62,7 @@ func (c *Core) CableEvent(ctx context.Context, ev onechat.Event) {
 		c.watched.saw(ev.Token)
 	}
 	switch ev.Name {
-	case "message.created":
+	case onechat.EventMessageCreated:
 		msg, err := ev.Message()
 		if err != nil {
 			c.log.Warn("undecodable cable message", zap.String("event", ev.Name), zap.Error(err))
