@@ -94,9 +94,9 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 			// The option the user pressed, posted as their message so the agent sees it.
 			content = m.Choice.Title
 		}
-		link := func(msg *onechat.Message) []MessageLink {
+		link := func(id int64) []MessageLink {
 			return []MessageLink{{
-				OneChatMessageID:  msg.ID,
+				OneChatMessageID:  id,
 				ConversationID:    cu.ConversationID,
 				Chat:              m.Chat,
 				PlatformMessageID: m.MessageID,
@@ -112,7 +112,7 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 			}
 			if msg != nil {
 				log.Info("message reached OneChat before an interruption; not sending it again", zap.Int64("message_id", msg.ID))
-				return link(msg), nil
+				return link(msg.ID), nil
 			}
 		}
 		uploads, notes, closeAll, err := c.openAttachments(ctx, m)
@@ -122,7 +122,7 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 		if len(notes) > 0 {
 			content = joinNonEmpty("\n\n", content, strings.Join(notes, "\n"))
 		}
-		msg, err := c.oc.CreateMessage(ctx, cu.SourceID, cu.ConversationID, onechat.MessageParams{
+		id, err := c.oc.PostMessage(ctx, cu.SourceID, cu.ConversationID, onechat.MessageParams{
 			Content:     content,
 			EchoID:      j.Dedup,
 			Attachments: uploads,
@@ -133,7 +133,7 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 			// not take): the user's words still reach the agent, with a line per file.
 			log.Warn("OneChat refused the message's files; posting its text with a note instead", zap.Error(err))
 			content = withUploadNotes(content, uploads, reason)
-			msg, err = c.oc.CreateMessage(ctx, cu.SourceID, cu.ConversationID, onechat.MessageParams{Content: content, EchoID: j.Dedup})
+			id, err = c.oc.PostMessage(ctx, cu.SourceID, cu.ConversationID, onechat.MessageParams{Content: content, EchoID: j.Dedup})
 		}
 		if onechat.IsNotFound(err) {
 			log.Warn("conversation missing in OneChat, creating a new one", zap.Int64("conversation_id", cu.ConversationID))
@@ -145,8 +145,8 @@ func (c *Core) handleInbound(ctx context.Context, j *Job) ([]MessageLink, error)
 		if err != nil {
 			return nil, c.classifyOneChat(err)
 		}
-		log.Debug("message reached OneChat", zap.Int64("conversation_id", cu.ConversationID), zap.Int64("message_id", msg.ID))
-		return link(msg), nil
+		log.Debug("message reached OneChat", zap.Int64("conversation_id", cu.ConversationID), zap.Int64("message_id", id))
+		return link(id), nil
 	}
 	return nil, errors.New("onechat contact or conversation keeps disappearing")
 }

@@ -367,16 +367,20 @@ func (c *Core) ticketAction(ctx context.Context, cu Customer, m Inbound, j *Job)
 			rerr = err
 		}
 	}()
-	var msg *onechat.Message
+	var id int64
+	posted := false
 	if j.Attempts > 0 {
-		var err error
-		if msg, err = c.alreadyPosted(ctx, cu, text, 0, j.CreatedAt); err != nil && !onechat.IsNotFound(err) {
+		msg, err := c.alreadyPosted(ctx, cu, text, 0, j.CreatedAt)
+		if err != nil && !onechat.IsNotFound(err) {
 			return nil, err
 		}
+		if msg != nil {
+			id, posted = msg.ID, true
+		}
 	}
-	if msg == nil {
+	if !posted {
 		var err error
-		msg, err = c.oc.CreateMessage(ctx, cu.SourceID, cu.ConversationID, onechat.MessageParams{Content: text, EchoID: j.Dedup})
+		id, err = c.oc.PostMessage(ctx, cu.SourceID, cu.ConversationID, onechat.MessageParams{Content: text, EchoID: j.Dedup})
 		if err != nil {
 			return nil, err
 		}
@@ -398,7 +402,7 @@ func (c *Core) ticketAction(ctx context.Context, cu Customer, m Inbound, j *Job)
 		return nil, err
 	}
 	log.Info("user changed their ticket", zap.Int64("conversation_id", cu.ConversationID))
-	return []MessageLink{{OneChatMessageID: msg.ID, ConversationID: cu.ConversationID, Chat: m.Chat, PlatformMessageID: m.MessageID, Direction: In}}, nil
+	return []MessageLink{{OneChatMessageID: id, ConversationID: cu.ConversationID, Chat: m.Chat, PlatformMessageID: m.MessageID, Direction: In}}, nil
 }
 
 // awaitCSATComment remembers that the user just rated a CSAT survey, so that their next text

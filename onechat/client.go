@@ -285,7 +285,34 @@ func (c *Client) UpdateMessage(ctx context.Context, sourceID string, conversatio
 
 // CreateMessage posts an incoming message as the contact: JSON without attachments, a streamed
 // multipart/form-data upload with them. A message to a resolved conversation reopens it.
+// It returns the message as OneChat recorded it; PostMessage, for callers that need only its
+// id, decodes nothing else of the answer.
 func (c *Client) CreateMessage(ctx context.Context, sourceID string, conversationID int64, p MessageParams) (*Message, error) {
+	var m Message
+	if err := c.do(ctx, c.postMessage(sourceID, conversationID, p), &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// PostMessage posts a message as CreateMessage does and returns its id in OneChat (0 when the
+// answer has none): of OneChat's answer, the full message with its sender, attachments and
+// conversation, it decodes only the id, which is all the bridge records of a message it posted.
+func (c *Client) PostMessage(ctx context.Context, sourceID string, conversationID int64, p MessageParams) (int64, error) {
+	var m postedMessage
+	if err := c.do(ctx, c.postMessage(sourceID, conversationID, p), &m); err != nil {
+		return 0, err
+	}
+	return int64(m.ID), nil
+}
+
+// postedMessage is the part of OneChat's answer to a posted message that PostMessage reads.
+type postedMessage struct {
+	ID flexInt `json:"id"`
+}
+
+// postMessage is the request CreateMessage and PostMessage send.
+func (c *Client) postMessage(sourceID string, conversationID int64, p MessageParams) call {
 	cl := call{op: "create message", method: http.MethodPost, route: routeMessages,
 		path: c.conversationPath(sourceID, conversationID) + "/messages"}
 	if len(p.Attachments) > 0 {
@@ -297,12 +324,7 @@ func (c *Client) CreateMessage(ctx context.Context, sourceID string, conversatio
 		}
 		cl.body = body
 	}
-	var m Message
-	err := c.do(ctx, cl, &m)
-	if err != nil {
-		return nil, err
-	}
-	return &m, nil
+	return cl
 }
 
 // ListMessages returns up to 20 messages of the conversation in ascending order: the latest

@@ -292,6 +292,65 @@ func TestCreateMessage(t *testing.T) {
 	}
 }
 
+// PostMessage sends what CreateMessage sends and reads the new message's id from the answer,
+// whether OneChat writes it as a number or a string.
+func TestPostMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name, answer string
+		want         int64
+	}{
+		{"full message", sampleMessage, 1202},
+		{"id as a string", `{"id":"1203","content":"hi"}`, 1203},
+		{"no id", `{"content":"hi"}`, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, reqs := restServer(t, 200, tc.answer)
+			c := NewClient(srv.URL, testInbox, nil)
+			id, err := c.PostMessage(context.Background(), testSourceID, 21, MessageParams{Content: "hi", EchoID: "tg:555:1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id != tc.want {
+				t.Errorf("id = %d, want %d", id, tc.want)
+			}
+			r := <-reqs
+			if r.Method != "POST" || r.Path != inboxPath+"/contacts/"+testSourceID+"/conversations/21/messages" ||
+				!reflect.DeepEqual(r.Body, map[string]any{"content": "hi", "echo_id": "tg:555:1"}) {
+				t.Errorf("request = %+v", r)
+			}
+		})
+	}
+	// An answer that is not a message is an error, as it is for CreateMessage.
+	srv, _ := restServer(t, 200, `[1202]`)
+	if _, err := NewClient(srv.URL, testInbox, nil).PostMessage(context.Background(), testSourceID, 21, MessageParams{Content: "x"}); err == nil {
+		t.Error("an array answer gave no error")
+	}
+}
+
+// BenchmarkPostedMessageAnswer decodes OneChat's answer to a posted message as PostMessage
+// does (its id) and as CreateMessage does (the whole message).
+func BenchmarkPostedMessageAnswer(b *testing.B) {
+	body := []byte(sampleMessage)
+	b.Run("id", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var m postedMessage
+			if err := decodeJSON(body, &m); err != nil || m.ID != 1202 {
+				b.Fatal(err, m.ID)
+			}
+		}
+	})
+	b.Run("message", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var m Message
+			if err := decodeJSON(body, &m); err != nil || m.ID != 1202 {
+				b.Fatal(err, m.ID)
+			}
+		}
+	})
+}
+
 func TestListMessages(t *testing.T) {
 	srv, reqs := restServer(t, 200, "["+sampleMessage+`,{"id":1203,"content":null,"message_type":3,"created_at":1736500061.5}]`)
 	c := NewClient(srv.URL, testInbox, nil)
