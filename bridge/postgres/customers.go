@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -353,30 +352,16 @@ func (s *Store) changeConversationStatus(ctx context.Context, conversationID int
 		jobs = onChange(previous)
 	}
 	if len(jobs) > 0 {
-		dirs, keys, dedups, payloads, firsts := make([]string, 0, len(jobs)), make([]string, 0, len(jobs)), make([]string, 0, len(jobs)), make([]string, 0, len(jobs)), make([]bool, 0, len(jobs))
-		var lockIDs []int64
-		seen := map[[2]string]bool{}
-		for _, j := range jobs {
-			if err := validDirection(j.Direction); err != nil {
+		cols := newJobColumns(len(jobs))
+		for i, j := range jobs {
+			if err := cols.add(i, j); err != nil {
 				return "", fmt.Errorf("change status of conversation %d: %w", conversationID, err)
 			}
-			if j.Key == "" || j.Dedup == "" || !json.Valid(j.Payload) {
-				return "", fmt.Errorf("change status of conversation %d: job %q has an empty key or dedup or invalid payload", conversationID, j.Dedup)
-			}
-			k := [2]string{string(j.Direction), j.Key}
-			dirs, keys, dedups = append(dirs, k[0]), append(keys, k[1]), append(dedups, j.Dedup)
-			payloads, firsts = append(payloads, replaceNUL(j.Payload)), append(firsts, !seen[k])
-			seen[k] = true
-			lockIDs = append(lockIDs, keyLockID(j.Direction, j.Key))
 		}
-		slices.Sort(lockIDs)
-		lockIDs = slices.Compact(lockIDs)
 		b := &pgx.Batch{}
-		b.Queue(indexPlans)
-		b.Queue(lockKeys, lockIDs)
-		b.Queue(insertJobs, dirs, keys, dedups, payloads, firsts, make([]int64, len(dirs)))
+		cols.queue(b, make([]int64, len(jobs)), func(bridge.Job, bool) {})
 		// The caller wakes its own process's workers; the others hear of the jobs here.
-		for _, d := range slices.Compact(slices.Sorted(slices.Values(dirs))) {
+		for _, d := range slices.Compact(slices.Sorted(slices.Values(cols.dirs))) {
 			b.Queue(`SELECT pg_notify($1, $2)`, queueChannel, d+" "+s.self)
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {

@@ -453,6 +453,44 @@ func TestStatusChangeFromAStaleReadChangesNothing(t *testing.T) {
 	}
 }
 
+// TestStatusChangeQueuesBehindADuplicate: the jobs a status change queues follow Enqueue's rules;
+// when a key's first job is one the queue has already (its row kept for dedup), the key's next
+// new job becomes its head and is claimed, rather than waiting behind a job that never came.
+func TestStatusChangeQueuesBehindADuplicate(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := pgtest.NewStore(t)
+	c, err := s.SaveCustomer(ctx, newCustomer("32"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetConversation(ctx, c.ID, 32, "open"); err != nil {
+		t.Fatal(err)
+	}
+	job := func(dedup string) bridge.NewJob {
+		return bridge.NewJob{Direction: bridge.Out, Key: "telegram:32", Dedup: dedup, Payload: []byte(`{}`)}
+	}
+	if _, err := s.Enqueue(ctx, bridge.Cursor{}, job("resolved-note")); err != nil {
+		t.Fatal(err)
+	}
+	done, err := s.Claim(ctx, bridge.Out, time.Minute)
+	if err != nil || done == nil {
+		t.Fatalf("Claim = %v, %v", done, err)
+	}
+	if err := s.Complete(ctx, done.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ChangeConversationStatus(ctx, 32, "resolved", func(string) []bridge.NewJob {
+		return []bridge.NewJob{job("resolved-note"), job("survey")}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := s.Claim(ctx, bridge.Out, time.Minute)
+	if err != nil || next == nil || next.Dedup != "survey" {
+		t.Fatalf("Claim after the status change = %+v, %v; want the survey job", next, err)
+	}
+}
+
 // TestConversationsSinceCountsTheCustomersRecordedConversations: the day's bound on new
 // conversations counts what SetConversation recorded for the customer in the window: a
 // conversation recorded again (a status change, a reopen) counts once, and other customers'

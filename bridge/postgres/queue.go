@@ -57,7 +57,7 @@ func (s *Store) Enqueue(ctx context.Context, cur bridge.Cursor, jobs ...bridge.N
 // EnqueueBatch stores the jobs of every batch, in order (skipping those whose Dedup exists,
 // also within and across batches), and moves each batch's cursor forward when its Name is not
 // empty, all in one transaction. It returns how many of each batch's jobs were new, and the jobs
-// take named that became (or were) pending, due heads, leased in the same transaction (takeJobs).
+// take named that became their keys' heads, inserted running under take's lease (insertJobs).
 // Payloads are stored as jsonb, so Claim returns them re-encoded (same value, maybe other
 // spacing); an empty payload is stored as JSON null, and escaped NUL characters, which jsonb
 // cannot hold, become U+FFFD rather than making a user's message impossible to store.
@@ -79,82 +79,31 @@ func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch, tak
 	for i, name := range curNames {
 		curPos[i] = cursors[name]
 	}
-	dirs, keys, dedups := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
-	payloads := make([]string, 0, n)
-	// firsts marks the first job of each key, the only one that may become its head.
-	firsts := make([]bool, 0, n)
-	seen := make(map[[2]string]bool, n)
-	multi := make(map[[2]string]bool) // keys with more than one job here
-	lockIDs := make([]int64, 0, n)
+	cols := newJobColumns(n)
 	for _, b := range batches {
 		for i, j := range b.Jobs {
-			if err := validDirection(j.Direction); err != nil {
+			if err := cols.add(i, j); err != nil {
 				return nil, nil, fmt.Errorf("enqueue: %w", err)
 			}
-			if j.Key == "" || j.Dedup == "" {
-				return nil, nil, fmt.Errorf("enqueue: %s job %d has an empty key or dedup", j.Direction, i)
-			}
-			p := j.Payload
-			if len(p) == 0 {
-				p = json.RawMessage("null")
-			}
-			if !json.Valid(p) {
-				return nil, nil, fmt.Errorf("enqueue: %s job %q: payload is not valid JSON", j.Direction, j.Dedup)
-			}
-			k := [2]string{string(j.Direction), j.Key}
-			dirs, keys, dedups = append(dirs, k[0]), append(keys, k[1]), append(dedups, j.Dedup)
-			payloads, firsts = append(payloads, replaceNUL(p)), append(firsts, !seen[k])
-			if seen[k] {
-				multi[k] = true
-			}
-			seen[k] = true
-			lockIDs = append(lockIDs, keyLockID(j.Direction, j.Key))
 		}
 	}
+	dirs, keys, dedups := cols.dirs, cols.keys, cols.dedups
 	counts := make([]int, len(batches))
 	if n == 0 && len(curNames) == 0 {
 		return counts, nil, nil
 	}
-	// Lock keys in one global order so that two enqueuers cannot deadlock.
-	slices.Sort(lockIDs)
-	lockIDs = slices.Compact(lockIDs)
-
 	inserted := make(map[[3]string]bool, n) // direction, key, dedup
 	// One batch, so one round trip and one implicit transaction.
 	b := &pgx.Batch{}
-	if len(lockIDs) > 0 {
-		b.Queue(indexGenericPlansLocking, lockIDs)
-	} else {
-		b.Queue(indexGenericPlans)
-	}
 	var taken []bridge.Job
 	if n > 0 {
-		leases := takeLeases(take, dirs, dedups, firsts)
-		b.Queue(insertJobs, dirs, keys, dedups, payloads, firsts, leases).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var j bridge.Job
-				var took bool
-				if err := scanLeased(rows, &j, &took); err != nil {
-					return err
-				}
-				inserted[[3]string{string(j.Direction), j.Key, j.Dedup}] = true
-				if took {
-					taken = append(taken, j)
-				}
+		leases := cols.takeLeases(take)
+		cols.queue(b, leases, func(j bridge.Job, took bool) {
+			inserted[[3]string{string(j.Direction), j.Key, j.Dedup}] = true
+			if took {
+				taken = append(taken, j)
 			}
-			return rows.Err()
 		})
-		// A key's first job became its head above if the key had no unfinished job. If that
-		// job was a duplicate, and so not inserted, while a later one of the key was, that one
-		// must be the head: promoteHeads sees the new rows and decides. Only keys with several
-		// jobs here can be in that case; for the others it would be a lookup for nothing.
-		if len(multi) > 0 {
-			var pd, pk []string
-			for k := range multi {
-				pd, pk = append(pd, k[0]), append(pk, k[1])
-			}
-			b.Queue(promoteHeads, pd, pk, make([]int64, len(pd)), 0, 0, 0)
-		}
 		// Delivered at commit, once per distinct payload: wakes every process's workers.
 		// Postgres serialises the commits of notifying transactions (one global lock held
 		// across the WAL flush), so a stream of small enqueues, one per conversation catch-up,
@@ -164,13 +113,16 @@ func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch, tak
 		// or waits too (or is a duplicate): nothing for other processes to claim. The jobs of a
 		// skipped notify are not stranded: the enqueuing process wakes its own workers, which
 		// claim them, and other processes see them at the next notify or idle poll.
-		for _, d := range claimable(dirs, keys, firsts, leases, multi) {
+		for _, d := range cols.claimable(leases) {
 			if s.shouldNotify(d) {
 				b.Queue(`SELECT pg_notify($1, $2)`, queueChannel, string(d)+" "+s.self)
 			}
 		}
 	}
 	if len(curNames) > 0 {
+		if n == 0 {
+			b.Queue(indexGenericPlans)
+		}
 		b.Queue(moveCursors, curNames, curPos)
 	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
@@ -188,6 +140,84 @@ func (s *Store) EnqueueBatch(ctx context.Context, batches []bridge.JobBatch, tak
 		}
 	}
 	return counts, taken, nil
+}
+
+// jobColumns are new jobs as the arrays insertJobs unnests, with what queueing them needs:
+// EnqueueBatch and a status change's jobs (changeConversationStatus) queue them the same way.
+type jobColumns struct {
+	dirs, keys, dedups, payloads []string
+	// firsts marks the first job of each key, the only one that may become its head.
+	firsts []bool
+	seen   map[[2]string]bool
+	multi  map[[2]string]bool // keys with more than one job here
+	locks  []int64            // keyLockID of every job's key
+}
+
+func newJobColumns(n int) *jobColumns {
+	return &jobColumns{
+		dirs: make([]string, 0, n), keys: make([]string, 0, n), dedups: make([]string, 0, n),
+		payloads: make([]string, 0, n), firsts: make([]bool, 0, n),
+		seen: make(map[[2]string]bool, n), multi: make(map[[2]string]bool), locks: make([]int64, 0, n),
+	}
+}
+
+// add appends job j, the i-th of its batch, or says why it cannot be queued. An empty payload
+// becomes JSON null, escaped NULs U+FFFD (replaceNUL).
+func (c *jobColumns) add(i int, j bridge.NewJob) error {
+	if err := validDirection(j.Direction); err != nil {
+		return err
+	}
+	if j.Key == "" || j.Dedup == "" {
+		return fmt.Errorf("%s job %d has an empty key or dedup", j.Direction, i)
+	}
+	p := j.Payload
+	if len(p) == 0 {
+		p = json.RawMessage("null")
+	}
+	if !json.Valid(p) {
+		return fmt.Errorf("%s job %q: payload is not valid JSON", j.Direction, j.Dedup)
+	}
+	k := [2]string{string(j.Direction), j.Key}
+	c.dirs, c.keys, c.dedups = append(c.dirs, k[0]), append(c.keys, k[1]), append(c.dedups, j.Dedup)
+	c.payloads, c.firsts = append(c.payloads, replaceNUL(p)), append(c.firsts, !c.seen[k])
+	if c.seen[k] {
+		c.multi[k] = true
+	}
+	c.seen[k] = true
+	c.locks = append(c.locks, keyLockID(j.Direction, j.Key))
+	return nil
+}
+
+// queue adds to b, which must run as one transaction, the statements that insert the jobs with
+// leases (takeLeases; zeros for none): the settings and the keys' locks, the insert, and the
+// head promotion a duplicate first job calls for. each is called with every inserted job and
+// whether it was leased.
+func (c *jobColumns) queue(b *pgx.Batch, leases []int64, each func(j bridge.Job, took bool)) {
+	// Lock keys in one global order so that two enqueuers cannot deadlock.
+	locks := slices.Compact(slices.Sorted(slices.Values(c.locks)))
+	b.Queue(indexGenericPlansLocking, locks)
+	b.Queue(insertJobs, c.dirs, c.keys, c.dedups, c.payloads, c.firsts, leases).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var j bridge.Job
+			var took bool
+			if err := scanLeased(rows, &j, &took); err != nil {
+				return err
+			}
+			each(j, took)
+		}
+		return rows.Err()
+	})
+	// A key's first job became its head above if the key had no unfinished job. If that job
+	// was a duplicate, and so not inserted, while a later one of the key was, that one must be
+	// the head: promoteHeads sees the new rows and decides. Only keys with several jobs here can
+	// be in that case; for the others it would be a lookup for nothing.
+	if len(c.multi) > 0 {
+		var pd, pk []string
+		for k := range c.multi {
+			pd, pk = append(pd, k[0]), append(pk, k[1])
+		}
+		b.Queue(promoteHeads, pd, pk, make([]int64, len(pd)), 0, 0, 0)
+	}
 }
 
 // insertJobs inserts the jobs of the arrays $1..$5 (direction, key, dedup, payload, first of its
@@ -223,13 +253,13 @@ const insertJobs = `
 	LEFT JOIN customers c ON c.platform = j.user_platform AND c.platform_user_id = j.user_id
 	LEFT JOIN conversations v ON v.id = c.conversation_id`
 
-// claimable returns, in order, the directions of the jobs of the arrays that may become pending
-// heads when inserted: a key's first job without a lease, or any job of a key with several
+// claimable returns, in order, the directions of the jobs that may become pending heads when
+// inserted with leases: a key's first job without a lease, or any job of a key with several
 // (promoteHeads may make a later one head).
-func claimable(dirs, keys []string, firsts []bool, leases []int64, multi map[[2]string]bool) []bridge.Direction {
+func (c *jobColumns) claimable(leases []int64) []bridge.Direction {
 	var in, out bool
-	for i, d := range dirs {
-		if (firsts[i] && leases[i] == 0) || multi[[2]string{d, keys[i]}] {
+	for i, d := range c.dirs {
+		if (c.firsts[i] && leases[i] == 0) || c.multi[[2]string{d, c.keys[i]}] {
 			in, out = in || d == string(bridge.In), out || d == string(bridge.Out)
 		}
 	}
@@ -243,10 +273,10 @@ func claimable(dirs, keys []string, firsts []bool, leases []int64, multi map[[2]
 	return ds
 }
 
-// takeLeases are insertJobs' leases ($6) for the jobs of the arrays: take's lease for each key's
-// first job that take names, zero for the others.
-func takeLeases(take bridge.Take, dirs, dedups []string, firsts []bool) []int64 {
-	leases := make([]int64, len(dirs))
+// takeLeases are insertJobs' leases ($6) for the jobs: take's lease for each key's first job
+// that take names, zero for the others.
+func (c *jobColumns) takeLeases(take bridge.Take) []int64 {
+	leases := make([]int64, len(c.dirs))
 	if take.Lease < time.Microsecond {
 		return leases
 	}
@@ -256,8 +286,8 @@ func takeLeases(take bridge.Take, dirs, dedups []string, firsts []bool) []int64 
 			named[[2]string{string(d), u}] = true
 		}
 	}
-	for i := range dirs {
-		if firsts[i] && named[[2]string{dirs[i], dedups[i]}] {
+	for i := range c.dirs {
+		if c.firsts[i] && named[[2]string{c.dirs[i], c.dedups[i]}] {
 			leases[i] = take.Lease.Microseconds()
 		}
 	}
