@@ -32,11 +32,13 @@ func TestDMThreadRepliesWhileAwayAreCaughtUp(t *testing.T) {
 	r.srv.WaitSettled(t)
 
 	dials := r.srv.Dials()
+	release := r.srv.HoldSockets()
 	r.srv.DropSockets()
 	r.srv.UserSays(dm, r.alice, "away reply in the known thread", parents[0], slacktest.Away())
 	r.srv.UserSays(dm, r.alice, "away reply opening a thread", parents[1], slacktest.Away())
 	r.srv.UserSays(dm, r.alice, "away reply in the known thread, 2", parents[0], slacktest.Away())
 	r.srv.UserSays(dm, r.alice, "dm 2", "", slacktest.Away())
+	release()
 	r.srv.WaitDials(t, dials+1)
 
 	r.host.waitN(t, 6)

@@ -275,6 +275,7 @@ func TestCatchUpAfterDisconnectDeliversOnceInOrder(t *testing.T) {
 			// events (Away: only history has them).
 			r.srv.SetQueueWhileDisconnected(true)
 			dials := r.srv.Dials()
+			release := r.srv.HoldSockets()
 			if drop == "disconnect" {
 				r.srv.SendDisconnect("refresh_requested")
 			} else {
@@ -289,6 +290,7 @@ func TestCatchUpAfterDisconnectDeliversOnceInOrder(t *testing.T) {
 			r.srv.UserSays(r.support, r.alice, "reply 4", top, slacktest.Away())
 			top2 := r.srv.UserSays(r.support, r.alice, "ticket 2", "", slacktest.Away())
 			r.srv.UserSays(r.support, r.alice, "ticket 2 reply", top2, slacktest.Away())
+			release()
 			r.srv.WaitDials(t, dials+1)
 
 			msgs := r.host.waitN(t, 12)

@@ -176,6 +176,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	closed     bool
+	held       chan struct{} // while not nil, socket upgrades wait (HoldSockets)
 	done       chan struct{}
 	changed    chan struct{}
 	kick       chan struct{} // wakes the dispatcher

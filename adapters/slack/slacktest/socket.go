@@ -342,7 +342,40 @@ func (s *Server) StrayAcks() []string {
 	return slices.Clone(s.strayAcks)
 }
 
+// HoldSockets makes new Socket Mode connections wait, before their upgrade is answered, until
+// the returned release is called (it may be called more than once). A test uses it to keep the
+// bridge away for certain while things happen "while it is away": without it, the bridge may
+// reconnect, and catch up, before the test has finished writing.
+func (s *Server) HoldSockets() (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := make(chan struct{})
+	s.held = held
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			close(held)
+			if s.held == held {
+				s.held = nil
+			}
+		})
+	}
+}
+
 func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	held := s.held
+	s.mu.Unlock()
+	if held != nil {
+		select {
+		case <-held:
+		case <-s.done:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	ticket := r.URL.Query().Get("ticket")
 	s.mu.Lock()
 	valid := s.tickets[ticket] && !s.closed
