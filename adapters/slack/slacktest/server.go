@@ -177,6 +177,7 @@ type Server struct {
 	mu         sync.Mutex
 	closed     bool
 	held       chan struct{} // while not nil, socket upgrades wait (HoldSockets)
+	holding    int           // socket upgrades waiting on held
 	done       chan struct{}
 	changed    chan struct{}
 	kick       chan struct{} // wakes the dispatcher

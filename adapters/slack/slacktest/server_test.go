@@ -568,14 +568,29 @@ func TestReconnects(t *testing.T) {
 	s.next(t, socketmode.EventTypeHello)
 	srv.WaitConnections(t, 1)
 
+	// Held, the client's next dial waits and nothing is delivered; released, it connects.
+	release := srv.HoldSockets()
 	srv.DropSockets()
+	t.Cleanup(release)
+	srv.WaitFor(t, "a held dial", func() bool { return srv.Holding() == 1 })
+	srv.WaitConnections(t, 0)
+	held := srv.UserSays(ch, u, "while held", "")
+	if srv.Dials() != 2 || srv.Connections() != 0 {
+		t.Fatalf("while held: %d dials, %d sockets; want 2 and 0", srv.Dials(), srv.Connections())
+	}
+	release()
 	srv.WaitDials(t, 3)
 	srv.WaitConnections(t, 1)
+	evt, msg := s.nextMessage(t)
+	if msg.TimeStamp != held || evt.Request.RetryAttempt != 1 {
+		t.Fatalf("after the hold got %s (attempt %d), want %s as a retry", msg.TimeStamp, evt.Request.RetryAttempt, held)
+	}
+	_ = s.sm.AckCtx(context.Background(), evt.Request.EnvelopeID, nil)
 
 	srv.SendMalformed(`{"type": events_api}`)
 	s.next(t, socketmode.EventTypeIncomingError)
 	ts := srv.UserSays(ch, u, "after all that", "")
-	evt, msg := s.nextMessage(t)
+	evt, msg = s.nextMessage(t)
 	if msg.TimeStamp != ts {
 		t.Fatalf("got %s, want %s", msg.TimeStamp, ts)
 	}

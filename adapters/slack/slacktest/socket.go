@@ -364,15 +364,32 @@ func (s *Server) HoldSockets() (release func()) {
 	}
 }
 
+// Holding returns how many socket upgrades wait for a HoldSockets release.
+func (s *Server) Holding() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.holding
+}
+
 func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	held := s.held
+	if held != nil {
+		s.holding++
+		s.notify()
+	}
 	s.mu.Unlock()
 	if held != nil {
 		select {
 		case <-held:
 		case <-s.done:
 		case <-r.Context().Done():
+		}
+		s.mu.Lock()
+		s.holding--
+		s.notify()
+		s.mu.Unlock()
+		if r.Context().Err() != nil {
 			return
 		}
 	}
