@@ -420,10 +420,7 @@ func TestStatusChangeFromAStaleReadChangesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
-	c, err := s.SaveCustomer(ctx, newCustomer("30"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := saveCustomer(t, s, "30")
 	if err := s.SetConversation(ctx, c.ID, 30, "open"); err != nil {
 		t.Fatal(err)
 	}
@@ -460,10 +457,7 @@ func TestStatusChangeQueuesBehindADuplicate(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := pgtest.NewStore(t)
-	c, err := s.SaveCustomer(ctx, newCustomer("32"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := saveCustomer(t, s, "32")
 	if err := s.SetConversation(ctx, c.ID, 32, "open"); err != nil {
 		t.Fatal(err)
 	}
